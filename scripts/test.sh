@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# The one test command: install dependencies, configure, build, run every
+# ctest tier (unit under Criterion, root tests against real node/python).
+# Usage: sudo ./scripts/test.sh [extra ctest args, e.g. -L unit]
+set -euo pipefail
+
+die() { echo "test.sh: $*" >&2; exit 1; }
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${SW_BUILD_DIR:-$ROOT/build}
+cd "$ROOT"
+
+[ "$(id -u)" -eq 0 ] || die "must run as root: the root test tier attaches BPF programs (try: sudo $0)"
+
+# Root tests must fail, never skip silently, when they cannot attach.
+export SW_CI=1
+
+start=$(date +%s)
+echo "== install dependencies"
+"$ROOT/scripts/install-deps.sh" || die "dependency install failed"
+
+echo "== configure + build ($BUILD)"
+cmake -S "$ROOT" -B "$BUILD" >/dev/null || die "cmake configure failed"
+cmake --build "$BUILD" -j2 || die "build failed"
+
+echo "== ctest"
+log=$(mktemp /tmp/stallwatch-ctest.XXXXXX)
+trap 'rm -f "$log"' EXIT
+# --no-tests=error: a tree where no test was registered is a failure, not a pass.
+# pipefail makes the pipeline's status ctest's.
+rc=0
+ctest --test-dir "$BUILD" --output-on-failure --no-tests=error "$@" 2>&1 | tee "$log" || rc=$?
+
+# ctest's own line: "NN% tests passed, F tests failed out of T"
+line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1 || true)
+echo
+echo "== summary ($(($(date +%s) - start)) s)"
+if [ -n "$line" ]; then
+	failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+	total=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
+	echo "test.sh: $((total - failed)) passed, $failed failed"
+	[ "$failed" -eq 0 ] || [ "$rc" -ne 0 ] || rc=1
+else
+	echo "test.sh: ctest printed no result line (exit $rc)"
+	[ "$rc" -ne 0 ] || rc=1
+fi
+if [ "$rc" -eq 0 ]; then
+	echo "test.sh: OK"
+else
+	echo "test.sh: FAILED (exit $rc)" >&2
+fi
+exit "$rc"
