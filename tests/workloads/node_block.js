@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+// Node workload: the main thread blocks on a known schedule.
+//
+//   node node_block.js [--schedule spin:80,spin:150,spin:300,execSync:200,sleep:120]
+//                      [--gap-ms 400] [--tick-ms 5]
+//
+// Block kinds:
+//   spin:MS      busy loop on process.hrtime (on CPU)
+//   execSync:MS  child_process.execSync('sleep S'): a nested libuv loop on
+//                another epoll fd, which must count as busy time
+//   sleep:MS     Atomics.wait on a SharedArrayBuffer (futex, off CPU)
+//
+// stdout, one JSON object per line:
+//   {"event":"ready","pid":..,"tid":..,"version":"v20..","exe":".."}
+//   (after the line "go" on stdin)
+//   {"event":"block","kind":..,"ms":..,"tid":..,"start_ns":..,"end_ns":..}  per block
+//   {"event":"done","eld_max_ns":..,"eld_count":..}
+// Between blocks the loop ticks every --tick-ms (setInterval) for --gap-ms.
+// perf_hooks.monitorEventLoopDelay({resolution: 1}) runs from "go" to "done".
+// Stays alive until stdin closes or SIGTERM.
+'use strict';
+const { execSync } = require('child_process');
+const { monitorEventLoopDelay } = require('perf_hooks');
+const sw = require('./swlib');
+
+const args = sw.parseArgs(process.argv.slice(2), {
+  schedule: 'spin:80,spin:150,spin:300,execSync:200,sleep:120',
+  gapMs: 400,
+  tickMs: 5,
+});
+const schedule = sw.parseSchedule(args.schedule);
+const TID = sw.tid();
+let ticks = 0;
+setInterval(() => { ticks++; }, args.tickMs);
+
+function block(kind, ms) {
+  let start, end;
+  switch (kind) {
+    case 'spin':
+      [start, end] = sw.spin(ms);
+      break;
+    case 'execSync':
+      start = sw.now();
+      execSync(`sleep ${ms / 1000}`, { stdio: 'ignore' });
+      end = sw.now();
+      break;
+    case 'sleep': {
+      const ia = new Int32Array(new SharedArrayBuffer(4));
+      start = sw.now();
+      Atomics.wait(ia, 0, 0, ms);
+      end = sw.now();
+      break;
+    }
+    default:
+      throw new Error(`unknown block kind ${kind}`);
+  }
+  return { event: 'block', kind, ms, tid: TID, start_ns: start, end_ns: end };
+}
+
+async function run() {
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
+  for (const { kind, ms } of schedule) {
+    await sw.sleep(args.gapMs);
+    // Runs in a timer callback: right after the loop's wait returned.
+    sw.emit(block(kind, ms));
+  }
+  await sw.sleep(args.gapMs);
+  eld.disable();
+  sw.emit({ event: 'done', eld_max_ns: eld.max, eld_count: eld.count, ticks });
+}
+
+sw.watchStdin(() => { run().catch((e) => { console.error(e); process.exit(3); }); });
+process.on('SIGTERM', () => process.exit(0));
+sw.emit({ event: 'ready', pid: process.pid, tid: TID, version: process.version, exe: process.execPath });

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// Shared helpers for the Node workloads: JSON lines with exact (BigInt)
+// CLOCK_MONOTONIC nanoseconds, thread ids, busy spins and a schedule parser.
+'use strict';
+const fs = require('fs');
+
+// process.hrtime.bigint() is uv_hrtime(): CLOCK_MONOTONIC, the agent's clock.
+const now = () => process.hrtime.bigint();
+
+// "PID/task/TID" for the calling thread, main or worker.
+function tid() {
+  const link = fs.readlinkSync('/proc/thread-self');
+  return Number(link.split('/').pop());
+}
+
+// One JSON object per line. BigInts are written as plain JSON integers, so
+// nanosecond timestamps survive without rounding.
+function line(obj) {
+  return JSON.stringify(obj, (k, v) => (typeof v === 'bigint' ? `__BIG__${v}` : v))
+    .replace(/"__BIG__(-?\d+)"/g, '$1') + '\n';
+}
+function emit(obj) {
+  // stdout on a pipe is synchronous on Linux; a file or tty too.
+  process.stdout.write(line(obj));
+}
+
+function spin(ms) {
+  const start = now();
+  const until = start + BigInt(Math.round(ms * 1e6));
+  while (now() < until) { /* busy */ }
+  return [start, now()];
+}
+
+// "spin:80,spin:150,execSync:200" -> [{kind:'spin', ms:80}, ...]
+function parseSchedule(text) {
+  if (!text) return [];
+  return text.split(',').filter(Boolean).map((item) => {
+    const [kind, ms] = item.split(':');
+    if (!kind || !(Number(ms) >= 0)) throw new Error(`bad schedule item: ${item}`);
+    return { kind, ms: Number(ms) };
+  });
+}
+
+// --name value / --flag parser, nothing more.
+function parseArgs(argv, defaults) {
+  const out = Object.assign({}, defaults);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument: ${a}`);
+    const key = a.slice(2).replace(/-([a-z])/g, (m, c) => c.toUpperCase());
+    if (!(key in defaults)) throw new Error(`unknown option: ${a}`);
+    if (typeof defaults[key] === 'boolean') { out[key] = true; continue; }
+    if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+    const v = argv[++i];
+    out[key] = typeof defaults[key] === 'number' ? Number(v) : v;
+  }
+  return out;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Calls onGo() on the line "go"; exits when stdin closes (the harness died or
+// is done with us). Only when stdin is a pipe or a file: a server started from
+// a terminal or with </dev/null keeps running until SIGTERM.
+function watchStdin(onGo, { exitOnEof = true } = {}) {
+  let buf = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const l = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (l === 'go' && onGo) { const f = onGo; onGo = null; f(); }
+    }
+  });
+  process.stdin.on('end', () => { if (exitOnEof) process.exit(0); });
+  process.stdin.on('error', () => { if (exitOnEof) process.exit(0); });
+}
+
+function stdinIsPipe() {
+  try { return fs.fstatSync(0).isFIFO() || fs.fstatSync(0).isSocket(); } catch (e) { return false; }
+}
+
+module.exports = { now, tid, line, emit, spin, parseSchedule, parseArgs, sleep, watchStdin, stdinIsPipe };
