@@ -1,0 +1,616 @@
+# SPDX-License-Identifier: Apache-2.0
+"""stallwatch overhead benchmark: every figure with and without the agent.
+
+Run through bench/run.sh (it installs deps and builds first). Needs root.
+
+Stages (each alternates runs without/with the agent, several repetitions,
+medians reported):
+  http      wrk -t1 -c32 against a Node and a Python asyncio (aiohttp) server,
+            the agent attached to the server; for Node also the in-process
+            peer perf_hooks.monitorEventLoopDelay at 10 ms and 1 ms resolution
+  loop      1-byte ping-pong inside one process (Node, asyncio): ns per loop
+            iteration the agent adds
+  bystander redis-server under redis-benchmark, and dd bs=1 (one read + one
+            write syscall per byte), the agent attached to another process
+  bpfstats  in-kernel run time per invocation of each agent BPF program
+            (kernel.bpf_stats_enabled=1, separate run so it biases nothing else)
+  uprobe    cost of one uprobe hit on this machine (tracefs uprobe, no BPF)
+
+Only the standard library: runs under any python3.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WL = os.path.join(HERE, "workloads")
+NODE = "/usr/bin/node"
+PY = "/usr/bin/python3.11"  # Debian's, where python3-aiohttp is installed
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg):
+    print(f"bench: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+# --------------------------------------------------------------------------
+# processes
+
+class Proc:
+    """A child whose JSON stdout lines are collected by a reader thread."""
+
+    def __init__(self, argv, stdin=False, name=None, env=None):
+        self.name = name or os.path.basename(argv[0])
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  text=True, bufsize=1, env=env)
+        self.lines, self.err = [], []
+        self.cv = threading.Condition()
+        threading.Thread(target=self._read, args=(self.p.stdout, self.lines), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.p.stderr, self.err), daemon=True).start()
+
+    def _read(self, f, into):
+        for line in f:
+            with self.cv:
+                into.append(line.rstrip("\n"))
+                self.cv.notify_all()
+        with self.cv:
+            self.cv.notify_all()
+
+    def objs(self):
+        out = []
+        with self.cv:
+            lines = list(self.lines)
+        for l in lines:
+            try:
+                o = json.loads(l)
+                if isinstance(o, dict):
+                    out.append(o)
+            except ValueError:
+                pass
+        return out
+
+    def wait_for(self, pred, timeout):
+        end = time.monotonic() + timeout
+        while True:
+            for o in self.objs():
+                if pred(o):
+                    return o
+            if self.p.poll() is not None:
+                time.sleep(0.1)  # let the reader drain
+                for o in self.objs():
+                    if pred(o):
+                        return o
+                die(f"{self.name} exited ({self.p.returncode}) before the expected line; "
+                    f"stderr: {' | '.join(self.err[-5:])}")
+            left = end - time.monotonic()
+            if left <= 0:
+                die(f"{self.name}: timed out after {timeout}s waiting for a line; "
+                    f"stderr: {' | '.join(self.err[-5:])}")
+            with self.cv:
+                self.cv.wait(min(left, 0.2))
+
+    def send(self, s):
+        self.p.stdin.write(s)
+        self.p.stdin.flush()
+
+    def cpu_seconds(self):
+        try:
+            with open(f"/proc/{self.p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            return None
+
+    def stop(self, sig=signal.SIGINT, timeout=10):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def start_server(argv, name):
+    p = Proc(argv, name=name)
+    ready = p.wait_for(lambda o: o.get("event") == "ready", 30)
+    return p, ready
+
+
+class Agent:
+    """The agent attached to pids for the duration of a `with` block."""
+    binary = None
+    extra = []
+
+    def __init__(self, pids):
+        self.pids = pids
+
+    def __enter__(self):
+        argv = [Agent.binary, "--json", "--interval", "1"] + Agent.extra
+        for pid in self.pids:
+            argv += ["--pid", str(pid)]
+        self.proc = Proc(argv, name="stallwatch-agent")
+        for pid in self.pids:
+            self.proc.wait_for(lambda o, pid=pid: o.get("kind") == "process" and o.get("pid") == pid, 30)
+        time.sleep(1.0)  # past the attach transient
+        self.cpu0, self.t0 = self.proc.cpu_seconds(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        cpu1, t1 = self.proc.cpu_seconds(), time.monotonic()
+        self.cpu_frac = (cpu1 - self.cpu0) / (t1 - self.t0) if cpu1 is not None else None
+        self.proc.stop()
+        if self.proc.p.returncode not in (0, -signal.SIGINT, 130):
+            die(f"agent exited {self.proc.p.returncode}: {' | '.join(self.proc.err[-5:])}")
+        return False
+
+    def summaries(self):
+        return [o for o in self.proc.objs() if o.get("kind") == "loop_summary"]
+
+
+# --------------------------------------------------------------------------
+# measurements
+
+def run_wrk(port, seconds, path="/"):
+    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        die(f"cannot parse wrk output: {out!r}")
+    if re.search(r"Non-2xx|Socket errors", out):
+        die(f"wrk saw errors: {out!r}")
+    return float(m.group(1))
+
+
+def http_get(port, path):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+    if b" 200 " not in data.split(b"\r\n", 1)[0]:
+        die(f"GET {path} failed: {data[:200]!r}")
+    return data
+
+
+def alternate(reps, variants, measure):
+    """Run measure(variant) reps times for each variant, rotating the order so
+    that no variant always runs first (drift and thermal effects spread out)."""
+    res = {v: [] for v in variants}
+    for r in range(reps):
+        k = r % len(variants)
+        order = variants[k:] + variants[:k]
+        for v in order:
+            x = measure(v)
+            res[v].append(x)
+            log(f"  rep {r + 1}/{reps} {v}: {x:.6g}")
+    return res
+
+
+def stage_http(a, rows, notes):
+    servers = [
+        ("Node 20 http", [NODE, os.path.join(WL, "node_http.js")]),
+        ("Python 3.11 aiohttp (asyncio)", [PY, os.path.join(WL, "py_http.py"), "--app", "aiohttp"]),
+    ]
+    for label, argv in servers:
+        srv, ready = start_server(argv, label)
+        port, pid = ready["port"], ready["pid"]
+        try:
+            log(f"http: {label} pid {pid} port {port}: warm-up")
+            run_wrk(port, 3)
+            variants = ["off", "agent"]
+            if label.startswith("Node"):
+                variants += ["eld10", "eld1"]
+            agent_cpu = []
+
+            def measure(v):
+                if v.startswith("eld"):
+                    http_get(port, f"/eld?res={v[3:]}")
+                    try:
+                        return run_wrk(port, a.wrk_seconds)
+                    finally:
+                        http_get(port, "/eld/p99")  # read it, as a real exporter would
+                        http_get(port, "/eld?res=0")
+                if v == "agent":
+                    with Agent([pid]) as ag:
+                        x = run_wrk(port, a.wrk_seconds)
+                    agent_cpu.append(ag.cpu_frac)
+                    return x
+                return run_wrk(port, a.wrk_seconds)
+
+            res = alternate(a.reps, variants, measure)
+            base = res["off"]
+            names = {"agent": "stallwatch agent attached",
+                     "eld10": "peer: monitorEventLoopDelay 10 ms (in-process)",
+                     "eld1": "peer: monitorEventLoopDelay 1 ms (in-process)"}
+            for v in variants[1:]:
+                rows.append(row(f"{label}: req/s, wrk -t1 -c32 -d{a.wrk_seconds}s", names[v], base, res[v]))
+            if agent_cpu and None not in agent_cpu:
+                notes.append(f"Agent CPU while attached to the {label} server under load: "
+                             f"median {100 * statistics.median(agent_cpu):.2f} % of one core.")
+        finally:
+            srv.stop(signal.SIGTERM)
+
+
+def stage_loop(a, rows, notes):
+    loads = [
+        ("Node 20", [NODE, os.path.join(WL, "node_pingpong.js")]),
+        ("Python 3.11 asyncio", [PY, os.path.join(WL, "py_pingpong.py")]),
+    ]
+    for label, argv in loads:
+        ipr = []  # loop iterations per round trip, as counted by the agent
+
+        def measure(v):
+            p = Proc(argv + ["--seconds", str(a.loop_seconds)], stdin=True, name=label)
+            ready = p.wait_for(lambda o: o.get("event") == "ready", 30)
+            try:
+                if v == "agent":
+                    with Agent([ready["pid"]]) as ag:
+                        p.send("go\n")
+                        r = p.wait_for(lambda o: o.get("event") == "result", a.loop_seconds + 30)
+                        time.sleep(1.1)  # one more summary interval
+                    rt_rate = r["roundtrips"] / r["seconds"]
+                    rates = [s["iterations"] / (s["interval_ms"] / 1000.0) for s in ag.summaries()
+                             if s.get("pid") == ready["pid"] and s.get("iterations", 0) > 0
+                             and s.get("interval_ms", 0) > 0]
+                    if rates:
+                        # the busiest thread's full intervals: the ping-pong loop
+                        top = sorted(rates)[len(rates) // 2:]
+                        ipr.append(statistics.median(top) / rt_rate)
+                else:
+                    p.send("go\n")
+                    r = p.wait_for(lambda o: o.get("event") == "result", a.loop_seconds + 30)
+                return r["ns_per_roundtrip"]
+            finally:
+                p.stop(signal.SIGTERM)
+
+        log(f"loop: {label}")
+        res = alternate(a.reps, ["off", "agent"], measure)
+        rows.append(row(f"{label}: ns per ping-pong round trip (lower is better)",
+                        "stallwatch agent attached", res["off"], res["agent"], lower_better=True))
+        d = statistics.median(res["agent"]) - statistics.median(res["off"])
+        if ipr:
+            it = statistics.median(ipr)
+            notes.append(f"{label}: the agent counted {it:.2f} loop iterations per round trip; "
+                         f"added cost {d:.0f} ns per round trip = {d / it:.0f} ns per loop iteration.")
+        else:
+            notes.append(f"{label}: added cost {d:.0f} ns per round trip "
+                         f"(the agent reported no iteration counts to convert it per iteration).")
+
+
+def stage_bystander(a, rows, notes):
+    # the agent watches an idle Node server; redis and dd are not traced at all
+    target, ready = start_server([NODE, os.path.join(WL, "node_http.js")], "idle node target")
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--daemonize", "no",
+                              "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port, 10)
+
+        def redis_bench():
+            out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-q",
+                                  "-n", "200000", "-t", "get,set", "-P", "1"],
+                                 capture_output=True, text=True, check=True).stdout
+            out = out.replace("\r", "\n")
+            got = {}
+            for k in ("SET", "GET"):
+                m = re.findall(rf"^{k}: ([\d.]+) requests per second", out, re.M)
+                if not m:
+                    die(f"cannot parse redis-benchmark output: {out[-300:]!r}")
+                got[k] = float(m[-1])
+            return got
+
+        redis_bench()  # warm-up
+        per = {"SET": {"off": [], "agent": []}, "GET": {"off": [], "agent": []}}
+
+        def measure_redis(v):
+            if v == "agent":
+                with Agent([ready["pid"]]):
+                    g = redis_bench()
+            else:
+                g = redis_bench()
+            for k in g:
+                per[k][v].append(g[k])
+            return g["SET"] + g["GET"]
+
+        log("bystander: redis-benchmark")
+        alternate(a.reps, ["off", "agent"], measure_redis)
+        for k in ("SET", "GET"):
+            rows.append(row(f"bystander redis-server 7.0: {k} req/s, redis-benchmark -n 200000 -P 1",
+                            "agent attached to another process", per[k]["off"], per[k]["agent"]))
+
+        def dd_once():
+            out = subprocess.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=2000000"],
+                                 capture_output=True, text=True, check=True,
+                                 env=dict(os.environ, LC_ALL="C")).stderr
+            m = re.search(r"copied, ([\d.e+-]+) s", out)
+            if not m:
+                die(f"cannot parse dd output: {out!r}")
+            return float(m.group(1))
+
+        def measure_dd(v):
+            if v == "agent":
+                with Agent([ready["pid"]]):
+                    return dd_once()
+            return dd_once()
+
+        log("bystander: dd bs=1 (worst case)")
+        res = alternate(a.reps, ["off", "agent"], measure_dd)
+        rows.append(row("worst-case bystander: dd bs=1 count=2000000, seconds (lower is better)",
+                        "agent attached to another process", res["off"], res["agent"], lower_better=True))
+        d = statistics.median(res["agent"]) - statistics.median(res["off"])
+        notes.append(f"dd makes 4,000,000 syscalls (a read and a write per byte): the agent's syscall "
+                     f"tracepoints add {d * 1e9 / 4e6:.0f} ns per syscall to a process it does not watch.")
+    finally:
+        redis.terminate()
+        redis.wait()
+        target.stop(signal.SIGTERM)
+
+
+def stage_bpfstats(a, rows, notes, mech):
+    """In-kernel cost of each agent program, from the kernel's own run-time stats."""
+    try:
+        old = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    except OSError:
+        notes.append("bpf stats: /proc/sys/kernel/bpf_stats_enabled missing; skipped.")
+        return
+    p = Proc([NODE, os.path.join(WL, "node_pingpong.js"), "--seconds", str(a.loop_seconds)],
+             stdin=True, name="node pingpong")
+    ready = p.wait_for(lambda o: o.get("event") == "ready", 30)
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1")
+        with Agent([ready["pid"]]) as ag:
+            p.send("go\n")
+            p.wait_for(lambda o: o.get("event") == "result", a.loop_seconds + 30)
+            progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
+                                              text=True, check=True).stdout)
+            ids = agent_prog_ids(ag.proc.p.pid)
+        n0 = len(mech)
+        for pr in progs:
+            if pr.get("id") in ids and pr.get("run_cnt"):
+                mech.append((pr.get("name", "?"), pr.get("type", "?"), pr["run_cnt"],
+                             pr["run_time_ns"] / pr["run_cnt"]))
+        if len(mech) == n0:
+            notes.append("bpf stats: no agent program with a run count was found.")
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(old)
+        p.stop(signal.SIGTERM)
+
+
+def agent_prog_ids(pid):
+    """BPF program ids the agent holds, from its fds' fdinfo (Debian's bpftool
+    is built without the skeleton that would give `pids` in `prog show`)."""
+    ids = set()
+    d = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(d):
+        try:
+            with open(os.path.join(d, fd)) as f:
+                m = re.search(r"^prog_id:\s+(\d+)", f.read(), re.M)
+        except OSError:
+            continue
+        if m:
+            ids.add(int(m.group(1)))
+    return ids
+
+
+def stage_uprobe(a, rows, notes, mech):
+    """Time a call to a trivial function with and without a uprobe on it."""
+    src = os.path.join(HERE, "uprobe_target.c")
+    binp = os.path.join(HERE, "out", "uprobe_target")
+    subprocess.run(["cc", "-O2", "-Wall", "-o", binp, src], check=True)
+    tfs = "/sys/kernel/tracing"
+    if not os.path.exists(os.path.join(tfs, "uprobe_events")):
+        subprocess.run(["mount", "-t", "tracefs", "nodev", tfs], check=False)
+    if not os.path.exists(os.path.join(tfs, "uprobe_events")):
+        notes.append("uprobe: tracefs not available; skipped.")
+        return
+    n = 200000
+
+    def tw(path, text):
+        # raw O_APPEND write: Python's "a" mode seeks, which tracefs refuses
+        fd = os.open(os.path.join(tfs, path), os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+    with open(os.path.join(tfs, "tracing_on")) as f:
+        tracing_was = f.read().strip()
+    try:
+        # the event is recorded in the trace buffer: keep the buffer off so the
+        # figure is the trap itself, as a BPF uprobe pays it
+        tw("tracing_on", "0")
+        for kind, label in (("emul", "uprobe hit, first instruction emulated (push %rbp)"),
+                            ("xol", "uprobe hit, first instruction single-stepped out of line")):
+            off = symbol_file_offset(binp, f"sw_bench_{kind}")
+
+            def measure(v):
+                if v == "uprobe":
+                    tw("uprobe_events", f"p:swbench/{kind} {binp}:0x{off:x}\n")
+                    try:
+                        tw(f"events/swbench/{kind}/enable", "1")
+                        return run_target()
+                    finally:
+                        tw(f"events/swbench/{kind}/enable", "0")
+                        tw("uprobe_events", f"-:swbench/{kind}\n")
+                return run_target()
+
+            def run_target():
+                out = subprocess.run([binp, kind, str(n)], capture_output=True, text=True,
+                                     check=True).stdout
+                return float(out.split()[0])  # ns per call
+
+            log(f"uprobe: cost of one hit ({kind})")
+            res = alternate(a.reps, ["off", "uprobe"], measure)
+            d = statistics.median(res["uprobe"]) - statistics.median(res["off"])
+            mech.append((label + " (tracefs probe, no BPF program)", "uprobe", n * a.reps, d))
+    finally:
+        tw("tracing_on", tracing_was)
+
+
+def symbol_file_offset(path, sym):
+    nm = subprocess.run(["nm", path], capture_output=True, text=True, check=True).stdout
+    m = re.search(rf"^([0-9a-f]+) [Tt] {sym}$", nm, re.M)
+    if not m:
+        die(f"{sym} not found in {path}")
+    addr = int(m.group(1), 16)
+    ph = subprocess.run(["readelf", "-lW", path], capture_output=True, text=True, check=True).stdout
+    for l in ph.splitlines():
+        f = l.split()
+        if f and f[0] == "LOAD":
+            off, vaddr, filesz = int(f[1], 16), int(f[2], 16), int(f[4], 16)
+            if vaddr <= addr < vaddr + filesz:
+                return addr - vaddr + off
+    die(f"no LOAD segment holds {sym} in {path}")
+
+
+# --------------------------------------------------------------------------
+# helpers and report
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    die(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def row(what, variant, base, other, lower_better=False):
+    mb, mo = statistics.median(base), statistics.median(other)
+    change = (mo / mb - 1) * 100
+    cost = change if lower_better else -change
+    return dict(what=what, variant=variant, base=mb, other=mo, change=change, cost=cost,
+                n=len(base), spread=(min(base), max(base)), spread_o=(min(other), max(other)))
+
+
+def fmt(x):
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 1:
+        return f"{x:.3f}"
+    return f"{x:.4g}"
+
+
+def report(a, rows, notes, mech, started, stages):
+    k = os.uname()
+    cpu = "?"
+    try:
+        for l in open("/proc/cpuinfo"):
+            if l.startswith("model name"):
+                cpu = l.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = []
+    out.append("# stallwatch overhead benchmark\n")
+    out.append(f"- date (UTC): {started}")
+    out.append(f"- machine: {os.cpu_count()} vCPU ({cpu}), kernel {k.release}, {k.machine}")
+    out.append(f"- node {subprocess.run([NODE, '--version'], capture_output=True, text=True).stdout.strip()}, "
+               f"{subprocess.run([PY, '--version'], capture_output=True, text=True).stdout.strip()}")
+    out.append(f"- command: `sudo ./bench/run.sh` (stages: {', '.join(stages)}; {a.reps} repetitions "
+               f"per variant, alternating order; medians; wrk {a.wrk_seconds} s, loop {a.loop_seconds} s)")
+    out.append(f"- agent: `{' '.join([os.path.relpath(Agent.binary, ROOT), '--json', '--interval', '1'] + Agent.extra)} --pid PID`\n")
+    if rows:
+        out.append("| workload and metric | variant | without (median) | with (median) | change | cost | runs | spread without | spread with |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            out.append(f"| {r['what']} | {r['variant']} | {fmt(r['base'])} | {fmt(r['other'])} | "
+                       f"{r['change']:+.2f} % | {r['cost']:+.2f} % | {r['n']} | "
+                       f"{fmt(r['spread'][0])}–{fmt(r['spread'][1])} | "
+                       f"{fmt(r['spread_o'][0])}–{fmt(r['spread_o'][1])} |")
+        out.append("\n`cost` is the loss for the measured workload (throughput lost, or time added); "
+                   "negative means the variant measured faster, i.e. within noise.\n")
+    if mech:
+        out.append("## Mechanisms\n")
+        out.append("| program / mechanism | type | invocations | ns per invocation |")
+        out.append("|---|---|---:|---:|")
+        for name, typ, cnt, ns in mech:
+            out.append(f"| {name} | {typ} | {cnt:,} | {ns:,.0f} |")
+        out.append("")
+    if notes:
+        out.append("## Notes\n")
+        out.extend(f"- {n}" for n in notes)
+        out.append("")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agent", default=os.path.join(ROOT, "build", "stallwatch-agent"))
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--wrk-seconds", type=int, default=10)
+    ap.add_argument("--loop-seconds", type=int, default=5)
+    ap.add_argument("--stages", default="http,loop,bystander,bpfstats,uprobe")
+    ap.add_argument("--out", default=os.path.join(HERE, "out", "results.md"))
+    ap.add_argument("--agent-arg", action="append", default=[], help="extra agent argument")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        die("must run as root: the agent loads BPF programs (try: sudo ./bench/run.sh)")
+    if not os.access(a.agent, os.X_OK):
+        die(f"agent binary {a.agent} not found: build first (cmake -S . -B build && cmake --build build)")
+    for tool, pkg in (("wrk", "wrk"), ("redis-server", "redis-server"), ("redis-benchmark", "redis-tools"),
+                      ("bpftool", "bpftool"), ("cc", "build-essential")):
+        if subprocess.run(["sh", "-c", f"command -v {tool} || test -x /usr/sbin/{tool}"],
+                          capture_output=True).returncode:
+            die(f"{tool} not found: install {pkg} (./scripts/install-deps.sh)")
+    os.environ["PATH"] += ":/usr/sbin:/sbin"
+    Agent.binary, Agent.extra = os.path.abspath(a.agent), a.agent_arg
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
+
+    started = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
+    stages = [s for s in a.stages.split(",") if s]
+    rows, notes, mech = [], [], []
+    for s in stages:
+        if s == "http":
+            stage_http(a, rows, notes)
+        elif s == "loop":
+            stage_loop(a, rows, notes)
+        elif s == "bystander":
+            stage_bystander(a, rows, notes)
+        elif s == "bpfstats":
+            stage_bpfstats(a, rows, notes, mech)
+        elif s == "uprobe":
+            stage_uprobe(a, rows, notes, mech)
+        else:
+            die(f"unknown stage {s!r} (http, loop, bystander, bpfstats, uprobe)")
+    md = report(a, rows, notes, mech, started, stages)
+    with open(a.out, "w") as f:
+        f.write(md)
+    print(md)
+    log(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
