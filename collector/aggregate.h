@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The collector's store: what every agent told us, folded per loop thread,
+ * plus a bounded list of blocked-loop incidents. Written by the ingest
+ * thread, read by the HTTP thread; one mutex guards all of it, because a
+ * scrape must see one batch applied entirely or not at all.
+ *
+ * Everything is bounded: loop series by max_loops, incidents by
+ * max_incidents, agents by SW_STORE_MAX_AGENTS. What is refused is counted.
+ */
+#ifndef SW_COLLECTOR_AGGREGATE_H
+#define SW_COLLECTOR_AGGREGATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "histogram.h"
+#include "stallwatch.pb-c.h"
+
+/* Room for the pattern ids of common/rules.c (6 today); checked at __new. */
+#define SW_STORE_MAX_PATTERNS 16
+/* Agents outlive their connection by the expiry period; a peer cycling
+ * through agent ids must not grow the table without end. */
+#define SW_STORE_MAX_AGENTS 1024
+/* Series of a process that exited or of an agent that went away are
+ * removed this long after: long enough for a scrape to see their last
+ * values, short enough that pid churn does not fill --max-loops. */
+#define SW_STORE_EXPIRE_NS (300ull * 1000000000ull)
+
+#define SW_NAME_LEN 128 /* host names (HOST_NAME_MAX is 64), agent ids */
+#define SW_SHORT_LEN 32 /* comm (15), role, runtime, syscall names */
+
+struct sw_store_opts {
+	size_t max_loops;
+	size_t max_incidents;
+	uint64_t expire_ns; /* 0: SW_STORE_EXPIRE_NS */
+};
+
+/* Read-only views, valid only between sw_store__lock() and __unlock(). */
+struct sw_loop_view {
+	const char *host;
+	const char *agent;
+	char runtime[SW_SHORT_LEN]; /* one of node, python, native */
+	char role[SW_SHORT_LEN];    /* one of main, worker, asyncio, loop */
+	char comm[SW_SHORT_LEN];
+	char thread[SW_SHORT_LEN];
+	uint32_t pid, tid;
+
+	/* cumulative since the series was created */
+	struct sw_hist hist;
+	uint64_t hist_sum_ns; /* sum of bucket middles: the histogram's _sum */
+	uint64_t iterations;
+	uint64_t busy_ns;
+	uint64_t idle_ns;
+	uint64_t blocked[SW_STORE_MAX_PATTERNS];    /* ended incidents by pattern */
+	uint64_t blocked_ns[SW_STORE_MAX_PATTERNS]; /* their duration */
+
+	/* last reporting interval */
+	double min_ns, max_ns, mean_ns, stddev_ns, p50_ns, p90_ns, p99_ns;
+	double utilization;
+	uint64_t ongoing_ns; /* block in progress, 0 when none */
+
+	uint64_t stale_since_ns; /* 0 while live */
+};
+
+struct sw_agent_view {
+	char id[SW_NAME_LEN];
+	char host[SW_NAME_LEN];
+	char version[SW_SHORT_LEN];
+	bool up; /* at least one open connection */
+	bool have_health;
+	uint64_t ringbuf_drops, thread_map_full, failed_reads, lost_events;
+	uint64_t stream_dropped_batches, stream_dropped_bytes, reconnects, batches_sent;
+};
+
+struct sw_incident_view {
+	char host[SW_NAME_LEN];
+	char agent[SW_NAME_LEN];
+	char thread[SW_SHORT_LEN];
+	char role[SW_SHORT_LEN];
+	char runtime[SW_SHORT_LEN];
+	char top_syscall[SW_SHORT_LEN];
+	uint32_t pid, tid;
+	uint64_t start_ns; /* agent's CLOCK_MONOTONIC */
+	uint64_t start_unix_ns;
+	uint64_t duration_ns;
+	uint64_t oncpu_ns, offcpu_ns, runq_ns, top_syscall_ns;
+	bool ongoing;
+	/* re-derived by common/rules.c; static strings */
+	const char *pattern, *summary, *advice;
+};
+
+struct sw_store_counters {
+	uint64_t series_dropped;
+	uint64_t incidents_dropped;
+	uint64_t batches_gap;
+	uint64_t batches;
+};
+
+struct sw_store;
+
+/* Returns NULL with errno set (EINVAL, ENOMEM). */
+struct sw_store *sw_store__new(const struct sw_store_opts *opts);
+void sw_store__free(struct sw_store *s);
+
+/*
+ * A connection of agent `id` identified itself (hello may be NULL when the
+ * peer sent none: the ingest side then names it after the peer address).
+ * Returns 0 or -ENOSPC when the agent table is full.
+ */
+int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1__Hello *hello,
+		       uint64_t now_ns);
+/* That connection closed: at zero connections the agent's series go stale. */
+void sw_store__agent_down(struct sw_store *s, const char *id, uint64_t now_ns);
+
+/*
+ * Fold one batch (already validated by ingest: hist schema and bucket
+ * indexes) of agent id into the store. Returns 0 or -ENOENT if the agent
+ * is not known (sw_store__agent_up first).
+ */
+int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
+		    uint64_t now_ns);
+
+/* Remove series stale for longer than the expiry period. */
+void sw_store__tick(struct sw_store *s, uint64_t now_ns);
+
+void sw_store__lock(struct sw_store *s);
+void sw_store__unlock(struct sw_store *s);
+/* The rest need the lock held. */
+size_t sw_store__nloops(const struct sw_store *s);
+const struct sw_loop_view *sw_store__loop(const struct sw_store *s, size_t i);
+size_t sw_store__nagents(const struct sw_store *s);
+const struct sw_agent_view *sw_store__agent(const struct sw_store *s, size_t i);
+/* i = 0 is the most recently inserted incident */
+size_t sw_store__nincidents(const struct sw_store *s);
+const struct sw_incident_view *sw_store__incident(const struct sw_store *s, size_t i);
+void sw_store__counters(const struct sw_store *s, struct sw_store_counters *c);
+
+/* Number of pattern ids and the index of one ("blocked" for unknown ids). */
+size_t sw_store__npatterns(void);
+size_t sw_store__pattern_index(const char *pattern);
+
+#endif

@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "export.h"
+#include "rules.h"
+
+/* ---- buffer ---- */
+
+void sw_buf__printf(struct sw_buf *b, const char *fmt, ...)
+{
+	size_t want, ncap;
+	va_list ap;
+	char *np;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->p && (size_t)n < room) {
+			b->len += n;
+			return;
+		}
+		want = b->len + n + 1;
+		ncap = b->cap ? b->cap : 16384;
+		while (ncap < want)
+			ncap *= 2;
+		np = realloc(b->p, ncap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+}
+
+void sw_buf__free(struct sw_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- Prometheus text ---- */
+
+/* le bounds of the exported histogram: the OTel/Prometheus-style coarse
+ * buckets from 100 us to 60 s. The strings are what goes on the wire, the
+ * ns are handed to sw_hist_count_le(). */
+static const struct {
+	const char *le;
+	uint64_t ns;
+} le_bounds[] = {
+	{ "0.0001", 100000ull },	{ "0.00025", 250000ull },     { "0.0005", 500000ull },
+	{ "0.001", 1000000ull },	{ "0.0025", 2500000ull },     { "0.005", 5000000ull },
+	{ "0.01", 10000000ull },	{ "0.025", 25000000ull },     { "0.05", 50000000ull },
+	{ "0.1", 100000000ull },	{ "0.25", 250000000ull },     { "0.5", 500000000ull },
+	{ "1", 1000000000ull },		{ "2.5", 2500000000ull },     { "5", 5000000000ull },
+	{ "10", 10000000000ull },	{ "30", 30000000000ull },     { "60", 60000000000ull },
+};
+
+/* Label values: backslash, double quote and line feed are escaped
+ * (exposition format 0.0.4); anything else goes as is (UTF-8). */
+static void put_escaped(struct sw_buf *b, const char *s)
+{
+	const char *run = s;
+
+	for (; *s; s++) {
+		const char *esc = NULL;
+
+		if (*s == '\\')
+			esc = "\\\\";
+		else if (*s == '"')
+			esc = "\\\"";
+		else if (*s == '\n')
+			esc = "\\n";
+		if (!esc)
+			continue;
+		sw_buf__printf(b, "%.*s%s", (int)(s - run), run, esc);
+		run = s + 1;
+	}
+	sw_buf__printf(b, "%s", run);
+}
+
+static void put_label(struct sw_buf *b, bool first, const char *name, const char *value)
+{
+	sw_buf__printf(b, "%s%s=\"", first ? "" : ",", name);
+	put_escaped(b, value);
+	sw_buf__printf(b, "\"");
+}
+
+/* name{host=..,runtime=..,pid=..,tid=..,role=..,comm=..[,k=v][,k2=v2]} */
+static void put_loop_series(struct sw_buf *b, const char *name, const struct sw_loop_view *l,
+			    const char *k, const char *v, const char *k2, const char *v2)
+{
+	char num[16];
+
+	sw_buf__printf(b, "%s{", name);
+	put_label(b, true, "host", l->host);
+	put_label(b, false, "runtime", l->runtime);
+	snprintf(num, sizeof(num), "%" PRIu32, l->pid);
+	put_label(b, false, "pid", num);
+	snprintf(num, sizeof(num), "%" PRIu32, l->tid);
+	put_label(b, false, "tid", num);
+	put_label(b, false, "role", l->role);
+	put_label(b, false, "comm", l->comm);
+	if (k)
+		put_label(b, false, k, v);
+	if (k2)
+		put_label(b, false, k2, v2);
+	sw_buf__printf(b, "} ");
+}
+
+static void put_family(struct sw_buf *b, const char *name, const char *type, const char *help)
+{
+	sw_buf__printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* seconds from ns: 15 significant digits keep ns over 11 days of busy time */
+static void put_seconds(struct sw_buf *b, double ns)
+{
+	sw_buf__printf(b, "%.15g\n", ns / 1e9);
+}
+
+static void put_u64(struct sw_buf *b, uint64_t v)
+{
+	sw_buf__printf(b, "%" PRIu64 "\n", v);
+}
+
+static bool is_node(const struct sw_loop_view *l)
+{
+	return strcmp(l->runtime, "node") == 0;
+}
+
+static const struct {
+	const char *suffix;
+	size_t off;
+	const char *help;
+} delay_gauges[] = {
+	{ "min", offsetof(struct sw_loop_view, min_ns), "Shortest loop iteration busy time" },
+	{ "max", offsetof(struct sw_loop_view, max_ns), "Longest loop iteration busy time" },
+	{ "mean", offsetof(struct sw_loop_view, mean_ns), "Mean loop iteration busy time" },
+	{ "stddev", offsetof(struct sw_loop_view, stddev_ns),
+	  "Standard deviation of loop iteration busy time" },
+	{ "p50", offsetof(struct sw_loop_view, p50_ns), "Median loop iteration busy time" },
+	{ "p90", offsetof(struct sw_loop_view, p90_ns),
+	  "90th percentile of loop iteration busy time" },
+	{ "p99", offsetof(struct sw_loop_view, p99_ns),
+	  "99th percentile of loop iteration busy time" },
+};
+
+static double view_double(const struct sw_loop_view *l, size_t off)
+{
+	double v;
+
+	memcpy(&v, (const char *)l + off, sizeof(v));
+	return v;
+}
+
+static void export_loops(struct sw_store *s, struct sw_buf *b)
+{
+	size_t n = sw_store__nloops(s), npat = sw_store__npatterns();
+	char name[96], help[160];
+
+	put_family(b, "stallwatch_eventloop_delay_seconds", "histogram",
+		   "Busy time per event loop iteration: what a callback queued behind it waits");
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_loop_view *l = sw_store__loop(s, i);
+
+		for (size_t k = 0; k < sizeof(le_bounds) / sizeof(le_bounds[0]); k++) {
+			put_loop_series(b, "stallwatch_eventloop_delay_seconds_bucket", l, "le",
+					le_bounds[k].le, NULL, NULL);
+			put_u64(b, sw_hist_count_le(&l->hist, le_bounds[k].ns));
+		}
+		put_loop_series(b, "stallwatch_eventloop_delay_seconds_bucket", l, "le", "+Inf", NULL,
+				NULL);
+		put_u64(b, l->hist.total);
+		put_loop_series(b, "stallwatch_eventloop_delay_seconds_sum", l, NULL, NULL, NULL, NULL);
+		put_seconds(b, (double)l->hist_sum_ns);
+		put_loop_series(b, "stallwatch_eventloop_delay_seconds_count", l, NULL, NULL, NULL,
+				NULL);
+		put_u64(b, l->hist.total);
+	}
+
+	for (int node = 0; node < 2; node++) {
+		const char *prefix = node ? "nodejs" : "stallwatch";
+
+		for (size_t g = 0; g < sizeof(delay_gauges) / sizeof(delay_gauges[0]); g++) {
+			snprintf(name, sizeof(name), "%s_eventloop_delay_%s_seconds", prefix,
+				 delay_gauges[g].suffix);
+			snprintf(help, sizeof(help), "%s%s, last reporting interval",
+				 delay_gauges[g].help, node ? " (Node loops)" : "");
+			put_family(b, name, "gauge", help);
+			for (size_t i = 0; i < n; i++) {
+				const struct sw_loop_view *l = sw_store__loop(s, i);
+
+				if (node && !is_node(l))
+					continue;
+				put_loop_series(b, name, l, NULL, NULL, NULL, NULL);
+				put_seconds(b, view_double(l, delay_gauges[g].off));
+			}
+		}
+		snprintf(name, sizeof(name), "%s_eventloop_utilization", prefix);
+		put_family(b, name, "gauge",
+			   node ? "Event loop utilization (Node loops), last reporting interval"
+				: "Event loop utilization busy/(busy+idle), last reporting interval");
+		for (size_t i = 0; i < n; i++) {
+			const struct sw_loop_view *l = sw_store__loop(s, i);
+
+			if (node && !is_node(l))
+				continue;
+			put_loop_series(b, name, l, NULL, NULL, NULL, NULL);
+			sw_buf__printf(b, "%.15g\n", l->utilization);
+		}
+		snprintf(name, sizeof(name), "%s_eventloop_time_seconds_total", prefix);
+		put_family(b, name, "counter",
+			   node ? "Event loop time by state (Node loops)"
+				: "Event loop time by state: active (busy) or idle (in its poll)");
+		for (size_t i = 0; i < n; i++) {
+			const struct sw_loop_view *l = sw_store__loop(s, i);
+			const char *key = node ? "nodejs_eventloop_state" : "state";
+
+			if (node && !is_node(l))
+				continue;
+			put_loop_series(b, name, l, key, "active", NULL, NULL);
+			put_seconds(b, (double)l->busy_ns);
+			put_loop_series(b, name, l, key, "idle", NULL, NULL);
+			put_seconds(b, (double)l->idle_ns);
+		}
+	}
+
+	put_family(b, "stallwatch_eventloop_iterations_total", "counter", "Event loop iterations");
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_loop_view *l = sw_store__loop(s, i);
+
+		put_loop_series(b, "stallwatch_eventloop_iterations_total", l, NULL, NULL, NULL, NULL);
+		put_u64(b, l->iterations);
+	}
+
+	/* every pattern of every loop, zeros included: rate() needs the series
+	 * to exist before the first incident, and the pattern set is bounded */
+	put_family(b, "stallwatch_eventloop_blocked_total", "counter",
+		   "Blocked-loop incidents that ended, by pattern");
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_loop_view *l = sw_store__loop(s, i);
+
+		for (size_t p = 0; p < npat; p++) {
+			put_loop_series(b, "stallwatch_eventloop_blocked_total", l, "pattern",
+					sw_rule_patterns[p], NULL, NULL);
+			put_u64(b, l->blocked[p]);
+		}
+	}
+	put_family(b, "stallwatch_eventloop_blocked_seconds_total", "counter",
+		   "Time spent in blocked-loop incidents that ended, by pattern");
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_loop_view *l = sw_store__loop(s, i);
+
+		for (size_t p = 0; p < npat; p++) {
+			put_loop_series(b, "stallwatch_eventloop_blocked_seconds_total", l, "pattern",
+					sw_rule_patterns[p], NULL, NULL);
+			put_seconds(b, (double)l->blocked_ns[p]);
+		}
+	}
+	put_family(b, "stallwatch_eventloop_blocked_ongoing_seconds", "gauge",
+		   "Length of the block in progress, 0 when none");
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_loop_view *l = sw_store__loop(s, i);
+
+		put_loop_series(b, "stallwatch_eventloop_blocked_ongoing_seconds", l, NULL, NULL, NULL,
+				NULL);
+		put_seconds(b, (double)l->ongoing_ns);
+	}
+}
+
+static void export_agents(struct sw_store *s, struct sw_buf *b)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+		const char *help;
+	} ctrs[] = {
+		{ "stallwatch_agent_ringbuf_drops_total", offsetof(struct sw_agent_view, ringbuf_drops),
+		  "BPF events lost because the ring buffer was full" },
+		{ "stallwatch_agent_thread_map_full_total",
+		  offsetof(struct sw_agent_view, thread_map_full),
+		  "Loop threads that could not be tracked" },
+		{ "stallwatch_agent_failed_reads_total", offsetof(struct sw_agent_view, failed_reads),
+		  "Failed map or /proc reads" },
+		{ "stallwatch_agent_lost_events_total", offsetof(struct sw_agent_view, lost_events),
+		  "Other lost events" },
+		{ "stallwatch_agent_stream_dropped_batches_total",
+		  offsetof(struct sw_agent_view, stream_dropped_batches),
+		  "Batches the agent evicted while the collector was away" },
+		{ "stallwatch_agent_stream_dropped_bytes_total",
+		  offsetof(struct sw_agent_view, stream_dropped_bytes),
+		  "Bytes of the batches the agent evicted" },
+		{ "stallwatch_agent_reconnects_total", offsetof(struct sw_agent_view, reconnects),
+		  "Agent reconnections to the collector" },
+	};
+	size_t n = sw_store__nagents(s);
+
+	put_family(b, "stallwatch_agent_up", "gauge", "1 while the agent is connected");
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_agent_view *a = sw_store__agent(s, i);
+
+		sw_buf__printf(b, "stallwatch_agent_up{");
+		put_label(b, true, "host", a->host);
+		sw_buf__printf(b, "} %d\n", a->up ? 1 : 0);
+	}
+	for (size_t c = 0; c < sizeof(ctrs) / sizeof(ctrs[0]); c++) {
+		put_family(b, ctrs[c].name, "counter", ctrs[c].help);
+		for (size_t i = 0; i < n; i++) {
+			const struct sw_agent_view *a = sw_store__agent(s, i);
+			uint64_t v;
+
+			/* before its first report a zero would be a guess */
+			if (!a->have_health)
+				continue;
+			memcpy(&v, (const char *)a + ctrs[c].off, sizeof(v));
+			sw_buf__printf(b, "%s{", ctrs[c].name);
+			put_label(b, true, "host", a->host);
+			sw_buf__printf(b, "} %" PRIu64 "\n", v);
+		}
+	}
+}
+
+static void export_collector(struct sw_store *s, const struct sw_ingest_stats *in,
+			     struct sw_buf *b)
+{
+	struct sw_ingest_stats zero = { 0 };
+	struct sw_store_counters c;
+
+	if (!in)
+		in = &zero;
+	sw_store__counters(s, &c);
+	put_family(b, "stallwatch_collector_connections", "gauge", "Open agent connections");
+	sw_buf__printf(b, "stallwatch_collector_connections %" PRIu64 "\n", in->connections);
+	put_family(b, "stallwatch_collector_connections_refused_total", "counter",
+		   "Agent connections closed at once because the connection cap was reached");
+	sw_buf__printf(b, "stallwatch_collector_connections_refused_total %" PRIu64 "\n",
+		       in->refused);
+	put_family(b, "stallwatch_collector_frames_total", "counter", "Frames decoded");
+	sw_buf__printf(b, "stallwatch_collector_frames_total %" PRIu64 "\n", in->frames);
+	put_family(b, "stallwatch_collector_bad_frames_total", "counter",
+		   "Connections closed for bad bytes, by reason");
+	for (int r = SW_BAD_NONE + 1; r < SW_BAD__COUNT; r++)
+		sw_buf__printf(b, "stallwatch_collector_bad_frames_total{reason=\"%s\"} %" PRIu64 "\n",
+			       sw_bad_reason__name(r), in->bad[r]);
+	put_family(b, "stallwatch_collector_series_dropped_total", "counter",
+		   "Loop series refused by the cap");
+	sw_buf__printf(b, "stallwatch_collector_series_dropped_total %" PRIu64 "\n",
+		       c.series_dropped);
+	put_family(b, "stallwatch_collector_incidents_dropped_total", "counter",
+		   "Incidents evicted from the bounded incident list");
+	sw_buf__printf(b, "stallwatch_collector_incidents_dropped_total %" PRIu64 "\n",
+		       c.incidents_dropped);
+	put_family(b, "stallwatch_collector_batches_gap_total", "counter",
+		   "Batches an agent evicted, seen as gaps in seq");
+	sw_buf__printf(b, "stallwatch_collector_batches_gap_total %" PRIu64 "\n", c.batches_gap);
+}
+
+int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest, struct sw_buf *out)
+{
+	sw_store__lock(s);
+	export_loops(s, out);
+	export_agents(s, out);
+	export_collector(s, ingest, out);
+	sw_store__unlock(s);
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* ---- incidents JSON ---- */
+
+static int cmp_newest_first(const void *pa, const void *pb)
+{
+	const struct sw_incident_view *a = *(const struct sw_incident_view *const *)pa;
+	const struct sw_incident_view *b = *(const struct sw_incident_view *const *)pb;
+
+	if (a->start_unix_ns != b->start_unix_ns)
+		return a->start_unix_ns < b->start_unix_ns ? 1 : -1;
+	if (a->start_ns != b->start_ns)
+		return a->start_ns < b->start_ns ? 1 : -1;
+	return 0;
+}
+
+static int add(json_object *o, const char *k, json_object *v)
+{
+	if (!v)
+		return -ENOMEM;
+	if (json_object_object_add(o, k, v)) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static json_object *incident_json(const struct sw_incident_view *in)
+{
+	json_object *o = json_object_new_object();
+	int err = 0;
+
+	if (!o)
+		return NULL;
+	err |= add(o, "host", json_object_new_string(in->host));
+	err |= add(o, "agent", json_object_new_string(in->agent));
+	err |= add(o, "pid", json_object_new_int64(in->pid));
+	err |= add(o, "tid", json_object_new_int64(in->tid));
+	err |= add(o, "thread", json_object_new_string(in->thread));
+	err |= add(o, "role", json_object_new_string(in->role));
+	err |= add(o, "runtime", json_object_new_string(in->runtime));
+	err |= add(o, "start_ns", json_object_new_uint64(in->start_ns));
+	err |= add(o, "start_unix_ms", json_object_new_int64((int64_t)(in->start_unix_ns / 1000000)));
+	err |= add(o, "duration_ms", json_object_new_double((double)in->duration_ns / 1e6));
+	err |= add(o, "ongoing", json_object_new_boolean(in->ongoing));
+	err |= add(o, "pattern", json_object_new_string(in->pattern));
+	err |= add(o, "summary", json_object_new_string(in->summary));
+	err |= add(o, "advice", json_object_new_string(in->advice));
+	err |= add(o, "oncpu_ms", json_object_new_double((double)in->oncpu_ns / 1e6));
+	err |= add(o, "offcpu_ms", json_object_new_double((double)in->offcpu_ns / 1e6));
+	err |= add(o, "runq_ms", json_object_new_double((double)in->runq_ns / 1e6));
+	err |= add(o, "top_syscall", json_object_new_string(in->top_syscall));
+	if (err) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+int sw_export__incidents(struct sw_store *s, const struct sw_incident_query *q, char **json,
+			 size_t *len)
+{
+	const struct sw_incident_view **v = NULL;
+	json_object *root = NULL, *arr = NULL, *o;
+	const char *txt;
+	size_t n, k = 0, tlen;
+	int err = 0;
+
+	*json = NULL;
+	root = json_object_new_object();
+	arr = json_object_new_array();
+	if (!root || !arr) {
+		json_object_put(arr);
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	if (json_object_object_add(root, "incidents", arr)) {
+		json_object_put(arr);
+		err = -ENOMEM;
+		goto cleanup;
+	}
+
+	sw_store__lock(s);
+	n = sw_store__nincidents(s);
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		sw_store__unlock(s);
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_incident_view *in = sw_store__incident(s, i);
+
+		if (q && q->have_pid && in->pid != q->pid)
+			continue;
+		v[k++] = in;
+	}
+	/* insertion order is arrival order; agents' clocks and batching make
+	 * it differ from start order, which is what people read */
+	qsort(v, k, sizeof(*v), cmp_newest_first);
+	if (q && q->limit && k > q->limit)
+		k = q->limit;
+	for (size_t i = 0; i < k; i++) {
+		o = incident_json(v[i]);
+		if (!o || json_object_array_add(arr, o)) {
+			json_object_put(o);
+			sw_store__unlock(s);
+			err = -ENOMEM;
+			goto cleanup;
+		}
+	}
+	sw_store__unlock(s);
+
+	txt = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &tlen);
+	if (!txt) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	*json = malloc(tlen + 2);
+	if (!*json) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	memcpy(*json, txt, tlen);
+	(*json)[tlen] = '\n';
+	(*json)[tlen + 1] = '\0';
+	*len = tlen + 1;
+cleanup:
+	free(v);
+	json_object_put(root);
+	return err;
+}

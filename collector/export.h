@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What leaves the collector: the Prometheus text exposition (format 0.0.4)
+ * of docs/METRICS.md, and the incident list as JSON. Pure functions of the
+ * store and of the ingest counters, so tests check the text without a
+ * socket; http.c only routes.
+ */
+#ifndef SW_COLLECTOR_EXPORT_H
+#define SW_COLLECTOR_EXPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "aggregate.h"
+#include "ingest.h"
+
+/* A growing text buffer; p is NUL-terminated, owned by the caller. */
+struct sw_buf {
+	char *p;
+	size_t len, cap;
+	bool oom; /* an append failed: the text is incomplete */
+};
+
+void sw_buf__printf(struct sw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sw_buf__free(struct sw_buf *b);
+
+/* The text for GET /metrics. ingest may be NULL (its counters are then 0).
+ * Returns 0 or -ENOMEM; out->p must be freed either way. */
+int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest, struct sw_buf *out);
+
+struct sw_incident_query {
+	size_t limit; /* 0: all */
+	bool have_pid;
+	uint32_t pid;
+};
+
+/* {"incidents":[...]} newest first by start; *json is malloc'ed.
+ * Returns 0 or -ENOMEM. */
+int sw_export__incidents(struct sw_store *s, const struct sw_incident_query *q, char **json,
+			 size_t *len);
+
+#endif

@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: Apache-2.0
+#define _GNU_SOURCE /* accept4, ppoll */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "frame.h"
+#include "ingest.h"
+#include "log.h" /* common/log.h, shared with the agent */
+
+/* Most batches are a few KB: start small, grow to one frame at most, and
+ * give the memory back once a big frame is through, so that 256 idle
+ * agents do not pin 256 frame-sized buffers. */
+#define DEC_INITIAL (64u * 1024)
+#define DEC_MAX ((size_t)SW_FRAME_HDR_LEN + SW_FRAME_MAX_PAYLOAD)
+/* Reads per connection per wake-up: one agent with a backlog must not
+ * starve the others (poll is level-triggered, the rest comes next round). */
+#define READS_PER_WAKE 16
+#define ACCEPTS_PER_WAKE 64
+
+static const char *const bad_names[SW_BAD__COUNT] = {
+	[SW_BAD_NONE] = "none",
+	[SW_BAD_MAGIC] = "bad_magic",
+	[SW_BAD_HEADER] = "bad_header",
+	[SW_BAD_OVERSIZE] = "oversize",
+	[SW_BAD_ZLIB] = "bad_zlib",
+	[SW_BAD_PROTOBUF] = "bad_protobuf",
+	[SW_BAD_HIST_SCHEMA] = "bad_hist_schema",
+	[SW_BAD_BUCKET] = "bad_bucket",
+	[SW_BAD_NOMEM] = "no_memory",
+};
+
+const char *sw_bad_reason__name(enum sw_bad_reason r)
+{
+	return (unsigned)r < SW_BAD__COUNT ? bad_names[r] : "unknown";
+}
+
+enum sw_bad_reason sw_batch__validate(const Stallwatch__V1__Batch *b)
+{
+	for (size_t i = 0; i < b->n_loops; i++) {
+		const Stallwatch__V1__LoopSummary *ls = b->loops[i];
+
+		/* bucket i of another scheme is another duration: merging it
+		 * would corrupt the series silently */
+		if (ls->hist_schema != SW_HIST_SCHEMA)
+			return SW_BAD_HIST_SCHEMA;
+		for (size_t j = 0; j < ls->n_buckets; j++)
+			if (ls->buckets[j]->index >= SW_HIST_NBUCKETS)
+				return SW_BAD_BUCKET;
+	}
+	return SW_BAD_NONE;
+}
+
+/* ---- decoder ---- */
+
+struct sw_decoder {
+	uint8_t *buf;
+	size_t len; /* bytes held, from the start of the current frame */
+	size_t cap;
+};
+
+struct sw_decoder *sw_decoder__new(void)
+{
+	return calloc(1, sizeof(struct sw_decoder));
+}
+
+void sw_decoder__free(struct sw_decoder *d)
+{
+	if (!d)
+		return;
+	free(d->buf);
+	free(d);
+}
+
+size_t sw_decoder__pending(const struct sw_decoder *d)
+{
+	return d->len;
+}
+
+static uint32_t hdr_len(const uint8_t *p)
+{
+	return (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+}
+
+uint8_t *sw_decoder__space(struct sw_decoder *d, size_t *room)
+{
+	size_t need = DEC_INITIAL;
+	uint8_t *nb;
+
+	/* a header held here was validated by __commit: its length is bounded */
+	if (d->len >= SW_FRAME_HDR_LEN) {
+		size_t frame = SW_FRAME_HDR_LEN + (size_t)hdr_len(d->buf);
+
+		if (frame > need)
+			need = frame;
+	}
+	if (need > DEC_MAX)
+		need = DEC_MAX;
+	if (d->cap < need) {
+		nb = realloc(d->buf, need);
+		if (!nb)
+			return NULL;
+		d->buf = nb;
+		d->cap = need;
+	}
+	*room = d->cap - d->len;
+	return d->buf + d->len;
+}
+
+static enum sw_bad_reason decode_one(const struct sw_frame_hdr *h, const uint8_t *payload,
+				     sw_batch_fn fn, void *ctx)
+{
+	Stallwatch__V1__Batch *b;
+	enum sw_bad_reason r;
+	const uint8_t *msg;
+	size_t mlen;
+	bool owned;
+	int rc;
+
+	rc = sw_frame_payload(h, payload, &msg, &mlen, &owned);
+	if (rc == -EMSGSIZE)
+		return SW_BAD_OVERSIZE;
+	if (rc == -ENOMEM)
+		return SW_BAD_NOMEM;
+	if (rc)
+		return SW_BAD_ZLIB;
+	b = stallwatch__v1__batch__unpack(NULL, mlen, msg);
+	if (owned)
+		free((void *)msg);
+	if (!b)
+		return SW_BAD_PROTOBUF;
+	r = sw_batch__validate(b);
+	if (r == SW_BAD_NONE && fn)
+		fn(ctx, b);
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+	return r;
+}
+
+enum sw_bad_reason sw_decoder__commit(struct sw_decoder *d, size_t n, sw_batch_fn fn, void *ctx,
+				      uint64_t *frames)
+{
+	enum sw_bad_reason r = SW_BAD_NONE;
+	struct sw_frame_hdr h;
+	size_t off = 0, avail;
+	uint8_t *nb;
+	int rc;
+
+	d->len += n;
+	for (;;) {
+		const uint8_t *p = d->buf + off;
+
+		avail = d->len - off;
+		/* two bytes tell a stray client (HTTP, TLS) from an agent: close
+		 * it before it makes us wait for a whole header */
+		if (avail >= 1 && p[0] != 'S')
+			return SW_BAD_MAGIC;
+		if (avail >= 2 && p[1] != 'W')
+			return SW_BAD_MAGIC;
+		if (avail < SW_FRAME_HDR_LEN)
+			break;
+		rc = sw_frame_parse_hdr(p, &h);
+		if (rc == -EMSGSIZE)
+			return SW_BAD_OVERSIZE;
+		if (rc)
+			return SW_BAD_HEADER;
+		if (avail - SW_FRAME_HDR_LEN < h.len)
+			break;
+		r = decode_one(&h, p + SW_FRAME_HDR_LEN, fn, ctx);
+		if (r != SW_BAD_NONE)
+			return r;
+		if (frames)
+			(*frames)++;
+		off += SW_FRAME_HDR_LEN + h.len;
+	}
+	if (off) {
+		memmove(d->buf, d->buf + off, d->len - off);
+		d->len -= off;
+	}
+	if (d->cap > DEC_INITIAL && d->len <= DEC_INITIAL &&
+	    (d->len < SW_FRAME_HDR_LEN || SW_FRAME_HDR_LEN + (size_t)hdr_len(d->buf) <= DEC_INITIAL)) {
+		nb = realloc(d->buf, DEC_INITIAL);
+		if (nb) { /* keeping the big one is fine too */
+			d->buf = nb;
+			d->cap = DEC_INITIAL;
+		}
+	}
+	return r;
+}
+
+enum sw_bad_reason sw_decoder__feed(struct sw_decoder *d, const uint8_t *buf, size_t len,
+				    sw_batch_fn fn, void *ctx, uint64_t *frames)
+{
+	enum sw_bad_reason r;
+	size_t room, n;
+	uint8_t *dst;
+
+	while (len) {
+		dst = sw_decoder__space(d, &room);
+		if (!dst)
+			return SW_BAD_NOMEM;
+		n = len < room ? len : room;
+		memcpy(dst, buf, n);
+		r = sw_decoder__commit(d, n, fn, ctx, frames);
+		if (r != SW_BAD_NONE)
+			return r;
+		buf += n;
+		len -= n;
+	}
+	return SW_BAD_NONE;
+}
+
+/* ---- listener ---- */
+
+struct sw_conn {
+	int fd;
+	struct sw_decoder *dec;
+	char agent[SW_NAME_LEN]; /* "" until the first batch names it */
+	char peer[64];
+};
+
+struct sw_ingest {
+	int lfd;
+	int port;
+	struct sw_store *store;
+	size_t max_conns;
+	struct sw_conn *conns;
+	size_t nconns;
+	struct pollfd *pfds;
+	bool accept_paused;
+
+	/* read by the HTTP thread while the main thread counts */
+	_Atomic uint64_t n_open, n_accepted, n_refused, n_frames;
+	_Atomic uint64_t n_bad[SW_BAD__COUNT];
+};
+
+struct batch_ctx {
+	struct sw_ingest *in;
+	struct sw_conn *c;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
+{
+	struct batch_ctx *bc = ctx;
+	struct sw_conn *c = bc->c;
+	const char *id = c->peer;
+	uint64_t now = mono_ns();
+	int rc;
+
+	if (!c->agent[0]) {
+		/* Hello comes first; a peer without one is named by its address */
+		if (b->hello && b->hello->agent_id && b->hello->agent_id[0])
+			id = b->hello->agent_id;
+		else if (b->hello && b->hello->hostname && b->hello->hostname[0])
+			id = b->hello->hostname;
+		rc = sw_store__agent_up(bc->in->store, id, b->hello, now);
+		if (rc) {
+			sw_warn("agent %s from %s: not tracked: %s", id, c->peer, strerror(-rc));
+			return;
+		}
+		snprintf(c->agent, sizeof(c->agent), "%s", id);
+		sw_info("agent %s connected from %s", c->agent, c->peer);
+	}
+	sw_store__apply(bc->in->store, c->agent, b, now);
+}
+
+static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
+{
+	if (c->fd < 0)
+		return;
+	sw_info("connection from %s%s%s closed: %s", c->peer, c->agent[0] ? " agent " : "",
+		c->agent, why);
+	if (c->agent[0])
+		sw_store__agent_down(in->store, c->agent, mono_ns());
+	close(c->fd);
+	c->fd = -1;
+	sw_decoder__free(c->dec);
+	c->dec = NULL;
+	atomic_fetch_sub_explicit(&in->n_open, 1, memory_order_relaxed);
+}
+
+struct sw_ingest *sw_ingest__new(const struct sw_ingest_opts *opts, struct sw_store *store)
+{
+	struct sw_ingest *in;
+	int err = 0, fd;
+
+	in = calloc(1, sizeof(*in));
+	if (!in) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	in->lfd = -1;
+	in->store = store;
+	in->max_conns = opts->max_conns ? opts->max_conns : SW_INGEST_MAX_CONNS;
+	in->conns = calloc(in->max_conns, sizeof(*in->conns));
+	in->pfds = calloc(in->max_conns + 1, sizeof(*in->pfds));
+	if (!in->conns || !in->pfds) {
+		err = ENOMEM;
+		goto cleanup;
+	}
+	fd = sw_net__listen(opts->listen, 128);
+	if (fd < 0) {
+		err = -fd;
+		goto cleanup;
+	}
+	in->lfd = fd;
+	in->port = sw_net__local_port(fd);
+	return in;
+cleanup:
+	sw_ingest__free(in);
+	errno = err;
+	return NULL;
+}
+
+void sw_ingest__free(struct sw_ingest *in)
+{
+	if (!in)
+		return;
+	for (size_t i = 0; i < in->nconns; i++)
+		conn_close(in, &in->conns[i], "collector exiting");
+	if (in->lfd >= 0)
+		close(in->lfd);
+	free(in->conns);
+	free(in->pfds);
+	free(in);
+}
+
+int sw_ingest__port(const struct sw_ingest *in)
+{
+	return in->port;
+}
+
+static void peer_name(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		port = ntohs(s4->sin_port);
+		snprintf(buf, size, "%s:%d", ip, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(s6->sin6_port);
+		snprintf(buf, size, "[%s]:%d", ip, port);
+	} else {
+		snprintf(buf, size, "unknown");
+	}
+}
+
+static void accept_all(struct sw_ingest *in)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct sw_conn *c;
+	int fd;
+
+	for (int k = 0; k < ACCEPTS_PER_WAKE; k++) {
+		sl = sizeof(ss);
+		fd = accept4(in->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* the listener stays readable: stop polling it for
+				 * a round instead of spinning on accept() */
+				sw_warn("cannot accept agents: %s; raise the fd limit (ulimit -n)",
+					strerror(errno));
+				in->accept_paused = true;
+			}
+			return;
+		}
+		if (in->nconns >= in->max_conns) {
+			/* closing at once tells the agent to back off and retry;
+			 * leaving it in the backlog would look like a hang */
+			close(fd);
+			atomic_fetch_add_explicit(&in->n_refused, 1, memory_order_relaxed);
+			continue;
+		}
+		c = &in->conns[in->nconns];
+		memset(c, 0, sizeof(*c));
+		c->dec = sw_decoder__new();
+		if (!c->dec) {
+			close(fd);
+			atomic_fetch_add_explicit(&in->n_refused, 1, memory_order_relaxed);
+			continue;
+		}
+		c->fd = fd;
+		peer_name(&ss, c->peer, sizeof(c->peer));
+		in->nconns++;
+		atomic_fetch_add_explicit(&in->n_accepted, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&in->n_open, 1, memory_order_relaxed);
+		sw_dbg("connection from %s", c->peer);
+	}
+}
+
+static void conn_read(struct sw_ingest *in, struct sw_conn *c)
+{
+	struct batch_ctx bc = { .in = in, .c = c };
+	enum sw_bad_reason r;
+	uint64_t frames;
+	size_t room;
+	uint8_t *dst;
+	ssize_t n;
+
+	for (int k = 0; k < READS_PER_WAKE && c->fd >= 0; k++) {
+		dst = sw_decoder__space(c->dec, &room);
+		if (!dst) {
+			atomic_fetch_add_explicit(&in->n_bad[SW_BAD_NOMEM], 1, memory_order_relaxed);
+			conn_close(in, c, "out of memory for its frame");
+			return;
+		}
+		n = read(c->fd, dst, room);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				conn_close(in, c, strerror(errno));
+			return;
+		}
+		if (n == 0) {
+			conn_close(in, c, sw_decoder__pending(c->dec) ? "EOF inside a frame" : "EOF");
+			return;
+		}
+		frames = 0;
+		r = sw_decoder__commit(c->dec, (size_t)n, on_batch, &bc, &frames);
+		atomic_fetch_add_explicit(&in->n_frames, frames, memory_order_relaxed);
+		if (r != SW_BAD_NONE) {
+			atomic_fetch_add_explicit(&in->n_bad[r], 1, memory_order_relaxed);
+			sw_warn("closing connection from %s: bad frame (%s)", c->peer,
+				sw_bad_reason__name(r));
+			conn_close(in, c, sw_bad_reason__name(r));
+			return;
+		}
+	}
+}
+
+int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *sigmask)
+{
+	struct timespec ts = { .tv_sec = timeout_ms / 1000,
+			       .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
+	size_t n = 0, i, j;
+	int rc;
+
+	in->pfds[0].fd = in->lfd;
+	in->pfds[0].events = in->accept_paused ? 0 : POLLIN;
+	in->accept_paused = false;
+	for (i = 0; i < in->nconns; i++) {
+		in->pfds[i + 1].fd = in->conns[i].fd;
+		in->pfds[i + 1].events = POLLIN;
+		in->pfds[i + 1].revents = 0;
+	}
+	n = in->nconns;
+	rc = ppoll(in->pfds, n + 1, timeout_ms < 0 ? NULL : &ts, sigmask);
+	if (rc < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (i = 0; i < n; i++)
+		if (in->pfds[i + 1].revents)
+			conn_read(in, &in->conns[i]);
+	/* drop closed slots before accepting, so they count as free */
+	for (i = 0, j = 0; i < in->nconns; i++)
+		if (in->conns[i].fd >= 0)
+			in->conns[j++] = in->conns[i];
+	in->nconns = j;
+	if (in->pfds[0].revents & POLLIN)
+		accept_all(in);
+	return 0;
+}
+
+void sw_ingest__stats(const struct sw_ingest *in, struct sw_ingest_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!in)
+		return;
+	out->connections = atomic_load_explicit(&in->n_open, memory_order_relaxed);
+	out->accepted = atomic_load_explicit(&in->n_accepted, memory_order_relaxed);
+	out->refused = atomic_load_explicit(&in->n_refused, memory_order_relaxed);
+	out->frames = atomic_load_explicit(&in->n_frames, memory_order_relaxed);
+	for (int r = 0; r < SW_BAD__COUNT; r++)
+		out->bad[r] = atomic_load_explicit(&in->n_bad[r], memory_order_relaxed);
+}

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * stallwatch-collector: receives agents' batches, keeps per-loop series and
+ * incidents, serves them to Prometheus and to people.
+ *
+ * Threads: the main thread owns the agent sockets (ingest.c, poll); the HTTP
+ * server runs in libmicrohttpd's thread; the store between them has a mutex.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "aggregate.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h" /* common/log.h, shared with the agent */
+#include "net.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:7470"
+#define DEFAULT_HTTP "127.0.0.1:7471"
+/* the store is swept for expired series at least this often */
+#define TICK_MS 1000
+
+static volatile sig_atomic_t exiting;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	exiting = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: stallwatch-collector [OPTIONS]\n"
+		"Receive stallwatch agents' event-loop measurements and serve them as\n"
+		"Prometheus metrics and a JSON list of blocked-loop incidents.\n"
+		"\n"
+		"  -l, --listen HOST:PORT   where agents connect (default " DEFAULT_LISTEN ")\n"
+		"  -H, --http HOST:PORT     /metrics, /api/incidents, /healthz (default " DEFAULT_HTTP
+		")\n"
+		"      --max-loops N        cap on loop-thread series (default 1024)\n"
+		"      --max-incidents N    incidents kept for /api/incidents (default 1000)\n"
+		"  -v, --verbose            log connections; twice for more\n"
+		"  -h, --help               this text\n"
+		"\n"
+		"Both listeners are on loopback by default: agents and Prometheus on other\n"
+		"hosts need an explicit address, and the stream is not authenticated.\n"
+		"\n"
+		"Examples:\n"
+		"  stallwatch-collector\n"
+		"  stallwatch-collector --listen 0.0.0.0:7470 --http 0.0.0.0:7471\n"
+		"  stallwatch-collector --listen [::]:7470 --max-loops 4096 -v\n"
+		"  curl -s localhost:7471/metrics | grep stallwatch_eventloop_delay_p99\n"
+		"  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
+}
+
+/* Positive integers only: "--max-loops 0" or "10k" is a mistake to report. */
+static int parse_count(const char *opt, const char *s, size_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!*s || *s == '-' || *end || errno || v == 0 || v > (1ull << 24)) {
+		fprintf(stderr,
+			"stallwatch-collector: %s '%s': expected a number from 1 to 16777216\n",
+			opt, s);
+		return -EINVAL;
+	}
+	*out = (size_t)v;
+	return 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_MAX_LOOPS = 256, OPT_MAX_INCIDENTS };
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "http", required_argument, NULL, 'H' },
+		{ "max-loops", required_argument, NULL, OPT_MAX_LOOPS },
+		{ "max-incidents", required_argument, NULL, OPT_MAX_INCIDENTS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *listen_s = DEFAULT_LISTEN, *http_s = DEFAULT_HTTP, *why, *env;
+	struct sw_store_opts so = { .max_loops = 1024, .max_incidents = 1000 };
+	struct sw_addr listen_a, http_a;
+	struct sw_ingest_opts io = { 0 };
+	struct sw_store *store = NULL;
+	struct sw_ingest *in = NULL;
+	struct sw_http *http = NULL;
+	struct sigaction sa = { 0 };
+	sigset_t block, waitmask;
+	uint64_t last_tick = 0, now;
+	int c, err = 0, verbose = 0;
+
+	while ((c = getopt_long(argc, argv, "l:H:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			listen_s = optarg;
+			break;
+		case 'H':
+			http_s = optarg;
+			break;
+		case OPT_MAX_LOOPS:
+			if (parse_count("--max-loops", optarg, &so.max_loops))
+				return 2;
+			break;
+		case OPT_MAX_INCIDENTS:
+			if (parse_count("--max-incidents", optarg, &so.max_incidents))
+				return 2;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'stallwatch-collector --help' for more information.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+			"stallwatch-collector: unexpected argument '%s'; try --help\n",
+			argv[optind]);
+		return 2;
+	}
+	sw_log_prog = "stallwatch-collector";
+	sw_log_level = SW_LOG_WARN + verbose;
+
+	if (sw_addr__parse(listen_s, &listen_a, &why)) {
+		fprintf(stderr, "stallwatch-collector: bad --listen '%s': %s\n", listen_s, why);
+		return 2;
+	}
+	if (sw_addr__parse(http_s, &http_a, &why)) {
+		fprintf(stderr, "stallwatch-collector: bad --http '%s': %s\n", http_s, why);
+		return 2;
+	}
+	/* Not in --help: tests lower the 5 min expiry of stale series. */
+	env = getenv("SW_COLLECTOR_EXPIRE_SEC");
+	if (env && *env) {
+		size_t sec;
+
+		if (parse_count("SW_COLLECTOR_EXPIRE_SEC", env, &sec))
+			return 2;
+		so.expire_ns = (uint64_t)sec * 1000000000ull;
+	}
+
+	/* Signals are blocked everywhere (libmicrohttpd's thread inherits the
+	 * mask) and let through only inside ppoll(): no race between checking
+	 * `exiting` and going to sleep, and no thread but main ever runs the
+	 * handler. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &block, &waitmask)) {
+		err = -errno;
+		fprintf(stderr, "stallwatch-collector: sigprocmask: %s\n", strerror(errno));
+		goto cleanup;
+	}
+	sigdelset(&waitmask, SIGINT);
+	sigdelset(&waitmask, SIGTERM);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* a scraper hanging up mid-response must not kill us */
+	signal(SIGPIPE, SIG_IGN);
+
+	store = sw_store__new(&so);
+	if (!store) {
+		err = -errno;
+		fprintf(stderr, "stallwatch-collector: cannot allocate the store: %s\n",
+			strerror(errno));
+		goto cleanup;
+	}
+	io.listen = &listen_a;
+	in = sw_ingest__new(&io, store);
+	if (!in) {
+		err = -errno;
+		fprintf(stderr,
+			"stallwatch-collector: cannot listen on %s: %s; pick another port with "
+			"--listen\n",
+			listen_a.text, strerror(errno));
+		goto cleanup;
+	}
+	http = sw_http__new(&http_a, store, in);
+	if (!http) {
+		err = -errno;
+		fprintf(stderr,
+			"stallwatch-collector: cannot listen on %s: %s; pick another port with "
+			"--http\n",
+			http_a.text, strerror(errno));
+		goto cleanup;
+	}
+	sw_info("agents on %s (port %d), HTTP on %s (port %d)", listen_a.text,
+		sw_ingest__port(in), http_a.text, sw_http__port(http));
+
+	while (!exiting) {
+		err = sw_ingest__run_once(in, TICK_MS, &waitmask);
+		if (err) {
+			fprintf(stderr, "stallwatch-collector: poll: %s\n", strerror(-err));
+			goto cleanup;
+		}
+		now = mono_ns();
+		if (now - last_tick >= TICK_MS * 1000000ull) {
+			sw_store__tick(store, now);
+			last_tick = now;
+		}
+	}
+	sw_info("exiting on signal");
+cleanup:
+	/* HTTP first: its thread reads the store and the ingest counters */
+	sw_http__free(http);
+	sw_ingest__free(in);
+	sw_store__free(store);
+	return err ? 1 : 0;
+}
