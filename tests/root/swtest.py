@@ -1,0 +1,596 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared harness for the root tier: run workloads and the real agent, parse
+their JSON lines, match ground-truth blocks to incidents, clean up always.
+
+Environment: SW_BUILD (build dir, holds stallwatch-agent), SW_SOURCE (repo),
+SW_CI=1 (cannot run -> fail instead of skip), SW_AGENT (override binary).
+Standard library only.
+"""
+import atexit
+import ctypes
+import errno
+import glob
+import json
+import os
+import platform
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.environ.get("SW_SOURCE") or os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("SW_BUILD") or os.path.join(SOURCE, "build")
+AGENT = os.environ.get("SW_AGENT") or os.path.join(BUILD, "stallwatch-agent")
+WORKLOADS = os.path.join(SOURCE, "tests", "workloads")
+CI = os.environ.get("SW_CI") == "1"
+SKIP = 77
+
+NODE = shutil.which("node") or "/usr/bin/node"
+SYS_PYTHON = "/usr/bin/python3.11"
+
+TOL_NS = 2_000_000          # 2 ms on start and duration
+ATTACH_TIMEOUT = 60.0       # BPF load and attach
+SAFETY_DURATION = 300       # --duration for every agent: never outlives a dead harness
+
+CRASH_MARKERS = ("Traceback", "Segmentation fault", "core dumped", "AddressSanitizer",
+                 "UndefinedBehaviorSanitizer", "runtime error:", "Aborted", "double free",
+                 "stack smashing")
+
+
+def log(msg):
+    sys.stderr.write("[swtest] %s\n" % msg)
+    sys.stderr.flush()
+
+
+# ------------------------------------------------------------------ gate
+def _bpf_probe():
+    """Create and close a tiny BPF array map: proves the bpf() syscall works
+    for us (root, not blocked by seccomp/lockdown). Returns None or a reason."""
+    nr = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
+    if nr is None:
+        return None  # unknown arch: let the agent tell
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+
+    class MapAttr(ctypes.Structure):
+        _fields_ = [("map_type", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
+                    ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32),
+                    ("pad", ctypes.c_uint8 * 112)]
+    attr = MapAttr(2, 4, 8, 1)  # BPF_MAP_TYPE_ARRAY
+    fd = libc.syscall(ctypes.c_long(nr), ctypes.c_int(0), ctypes.byref(attr),
+                      ctypes.c_uint(ctypes.sizeof(attr)))
+    if fd < 0:
+        e = ctypes.get_errno()
+        return "bpf(BPF_MAP_CREATE) failed: %s" % os.strerror(e)
+    os.close(fd)
+    return None
+
+
+def cannot_run_reason():
+    if os.geteuid() != 0:
+        return "not root (euid %d)" % os.geteuid()
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        return "kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    r = _bpf_probe()
+    if r:
+        return r
+    return None
+
+
+def gate(name):
+    """Skip (exit 77) or, with SW_CI=1, fail when the root tier cannot run.
+    A missing agent binary is always a failure: ctest builds it first."""
+    reason = cannot_run_reason()
+    if reason:
+        if CI:
+            print("FAIL: %s: root tier cannot run under SW_CI=1: %s" % (name, reason), flush=True)
+            sys.exit(1)
+        print("SKIP: %s: %s (root and BPF needed; set SW_CI=1 to make this a failure)"
+              % (name, reason), flush=True)
+        sys.exit(SKIP)
+    if not os.access(AGENT, os.X_OK):
+        print("FAIL: %s: agent binary not found or not executable: %s (SW_BUILD=%s)"
+              % (name, AGENT, BUILD), flush=True)
+        sys.exit(1)
+
+
+def main(name=None):
+    """Gate, run unittest, exit 0 only when every test passed."""
+    name = name or os.path.basename(sys.argv[0])
+    gate(name)
+    install_cleanup()
+    prog = unittest.main(exit=False, verbosity=2)
+    r = prog.result
+    ok = r.wasSuccessful() and r.testsRun > 0
+    print("%s: %s (%d run, %d failures, %d errors, %d skipped)"
+          % (name, "PASS" if ok else "FAIL", r.testsRun, len(r.failures), len(r.errors),
+             len(r.skipped)), flush=True)
+    cleanup()
+    sys.exit(0 if ok else 1)
+
+
+# ------------------------------------------------------------------ processes
+_procs = []
+_procs_lock = threading.Lock()
+
+
+def _pdeathsig_prefix():
+    # setpriv execs in place (same pid) and makes the kernel kill the child
+    # when we die, even by SIGKILL (ctest timeout).
+    sp = shutil.which("setpriv")
+    if sp:
+        return [sp, "--pdeathsig", "KILL"]
+    return []
+
+
+def spawn(argv, new_session=True, stdin=subprocess.PIPE, deathsig=True, env=None):
+    prefix = _pdeathsig_prefix() if deathsig else []
+    p = subprocess.Popen(prefix + list(argv), stdin=stdin, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=new_session, env=env)
+    p._sw_session = new_session
+    with _procs_lock:
+        _procs.append(p)
+    return p
+
+
+def kill_proc(p, sig=signal.SIGKILL):
+    """Kill a process we started and, if it leads its own session, its group."""
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+        except ProcessLookupError:
+            pass
+    if getattr(p, "_sw_session", False):
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def cleanup():
+    with _procs_lock:
+        procs = list(_procs)
+        _procs.clear()
+    for p in procs:
+        kill_proc(p)
+        for f in (p.stdin, p.stdout, p.stderr):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+
+
+_installed = False
+
+
+def install_cleanup():
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    atexit.register(cleanup)
+
+    def on_signal(sig, frame):
+        cleanup()
+        os._exit(128 + sig)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+
+class Lines:
+    """Background reader of a pipe: every line kept, JSON parsed when it is."""
+
+    def __init__(self, pipe, label):
+        self.label = label
+        self.raw = []
+        self.objs = []       # (index_in_raw, obj)
+        self.bad = []        # lines that are not one JSON object
+        self.eof = False
+        self.cond = threading.Condition()
+        self.t = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.t.start()
+
+    def _read(self, pipe):
+        try:
+            for b in iter(pipe.readline, b""):
+                line = b.decode("utf-8", "replace").rstrip("\n")
+                with self.cond:
+                    self.raw.append(line)
+                    try:
+                        o = json.loads(line)
+                        if not isinstance(o, dict):
+                            raise ValueError("not an object")
+                        self.objs.append(o)
+                    except ValueError:
+                        if line.strip():
+                            self.bad.append(line)
+                    self.cond.notify_all()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self.cond:
+                self.eof = True
+                self.cond.notify_all()
+
+    def wait_for(self, pred, timeout, alive=None):
+        """First object matching pred; None on timeout or EOF."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            i = 0
+            while True:
+                while i < len(self.objs):
+                    if pred(self.objs[i]):
+                        return self.objs[i]
+                    i += 1
+                if self.eof:
+                    return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(min(left, 0.2))
+
+    def all(self, pred=lambda o: True):
+        with self.cond:
+            return [o for o in self.objs if pred(o)]
+
+    def text(self):
+        with self.cond:
+            return "\n".join(self.raw)
+
+    def join(self, timeout=10):
+        self.t.join(timeout)
+
+
+class Workload:
+    """A workload from tests/workloads speaking the ready/go/block/done protocol."""
+
+    def __init__(self, argv, name=None, ready_timeout=30):
+        self.name = name or " ".join(os.path.basename(a) for a in argv[:2])
+        self.argv = list(argv)
+        self.p = spawn(self.argv)
+        self.out = Lines(self.p.stdout, self.name + ":stdout")
+        self.err = Lines(self.p.stderr, self.name + ":stderr")
+        self.ready = self.out.wait_for(lambda o: o.get("event") == "ready", ready_timeout)
+        if self.ready is None:
+            self.stop()
+            raise RuntimeError("workload %s never printed ready (rc=%s)\nstdout:\n%s\nstderr:\n%s"
+                               % (self.argv, self.p.poll(), self.out.text(), self.err.text()))
+        self.pid = self.ready["pid"]
+        if self.pid != self.p.pid:
+            raise RuntimeError("workload pid %s != spawned pid %s" % (self.pid, self.p.pid))
+
+    def go(self):
+        self.p.stdin.write(b"go\n")
+        self.p.stdin.flush()
+
+    def wait_event(self, event, timeout):
+        o = self.out.wait_for(lambda o: o.get("event") == event, timeout)
+        if o is None:
+            raise RuntimeError("workload %s: no %r event within %ss (rc=%s)\nstdout:\n%s\nstderr:\n%s"
+                               % (self.name, event, timeout, self.p.poll(), self.out.text(),
+                                  self.err.text()))
+        return o
+
+    def wait_done(self, timeout=60):
+        return self.wait_event("done", timeout)
+
+    def blocks(self):
+        return self.out.all(lambda o: o.get("event") == "block")
+
+    def kill(self, sig=signal.SIGKILL):
+        try:
+            self.p.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop(self):
+        try:
+            if self.p.stdin:
+                self.p.stdin.close()
+        except OSError:
+            pass
+        kill_proc(self.p, signal.SIGTERM)
+
+
+class Agent:
+    """stallwatch-agent --json attached to some pids."""
+
+    def __init__(self, pids, threshold_ms=50, interval=1, duration=SAFETY_DURATION, extra=()):
+        self.pids = list(pids)
+        self.argv = [AGENT]
+        for pid in self.pids:
+            self.argv += ["--pid", str(pid)]
+        self.argv += ["--json", "--threshold-ms", str(threshold_ms), "--interval", str(interval)]
+        if duration is not None:
+            self.argv += ["--duration", str(duration)]
+        self.argv += list(extra)
+        log("agent: " + " ".join(self.argv))
+        # own process group: a SIGINT for the agent is not one for us
+        self.p = spawn(self.argv, new_session=True, stdin=subprocess.DEVNULL)
+        self.out = Lines(self.p.stdout, "agent:stdout")
+        self.err = Lines(self.p.stderr, "agent:stderr")
+        self.rc = None
+        self.stopped_by_sigkill = False
+
+    def describe(self):
+        return ("agent argv: %s\nagent rc: %s\n--- agent stdout (%d lines) ---\n%s\n"
+                "--- agent stderr ---\n%s" % (" ".join(self.argv), self.p.poll(),
+                                             len(self.out.raw), _tail(self.out.text(), 80),
+                                             _tail(self.err.text(), 60)))
+
+    def wait_attached(self, timeout=ATTACH_TIMEOUT):
+        """Wait for one `process` line per target; returns {pid: obj}."""
+        got = {}
+        deadline = time.monotonic() + timeout
+        for pid in self.pids:
+            left = max(0.1, deadline - time.monotonic())
+            o = self.out.wait_for(lambda o, pid=pid: o.get("kind") == "process"
+                                  and o.get("pid") == pid, left)
+            if o is None:
+                raise AssertionError("agent printed no {\"kind\":\"process\",\"pid\":%d} line "
+                                     "within %.0fs\n%s" % (pid, timeout, self.describe()))
+            got[pid] = o
+        return got
+
+    def stop(self, timeout=20):
+        """SIGINT, wait; returns the exit code (negative: killed by a signal)."""
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.stopped_by_sigkill = True
+                self.p.kill()
+                self.p.wait(timeout=10)
+        self.out.join()
+        self.err.join()
+        self.rc = self.p.returncode
+        return self.rc
+
+    def wait_exit(self, timeout):
+        try:
+            self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.out.join()
+        self.err.join()
+        self.rc = self.p.returncode
+        return self.rc
+
+    # --- views
+    def lines(self, kind, **match):
+        return self.out.all(lambda o: o.get("kind") == kind
+                            and all(o.get(k) == v for k, v in match.items()))
+
+    def incidents(self, pid=None, final=None):
+        r = self.lines("incident")
+        if pid is not None:
+            r = [o for o in r if o.get("pid") == pid]
+        if final is True:
+            r = [o for o in r if o.get("ongoing") is False]
+        elif final is False:
+            r = [o for o in r if o.get("ongoing") is True]
+        return r
+
+    def summaries(self, pid, tid=None):
+        r = self.lines("loop_summary", pid=pid)
+        if tid is not None:
+            r = [o for o in r if o.get("tid") == tid]
+        return r
+
+    def crash_markers(self):
+        text = self.err.text() + "\n" + self.out.text()
+        return [m for m in CRASH_MARKERS if m in text]
+
+
+def _tail(text, n):
+    lines = text.splitlines()
+    if len(lines) <= n:
+        return text
+    return "... (%d lines before)\n" % (len(lines) - n) + "\n".join(lines[-n:])
+
+
+# ------------------------------------------------------------------ scenario
+class Run:
+    """One scenario: workload(s) started, agent attached, go, done, agent stopped."""
+
+    def __init__(self):
+        self.workloads = []
+        self.agent = None
+        self.process_lines = {}
+        self.done = {}
+        self.rc = None
+        self.error = None
+
+    def close(self):
+        for w in self.workloads:
+            w.stop()
+        if self.agent and self.agent.rc is None:
+            self.agent.stop()
+
+
+def run_scenario(workload_argvs, threshold_ms=50, interval=1, settle=0.5, done_timeout=60,
+                 after_done=None, agent_extra=()):
+    """Start each workload, attach one agent to all of them, wait `settle`
+    seconds after the process lines, send go, wait for done, wait one more
+    interval so the last summary is out, stop the agent with SIGINT."""
+    run = Run()
+    try:
+        for argv in workload_argvs:
+            run.workloads.append(Workload(argv))
+        run.agent = Agent([w.pid for w in run.workloads], threshold_ms=threshold_ms,
+                          interval=interval, extra=agent_extra)
+        run.process_lines = run.agent.wait_attached()
+        time.sleep(settle)
+        for w in run.workloads:
+            w.go()
+        for w in run.workloads:
+            run.done[w.pid] = w.wait_done(done_timeout)
+        time.sleep(after_done if after_done is not None else interval + 0.7)
+        run.rc = run.agent.stop()
+    finally:
+        for w in run.workloads:
+            w.stop()
+        if run.agent and run.agent.rc is None:
+            run.rc = run.agent.stop()
+    return run
+
+
+# ------------------------------------------------------------------ checks
+def ms(ns):
+    return ns / 1e6
+
+
+def match_blocks(blocks, incidents):
+    """For each ground-truth block, the final incident on the same tid whose
+    start_ns is closest. Returns [(block, incident_or_None)]."""
+    out = []
+    for b in blocks:
+        cands = [i for i in incidents if i.get("tid") == b["tid"] and i.get("ongoing") is False]
+        best = min(cands, key=lambda i: abs(int(i["start_ns"]) - b["start_ns"]), default=None)
+        out.append((b, best))
+    return out
+
+
+def block_table(pairs):
+    rows = ["%-9s %6s %8s | %16s %10s | %16s %10s | %9s %9s" % (
+        "kind", "ms", "tid", "truth start_ns", "truth ms", "agent start_ns", "agent ms",
+        "dstart ms", "ddur ms")]
+    for b, i in pairs:
+        truth = b["end_ns"] - b["start_ns"]
+        if i is None:
+            rows.append("%-9s %6s %8s | %16d %10.3f | %16s %10s | %9s %9s" % (
+                b["kind"], b["ms"], b["tid"], b["start_ns"], ms(truth), "-", "-", "-", "-"))
+        else:
+            rows.append("%-9s %6s %8s | %16d %10.3f | %16d %10.3f | %+9.3f %+9.3f" % (
+                b["kind"], b["ms"], b["tid"], b["start_ns"], ms(truth), int(i["start_ns"]),
+                float(i["duration_ms"]), ms(int(i["start_ns"]) - b["start_ns"]),
+                float(i["duration_ms"]) - ms(truth)))
+    return "\n".join(rows)
+
+
+def incident_str(i):
+    keys = ("pid", "tid", "thread", "role", "start_ns", "duration_ms", "ongoing", "pattern",
+            "oncpu_ms", "offcpu_ms", "runq_ms", "top_syscall")
+    return "{" + ", ".join("%s=%s" % (k, i.get(k)) for k in keys if k in i) + "}"
+
+
+class Checks(unittest.TestCase):
+    """Assertions shared by the scenario tests."""
+
+    def assertBlocksFound(self, pairs, tol_ns=TOL_NS, context=""):
+        problems = []
+        for b, i in pairs:
+            truth = b["end_ns"] - b["start_ns"]
+            if i is None:
+                problems.append("%s %sms block on tid %d (truth %.3f ms at %d): no final incident "
+                                "on that tid" % (b["kind"], b["ms"], b["tid"], ms(truth),
+                                                 b["start_ns"]))
+                continue
+            ddur = float(i["duration_ms"]) * 1e6 - truth
+            dstart = int(i["start_ns"]) - b["start_ns"]
+            if abs(ddur) > tol_ns or abs(dstart) > tol_ns:
+                problems.append("%s %sms block on tid %d: expected duration %.3f ms start %d; got "
+                                "duration %.3f ms (%+.3f) start %d (%+.3f ms)"
+                                % (b["kind"], b["ms"], b["tid"], ms(truth), b["start_ns"],
+                                   float(i["duration_ms"]), ddur / 1e6, int(i["start_ns"]),
+                                   dstart / 1e6))
+        if problems:
+            self.fail("%s\n%s\n%s" % (context, "\n".join(problems), block_table(pairs)))
+
+    def assertNoUnexplained(self, pairs, incidents, context=""):
+        used = {id(i) for _, i in pairs if i is not None}
+        extra = [i for i in incidents if i.get("ongoing") is False and id(i) not in used]
+        if extra:
+            self.fail("%s\n%d final incident(s) match no ground-truth block:\n%s\nblocks:\n%s"
+                      % (context, len(extra), "\n".join(incident_str(i) for i in extra),
+                         block_table(pairs)))
+
+    def assertOngoingConsistent(self, incidents, context=""):
+        """Every ongoing line's (tid, start_ns) ends in exactly one final line
+        with a duration at least as long."""
+        finals = {}
+        for i in incidents:
+            if i.get("ongoing") is False:
+                finals.setdefault((i.get("tid"), i.get("start_ns")), []).append(i)
+        problems = []
+        for k, fs in finals.items():
+            if len(fs) > 1:
+                problems.append("%d final lines for tid %s start_ns %s" % (len(fs), k[0], k[1]))
+        for i in incidents:
+            if i.get("ongoing") is True:
+                k = (i.get("tid"), i.get("start_ns"))
+                if k not in finals:
+                    problems.append("ongoing line never finalised: %s" % incident_str(i))
+                elif float(i["duration_ms"]) > float(finals[k][0]["duration_ms"]) + 0.001:
+                    problems.append("ongoing duration %.3f > final %.3f for tid %s start_ns %s"
+                                    % (float(i["duration_ms"]), float(finals[k][0]["duration_ms"]),
+                                       k[0], k[1]))
+            elif i.get("ongoing") is not False:
+                problems.append("incident without boolean ongoing: %s" % i)
+        if problems:
+            self.fail("%s\n%s" % (context, "\n".join(problems)))
+
+    def assertCleanExit(self, agent, context=""):
+        markers = agent.crash_markers()
+        if agent.rc != 0 or markers or agent.stopped_by_sigkill:
+            self.fail("%s agent exit: expected rc 0 after SIGINT without crash; got rc %s%s%s\n%s"
+                      % (context, agent.rc, ", needed SIGKILL" if agent.stopped_by_sigkill else "",
+                         ", crash markers %s" % markers if markers else "", agent.describe()))
+
+    def assertJsonOnly(self, agent):
+        if agent.out.bad:
+            self.fail("agent stdout lines that are not one JSON object (%d):\n%s"
+                      % (len(agent.out.bad), "\n".join(agent.out.bad[:10])))
+
+    def assertProcessLine(self, proc, pid, runtime, version=None, exe=None):
+        self.assertIsNotNone(proc, "no process line for pid %d" % pid)
+        self.assertEqual(proc.get("runtime"), runtime,
+                         "process line runtime for pid %d: expected %r, got %r (%s)"
+                         % (pid, runtime, proc.get("runtime"), proc))
+        if version is not None:
+            got = str(proc.get("version", "")).lstrip("v")
+            self.assertEqual(got, version.lstrip("v"),
+                             "process line version for pid %d: expected %r, got %r (%s)"
+                             % (pid, version, proc.get("version"), proc))
+        if exe is not None:
+            self.assertEqual(os.path.realpath(str(proc.get("exe"))), os.path.realpath(exe),
+                             "process line exe for pid %d: expected %r, got %r"
+                             % (pid, exe, proc.get("exe")))
+
+
+def pyenv_pythons(lo=(3, 9), hi=(3, 13)):
+    """[(label, path)] for every pyenv CPython lo..hi found."""
+    out = []
+    for d in sorted(glob.glob("/root/.pyenv/versions/3.*")):
+        base = os.path.basename(d)
+        parts = base.split(".")
+        try:
+            v = (int(parts[0]), int(parts[1]))
+        except (ValueError, IndexError):
+            continue
+        exe = os.path.join(d, "bin", "python3")
+        if lo <= v <= hi and os.access(exe, os.X_OK):
+            out.append((base, exe))
+    return out
+
+
+def workload(name):
+    return os.path.join(WORKLOADS, name)
