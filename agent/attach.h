@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Attach: the loopmon BPF unit's user side: the split skeleton lifecycle
+ * (open -> configure -> load -> attach), the target filter, and reads of the
+ * per-thread state that BPF aggregates.
+ */
+#ifndef SW_AGENT_ATTACH_H
+#define SW_AGENT_ATTACH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/types.h>
+#include "loopmon.h"
+
+struct loopmon;
+
+struct loopmon_opts {
+	uint64_t threshold_ns;
+	bool diag;		/* sched_switch split of blocks */
+	uint32_t max_threads;	/* 0: SW_MAX_THREADS */
+	bool force_raw_syscalls; /* skip tracefs; for tests of the fallback */
+};
+
+typedef int (*loopmon_event_fn)(void *ctx, const struct sw_event *e);
+
+/* NULL and errno set on failure. */
+struct loopmon *loopmon__open(const struct loopmon_opts *opts);
+int loopmon__load(struct loopmon *lm);
+int loopmon__attach(struct loopmon *lm);
+void loopmon__free(struct loopmon *lm);
+
+/* "syscall tracepoints" or "raw syscall tracepoints (tracefs unavailable)" */
+const char *loopmon__mode(const struct loopmon *lm);
+
+int loopmon__add_target(struct loopmon *lm, pid_t pid, uint32_t flags);
+int loopmon__del_target(struct loopmon *lm, pid_t pid);
+
+/* Consume ring buffer events, waiting up to timeout_ms. Returns the number
+ * consumed or -errno. */
+int loopmon__poll(struct loopmon *lm, int timeout_ms, loopmon_event_fn fn, void *ctx);
+
+/* Thread state snapshot; -ENOENT when the thread is not tracked. */
+int loopmon__read_thread(struct loopmon *lm, uint32_t tid, struct sw_thread *out);
+int loopmon__forget_thread(struct loopmon *lm, uint32_t tid);
+/* Iterate tracked tids: prev NULL for the first. 0 or -ENOENT at the end. */
+int loopmon__next_thread(struct loopmon *lm, const uint32_t *prev, uint32_t *next);
+
+void loopmon__bpf_stats(struct loopmon *lm, struct sw_bpf_stats *out);
+
+#endif

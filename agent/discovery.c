@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: Apache-2.0
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "discovery.h"
+#include "symbolize.h"
+
+static const char *proc_root = "/proc";
+
+void sw_discovery_set_proc_root(const char *root)
+{
+	proc_root = root;
+}
+
+const char *sw_runtime_name(enum sw_runtime rt)
+{
+	switch (rt) {
+	case SW_RT_NODE:
+		return "node";
+	case SW_RT_PYTHON:
+		return "python";
+	default:
+		return "native";
+	}
+}
+
+static int read_small(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return 0;
+}
+
+void sw_thread_comm(pid_t pid, pid_t tid, char *out, size_t len)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/%d/task/%d/comm", proc_root, pid, tid);
+	if (read_small(path, out, len))
+		out[0] = '\0';
+}
+
+bool sw_process_alive(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "%s/%d/stat", proc_root, pid);
+	return access(path, F_OK) == 0;
+}
+
+bool sw_fd_is_epoll(pid_t pid, int fd)
+{
+	char path[96], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%d/fd/%d", proc_root, pid, fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[eventpoll]") == 0;
+}
+
+int sw_python_minor_from_name(const char *name, char *out, size_t len)
+{
+	const char *p = strstr(name, "python");
+	int major, minor, n = 0;
+
+	if (!p)
+		return -ENOENT;
+	if (sscanf(p + 6, "%d.%d%n", &major, &minor, &n) != 2 || n == 0 || major < 2)
+		return -ENOENT;
+	snprintf(out, len, "%d.%d", major, minor);
+	return 0;
+}
+
+void sw_python_hex_version(uint64_t hex, char *out, size_t len)
+{
+	snprintf(out, len, "%u.%u.%u", (unsigned)(hex >> 24) & 0xff, (unsigned)(hex >> 16) & 0xff,
+		 (unsigned)(hex >> 8) & 0xff);
+}
+
+/* Map a file offset of a mapped file to its address in pid (from maps). */
+static int file_off_to_addr(pid_t pid, const char *mapped_path, uint64_t off, uint64_t *addr)
+{
+	char path[64], line[PATH_MAX + 128], file[PATH_MAX];
+	unsigned long long start, end, moff;
+	int err = -ENOENT;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%d/maps", proc_root, pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		file[0] = '\0';
+		if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %4095[^\n]", &start, &end, &moff,
+			   file) < 3)
+			continue;
+		if (strcmp(file, mapped_path))
+			continue;
+		if (off >= moff && off < moff + (end - start)) {
+			*addr = start + (off - moff);
+			err = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return err;
+}
+
+/*
+ * Python's exact version: Py_Version (3.11+, exported data holding
+ * PY_VERSION_HEX), read from the live process with process_vm_readv, which
+ * neither stops nor signals it. Older Pythons keep the minor from the name.
+ */
+static void python_version(struct sw_proc_info *info, const char *elf_path, const char *maps_path)
+{
+	struct sw_elf_sym sym;
+	struct iovec local, remote;
+	uint64_t addr, hex = 0;
+
+	if (sw_elf_find_symbol(elf_path, "Py_Version", &sym) || !sym.file_off)
+		return;
+	if (file_off_to_addr(info->pid, maps_path, sym.file_off, &addr))
+		return;
+	local.iov_base = &hex;
+	local.iov_len = sizeof(uint32_t); /* unsigned long, but the value fits 32 bits */
+	remote.iov_base = (void *)(uintptr_t)addr;
+	remote.iov_len = sizeof(uint32_t);
+	if (process_vm_readv(info->pid, &local, 1, &remote, 1, 0) != sizeof(uint32_t))
+		return;
+	if ((hex >> 24) == 3)
+		sw_python_hex_version(hex, info->version, sizeof(info->version));
+}
+
+/* Scan maps for a runtime DSO (libnode.so, libpython3.X.so). */
+static void find_runtime_lib(struct sw_proc_info *info, const char *needle, char *out, size_t len)
+{
+	char path[64], line[PATH_MAX + 128], file[PATH_MAX];
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%d/maps", proc_root, info->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		file[0] = '\0';
+		if (sscanf(line, "%*s %*s %*s %*s %*s %4095[^\n]", file) != 1 || file[0] != '/')
+			continue;
+		const char *base = strrchr(file, '/') + 1;
+		if (!strncmp(base, needle, strlen(needle)) && strstr(base, ".so")) {
+			snprintf(out, len, "%s", file);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+int sw_discover_process(pid_t pid, struct sw_proc_info *info)
+{
+	char path[PATH_MAX + 64], buf[PATH_MAX + 64];
+	const char *base;
+	ssize_t n;
+	int err;
+
+	memset(info, 0, sizeof(*info));
+	info->pid = pid;
+	snprintf(path, sizeof(path), "%s/%d/comm", proc_root, pid);
+	err = read_small(path, info->comm, sizeof(info->comm));
+	if (err)
+		return err == -ENOENT ? -ENOENT : err;
+	snprintf(path, sizeof(path), "%s/%d/exe", proc_root, pid);
+	n = readlink(path, info->exe, sizeof(info->exe) - 1);
+	if (n < 0)
+		return errno == ENOENT ? -ESRCH : -errno; /* kernel thread or gone */
+	info->exe[n] = '\0';
+	/* " (deleted)" when the binary was replaced under a running service */
+	snprintf(path, sizeof(path), "%s/%d/cgroup", proc_root, pid);
+	if (!read_small(path, buf, sizeof(buf))) {
+		char *p = strstr(buf, "0::");
+		snprintf(info->cgroup, sizeof(info->cgroup), "%s", p ? p + 3 : "");
+	}
+
+	base = strrchr(info->exe, '/');
+	base = base ? base + 1 : info->exe;
+	/* The binary is read through /proc/PID/exe so a container's file is
+	 * found without entering its mount namespace. */
+	snprintf(path, sizeof(path), "%s/%d/exe", proc_root, pid);
+	if (!strncmp(base, "node", 4) || !strncmp(base, "nodejs", 6)) {
+		info->runtime = SW_RT_NODE;
+		sw_elf_find_version(path, "node.js/v", info->version, sizeof(info->version));
+		return 0;
+	}
+	find_runtime_lib(info, "libnode", info->runtime_lib, sizeof(info->runtime_lib));
+	if (info->runtime_lib[0]) {
+		info->runtime = SW_RT_NODE;
+		snprintf(buf, sizeof(buf), "%s/%d/root%s", proc_root, pid, info->runtime_lib);
+		sw_elf_find_version(buf, "node.js/v", info->version, sizeof(info->version));
+		return 0;
+	}
+	find_runtime_lib(info, "libpython", info->runtime_lib, sizeof(info->runtime_lib));
+	if (!strncmp(base, "python", 6) || info->runtime_lib[0]) {
+		info->runtime = SW_RT_PYTHON;
+		if (info->runtime_lib[0]) {
+			sw_python_minor_from_name(strrchr(info->runtime_lib, '/') + 1,
+						  info->version, sizeof(info->version));
+			snprintf(buf, sizeof(buf), "%s/%d/root%s", proc_root, pid,
+				 info->runtime_lib);
+			python_version(info, buf, info->runtime_lib);
+		} else {
+			sw_python_minor_from_name(base, info->version, sizeof(info->version));
+			python_version(info, path, info->exe);
+		}
+		return 0;
+	}
+	info->runtime = SW_RT_NATIVE;
+	return 0;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Process discovery from /proc: what runtime a pid runs (node, python or a
+ * native epoll loop), its version and binary, its threads' names and its
+ * container (cgroup). Read-only: nothing is loaded into, or stops, the target.
+ */
+#ifndef SW_DISCOVERY_H
+#define SW_DISCOVERY_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum sw_runtime { SW_RT_NATIVE = 0, SW_RT_NODE = 1, SW_RT_PYTHON = 2 };
+
+struct sw_proc_info {
+	pid_t pid;
+	enum sw_runtime runtime;
+	char version[32]; /* "20.20.2", "3.11.7"; "" when unknown */
+	char exe[PATH_MAX];
+	char comm[16];
+	char cgroup[256];
+	char runtime_lib[PATH_MAX]; /* libnode / libpython when the runtime is a DSO */
+};
+
+const char *sw_runtime_name(enum sw_runtime rt);
+
+/* Root of /proc; tests point it at a fixture tree. */
+void sw_discovery_set_proc_root(const char *root);
+
+/* Returns 0, -ENOENT (no such process), -EACCES, or -errno. */
+int sw_discover_process(pid_t pid, struct sw_proc_info *info);
+
+/* comm of one thread; "" on failure. */
+void sw_thread_comm(pid_t pid, pid_t tid, char *out, size_t len);
+
+bool sw_process_alive(pid_t pid);
+
+/* Does fd of pid still name an epoll instance? (a closed asyncio loop) */
+bool sw_fd_is_epoll(pid_t pid, int fd);
+
+/* Parse "python3.11", "libpython3.12.so.1.0", ... into "3.11"; 0 or -ENOENT. */
+int sw_python_minor_from_name(const char *name, char *out, size_t len);
+
+/* PY_VERSION_HEX (Py_Version) to "3.11.7". */
+void sw_python_hex_version(uint64_t hex, char *out, size_t len);
+
+#endif

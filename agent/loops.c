@@ -1,0 +1,530 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "log.h"
+#include "loops.h"
+#include "rules.h"
+#include "syscalls.h"
+
+/* Ongoing incidents are refreshed this often: the issue asks for at least
+ * once a second, and half a second keeps a dashboard's view fresh. */
+#define ONGOING_REFRESH_NS 500000000ull
+#define PROC_CHECK_NS 1000000000ull
+/* A thread that has not come back to its loop for this long has its loop fd
+ * checked: a closed asyncio loop is not a blocked one. */
+#define LOOP_CLOSED_CHECK_NS 2000000000ull
+
+struct proc {
+	struct sw_proc_info info;
+	bool alive;
+};
+
+struct loop {
+	uint32_t pid, tid;
+	int loop_fd;
+	char comm[16];
+	/* baseline of the last summary */
+	uint64_t snap_ns, prev_iters, prev_idle, prev_max;
+	uint32_t prev_hist[SW_HIST_NBUCKETS];
+	uint64_t interval_incident_max;
+	/* the block in progress, if any */
+	uint64_t ongoing_start, ongoing_last;
+	uint64_t fd_checked_ns;
+};
+
+struct sw_loops {
+	struct loopmon *lm;
+	struct sw_report *rep;
+	uint64_t threshold_ns;
+	bool diag;
+	struct proc *procs;
+	size_t n_procs;
+	struct loop **loops;
+	size_t n_loops, cap_loops;
+	uint64_t last_proc_check;
+	uint64_t lost_events;
+	uint64_t failed_reads;
+	struct sw_thread st;  /* scratch: 7 KiB, too big for the stack */
+	struct sw_hist hist;  /* scratch for one interval */
+};
+
+struct sw_loops *sw_loops__new(struct loopmon *lm, struct sw_report *rep, uint64_t threshold_ns,
+			       bool diag)
+{
+	struct sw_loops *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->lm = lm;
+	l->rep = rep;
+	l->threshold_ns = threshold_ns;
+	l->diag = diag;
+	return l;
+}
+
+void sw_loops__free(struct sw_loops *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n_loops; i++)
+		free(l->loops[i]);
+	free(l->loops);
+	free(l->procs);
+	free(l);
+}
+
+static struct proc *find_proc(struct sw_loops *l, uint32_t pid)
+{
+	for (size_t i = 0; i < l->n_procs; i++)
+		if ((uint32_t)l->procs[i].info.pid == pid)
+			return &l->procs[i];
+	return NULL;
+}
+
+static struct loop *find_loop(struct sw_loops *l, uint32_t tid)
+{
+	for (size_t i = 0; i < l->n_loops; i++)
+		if (l->loops[i]->tid == tid)
+			return l->loops[i];
+	return NULL;
+}
+
+static void drop_loop_at(struct sw_loops *l, size_t i)
+{
+	free(l->loops[i]);
+	l->loops[i] = l->loops[--l->n_loops];
+}
+
+static void drop_loops_of(struct sw_loops *l, uint32_t pid)
+{
+	for (size_t i = 0; i < l->n_loops;) {
+		if (l->loops[i]->pid == pid) {
+			loopmon__forget_thread(l->lm, l->loops[i]->tid);
+			drop_loop_at(l, i);
+		} else {
+			i++;
+		}
+	}
+}
+
+static uint32_t target_flags(const struct sw_proc_info *pi)
+{
+	/* Node turns on UV_METRICS_IDLE_TIME for its loops (src/node.cc and
+	 * worker loops since v15): libuv then pre-polls with timeout 0. */
+	return pi->runtime == SW_RT_NODE ? SW_TGT_MERGE_ZERO_POLLS : 0;
+}
+
+int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
+{
+	struct proc *p = find_proc(l, (uint32_t)pi->pid), *np;
+	int err;
+
+	if (!p) {
+		np = realloc(l->procs, (l->n_procs + 1) * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		l->procs = np;
+		p = &l->procs[l->n_procs++];
+	}
+	p->info = *pi;
+	p->alive = true;
+	err = loopmon__add_target(l->lm, pi->pid, target_flags(pi));
+	if (err)
+		return err;
+	sw_report__process(l->rep, pi);
+	return 0;
+}
+
+/* Snapshot baseline: what the next summary is a delta from. */
+static void set_baseline(struct loop *lp, const struct sw_thread *s, uint64_t now)
+{
+	lp->snap_ns = now;
+	lp->prev_iters = s->iterations;
+	lp->prev_idle = s->idle_ns;
+	if (s->wait_fd >= 0 && s->wait_timeout != 0 && now > s->wait_enter_ns)
+		lp->prev_idle += now - s->wait_enter_ns;
+	lp->prev_max = s->max_busy_ns;
+	memcpy(lp->prev_hist, s->hist, sizeof(lp->prev_hist));
+	lp->interval_incident_max = 0;
+}
+
+static struct loop *track(struct sw_loops *l, uint32_t pid, uint32_t tid, uint64_t now)
+{
+	struct loop *lp = find_loop(l, tid), **nl;
+
+	if (lp)
+		return lp;
+	if (!find_proc(l, pid))
+		return NULL;
+	if (loopmon__read_thread(l->lm, tid, &l->st))
+		return NULL;
+	if (l->n_loops == l->cap_loops) {
+		size_t cap = l->cap_loops ? l->cap_loops * 2 : 16;
+
+		nl = realloc(l->loops, cap * sizeof(*nl));
+		if (!nl)
+			return NULL;
+		l->loops = nl;
+		l->cap_loops = cap;
+	}
+	lp = calloc(1, sizeof(*lp));
+	if (!lp)
+		return NULL;
+	lp->pid = pid;
+	lp->tid = tid;
+	lp->loop_fd = l->st.loop_fd;
+	memcpy(lp->comm, l->st.comm, sizeof(lp->comm));
+	lp->comm[sizeof(lp->comm) - 1] = '\0';
+	/* BPF counts from the thread's first wait, so the first interval
+	 * starts there, from a zero baseline (calloc) */
+	lp->snap_ns = l->st.first_seen_ns ? l->st.first_seen_ns : now;
+	l->loops[l->n_loops++] = lp;
+	sw_dbg("loop thread pid %u tid %u (%s) epoll fd %d", pid, tid, lp->comm, lp->loop_fd);
+	return lp;
+}
+
+/*
+ * Node runs libuv loops of its own: the platform's DelayedTaskScheduler
+ * (src/node_platform.cc) and, with --inspect, the inspector's. They are not
+ * the application's loop. The platform creates its loop before the main
+ * loop, so its epoll fd is the lower one; workers' loops come after.
+ */
+static const char *role_of(struct sw_loops *l, const struct loop *lp)
+{
+	struct proc *p = find_proc(l, lp->pid);
+	struct loop *main_loop;
+
+	if (!p)
+		return "loop";
+	switch (p->info.runtime) {
+	case SW_RT_NODE:
+		if (lp->tid == lp->pid)
+			return "main";
+		main_loop = find_loop(l, lp->pid);
+		if (main_loop && lp->loop_fd < main_loop->loop_fd)
+			return "helper";
+		return "worker";
+	case SW_RT_PYTHON:
+		return "asyncio";
+	default:
+		return "loop";
+	}
+}
+
+static const char *runtime_of(struct sw_loops *l, uint32_t pid)
+{
+	struct proc *p = find_proc(l, pid);
+
+	return sw_runtime_name(p ? p->info.runtime : SW_RT_NATIVE);
+}
+
+static void fill_diag(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t offcpu,
+		      uint64_t runq, uint32_t switches, const struct sw_blk_sys *sys, int extra_nr,
+		      uint64_t extra_ns)
+{
+	int64_t best_nr = -2;
+	uint64_t best_ns = 0;
+	struct sw_incident_facts f = {};
+	const char *name;
+
+	inc->diag = l->diag;
+	if (l->diag) {
+		inc->offcpu_ns = offcpu;
+		inc->runq_ns = runq;
+		inc->oncpu_ns = inc->dur_ns > offcpu + runq ? inc->dur_ns - offcpu - runq : 0;
+		inc->switches = switches;
+		for (int i = 0; i < SW_BLK_SYSCALLS; i++) {
+			uint64_t ns = sys[i].ns + (sys[i].nr == extra_nr ? extra_ns : 0);
+
+			if (sys[i].ns && ns > best_ns) {
+				best_ns = ns;
+				best_nr = sys[i].nr;
+			}
+		}
+		if (extra_ns && extra_ns > best_ns) {
+			best_ns = extra_ns;
+			best_nr = extra_nr;
+		}
+		if (best_nr >= 0 && (name = sw_syscall_name((int)best_nr)))
+			snprintf(inc->top_syscall, sizeof(inc->top_syscall), "%s", name);
+		else if (best_nr == -1)
+			snprintf(inc->top_syscall, sizeof(inc->top_syscall), "page fault");
+		else if (best_nr >= 0)
+			snprintf(inc->top_syscall, sizeof(inc->top_syscall), "syscall %lld",
+				 (long long)best_nr);
+		inc->top_syscall_ns = best_ns;
+	}
+	f.runtime = inc->runtime;
+	f.duration_ns = inc->dur_ns;
+	f.ongoing = inc->ongoing;
+	f.oncpu_ns = inc->oncpu_ns;
+	f.offcpu_ns = inc->offcpu_ns;
+	f.runq_ns = inc->runq_ns;
+	f.top_syscall = inc->top_syscall;
+	f.top_syscall_ns = inc->top_syscall_ns;
+	sw_rules_classify(&f, &inc->verdict);
+}
+
+static void incident_base(struct sw_loops *l, struct loop *lp, struct sw_incident_rec *inc,
+			  uint64_t start, uint64_t dur, bool ongoing)
+{
+	memset(inc, 0, sizeof(*inc));
+	inc->pid = lp->pid;
+	inc->tid = lp->tid;
+	memcpy(inc->thread, lp->comm, sizeof(inc->thread));
+	inc->role = role_of(l, lp);
+	inc->runtime = runtime_of(l, lp->pid);
+	inc->start_ns = start;
+	inc->dur_ns = dur;
+	inc->ongoing = ongoing;
+}
+
+static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_event *e)
+{
+	struct sw_incident_rec inc;
+
+	if (lp->ongoing_start && lp->ongoing_start != e->start_ns)
+		l->lost_events++; /* the end of an earlier ongoing block never came */
+	lp->ongoing_start = 0;
+	if (e->dur_ns > lp->interval_incident_max)
+		lp->interval_incident_max = e->dur_ns;
+	incident_base(l, lp, &inc, e->start_ns, e->dur_ns, false);
+	if (!strcmp(inc.role, "helper"))
+		return;
+	fill_diag(l, &inc, e->offcpu_ns, e->runq_ns, e->switches, e->blk_sys, -2, 0);
+	sw_report__incident(l->rep, &inc);
+}
+
+int sw_loops__on_event(void *ctx, const struct sw_event *e)
+{
+	struct sw_loops *l = ctx;
+	struct sw_proc_info pi;
+	struct loop *lp;
+
+	switch (e->type) {
+	case SW_EV_THREAD_NEW:
+		track(l, e->pid, e->tid, e->ts_ns);
+		break;
+	case SW_EV_INCIDENT:
+		lp = track(l, e->pid, e->tid, e->ts_ns);
+		if (lp)
+			final_incident(l, lp, e);
+		else
+			l->lost_events++;
+		break;
+	case SW_EV_THREAD_EXIT:
+		lp = find_loop(l, e->tid);
+		if (!lp)
+			break;
+		/* a loop that dies blocked (killed while stuck) ends its block */
+		if (e->busy && e->dur_ns >= l->threshold_ns)
+			final_incident(l, lp, e);
+		for (size_t i = 0; i < l->n_loops; i++)
+			if (l->loops[i] == lp) {
+				drop_loop_at(l, i);
+				break;
+			}
+		break;
+	case SW_EV_EXEC:
+		if (!find_proc(l, e->pid))
+			break;
+		drop_loops_of(l, e->pid);
+		sw_report__process_gone(l->rep, e->pid, true);
+		if (sw_discover_process((pid_t)e->pid, &pi) == 0)
+			sw_loops__add_process(l, &pi);
+		break;
+	default:
+		l->lost_events++;
+	}
+	return 0;
+}
+
+static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_thread *s,
+			  uint64_t now)
+{
+	struct sw_incident_rec inc;
+	uint64_t offcpu = s->blk_offcpu_ns, runq = s->blk_runq_ns, extra = 0;
+	int extra_nr = -2;
+
+	if (!s->iter_start_ns || s->wait_fd >= 0 || now < s->iter_start_ns ||
+	    now - s->iter_start_ns < l->threshold_ns) {
+		return;
+	}
+	if (lp->ongoing_start != s->iter_start_ns) {
+		lp->ongoing_start = s->iter_start_ns;
+		lp->ongoing_last = 0;
+	}
+	if (lp->ongoing_last && now - lp->ongoing_last < ONGOING_REFRESH_NS)
+		return;
+	lp->ongoing_last = now;
+	/* the off-CPU stretch in progress is not in the sums yet */
+	if (s->off_start_ns && now > s->off_start_ns) {
+		if (s->off_kind == SW_OFF_RUNQ) {
+			runq += now - s->off_start_ns;
+		} else {
+			extra = now - s->off_start_ns;
+			offcpu += extra;
+			extra_nr = s->off_nr;
+		}
+	}
+	incident_base(l, lp, &inc, s->iter_start_ns, now - s->iter_start_ns, true);
+	if (!strcmp(inc.role, "helper"))
+		return;
+	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);
+	sw_report__incident(l->rep, &inc);
+}
+
+static void check_processes(struct sw_loops *l)
+{
+	uint32_t key, next;
+	int err;
+
+	for (size_t i = 0; i < l->n_procs;) {
+		struct proc *p = &l->procs[i];
+
+		if (sw_process_alive(p->info.pid)) {
+			i++;
+			continue;
+		}
+		drop_loops_of(l, (uint32_t)p->info.pid);
+		loopmon__del_target(l->lm, p->info.pid);
+		sw_report__process_gone(l->rep, (uint32_t)p->info.pid, false);
+		l->procs[i] = l->procs[--l->n_procs];
+	}
+	/* threads whose THREAD_NEW event was lost still get tracked */
+	for (err = loopmon__next_thread(l->lm, NULL, &next); !err;
+	     err = loopmon__next_thread(l->lm, &key, &next)) {
+		key = next;
+		if (find_loop(l, key))
+			continue;
+		if (loopmon__read_thread(l->lm, key, &l->st) == 0)
+			track(l, l->st.pid, key, l->st.first_seen_ns);
+	}
+}
+
+void sw_loops__tick(struct sw_loops *l, uint64_t now)
+{
+	if (now - l->last_proc_check >= PROC_CHECK_NS) {
+		l->last_proc_check = now;
+		check_processes(l);
+	}
+	for (size_t i = 0; i < l->n_loops;) {
+		struct loop *lp = l->loops[i];
+		struct sw_thread *s = &l->st;
+		int err = loopmon__read_thread(l->lm, lp->tid, s);
+
+		if (err) {
+			/* -ENOENT: exited, its THREAD_EXIT event does the rest */
+			if (err != -ENOENT)
+				l->failed_reads++;
+			i++;
+			continue;
+		}
+		lp->loop_fd = s->loop_fd;
+		if (s->iter_start_ns && s->wait_fd < 0 && now > s->iter_start_ns &&
+		    now - s->iter_start_ns > LOOP_CLOSED_CHECK_NS &&
+		    now - lp->fd_checked_ns > LOOP_CLOSED_CHECK_NS) {
+			lp->fd_checked_ns = now;
+			if (!sw_fd_is_epoll((pid_t)lp->pid, s->loop_fd)) {
+				/* the loop was closed (asyncio.run returned), not blocked:
+				 * forget it; a new loop is learned at its first wait */
+				sw_dbg("tid %u: loop fd %d closed; relearning", lp->tid,
+				       s->loop_fd);
+				loopmon__forget_thread(l->lm, lp->tid);
+				drop_loop_at(l, i);
+				continue;
+			}
+		}
+		check_ongoing(l, lp, s, now);
+		i++;
+	}
+}
+
+/* Largest iteration of the interval: exact when the all-time maximum moved
+ * or an incident fell in the top bucket, else the top bucket's middle. */
+static uint64_t interval_max(const struct loop *lp, const struct sw_thread *s,
+			     const struct sw_hist *h)
+{
+	uint64_t est = 0;
+	int top = -1;
+
+	if (s->max_busy_ns != lp->prev_max)
+		return s->max_busy_ns;
+	for (int i = SW_HIST_NBUCKETS - 1; i >= 0; i--)
+		if (h->counts[i]) {
+			top = i;
+			break;
+		}
+	if (top < 0)
+		return 0;
+	if (lp->interval_incident_max && (int)sw_hist_bucket(lp->interval_incident_max) == top)
+		return lp->interval_incident_max;
+	est = sw_hist_bucket_mid((uint32_t)top);
+	return est > s->max_busy_ns ? s->max_busy_ns : est;
+}
+
+void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_health *extra)
+{
+	struct sw_bpf_stats bs;
+	struct sw_health h = *extra;
+
+	for (size_t i = 0; i < l->n_loops; i++) {
+		struct loop *lp = l->loops[i];
+		struct sw_thread *s = &l->st;
+		struct sw_summary_rec rec = {};
+		uint64_t idle, elapsed, d_idle;
+		const char *role;
+
+		if (loopmon__read_thread(l->lm, lp->tid, s))
+			continue; /* exited since the tick: its exit event removes it */
+		role = role_of(l, lp);
+		idle = s->idle_ns;
+		if (s->wait_fd >= 0 && s->wait_timeout != 0 && now > s->wait_enter_ns)
+			idle += now - s->wait_enter_ns;
+		elapsed = now > lp->snap_ns ? now - lp->snap_ns : 0;
+		d_idle = idle > lp->prev_idle ? idle - lp->prev_idle : 0;
+		if (d_idle > elapsed)
+			d_idle = elapsed;
+		sw_hist_reset(&l->hist);
+		for (uint32_t b = 0; b < SW_HIST_NBUCKETS; b++) {
+			uint32_t d = s->hist[b] - lp->prev_hist[b];
+
+			l->hist.counts[b] = d;
+			l->hist.total += d;
+		}
+		l->hist.max_ns = interval_max(lp, s, &l->hist);
+		if (strcmp(role, "helper")) {
+			rec.pid = lp->pid;
+			rec.tid = lp->tid;
+			memcpy(rec.thread, lp->comm, sizeof(rec.thread));
+			rec.role = role;
+			rec.runtime = runtime_of(l, lp->pid);
+			rec.start_ns = lp->snap_ns;
+			rec.end_ns = now;
+			rec.iterations = s->iterations - lp->prev_iters;
+			rec.idle_ns = d_idle;
+			rec.busy_ns = elapsed - d_idle;
+			rec.max_ns = l->hist.max_ns;
+			rec.hist = &l->hist;
+			sw_report__summary(l->rep, &rec);
+		}
+		set_baseline(lp, s, now);
+	}
+	loopmon__bpf_stats(l->lm, &bs);
+	h.ringbuf_drops += bs.ringbuf_drops;
+	h.thread_map_full += bs.thread_map_full;
+	h.failed_reads += bs.failed_reads + l->failed_reads;
+	h.lost_events += l->lost_events;
+	sw_report__health(l->rep, &h);
+}
+
+size_t sw_loops__live_processes(const struct sw_loops *l)
+{
+	return l->n_procs;
+}
+
+uint64_t sw_loops__lost_events(const struct sw_loops *l)
+{
+	return l->lost_events;
+}

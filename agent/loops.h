@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Loops: the runtime-aware layer over the BPF thread states. It knows the
+ * target processes and their runtimes, names each loop thread's role (Node
+ * main / worker / internal helper, Python asyncio), turns BPF snapshots into
+ * per-interval summaries, and finds blocks while they are still going on.
+ */
+#ifndef SW_LOOPS_H
+#define SW_LOOPS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "attach.h"
+#include "discovery.h"
+#include "report.h"
+
+struct sw_loops;
+
+struct sw_loops *sw_loops__new(struct loopmon *lm, struct sw_report *rep, uint64_t threshold_ns,
+			       bool diag);
+void sw_loops__free(struct sw_loops *l);
+
+/* Start watching a discovered process (adds it to the BPF target filter). */
+int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi);
+
+/* Ring buffer callback. */
+int sw_loops__on_event(void *ctx, const struct sw_event *e);
+
+/* Every ~100 ms: blocks in progress, exited processes, closed loops. */
+void sw_loops__tick(struct sw_loops *l, uint64_t now_ns);
+/* Every interval: one summary per loop thread, and the agent's health. */
+void sw_loops__summarize(struct sw_loops *l, uint64_t now_ns, const struct sw_health *extra);
+
+/* Processes still alive. */
+size_t sw_loops__live_processes(const struct sw_loops *l);
+uint64_t sw_loops__lost_events(const struct sw_loops *l);
+
+#endif

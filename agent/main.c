@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * stallwatch-agent: attach to running Node.js and Python processes and
+ * measure their event loops. See README.md and docs/DESIGN.md.
+ */
+#include <argp.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include "attach.h"
+#include "discovery.h"
+#include "log.h"
+#include "loops.h"
+#include "report.h"
+#include "stream.h"
+
+#define MAX_PIDS 256
+#define TICK_MS 100
+
+static volatile sig_atomic_t exiting;
+
+static struct env {
+	pid_t pids[MAX_PIDS];
+	int n_pids;
+	uint64_t threshold_ms;
+	uint64_t duration_s;
+	uint64_t interval_s;
+	bool json;
+	const char *collector;
+	uint64_t buffer_kb;
+	bool no_diag;
+	bool raw_syscalls;
+	int verbose;
+} env = {
+	.threshold_ms = 50,
+	.interval_s = 10,
+	.buffer_kb = 4096,
+};
+
+const char *argp_program_version = "stallwatch-agent " SW_VERSION;
+static const char doc[] =
+	"stallwatch-agent: measure the event loops of running Node.js and Python processes.\n"
+	"\n"
+	"Attaches with eBPF (no restart, nothing loaded into the target) and reports, per loop\n"
+	"thread, busy time per iteration as a histogram, utilization, and every blocked-loop\n"
+	"incident (a busy stretch >= threshold), while it is still blocked and when it ends.\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  stallwatch-agent --pid 1234                    # watch one process, human output\n"
+	"  stallwatch-agent --pid 1234 --pid 5678 --json  # two processes, JSON lines\n"
+	"  stallwatch-agent --pid $(pgrep -f server.js) --threshold-ms 20 --duration 60\n"
+	"  stallwatch-agent --pid 1234 --collector 127.0.0.1:7470   # stream to a collector\n";
+
+enum { OPT_INTERVAL = 1000, OPT_BUFFER, OPT_NO_DIAG, OPT_RAW_SYSCALLS };
+
+static const struct argp_option opts[] = {
+	{ "pid", 'p', "PID", 0, "Process to attach to (repeatable)", 0 },
+	{ "threshold-ms", 't', "MS", 0, "Blocked-loop threshold in ms (default 50)", 0 },
+	{ "duration", 'd', "SEC", 0, "Run for SEC seconds (default: until SIGINT/SIGTERM)", 0 },
+	{ "interval", OPT_INTERVAL, "SEC", 0, "Loop summary interval (default 10)", 0 },
+	{ "json", 'j', NULL, 0, "One JSON object per line on stdout", 0 },
+	{ "collector", 'c', "HOST:PORT", 0, "Stream to a stallwatch-collector", 0 },
+	{ "buffer-kb", OPT_BUFFER, "KB", 0,
+	  "Unsent data kept while the collector is away (default 4096)", 0 },
+	{ "no-diag", OPT_NO_DIAG, NULL, 0, "Do not split blocks into on/off-CPU (no sched_switch)",
+	  0 },
+	{ "raw-syscalls", OPT_RAW_SYSCALLS, NULL, 0,
+	  "Use tp_btf/sys_enter instead of per-syscall tracepoints (no tracefs)", 0 },
+	{ "verbose", 'v', NULL, 0, "Verbose debug output (twice: libbpf too)", 0 },
+	{},
+};
+
+static int parse_u64(const char *arg, const char *what, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v < min || v > max) {
+		sw_err("invalid %s '%s': expected a whole number from %llu to %llu", what, arg,
+		       (unsigned long long)min, (unsigned long long)max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static error_t parse_arg(int key, char *arg, struct argp_state *state)
+{
+	uint64_t v;
+
+	switch (key) {
+	case 'p':
+		if (parse_u64(arg, "--pid", 1, INT_MAX, &v))
+			argp_usage(state);
+		if (env.n_pids == MAX_PIDS) {
+			sw_err("too many --pid: at most %d per agent", MAX_PIDS);
+			argp_usage(state);
+		}
+		env.pids[env.n_pids++] = (pid_t)v;
+		break;
+	case 't':
+		if (parse_u64(arg, "--threshold-ms", 1, 3600000, &env.threshold_ms))
+			argp_usage(state);
+		break;
+	case 'd':
+		if (parse_u64(arg, "--duration", 1, UINT32_MAX, &env.duration_s))
+			argp_usage(state);
+		break;
+	case OPT_INTERVAL:
+		if (parse_u64(arg, "--interval", 1, 3600, &env.interval_s))
+			argp_usage(state);
+		break;
+	case OPT_BUFFER:
+		if (parse_u64(arg, "--buffer-kb", 64, 1 << 20, &env.buffer_kb))
+			argp_usage(state);
+		break;
+	case 'j':
+		env.json = true;
+		break;
+	case 'c':
+		env.collector = arg;
+		break;
+	case OPT_NO_DIAG:
+		env.no_diag = true;
+		break;
+	case OPT_RAW_SYSCALLS:
+		env.raw_syscalls = true;
+		break;
+	case 'v':
+		env.verbose++;
+		break;
+	case ARGP_KEY_END:
+		if (!env.n_pids) {
+			sw_err("no process given: pass --pid PID (see --help)");
+			argp_usage(state);
+		}
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && env.verbose < 2)
+		return 0;
+	if (level == LIBBPF_INFO && env.verbose < 1)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	exiting = 1;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One line saying why BPF could not load, and what to do. */
+static void explain_bpf_error(const char *what, int err)
+{
+	if (err == -EPERM || err == -EACCES)
+		sw_err("%s: %s; run as root, or grant CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and "
+		       "CAP_DAC_READ_SEARCH",
+		       what, strerror(-err));
+	else
+		sw_err("%s: %s; run with -vv for libbpf's log", what, strerror(-err));
+}
+
+static void health_extra(struct sw_stream *stream, struct sw_health *h)
+{
+	struct sw_stream_stats st;
+
+	memset(h, 0, sizeof(*h));
+	if (!stream)
+		return;
+	sw_stream__stats(stream, &st);
+	h->stream_dropped_batches = st.dropped_batches;
+	h->stream_dropped_bytes = st.dropped_bytes;
+	h->reconnects = st.reconnects;
+	h->batches_sent = st.batches_sent;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct argp argp = { .options = opts, .parser = parse_arg, .doc = doc };
+	struct loopmon_opts lo = {};
+	struct sw_proc_info *infos = NULL;
+	struct loopmon *lm = NULL;
+	struct sw_stream *stream = NULL;
+	struct sw_report *rep = NULL;
+	struct sw_loops *loops = NULL;
+	struct sw_health h;
+	uint64_t start, last_summary, now;
+	char msg[512];
+	int err = 0, n_ok = 0;
+
+	sw_log_prog = "stallwatch-agent";
+	err = argp_parse(&argp, argc, argv, 0, NULL, NULL);
+	if (err)
+		return 2;
+	sw_log_level = env.verbose ? SW_LOG_DEBUG : SW_LOG_INFO;
+	libbpf_set_print(libbpf_print);
+
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		sw_err("this kernel has no BTF (/sys/kernel/btf/vmlinux: %s); stallwatch needs "
+		       "CONFIG_DEBUG_INFO_BTF=y (Linux 5.8+ distro kernels have it)",
+		       strerror(errno));
+		return 1;
+	}
+	if (geteuid() != 0)
+		sw_warn("not running as root: attaching needs CAP_BPF, CAP_PERFMON, "
+			"CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH");
+
+	/* Discover first: a typo'd pid should fail before any BPF is loaded. */
+	infos = calloc((size_t)env.n_pids, sizeof(*infos));
+	if (!infos) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (int i = 0; i < env.n_pids; i++) {
+		err = sw_discover_process(env.pids[i], &infos[i]);
+		if (err == -ENOENT) {
+			sw_err("pid %d: no such process; check the pid (pgrep -f node) and retry",
+			       env.pids[i]);
+			goto cleanup;
+		}
+		if (err == -ESRCH) {
+			sw_err("pid %d is a kernel thread or a zombie: no user-space loop to watch",
+			       env.pids[i]);
+			goto cleanup;
+		}
+		if (err) {
+			sw_err("pid %d: cannot read /proc/%d: %s; run as root", env.pids[i],
+			       env.pids[i], strerror(-err));
+			goto cleanup;
+		}
+		if (infos[i].runtime == SW_RT_NATIVE)
+			sw_warn("pid %d (%s, %s) is neither Node.js nor Python; measuring any epoll "
+				"loop it runs as runtime 'native'",
+				env.pids[i], infos[i].comm, infos[i].exe);
+	}
+
+	if (env.collector) {
+		stream = sw_stream__new(env.collector, env.buffer_kb * 1024, msg, sizeof(msg));
+		if (!stream) {
+			sw_err("%s", msg);
+			err = -EINVAL;
+			goto cleanup;
+		}
+	}
+	rep = sw_report__new(env.json, stream, env.threshold_ms * 1000000ull);
+	if (!rep) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+
+	/* No setrlimit(RLIMIT_MEMLOCK): since 5.11 BPF memory is charged to
+	 * the memcg, and raising the limit needs CAP_SYS_RESOURCE we may lack. */
+	lo.threshold_ns = env.threshold_ms * 1000000ull;
+	lo.diag = !env.no_diag;
+	lo.force_raw_syscalls = env.raw_syscalls;
+	lm = loopmon__open(&lo);
+	if (!lm) {
+		err = -errno;
+		explain_bpf_error("cannot open the BPF object", err);
+		goto cleanup;
+	}
+	err = loopmon__load(lm);
+	if (err) {
+		explain_bpf_error("cannot load the BPF programs", err);
+		goto cleanup;
+	}
+	err = loopmon__attach(lm);
+	if (err) {
+		explain_bpf_error("cannot attach the BPF programs", err);
+		goto cleanup;
+	}
+	sw_dbg("attached with %s", loopmon__mode(lm));
+
+	loops = sw_loops__new(lm, rep, lo.threshold_ns, lo.diag);
+	if (!loops) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (int i = 0; i < env.n_pids; i++) {
+		/* it may have exited since discovery */
+		if (!sw_process_alive(env.pids[i])) {
+			sw_warn("pid %d exited while attaching", env.pids[i]);
+			continue;
+		}
+		err = sw_loops__add_process(loops, &infos[i]);
+		if (err) {
+			sw_err("pid %d: cannot add it to the BPF target map: %s", env.pids[i],
+			       strerror(-err));
+			goto cleanup;
+		}
+		n_ok++;
+	}
+	if (!n_ok) {
+		sw_err("every target exited before the agent could attach");
+		err = -ESRCH;
+		goto cleanup;
+	}
+	if (!env.json)
+		sw_info("watching %d process%s, threshold %llu ms (%s); Ctrl-C to stop", n_ok,
+			n_ok > 1 ? "es" : "", (unsigned long long)env.threshold_ms,
+			loopmon__mode(lm));
+	sw_report__flush(rep);
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+
+	start = last_summary = mono_ns();
+	while (!exiting) {
+		err = loopmon__poll(lm, TICK_MS, sw_loops__on_event, loops);
+		if (err < 0 && err != -EINTR) {
+			sw_err("reading the BPF ring buffer failed: %s", strerror(-err));
+			goto cleanup;
+		}
+		err = 0;
+		now = mono_ns();
+		sw_loops__tick(loops, now);
+		if (now - last_summary >= env.interval_s * 1000000000ull) {
+			last_summary = now;
+			health_extra(stream, &h);
+			sw_loops__summarize(loops, now, &h);
+		}
+		sw_report__flush(rep);
+		if (stream)
+			sw_stream__service(stream, now);
+		if (env.duration_s && now - start >= env.duration_s * 1000000000ull)
+			break;
+		if (!sw_loops__live_processes(loops)) {
+			sw_info("every target process has exited; stopping");
+			break;
+		}
+	}
+	/* a last summary so a short run still reports, and a clean detach */
+	loopmon__poll(lm, 0, sw_loops__on_event, loops);
+	health_extra(stream, &h);
+	sw_loops__summarize(loops, mono_ns(), &h);
+	sw_report__flush(rep);
+	if (stream)
+		sw_stream__drain(stream, 2000);
+cleanup:
+	sw_loops__free(loops);
+	loopmon__free(lm);
+	sw_report__free(rep);
+	sw_stream__free(stream);
+	free(infos);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Report: where measurements go. Human lines or JSON lines on stdout in
+ * standalone mode, and protobuf batches to the collector (through stream.h)
+ * when --collector is given. The one place that knows both formats.
+ */
+#ifndef SW_REPORT_H
+#define SW_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "discovery.h"
+#include "histogram.h"
+#include "rules.h"
+
+struct sw_stream;
+
+struct sw_incident_rec {
+	uint32_t pid, tid;
+	char thread[16];
+	const char *role;
+	const char *runtime;
+	uint64_t start_ns, dur_ns;
+	bool ongoing;
+	bool diag; /* the on/off-CPU split below was measured */
+	uint64_t oncpu_ns, offcpu_ns, runq_ns;
+	uint32_t switches;
+	char top_syscall[32];
+	uint64_t top_syscall_ns;
+	struct sw_verdict verdict;
+};
+
+struct sw_summary_rec {
+	uint32_t pid, tid;
+	char thread[16];
+	const char *role;
+	const char *runtime;
+	uint64_t start_ns, end_ns;
+	uint64_t iterations, busy_ns, idle_ns, max_ns;
+	const struct sw_hist *hist; /* this interval's iterations */
+};
+
+struct sw_health {
+	uint64_t ringbuf_drops, thread_map_full, failed_reads, lost_events;
+	uint64_t stream_dropped_batches, stream_dropped_bytes, reconnects, batches_sent;
+};
+
+struct sw_report;
+
+struct sw_report *sw_report__new(bool json, struct sw_stream *stream, uint64_t threshold_ns);
+void sw_report__free(struct sw_report *r);
+
+void sw_report__process(struct sw_report *r, const struct sw_proc_info *pi);
+void sw_report__process_gone(struct sw_report *r, uint32_t pid, bool exec);
+void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc);
+void sw_report__summary(struct sw_report *r, const struct sw_summary_rec *sum);
+void sw_report__health(struct sw_report *r, const struct sw_health *h);
+/* Send what is pending to the collector as one batch (no-op standalone). */
+void sw_report__flush(struct sw_report *r);
+
+#endif

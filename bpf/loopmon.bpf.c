@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * loopmon: event-loop iterations of target processes, from the epoll_wait
+ * family of syscalls, plus a sched_switch-based split of each busy stretch
+ * into on-CPU, sleeping (and in which syscall) and run-queue time.
+ *
+ * Why syscall tracepoints and not uprobes on uv__io_poll: a uprobe hit costs
+ * ~4.8 us on this kernel against ~0.12 us for a tracepoint pair, and the poll
+ * runs once per iteration. Tracepoints also need no symbols, so stripped
+ * binaries, uvloop's static libuv and asyncio's selectors all look alike.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "loopmon.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define EINTR 4
+#define EEXIST 17
+
+/* Set by the agent between open and load. */
+const volatile __u64 threshold_ns = 50000000ull;
+/* sched_switch split of blocks; off when the agent runs with --no-diag */
+const volatile bool diag_enabled = true;
+
+struct sw_bpf_stats stats = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SW_MAX_TARGETS);
+	__type(key, __u32); /* tgid */
+	__type(value, struct sw_target);
+} targets SEC(".maps");
+
+/* Not preallocated: a value is ~7 KiB and most slots stay empty. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SW_MAX_THREADS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32); /* tid */
+	__type(value, struct sw_thread);
+} threads SEC(".maps");
+
+/* A zeroed sw_thread to insert from: the value is too big for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sw_thread);
+} thread_zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+static __always_inline void count(__u64 *counter)
+{
+	__sync_fetch_and_add(counter, 1);
+}
+
+static __always_inline struct sw_event *event_new(__u32 type, __u32 pid, __u32 tid, __u64 now)
+{
+	struct sw_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(&stats.ringbuf_drops);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = type;
+	e->pid = pid;
+	e->tid = tid;
+	e->loop_fd = -1;
+	e->ts_ns = now;
+	return e;
+}
+
+static __always_inline struct sw_event *event_reserve(__u32 type, struct sw_thread *t, __u64 now)
+{
+	struct sw_event *e = event_new(type, t->pid, t->tid, now);
+
+	if (e) {
+		e->loop_fd = t->loop_fd;
+		__builtin_memcpy(e->comm, t->comm, sizeof(e->comm));
+	}
+	return e;
+}
+
+static __always_inline void fill_block(struct sw_event *e, struct sw_thread *t, __u64 start,
+				       __u64 dur)
+{
+	e->start_ns = start;
+	e->dur_ns = dur;
+	e->offcpu_ns = t->blk_offcpu_ns;
+	e->runq_ns = t->blk_runq_ns;
+	e->switches = t->blk_switches;
+	__builtin_memcpy(e->blk_sys, t->blk_sys, sizeof(e->blk_sys));
+}
+
+static __always_inline void reset_block(struct sw_thread *t)
+{
+	t->off_start_ns = 0;
+	t->off_kind = SW_OFF_NONE;
+	t->blk_offcpu_ns = 0;
+	t->blk_runq_ns = 0;
+	t->blk_switches = 0;
+	for (int i = 0; i < SW_BLK_SYSCALLS; i++) {
+		t->blk_sys[i].nr = 0;
+		t->blk_sys[i].ns = 0;
+	}
+}
+
+static struct sw_thread *thread_new(__u32 pid, __u32 tid, __s32 fd, __u32 flags, __u64 now)
+{
+	struct sw_thread *zero, *t;
+	struct sw_event *e;
+	__u32 k = 0;
+	long err;
+
+	zero = bpf_map_lookup_elem(&thread_zero, &k);
+	if (!zero)
+		return NULL;
+	err = bpf_map_update_elem(&threads, &tid, zero, BPF_NOEXIST);
+	if (err && err != -EEXIST) {
+		count(&stats.thread_map_full);
+		return NULL;
+	}
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (!t)
+		return NULL;
+	t->pid = pid;
+	t->tid = tid;
+	t->loop_fd = fd;
+	t->wait_fd = -1;
+	t->flags = flags;
+	t->first_seen_ns = now;
+	bpf_get_current_comm(t->comm, sizeof(t->comm));
+	e = event_reserve(SW_EV_THREAD_NEW, t, now);
+	if (e)
+		bpf_ringbuf_submit(e, 0);
+	return t;
+}
+
+static __always_inline void on_wait_enter(__s32 fd, __s32 timeout_class)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, tid = (__u32)id;
+	struct sw_target *tgt;
+	struct sw_thread *t;
+	__u64 now;
+
+	tgt = bpf_map_lookup_elem(&targets, &pid);
+	if (!tgt)
+		return;
+	now = bpf_ktime_get_ns();
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (!t) {
+		t = thread_new(pid, tid, fd, tgt->flags, now);
+		if (!t)
+			return;
+	}
+	/* A wait on another epoll fd (execSync's nested loop, a selectors
+	 * call) is not the loop going idle: it is part of the busy stretch. */
+	if (fd != t->loop_fd)
+		return;
+	t->wait_fd = fd;
+	t->wait_timeout = timeout_class;
+	t->wait_enter_ns = now;
+}
+
+static __always_inline void on_wait_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	__u64 now, enter, start, busy;
+	struct sw_thread *t;
+	struct sw_event *e;
+	__u32 b;
+
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (!t || t->wait_fd < 0)
+		return;
+	now = bpf_ktime_get_ns();
+	enter = t->wait_enter_ns;
+	t->wait_fd = -1;
+	/* libuv's idle time counts only polls with a timeout (uv__io_poll sets
+	 * the provider entry time only when timeout != 0). */
+	if (t->wait_timeout != 0)
+		t->idle_ns += now - enter;
+	/* Interrupted by a signal: libuv and asyncio (PEP 475) poll again
+	 * without running callbacks, so the iteration goes on. */
+	if (ret == -EINTR)
+		return;
+	/* Node's metrics-mode pre-poll: timeout 0 and nothing ready means the
+	 * real poll follows at once; one iteration, not two. */
+	if (t->wait_timeout == 0 && ret == 0 && (t->flags & SW_TGT_MERGE_ZERO_POLLS))
+		return;
+
+	start = t->iter_start_ns;
+	t->iter_start_ns = now;
+	if (!start)
+		goto out; /* first boundary after attach: measuring starts here */
+	busy = enter > start ? enter - start : 0;
+	t->iterations++;
+	t->busy_ns += busy;
+	if (busy > t->max_busy_ns)
+		t->max_busy_ns = busy;
+	b = sw_hist_bucket(busy);
+	if (b < SW_HIST_NBUCKETS)
+		t->hist[b]++;
+	if (busy >= threshold_ns) {
+		t->incidents++;
+		e = event_reserve(SW_EV_INCIDENT, t, now);
+		if (e) {
+			fill_block(e, t, start, busy);
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+out:
+	reset_block(t);
+}
+
+static __always_inline __s32 timeout_class(long ms)
+{
+	return ms < 0 ? -1 : ms == 0 ? 0 : 1;
+}
+
+/* epoll_pwait2 takes a timespec pointer; NULL waits forever. */
+static __always_inline __s32 timeout_class_ts(const void *uts)
+{
+	struct __kernel_timespec ts;
+
+	if (!uts)
+		return -1;
+	if (bpf_probe_read_user(&ts, sizeof(ts), uts)) {
+		count(&stats.failed_reads);
+		return 1;
+	}
+	return (ts.tv_sec == 0 && ts.tv_nsec == 0) ? 0 : 1;
+}
+
+/*
+ * Variant 1: classic per-syscall tracepoints. The kernel checks a bitmap of
+ * enabled syscalls before running anything, so unrelated syscalls pay only
+ * the slow-path entry. Needs tracefs to resolve the tracepoint ids.
+ */
+SEC("tracepoint/syscalls/sys_enter_epoll_wait")
+int tp_enter_epoll_wait(struct trace_event_raw_sys_enter *ctx)
+{
+	on_wait_enter((__s32)ctx->args[0], timeout_class((int)ctx->args[3]));
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_pwait")
+int tp_enter_epoll_pwait(struct trace_event_raw_sys_enter *ctx)
+{
+	on_wait_enter((__s32)ctx->args[0], timeout_class((int)ctx->args[3]));
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_pwait2")
+int tp_enter_epoll_pwait2(struct trace_event_raw_sys_enter *ctx)
+{
+	on_wait_enter((__s32)ctx->args[0], timeout_class_ts((const void *)ctx->args[3]));
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_wait")
+int tp_exit_epoll_wait(struct trace_event_raw_sys_exit *ctx)
+{
+	on_wait_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
+int tp_exit_epoll_pwait(struct trace_event_raw_sys_exit *ctx)
+{
+	on_wait_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_pwait2")
+int tp_exit_epoll_pwait2(struct trace_event_raw_sys_exit *ctx)
+{
+	on_wait_exit(ctx->ret);
+	return 0;
+}
+
+/*
+ * Variant 2, when tracefs is unavailable: the BTF raw syscall tracepoints.
+ * They run for every syscall of the host, so the id test comes first.
+ */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(raw_sys_enter, struct pt_regs *regs, long id)
+{
+	if (id == SW_NR_EPOLL_WAIT || id == SW_NR_EPOLL_PWAIT)
+		on_wait_enter((__s32)regs->di, timeout_class((int)regs->r10));
+	else if (id == SW_NR_EPOLL_PWAIT2)
+		on_wait_enter((__s32)regs->di, timeout_class_ts((const void *)regs->r10));
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
+{
+	long id = regs->orig_ax;
+
+	if (id == SW_NR_EPOLL_WAIT || id == SW_NR_EPOLL_PWAIT || id == SW_NR_EPOLL_PWAIT2)
+		on_wait_exit(ret);
+	return 0;
+}
+
+static __always_inline void blk_sys_add(struct sw_thread *t, __s32 nr, __u64 ns)
+{
+	int i;
+
+	for (i = 0; i < SW_BLK_SYSCALLS; i++) {
+		if (t->blk_sys[i].ns && t->blk_sys[i].nr == nr) {
+			t->blk_sys[i].ns += ns;
+			return;
+		}
+		if (!t->blk_sys[i].ns) {
+			t->blk_sys[i].nr = nr;
+			t->blk_sys[i].ns = ns;
+			return;
+		}
+	}
+	/* full: the time still counts in blk_offcpu_ns, just not by syscall */
+}
+
+/*
+ * The split of a busy stretch. Runs at every context switch of the host, so
+ * it does two hash lookups and nothing else unless a tracked loop thread
+ * is involved.
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct sw_thread *t;
+	__u32 tid;
+	__u64 now;
+
+	if (!diag_enabled)
+		return 0;
+	now = bpf_ktime_get_ns();
+
+	tid = BPF_CORE_READ(prev, pid);
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (t && t->iter_start_ns && t->wait_fd < 0) {
+		unsigned int state = BPF_CORE_READ(prev, __state);
+
+		t->off_start_ns = now;
+		t->blk_switches++;
+		if (preempt || state == 0 /* TASK_RUNNING: yielded */) {
+			t->off_kind = SW_OFF_RUNQ;
+			t->off_nr = -1;
+		} else {
+			struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+
+			t->off_kind = SW_OFF_SLEEP;
+			t->off_nr = regs ? (__s32)BPF_CORE_READ(regs, orig_ax) : -1;
+		}
+	}
+
+	tid = BPF_CORE_READ(next, pid);
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (t && t->off_start_ns) {
+		__u64 d = now - t->off_start_ns;
+
+		if (t->off_kind == SW_OFF_RUNQ) {
+			t->blk_runq_ns += d;
+		} else {
+			t->blk_offcpu_ns += d;
+			blk_sys_add(t, t->off_nr, d);
+		}
+		t->off_start_ns = 0;
+		t->off_kind = SW_OFF_NONE;
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(sched_process_exit, struct task_struct *p)
+{
+	__u32 tid = BPF_CORE_READ(p, pid);
+	struct sw_thread *t;
+	struct sw_event *e;
+	__u64 now;
+
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (!t)
+		return 0;
+	now = bpf_ktime_get_ns();
+	e = event_reserve(SW_EV_THREAD_EXIT, t, now);
+	if (e) {
+		/* died inside a busy stretch: user space closes its incident */
+		if (t->iter_start_ns && t->wait_fd < 0) {
+			e->busy = 1;
+			fill_block(e, t, t->iter_start_ns, now - t->iter_start_ns);
+		}
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(&threads, &tid);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec, struct task_struct *p)
+{
+	__u32 pid = BPF_CORE_READ(p, tgid);
+	struct sw_event *e;
+
+	if (!bpf_map_lookup_elem(&targets, &pid))
+		return 0;
+	/* The new image keeps the pid but not the loop: forget its state. The
+	 * other threads went through sched_process_exit already. */
+	bpf_map_delete_elem(&threads, &pid);
+	e = event_new(SW_EV_EXEC, pid, pid, bpf_ktime_get_ns());
+	if (e) {
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 0;
+}
