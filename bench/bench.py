@@ -35,6 +35,7 @@ ROOT = os.path.dirname(HERE)
 WL = os.path.join(HERE, "workloads")
 NODE = "/usr/bin/node"
 PY = "/usr/bin/python3.11"  # Debian's, where python3-aiohttp is installed
+START_LOAD = "?"
 
 
 def log(msg):
@@ -214,7 +215,7 @@ def stage_http(a, rows, notes):
         port, pid = ready["port"], ready["pid"]
         try:
             log(f"http: {label} pid {pid} port {port}: warm-up")
-            run_wrk(port, 3)
+            run_wrk(port, 5)  # JIT and allocator warm-up, not counted
             variants = ["off", "agent"]
             if label.startswith("Node"):
                 variants += ["eld10", "eld1"]
@@ -508,7 +509,9 @@ def wait_port(port, timeout):
 
 def row(what, variant, base, other, lower_better=False):
     mb, mo = statistics.median(base), statistics.median(other)
-    change = (mo / mb - 1) * 100
+    # change: median of the per-repetition ratios; each pair ran back to back,
+    # so slow drift of the machine (other tenants, thermal) cancels in it
+    change = (statistics.median(o / b for o, b in zip(other, base)) - 1) * 100
     cost = change if lower_better else -change
     return dict(what=what, variant=variant, base=mb, other=mo, change=change, cost=cost,
                 n=len(base), spread=(min(base), max(base)), spread_o=(min(other), max(other)))
@@ -540,6 +543,8 @@ def report(a, rows, notes, mech, started, stages):
                f"{subprocess.run([PY, '--version'], capture_output=True, text=True).stdout.strip()}")
     out.append(f"- command: `sudo ./bench/run.sh` (stages: {', '.join(stages)}; {a.reps} repetitions "
                f"per variant, alternating order; medians; wrk {a.wrk_seconds} s, loop {a.loop_seconds} s)")
+    out.append(f"- 1-min load average at start: {START_LOAD}, at end: "
+               f"{open('/proc/loadavg').read().split()[0]} (other work on the machine adds noise)")
     out.append(f"- agent: `{' '.join([os.path.relpath(Agent.binary, ROOT), '--json', '--interval', '1'] + Agent.extra)} --pid PID`\n")
     if rows:
         out.append("| workload and metric | variant | without (median) | with (median) | change | cost | runs | spread without | spread with |")
@@ -589,6 +594,8 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
 
+    global START_LOAD
+    START_LOAD = open("/proc/loadavg").read().split()[0]
     started = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
     stages = [s for s in a.stages.split(",") if s]
     rows, notes, mech = [], [], []
