@@ -572,6 +572,26 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 
 /* ---- batches ---- */
 
+static void proc_mark_loops(struct sw_store *s, struct sw_agent *a, uint32_t pid, bool exited,
+			    uint64_t now_ns)
+{
+	for (size_t j = 0; j < s->nloops; j++) {
+		struct sw_loop *l = s->loops[j];
+
+		if (l->agent != a || l->v.pid != pid)
+			continue;
+		if (exited) {
+			if (!l->v.stale_since_ns)
+				l->v.stale_since_ns = now_ns ? now_ns : 1;
+			l->v.ongoing_ns = 0;
+		} else {
+			/* pid reuse or a late ProcessInfo: refresh labels */
+			l->v.stale_since_ns = 0;
+			loop_set_labels(s, l, l->v.runtime, l->v.role, NULL);
+		}
+	}
+}
+
 int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
 		    uint64_t now_ns)
 {
@@ -604,9 +624,13 @@ int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Ba
 		const Stallwatch__V1__ProcessInfo *pi = b->processes[i];
 		struct sw_proc *p = proc_find(s, a, pi->pid);
 
+		if (!p && pi->exited) {
+			/* no ProcessInfo kept (collector restarted, cap): its
+			 * loops still go stale below */
+			proc_mark_loops(s, a, pi->pid, true, now_ns);
+			continue;
+		}
 		if (!p) {
-			if (pi->exited)
-				continue; /* nothing to forget */
 			if (s->nprocs >= s->max_loops || !(p = calloc(1, sizeof(*p)))) {
 				s->ctr.series_dropped++;
 				continue;
@@ -620,21 +644,7 @@ int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Ba
 		if (pi->comm && pi->comm[0])
 			copy_str(p->comm, pi->comm, sizeof(p->comm));
 		p->stale_since_ns = pi->exited ? (now_ns ? now_ns : 1) : 0;
-		for (size_t j = 0; j < s->nloops; j++) {
-			struct sw_loop *l = s->loops[j];
-
-			if (l->agent != a || l->v.pid != pi->pid)
-				continue;
-			if (pi->exited) {
-				if (!l->v.stale_since_ns)
-					l->v.stale_since_ns = p->stale_since_ns;
-				l->v.ongoing_ns = 0;
-			} else {
-				/* pid reuse or a late ProcessInfo: refresh labels */
-				l->v.stale_since_ns = 0;
-				loop_set_labels(s, l, l->v.runtime, l->v.role, NULL);
-			}
-		}
+		proc_mark_loops(s, a, pi->pid, pi->exited, now_ns);
 	}
 
 	for (size_t i = 0; i < b->n_loops; i++) {
