@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: Apache-2.0
+/* /metrics text and /api/incidents JSON for a known store. */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include "aggregate.h"
+#include "export.h"
+#include "test_collector_helpers.h"
+
+#define NOW (1000ull * 1000000000ull)
+
+static struct sw_store *s;
+static struct sw_buf text;
+
+static void teardown(void)
+{
+	sw_buf__free(&text);
+	sw_store__free(s);
+	s = NULL;
+}
+
+/* One node main loop (comm with characters that need escaping), one python
+ * loop, one ended incident, health of the agent. */
+static void fill_store(void)
+{
+	struct sw_store_opts o = { .max_loops = 16, .max_incidents = 16 };
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__Hello hello = STALLWATCH__V1__HELLO__INIT;
+	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT;
+	Stallwatch__V1__ProcessInfo *pp[1] = { &pi };
+	Stallwatch__V1__AgentHealth h = STALLWATCH__V1__AGENT_HEALTH__INIT;
+	Stallwatch__V1__Incident inc, *ip[1] = { &inc };
+	struct t_loop n, py;
+	Stallwatch__V1__LoopSummary *lp[2] = { &n.ls, &py.ls };
+
+	s = sw_store__new(&o);
+	cr_assert_not_null(s);
+	hello.agent_id = "web-1:77";
+	hello.hostname = "web-1";
+	hello.mono_to_unix_ns = 1700000000000000000ull;
+	cr_assert_eq(sw_store__agent_up(s, "web-1:77", &hello, NOW), 0);
+	pi.pid = 100;
+	pi.runtime = "node";
+	pi.comm = "we\"ird\\na\nme";
+	t_loop_init(&n, 100, 100, "node");
+	t_loop_add(&n, 50000, 10);      /* 50 us: under the first le */
+	t_loop_add(&n, 3 * MS, 5);      /* in le=0.005 */
+	t_loop_add(&n, 200 * MS, 1);    /* in le=0.25 */
+	t_loop_add(&n, 90000 * MS, 1);  /* 90 s: only +Inf */
+	n.ls.idle_ns = n.ls.busy_ns;
+	t_loop_init(&py, 300, 301, "python");
+	py.ls.role = "asyncio";
+	t_loop_add(&py, 2 * MS, 4);
+	t_incident(&inc, 100, 100, 5000 * MS, 700 * MS, 0);
+	h.ringbuf_drops = 3;
+	b.seq = 1;
+	b.hello = &hello;
+	b.processes = pp;
+	b.n_processes = 1;
+	b.loops = lp;
+	b.n_loops = 2;
+	b.incidents = ip;
+	b.n_incidents = 1;
+	b.health = &h;
+	cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
+}
+
+static char *line_with(const char *prefix, const char *needle)
+{
+	for (char *p = text.p; p && *p;) {
+		char *e = strchr(p, '\n');
+
+		if (!e)
+			break;
+		*e = '\0';
+		if (!strncmp(p, prefix, strlen(prefix)) && (!needle || strstr(p, needle))) {
+			char *r = strdup(p);
+
+			*e = '\n';
+			return r;
+		}
+		*e = '\n';
+		p = e + 1;
+	}
+	return NULL;
+}
+
+static double value_of(const char *prefix, const char *needle)
+{
+	char *l = line_with(prefix, needle);
+	double v;
+
+	cr_assert_not_null(l, "no line %s ... %s", prefix, needle ? needle : "");
+	v = strtod(strrchr(l, ' ') + 1, NULL);
+	free(l);
+	return v;
+}
+
+TestSuite(export, .fini = teardown);
+
+Test(export, every_line_is_valid_exposition)
+{
+	char *save = NULL, *copy, *line, name[160], last_type[160] = "";
+	int samples = 0;
+
+	fill_store();
+	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
+	copy = strdup(text.p);
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "# HELP ", 7))
+			continue;
+		if (!strncmp(line, "# TYPE ", 7)) {
+			cr_assert_eq(sscanf(line + 7, "%159s", last_type), 1);
+			continue;
+		}
+		cr_assert_neq(line[0], '#', "stray comment: %s", line);
+		cr_assert_eq(sscanf(line, "%159[a-zA-Z0-9_:]", name), 1, "bad name: %s", line);
+		/* a sample belongs to the family declared just before it */
+		cr_assert(!strncmp(name, last_type, strlen(last_type)), "%s outside family %s", name,
+			  last_type);
+		cr_assert(line[strlen(name)] == '{' || line[strlen(name)] == ' ');
+		samples++;
+	}
+	free(copy);
+	cr_assert_gt(samples, 100);
+}
+
+Test(export, histogram_is_cumulative_and_inf_equals_count)
+{
+	static const char *les[] = { "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+				     "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
+				     "1",      "2.5",     "5",      "10",    "30",     "60" };
+	char needle[64];
+	double prev = 0, v;
+
+	fill_store();
+	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
+	for (size_t i = 0; i < sizeof(les) / sizeof(les[0]); i++) {
+		snprintf(needle, sizeof(needle), "le=\"%s\"}", les[i]);
+		v = value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+			     needle);
+		cr_assert_geq(v, prev, "le=%s not cumulative", les[i]);
+		prev = v;
+	}
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+			      "le=\"0.0001\""),
+		     10);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+			      "le=\"0.005\""),
+		     15);
+	cr_assert_eq(prev, 16, "le=60 excludes the 90 s iteration");
+	v = value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+		     "le=\"+Inf\"");
+	cr_assert_eq(v, 17);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_seconds_count{host=\"web-1\",runtime=\"node\"",
+			      NULL),
+		     v);
+	v = value_of("stallwatch_eventloop_delay_seconds_sum{host=\"web-1\",runtime=\"node\"", NULL);
+	/* bucket middles: within 0.8 % of the true 90.2155 s */
+	cr_assert(v > 89.4 && v < 91.0, "sum %f", v);
+}
+
+Test(export, labels_are_escaped)
+{
+	fill_store();
+	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
+	cr_assert_not_null(strstr(text.p, "comm=\"we\\\"ird\\\\na\\nme\""), "%s", text.p);
+	cr_assert_not_null(strstr(text.p, "stallwatch_eventloop_iterations_total{host=\"web-1\","
+					  "runtime=\"node\",pid=\"100\",tid=\"100\",role=\"main\","));
+}
+
+Test(export, node_only_series_and_gauges)
+{
+	char *l;
+
+	fill_store();
+	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 90);
+	cr_assert_eq(value_of("nodejs_eventloop_delay_max_seconds{", "pid=\"100\""), 90);
+	cr_assert_eq(value_of("stallwatch_eventloop_utilization{", "pid=\"100\""), 0.5);
+	cr_assert_eq(value_of("stallwatch_eventloop_utilization{", "pid=\"300\""), 1);
+	l = line_with("nodejs_eventloop_", "pid=\"300\"");
+	cr_assert_null(l, "python loop in a nodejs_ series: %s", l);
+	cr_assert_not_null(strstr(text.p, "nodejs_eventloop_time_seconds_total{host=\"web-1\","));
+	cr_assert_not_null(strstr(text.p, "nodejs_eventloop_state=\"idle\"} "));
+	cr_assert_eq(value_of("stallwatch_eventloop_time_seconds_total{", "state=\"idle\""),
+		     90.2155);
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"cpu-sync\""), 1);
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"sync-io\""), 0);
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_seconds_total{", "pattern=\"cpu-sync\""),
+		     0.7);
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_ongoing_seconds{", "pid=\"100\""), 0);
+	cr_assert_eq(value_of("stallwatch_agent_up{host=\"web-1\"}", NULL), 1);
+	cr_assert_eq(value_of("stallwatch_agent_ringbuf_drops_total{host=\"web-1\"}", NULL), 3);
+}
+
+Test(export, collector_counters)
+{
+	struct sw_ingest_stats st = { .connections = 2, .frames = 9, .refused = 1 };
+
+	st.bad[SW_BAD_ZLIB] = 4;
+	fill_store();
+	cr_assert_eq(sw_export__metrics(s, &st, &text), 0);
+	cr_assert_eq(value_of("stallwatch_collector_connections ", NULL), 2);
+	cr_assert_eq(value_of("stallwatch_collector_frames_total ", NULL), 9);
+	cr_assert_eq(value_of("stallwatch_collector_bad_frames_total{reason=\"bad_zlib\"}", NULL), 4);
+	cr_assert_eq(value_of("stallwatch_collector_bad_frames_total{reason=\"bad_magic\"}", NULL), 0);
+	cr_assert_eq(value_of("stallwatch_collector_connections_refused_total ", NULL), 1);
+	cr_assert_eq(value_of("stallwatch_collector_series_dropped_total ", NULL), 0);
+	cr_assert_eq(value_of("stallwatch_collector_incidents_dropped_total ", NULL), 0);
+	cr_assert_eq(value_of("stallwatch_collector_batches_gap_total ", NULL), 0);
+}
+
+static json_object *incidents(const struct sw_incident_query *q)
+{
+	json_object *root, *arr;
+	size_t len;
+	char *j;
+
+	cr_assert_eq(sw_export__incidents(s, q, &j, &len), 0);
+	cr_assert_eq(strlen(j), len);
+	root = json_tokener_parse(j);
+	free(j);
+	cr_assert_not_null(root);
+	cr_assert(json_object_object_get_ex(root, "incidents", &arr));
+	return root;
+}
+
+static json_object *nth(json_object *root, size_t i)
+{
+	json_object *arr;
+
+	json_object_object_get_ex(root, "incidents", &arr);
+	return json_object_array_get_idx(arr, i);
+}
+
+static size_t count(json_object *root)
+{
+	json_object *arr;
+
+	json_object_object_get_ex(root, "incidents", &arr);
+	return json_object_array_length(arr);
+}
+
+static const char *str(json_object *o, const char *k)
+{
+	json_object *v;
+
+	cr_assert(json_object_object_get_ex(o, k, &v), "no %s", k);
+	return json_object_get_string(v);
+}
+
+static int64_t num(json_object *o, const char *k)
+{
+	json_object *v;
+
+	cr_assert(json_object_object_get_ex(o, k, &v), "no %s", k);
+	return json_object_get_int64(v);
+}
+
+static void add_incident(uint32_t pid, uint64_t start_ms, uint64_t dur_ms, int ongoing)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__Incident inc, *ip[1] = { &inc };
+
+	t_incident(&inc, pid, pid, start_ms * MS, dur_ms * MS, ongoing);
+	b.incidents = ip;
+	b.n_incidents = 1;
+	cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
+}
+
+Test(export, incidents_json_newest_first_and_updated_in_place)
+{
+	static const char *keys[] = { "host",	     "agent",	 "pid",	    "tid",	"thread",
+				      "role",	     "runtime",	 "start_ns", "start_unix_ms",
+				      "duration_ms", "ongoing",	 "pattern", "summary",	"advice",
+				      "oncpu_ms",    "offcpu_ms", "runq_ms", "top_syscall" };
+	struct sw_incident_query q = { 0 };
+	json_object *root, *o, *v;
+
+	fill_store(); /* pid 100 at 5000 ms */
+	/* arrival order differs from start order */
+	add_incident(200, 9000, 300, 1);
+	add_incident(300, 7000, 400, 0);
+	root = incidents(NULL);
+	cr_assert_eq(count(root), 3);
+	cr_assert_eq(num(nth(root, 0), "pid"), 200);
+	cr_assert_eq(num(nth(root, 1), "pid"), 300);
+	cr_assert_eq(num(nth(root, 2), "pid"), 100);
+	o = nth(root, 0);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		cr_assert(json_object_object_get_ex(o, keys[i], &v), "missing %s", keys[i]);
+	cr_assert_str_eq(str(o, "host"), "web-1");
+	cr_assert_str_eq(str(o, "agent"), "web-1:77");
+	cr_assert_str_eq(str(o, "pattern"), "cpu-sync");
+	cr_assert_eq(num(o, "start_unix_ms"), 1700000000000ll + 9000);
+	cr_assert(json_object_get_boolean(json_object_object_get(o, "ongoing")));
+	json_object_put(root);
+
+	/* the ongoing one ends: same entry, final values */
+	add_incident(200, 9000, 1500, 0);
+	root = incidents(NULL);
+	cr_assert_eq(count(root), 3);
+	o = nth(root, 0);
+	cr_assert_eq(num(o, "pid"), 200);
+	cr_assert_not(json_object_get_boolean(json_object_object_get(o, "ongoing")));
+	cr_assert_float_eq(json_object_get_double(json_object_object_get(o, "duration_ms")), 1500,
+			   1e-9);
+	json_object_put(root);
+
+	q.limit = 2;
+	root = incidents(&q);
+	cr_assert_eq(count(root), 2);
+	json_object_put(root);
+	q.limit = 0;
+	q.have_pid = true;
+	q.pid = 300;
+	root = incidents(&q);
+	cr_assert_eq(count(root), 1);
+	cr_assert_eq(num(nth(root, 0), "pid"), 300);
+	json_object_put(root);
+}
