@@ -129,13 +129,19 @@ sleep 4
 
 kill -0 "$AGENT_PID" 2>/dev/null || die "the agent exited; see $WORK/agent.log"
 
-say "collector: GET http://$HTTP/metrics (stallwatch_ and nodejs_ lines, histogram buckets left out)"
-curl -fsS "http://$HTTP/metrics" | grep -E '^(stallwatch_|nodejs_)' | grep -v '_bucket{' | head -n 80 ||
-	die "GET /metrics failed"
+say "collector: GET http://$HTTP/metrics (stallwatch_ and nodejs_ lines; buckets and zero incident counters left out)"
+curl -fsS "http://$HTTP/metrics" >"$WORK/metrics.txt" || die "GET /metrics failed"
+# from a file, not a pipe into head: pipefail would turn head's early exit into an error
+grep -E '^(stallwatch_|nodejs_)' "$WORK/metrics.txt" | grep -v '_bucket{' |
+	grep -Ev '^stallwatch_eventloop_blocked_(seconds_)?total\{.*\} 0$' >"$WORK/metrics.shown" || true
+sed -n '1,80p' "$WORK/metrics.shown"
+echo "($(wc -l <"$WORK/metrics.shown") lines shown of $(wc -l <"$WORK/metrics.txt"); all of it: $WORK/metrics.txt)"
 
 say "collector: GET http://$HTTP/api/incidents"
 curl -fsS "http://$HTTP/api/incidents" >"$WORK/incidents.json" || die "GET /api/incidents failed"
-"$PY" -m json.tool "$WORK/incidents.json" | head -n 80
+"$PY" -m json.tool "$WORK/incidents.json" >"$WORK/incidents.pretty" || die "/api/incidents is not JSON; see $WORK/incidents.json"
+sed -n '1,80p' "$WORK/incidents.pretty"
+echo "(all of it: $WORK/incidents.pretty)"
 
 if [ "$KEEP" -eq 1 ]; then
 	say "running; Prometheus can scrape http://$HTTP/metrics; Ctrl-C to stop"
