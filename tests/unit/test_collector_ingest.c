@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Frame reassembly and decoding, bad bytes by reason, the listener's caps. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "ingest.h"
+#include "test_collector_helpers.h"
+
+static int batches;
+static uint64_t last_seq;
+
+static void count_batch(void *ctx, const Stallwatch__V1__Batch *b)
+{
+	(void)ctx;
+	batches++;
+	last_seq = b->seq;
+}
+
+static struct sw_decoder *d;
+
+static void setup(void)
+{
+	batches = 0;
+	last_seq = 0;
+	d = sw_decoder__new();
+	cr_assert_not_null(d);
+}
+
+static void teardown(void)
+{
+	sw_decoder__free(d);
+}
+
+/* A batch of seq with one loop; big = a long exe path so zlib pays. */
+static uint8_t *good_frame(uint64_t seq, int zlib, size_t *len)
+{
+	static char exe[4096];
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT;
+	Stallwatch__V1__ProcessInfo *pp[1] = { &pi };
+	struct t_loop l;
+	Stallwatch__V1__LoopSummary *lp[1] = { &l.ls };
+	uint8_t *f;
+
+	memset(exe, 'a', sizeof(exe) - 1);
+	pi.pid = 1;
+	pi.exe = exe;
+	t_loop_init(&l, 1, 1, "node");
+	t_loop_add(&l, MS, 3);
+	b.seq = seq;
+	b.processes = pp;
+	b.n_processes = 1;
+	b.loops = lp;
+	b.n_loops = 1;
+	f = t_frame(&b, zlib, len);
+	cr_assert_not_null(f);
+	cr_assert_eq(!!(f[3] & SW_FRAME_F_ZLIB), !!zlib);
+	return f;
+}
+
+static enum sw_bad_reason feed(const uint8_t *p, size_t n)
+{
+	return sw_decoder__feed(d, p, n, count_batch, NULL, NULL);
+}
+
+TestSuite(decoder, .init = setup, .fini = teardown);
+
+Test(decoder, whole_frames_raw_and_zlib)
+{
+	size_t n1, n2;
+	uint8_t *f1 = good_frame(1, 0, &n1), *f2 = good_frame(2, 1, &n2);
+	uint64_t frames = 0;
+
+	cr_assert_lt(n2, n1, "zlib frame should be the smaller");
+	cr_assert_eq(sw_decoder__feed(d, f1, n1, count_batch, NULL, &frames), SW_BAD_NONE);
+	cr_assert_eq(sw_decoder__feed(d, f2, n2, count_batch, NULL, &frames), SW_BAD_NONE);
+	cr_assert_eq(batches, 2);
+	cr_assert_eq(frames, 2);
+	cr_assert_eq(last_seq, 2);
+	cr_assert_eq(sw_decoder__pending(d), 0);
+	free(f1);
+	free(f2);
+}
+
+Test(decoder, split_and_partial_reads)
+{
+	size_t n1, n2, n;
+	uint8_t *f1 = good_frame(1, 1, &n1), *f2 = good_frame(2, 0, &n2), *all;
+
+	/* byte by byte: the header itself arrives in pieces */
+	for (size_t i = 0; i < n1; i++) {
+		cr_assert_eq(feed(f1 + i, 1), SW_BAD_NONE);
+		cr_assert_eq(batches, i + 1 == n1 ? 1 : 0);
+	}
+	/* two frames in one read, cut in the middle of the second's header
+	 * and then in its payload */
+	n = n1 + n2;
+	all = malloc(n);
+	memcpy(all, f1, n1);
+	memcpy(all + n1, f2, n2);
+	cr_assert_eq(feed(all, n1 + 5), SW_BAD_NONE);
+	cr_assert_eq(batches, 2);
+	cr_assert_eq(sw_decoder__pending(d), 5);
+	cr_assert_eq(feed(all + n1 + 5, 100), SW_BAD_NONE);
+	cr_assert_eq(batches, 2);
+	cr_assert_eq(feed(all + n1 + 105, n - n1 - 105), SW_BAD_NONE);
+	cr_assert_eq(batches, 3);
+	cr_assert_eq(last_seq, 2);
+	free(all);
+	free(f1);
+	free(f2);
+}
+
+Test(decoder, bad_magic)
+{
+	cr_assert_eq(feed((const uint8_t *)"GET / HTTP/1.1\r\n", 16), SW_BAD_MAGIC);
+}
+
+Test(decoder, bad_magic_second_byte_alone)
+{
+	cr_assert_eq(feed((const uint8_t *)"SX", 2), SW_BAD_MAGIC);
+}
+
+Test(decoder, bad_version_and_flags)
+{
+	uint8_t v[8] = { 'S', 'W', 9, 0, 0, 0, 0, 0 };
+	uint8_t f[8] = { 'S', 'W', SW_FRAME_VERSION, 0x80, 0, 0, 0, 0 };
+
+	cr_assert_eq(feed(v, 8), SW_BAD_HEADER);
+	sw_decoder__free(d);
+	d = sw_decoder__new();
+	cr_assert_eq(feed(f, 8), SW_BAD_HEADER);
+}
+
+Test(decoder, oversize_length)
+{
+	uint8_t h[8] = { 'S', 'W', SW_FRAME_VERSION, 0, 0x7f, 0xff, 0xff, 0xff };
+
+	cr_assert_eq(feed(h, 8), SW_BAD_OVERSIZE);
+}
+
+Test(decoder, oversize_inflated_length)
+{
+	/* compressed frame claiming 1 GiB raw: refused before any allocation */
+	uint8_t f[16] = { 'S', 'W', SW_FRAME_VERSION, SW_FRAME_F_ZLIB, 0, 0, 0, 8,
+			  0x40, 0, 0, 0, 0x78, 0x9c, 0, 0 };
+
+	cr_assert_eq(feed(f, 16), SW_BAD_OVERSIZE);
+}
+
+Test(decoder, corrupt_zlib)
+{
+	size_t n;
+	uint8_t *f = good_frame(1, 1, &n);
+
+	/* past the header and the raw-length word: the deflate stream */
+	for (size_t i = SW_FRAME_HDR_LEN + 6; i < n; i += 3)
+		f[i] ^= 0x5a;
+	cr_assert_eq(feed(f, n), SW_BAD_ZLIB);
+	cr_assert_eq(batches, 0);
+	free(f);
+}
+
+Test(decoder, garbage_protobuf)
+{
+	/* 0xff: field 31, wire type 7, which does not exist */
+	static const uint8_t payload[] = { 0xff, 0xff, 0xff, 0xff, 0x01, 0x02 };
+	uint8_t *f;
+	size_t n;
+
+	cr_assert_eq(sw_frame_encode(payload, sizeof(payload), false, &f, &n), 0);
+	cr_assert_eq(feed(f, n), SW_BAD_PROTOBUF);
+	free(f);
+}
+
+static uint8_t *loop_frame(uint32_t schema, uint32_t bucket, size_t *len)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	struct t_loop l;
+	Stallwatch__V1__LoopSummary *lp[1] = { &l.ls };
+
+	t_loop_init(&l, 1, 1, "node");
+	t_loop_add(&l, MS, 1);
+	l.ls.hist_schema = schema;
+	l.b[0].index = bucket;
+	b.loops = lp;
+	b.n_loops = 1;
+	return t_frame(&b, 0, len);
+}
+
+Test(decoder, other_hist_schema)
+{
+	size_t n;
+	uint8_t *f = loop_frame(SW_HIST_SCHEMA + 1, 5, &n);
+
+	cr_assert_eq(feed(f, n), SW_BAD_HIST_SCHEMA);
+	free(f);
+}
+
+Test(decoder, bucket_out_of_range)
+{
+	size_t n;
+	uint8_t *f = loop_frame(SW_HIST_SCHEMA, SW_HIST_NBUCKETS, &n);
+
+	cr_assert_eq(feed(f, n), SW_BAD_BUCKET);
+	free(f);
+	cr_assert_str_eq(sw_bad_reason__name(SW_BAD_BUCKET), "bad_bucket");
+}
+
+/* ---- the listener, over loopback ---- */
+
+static int connect_to(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static void spin(struct sw_ingest *in, int rounds)
+{
+	for (int i = 0; i < rounds; i++)
+		cr_assert_eq(sw_ingest__run_once(in, 20, NULL), 0);
+}
+
+/* The peer's end is closed when recv() says EOF (or reset). */
+static int closed_by_peer(int fd)
+{
+	struct timeval tv = { .tv_sec = 2 };
+	char c;
+
+	ssize_t r;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	errno = 0;
+	r = recv(fd, &c, 1, 0);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+Test(listener, bad_peer_does_not_disturb_good_one)
+{
+	struct sw_store_opts so = { .max_loops = 8, .max_incidents = 8 };
+	struct sw_store *s = sw_store__new(&so);
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int good, bad;
+	uint8_t *f;
+	size_t n;
+
+	cr_assert_not_null(s);
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){ .listen = &a };
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	good = connect_to(sw_ingest__port(in));
+	bad = connect_to(sw_ingest__port(in));
+	spin(in, 3);
+	f = good_frame(1, 1, &n);
+	cr_assert_eq(write(good, f, 10), 10); /* partial first */
+	cr_assert_eq(write(bad, "\x00\x01garbage", 9), 9);
+	spin(in, 3);
+	cr_assert_eq(write(good, f + 10, n - 10), (ssize_t)(n - 10));
+	spin(in, 3);
+	free(f);
+
+	cr_assert(closed_by_peer(bad));
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.bad[SW_BAD_MAGIC], 1);
+	cr_assert_eq(st.frames, 1);
+	cr_assert_eq(st.connections, 1);
+	sw_store__lock(s);
+	cr_assert_eq(sw_store__nloops(s), 1);
+	cr_assert_eq(sw_store__loop(s, 0)->iterations, 3);
+	cr_assert_eq(sw_store__nagents(s), 1);
+	cr_assert(sw_store__agent(s, 0)->up);
+	sw_store__unlock(s);
+
+	/* the good agent goes away: its series go stale, agent down */
+	close(good);
+	spin(in, 3);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.connections, 0);
+	sw_store__lock(s);
+	cr_assert_not(sw_store__agent(s, 0)->up);
+	cr_assert_neq(sw_store__loop(s, 0)->stale_since_ns, 0);
+	sw_store__unlock(s);
+	close(bad);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
+Test(listener, connection_cap_refuses_and_counts)
+{
+	struct sw_store_opts so = { .max_loops = 8, .max_incidents = 8 };
+	struct sw_store *s = sw_store__new(&so);
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int c1, c2;
+
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){ .listen = &a, .max_conns = 1 };
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	c1 = connect_to(sw_ingest__port(in));
+	spin(in, 2);
+	c2 = connect_to(sw_ingest__port(in));
+	spin(in, 2);
+	cr_assert(closed_by_peer(c2));
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.connections, 1);
+	cr_assert_eq(st.refused, 1);
+	close(c1);
+	close(c2);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
+Test(listener, address_parsing)
+{
+	struct sw_addr a;
+	const char *why;
+
+	cr_assert_eq(sw_addr__parse("127.0.0.1:7470", &a, &why), 0);
+	cr_assert_eq(sw_addr__parse("[::1]:7470", &a, &why), 0);
+	cr_assert_eq(sw_addr__parse("localhost:1", &a, &why), 0);
+	cr_assert_eq(sw_addr__parse("127.0.0.1", &a, &why), -EINVAL);
+	cr_assert_not_null(why);
+	cr_assert_eq(sw_addr__parse("127.0.0.1:", &a, &why), -EINVAL);
+	cr_assert_eq(sw_addr__parse("127.0.0.1:65536", &a, &why), -EINVAL);
+	cr_assert_eq(sw_addr__parse("127.0.0.1:7x", &a, &why), -EINVAL);
+	cr_assert_eq(sw_addr__parse(":7470", &a, &why), -EINVAL);
+	cr_assert_eq(sw_addr__parse("::1:7470", &a, &why), -EINVAL);
+	cr_assert_eq(sw_addr__parse("no-such-host.invalid:7470", &a, &why), -EINVAL);
+}
