@@ -36,6 +36,18 @@ WL = os.path.join(HERE, "workloads")
 NODE = "/usr/bin/node"
 PY = "/usr/bin/python3.11"  # Debian's, where python3-aiohttp is installed
 START_LOAD = "?"
+# bystander variants: the default agent, and the two switches that change
+# what runs for processes it does not watch
+AGENT_VARIANTS = {
+    "agent": [],
+    "agent-nodiag": ["--no-diag"],
+    "agent-raw": ["--raw-syscalls"],
+}
+VARIANT_NAMES = {
+    "agent": "agent attached to another process",
+    "agent-nodiag": "agent --no-diag (no sched_switch program) attached to another process",
+    "agent-raw": "agent --raw-syscalls (tp_btf/sys_enter+exit: a BPF program on every syscall)",
+}
 
 
 def log(msg):
@@ -137,11 +149,11 @@ class Agent:
     binary = None
     extra = []
 
-    def __init__(self, pids):
-        self.pids = pids
+    def __init__(self, pids, extra=()):
+        self.pids, self.extra = pids, list(extra)
 
     def __enter__(self):
-        argv = [Agent.binary, "--json", "--interval", "1"] + Agent.extra
+        argv = [Agent.binary, "--json", "--interval", "1"] + Agent.extra + self.extra
         for pid in self.pids:
             argv += ["--pid", str(pid)]
         self.proc = Proc(argv, name="stallwatch-agent")
@@ -320,11 +332,12 @@ def stage_bystander(a, rows, notes):
             return got
 
         redis_bench()  # warm-up
-        per = {"SET": {"off": [], "agent": []}, "GET": {"off": [], "agent": []}}
+        variants = ["off"] + list(AGENT_VARIANTS)
+        per = {k: {v: [] for v in variants} for k in ("SET", "GET")}
 
         def measure_redis(v):
-            if v == "agent":
-                with Agent([ready["pid"]]):
+            if v in AGENT_VARIANTS:
+                with Agent([ready["pid"]], AGENT_VARIANTS[v]):
                     g = redis_bench()
             else:
                 g = redis_bench()
@@ -333,10 +346,11 @@ def stage_bystander(a, rows, notes):
             return g["SET"] + g["GET"]
 
         log("bystander: redis-benchmark")
-        alternate(a.reps, ["off", "agent"], measure_redis)
+        alternate(a.reps, variants, measure_redis)
         for k in ("SET", "GET"):
-            rows.append(row(f"bystander redis-server 7.0: {k} req/s, redis-benchmark -n 200000 -P 1",
-                            "agent attached to another process", per[k]["off"], per[k]["agent"]))
+            for v in variants[1:]:
+                rows.append(row(f"bystander redis-server 7.0: {k} req/s, redis-benchmark -n 200000 -P 1",
+                                VARIANT_NAMES[v], per[k]["off"], per[k][v]))
 
         def dd_once():
             out = subprocess.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=2000000"],
@@ -348,18 +362,19 @@ def stage_bystander(a, rows, notes):
             return float(m.group(1))
 
         def measure_dd(v):
-            if v == "agent":
-                with Agent([ready["pid"]]):
+            if v in AGENT_VARIANTS:
+                with Agent([ready["pid"]], AGENT_VARIANTS[v]):
                     return dd_once()
             return dd_once()
 
         log("bystander: dd bs=1 (worst case)")
-        res = alternate(a.reps, ["off", "agent"], measure_dd)
-        rows.append(row("worst-case bystander: dd bs=1 count=2000000, seconds (lower is better)",
-                        "agent attached to another process", res["off"], res["agent"], lower_better=True))
-        d = statistics.median(res["agent"]) - statistics.median(res["off"])
-        notes.append(f"dd makes 4,000,000 syscalls (a read and a write per byte): the agent's syscall "
-                     f"tracepoints add {d * 1e9 / 4e6:.0f} ns per syscall to a process it does not watch.")
+        res = alternate(a.reps, variants, measure_dd)
+        for v in variants[1:]:
+            rows.append(row("worst-case bystander: dd bs=1 count=2000000, seconds (lower is better)",
+                            VARIANT_NAMES[v], res["off"], res[v], lower_better=True))
+            d = statistics.median(res[v]) - statistics.median(res["off"])
+            notes.append(f"dd makes 4,000,000 syscalls (a read and a write per byte); {VARIANT_NAMES[v]}: "
+                         f"{d * 1e9 / 4e6:.0f} ns added per syscall of a process the agent does not watch.")
     finally:
         redis.terminate()
         redis.wait()
@@ -539,6 +554,9 @@ def report(a, rows, notes, mech, started, stages):
     out.append("# stallwatch overhead benchmark\n")
     out.append(f"- date (UTC): {started}")
     out.append(f"- machine: {os.cpu_count()} vCPU ({cpu}), kernel {k.release}, {k.machine}")
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True).stdout.strip() or "?"
+    out.append(f"- stallwatch commit: {rev}")
     out.append(f"- node {subprocess.run([NODE, '--version'], capture_output=True, text=True).stdout.strip()}, "
                f"{subprocess.run([PY, '--version'], capture_output=True, text=True).stdout.strip()}")
     out.append(f"- command: `sudo ./bench/run.sh` (stages: {', '.join(stages)}; {a.reps} repetitions "
@@ -554,8 +572,11 @@ def report(a, rows, notes, mech, started, stages):
                        f"{r['change']:+.2f} % | {r['cost']:+.2f} % | {r['n']} | "
                        f"{fmt(r['spread'][0])}–{fmt(r['spread'][1])} | "
                        f"{fmt(r['spread_o'][0])}–{fmt(r['spread_o'][1])} |")
-        out.append("\n`cost` is the loss for the measured workload (throughput lost, or time added); "
-                   "negative means the variant measured faster, i.e. within noise.\n")
+        out.append("\n`change` is the median of the per-repetition ratios with/without (each pair ran "
+                   "back to back, so slow drift of the machine cancels); `cost` is the same change "
+                   "expressed as a loss for the measured workload (throughput lost, or time added); "
+                   "a negative cost means that variant measured faster, i.e. the effect is below "
+                   "this machine's noise, which the spreads show.\n")
     if mech:
         out.append("## Mechanisms\n")
         out.append("| program / mechanism | type | invocations | ns per invocation |")
