@@ -136,9 +136,16 @@ static void python_version(struct sw_proc_info *info, const char *elf_path, cons
 	struct sw_elf_sym sym;
 	struct iovec local, remote;
 	uint64_t addr, hex = 0;
+	char minor[40];
 
-	if (sw_elf_find_symbol(elf_path, "Py_Version", &sym) || !sym.file_off)
+	if (sw_elf_find_symbol(elf_path, "Py_Version", &sym) || !sym.file_off) {
+		/* before 3.11: PY_VERSION is a string in .rodata, "3.9.18" */
+		snprintf(minor, sizeof(minor), "%s.", info->version);
+		if (info->version[0])
+			sw_elf_find_version(elf_path, minor, 0, info->version,
+					    sizeof(info->version));
 		return;
+	}
 	if (file_off_to_addr(info->pid, maps_path, sym.file_off, &addr))
 		return;
 	local.iov_base = &hex;
@@ -207,14 +214,14 @@ int sw_discover_process(pid_t pid, struct sw_proc_info *info)
 	snprintf(path, sizeof(path), "%s/%d/exe", proc_root, pid);
 	if (!strncmp(base, "node", 4) || !strncmp(base, "nodejs", 6)) {
 		info->runtime = SW_RT_NODE;
-		sw_elf_find_version(path, "node.js/v", info->version, sizeof(info->version));
+		sw_elf_find_version(path, "node.js/v", 9, info->version, sizeof(info->version));
 		return 0;
 	}
 	find_runtime_lib(info, "libnode", info->runtime_lib, sizeof(info->runtime_lib));
 	if (info->runtime_lib[0]) {
 		info->runtime = SW_RT_NODE;
 		snprintf(buf, sizeof(buf), "%s/%d/root%s", proc_root, pid, info->runtime_lib);
-		sw_elf_find_version(buf, "node.js/v", info->version, sizeof(info->version));
+		sw_elf_find_version(buf, "node.js/v", 9, info->version, sizeof(info->version));
 		return 0;
 	}
 	find_runtime_lib(info, "libpython", info->runtime_lib, sizeof(info->runtime_lib));

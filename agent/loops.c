@@ -246,7 +246,9 @@ static void fill_diag(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t 
 			best_ns = extra_ns;
 			best_nr = extra_nr;
 		}
-		if (best_nr >= 0 && (name = sw_syscall_name((int)best_nr)))
+		if (best_nr == SW_NR_SELECT_SLEEP)
+			snprintf(inc->top_syscall, sizeof(inc->top_syscall), "select (sleep)");
+		else if (best_nr >= 0 && (name = sw_syscall_name((int)best_nr)))
 			snprintf(inc->top_syscall, sizeof(inc->top_syscall), "%s", name);
 		else if (best_nr == -1)
 			snprintf(inc->top_syscall, sizeof(inc->top_syscall), "page fault");

@@ -119,7 +119,8 @@ int sw_is_semver(const char *s, size_t len)
 	return parts == 2 && digits > 0;
 }
 
-int sw_elf_find_version(const char *path, const char *prefix, char *out, size_t outlen)
+int sw_elf_find_version(const char *path, const char *prefix, size_t skip, char *out,
+			size_t outlen)
 {
 	size_t plen = strlen(prefix), shstrndx;
 	int fd = -1, err = -ENOENT;
@@ -153,14 +154,14 @@ int sw_elf_find_version(const char *path, const char *prefix, char *out, size_t 
 			if (!s)
 				break;
 			size_t len = (size_t)(s - p);
-			if (len > plen && len - plen < 24 && !memcmp(p, prefix, plen) &&
-			    sw_is_semver(p + plen, len - plen) && (p == data->d_buf || p[-1] == '\0')) {
-				if (len - plen + 1 > outlen) {
+			if (len >= plen && len > skip && len - skip < 24 &&
+			    !memcmp(p, prefix, plen) && sw_is_semver(p + skip, len - skip)) {
+				if (len - skip + 1 > outlen) {
 					err = -ENOSPC;
 					goto cleanup;
 				}
-				memcpy(out, p + plen, len - plen);
-				out[len - plen] = '\0';
+				memcpy(out, p + skip, len - skip);
+				out[len - skip] = '\0';
 				err = 0;
 				goto cleanup;
 			}

@@ -27,7 +27,8 @@ int sw_elf_find_symbol(const char *path, const char *name, struct sw_elf_sym *sy
  * "node.js/vX.Y.Z" for the inspector's /json/version). Writes the version without the prefix.
  * Returns 0, -ENOENT, or -errno.
  */
-int sw_elf_find_version(const char *path, const char *prefix, char *out, size_t outlen);
+int sw_elf_find_version(const char *path, const char *prefix, size_t skip, char *out,
+			size_t outlen);
 
 /* Is s exactly "D+.D+.D+"? Exposed for tests. */
 int sw_is_semver(const char *s, size_t len);

@@ -363,6 +363,9 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 
 			t->off_kind = SW_OFF_SLEEP;
 			t->off_nr = regs ? (__s32)BPF_CORE_READ(regs, orig_ax) : -1;
+			if ((t->off_nr == SW_NR_SELECT || t->off_nr == SW_NR_PSELECT6) && regs &&
+			    BPF_CORE_READ(regs, di) == 0)
+				t->off_nr = SW_NR_SELECT_SLEEP;
 		}
 	}
 

@@ -21,6 +21,11 @@
 #define SW_NR_EPOLL_WAIT 232
 #define SW_NR_EPOLL_PWAIT 281
 #define SW_NR_EPOLL_PWAIT2 441
+#define SW_NR_SELECT 23
+#define SW_NR_PSELECT6 270 /* glibc >= 2.33 implements select() with it */
+/* Pseudo syscall number for select(0, NULL, NULL, NULL, &tv): how
+ * time.sleep() sleeps before CPython 3.11 (Modules/timemodule.c pysleep). */
+#define SW_NR_SELECT_SLEEP 10023
 
 /* struct sw_target.flags */
 /* libuv with UV_METRICS_IDLE_TIME (Node) polls with timeout 0 before the real

@@ -31,7 +31,9 @@ static const char *const io_syscalls[] = {
 	"recvmsg", "sendto", "sendmsg", "connect", "accept", "accept4", "futex", "flock",
 	"fcntl", "statx", "newfstatat", "getdents64", "copy_file_range", "sendfile", NULL,
 };
-static const char *const sleep_syscalls[] = { "clock_nanosleep", "nanosleep", NULL };
+/* "select (sleep)" is select() with no fds: time.sleep() before CPython 3.11 */
+static const char *const sleep_syscalls[] = { "clock_nanosleep", "nanosleep", "select (sleep)",
+					      NULL };
 /* execSync/spawnSync: a nested libuv loop waits for the child on the loop thread */
 static const char *const child_syscalls[] = { "wait4", "waitid", "epoll_wait", "epoll_pwait",
 					      "epoll_pwait2", NULL };
