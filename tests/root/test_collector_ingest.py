@@ -1,0 +1,250 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""End-to-end test of stallwatch-collector: real sockets, real HTTP.
+
+Two raw TCP clients: one speaks the agent protocol (frames built here by
+hand-encoding the protobuf, so this test checks the wire format independently
+of protobuf-c), the other sends garbage. The garbage client must be cut off,
+the good one's data must show up in /metrics and /api/incidents, and the
+command-line errors must be one clear line with the documented exit codes.
+
+Needs no root and no BPF. Env: SW_BUILD = build directory (default: build/
+next to the sources).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.environ.get("SW_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
+BUILD = os.environ.get("SW_BUILD", os.path.join(SOURCE, "build"))
+BIN = os.path.join(BUILD, "stallwatch-collector")
+MS = 1000000
+
+# ---- protobuf wire format: varints and length-delimited fields ----
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def f_uint(field, n):
+    return varint(field << 3 | 0) + varint(n) if n else b""
+
+
+def f_bytes(field, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return varint(field << 3 | 2) + varint(len(data)) + data
+
+
+# common/hist_bucket.h, scheme 1
+HIST_SCHEMA, SUB_BITS, MIN_SHIFT, MAX_SHIFT = 1, 6, 10, 36
+NBUCKETS = 2 + (MAX_SHIFT - MIN_SHIFT + 1) * (1 << SUB_BITS)
+
+
+def hist_bucket(ns):
+    if ns < 1 << MIN_SHIFT:
+        return 0
+    m = ns.bit_length() - 1
+    if m > MAX_SHIFT:
+        return NBUCKETS - 1
+    sub = (ns >> (m - SUB_BITS)) & ((1 << SUB_BITS) - 1)
+    return 1 + (m - MIN_SHIFT) * (1 << SUB_BITS) + sub
+
+
+def batch(seq, host, pid):
+    hello = (f_bytes(1, "%s:999" % host) + f_bytes(2, host) + f_bytes(3, "0.1.0")
+             + f_uint(6, 1700000000 * 10**9))
+    proc = f_uint(1, pid) + f_bytes(2, "node") + f_bytes(5, "node")
+    buckets = [(1 * MS, 90), (10 * MS, 9), (100 * MS, 1)]
+    loop = (f_uint(1, pid) + f_uint(2, pid) + f_bytes(3, "node") + f_bytes(4, "main")
+            + f_bytes(5, "node") + f_uint(6, 1) + f_uint(7, 1 + 1000 * MS)
+            + f_uint(8, 100) + f_uint(9, 280 * MS) + f_uint(10, 720 * MS)
+            + f_uint(11, 100 * MS))
+    for ns, count in buckets:
+        loop += f_bytes(12, f_uint(1, hist_bucket(ns)) + f_uint(2, count))
+    loop += f_uint(13, HIST_SCHEMA)
+    # a 1.5 s block, 90 % on CPU: the collector's rules say cpu-sync
+    incident = (f_uint(1, pid) + f_uint(2, pid) + f_bytes(3, "node") + f_bytes(4, "node")
+                + f_uint(5, 5000 * MS) + f_uint(6, 1500 * MS) + f_bytes(8, "main")
+                + f_uint(11, 1350 * MS) + f_uint(12, 150 * MS))
+    health = f_uint(1, 4) + f_uint(7, 2)
+    return (f_uint(1, seq) + f_bytes(2, hello) + f_bytes(3, proc) + f_bytes(4, loop)
+            + f_bytes(5, incident) + f_bytes(6, health))
+
+
+def frame(payload):
+    return b"SW" + bytes([1, 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+# ---- helpers ----
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def wait_for(what, fn, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def metric(text, name, *needles):
+    """Value of the first sample of `name` whose line holds every needle."""
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name)] in "{ " and all(n in line for n in needles):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def peer_closed(sock, timeout=5.0):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def run_fail(args):
+    p = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=10)
+    return p.returncode, p.stderr
+
+
+# ---- the test ----
+
+
+def main():
+    if not os.access(BIN, os.X_OK):
+        print("FAIL: %s not built (cmake --build build --target stallwatch-collector)" % BIN)
+        return 1
+    lport, hport = free_port(), free_port()
+    env = dict(os.environ, SW_COLLECTOR_EXPIRE_SEC="2")
+    proc = subprocess.Popen([BIN, "--listen", "127.0.0.1:%d" % lport,
+                             "--http", "127.0.0.1:%d" % hport, "-v"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    good = bad = None
+    try:
+        wait_for("/healthz", lambda: _try(lambda: http_get(hport, "/healthz") == (200, "ok\n")))
+
+        good = socket.create_connection(("127.0.0.1", lport))
+        bad = socket.create_connection(("127.0.0.1", lport))
+        f = frame(batch(1, "e2e-host", 4242))
+        good.sendall(f[:5])  # a frame in two pieces
+        bad.sendall(b"\x00garbage that is no frame at all")
+        time.sleep(0.1)
+        good.sendall(f[5:])
+
+        assert peer_closed(bad), "garbage client was not disconnected"
+        text = wait_for("the agent's loop in /metrics", lambda: _metrics_with(
+            hport, "stallwatch_eventloop_iterations_total", 'host="e2e-host"'))
+        lbl = 'host="e2e-host",runtime="node",pid="4242",tid="4242",role="main",comm="node"'
+        assert metric(text, "stallwatch_eventloop_iterations_total", lbl) == 100
+        assert metric(text, "stallwatch_eventloop_delay_seconds_count", lbl) == 100
+        assert metric(text, "stallwatch_eventloop_delay_seconds_bucket", lbl, 'le="+Inf"') == 100
+        assert metric(text, "stallwatch_eventloop_delay_seconds_bucket", lbl, 'le="0.005"') == 90
+        assert metric(text, "stallwatch_eventloop_delay_max_seconds", lbl) == 0.1
+        assert metric(text, "nodejs_eventloop_delay_max_seconds", lbl) == 0.1
+        assert abs(metric(text, "stallwatch_eventloop_utilization", lbl) - 0.28) < 1e-9
+        assert metric(text, "stallwatch_eventloop_blocked_total", lbl, 'pattern="cpu-sync"') == 1
+        assert metric(text, "stallwatch_eventloop_blocked_seconds_total", lbl,
+                      'pattern="cpu-sync"') == 1.5
+        assert metric(text, "stallwatch_agent_up", 'host="e2e-host"') == 1
+        assert metric(text, "stallwatch_agent_ringbuf_drops_total", 'host="e2e-host"') == 4
+        assert metric(text, "stallwatch_collector_bad_frames_total", 'reason="bad_magic"') == 1
+        assert metric(text, "stallwatch_collector_frames_total") == 1
+        assert metric(text, "stallwatch_collector_connections") == 1
+
+        st, body = http_get(hport, "/api/incidents")
+        assert st == 200, st
+        inc = json.loads(body)["incidents"]
+        assert len(inc) == 1, inc
+        i = inc[0]
+        assert (i["host"], i["pid"], i["pattern"], i["ongoing"]) == ("e2e-host", 4242, "cpu-sync",
+                                                                    False), i
+        assert i["duration_ms"] == 1500 and i["start_unix_ms"] == 1700000000000 + 5000, i
+        assert json.loads(http_get(hport, "/api/incidents?pid=1")[1])["incidents"] == []
+        assert http_get(hport, "/api/incidents?limit=x")[0] == 400
+        assert http_get(hport, "/nope")[0] == 404
+
+        # the same ports again: one line, exit 1, the flag to change named
+        rc, err = run_fail(["--listen", "127.0.0.1:%d" % lport, "--http", "127.0.0.1:0"])
+        assert rc == 1, (rc, err)
+        assert err.count("\n") == 1, err
+        assert ("cannot listen on 127.0.0.1:%d: Address already in use" % lport) in err, err
+        assert "--listen" in err, err
+        rc, err = run_fail(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:%d" % hport])
+        assert rc == 1 and "--http" in err and err.count("\n") == 1, (rc, err)
+        rc, err = run_fail(["--listen", "not-an-address"])
+        assert rc == 2 and err.count("\n") == 1 and "HOST:PORT" in err, (rc, err)
+
+        # the agent goes away: up=0 at once, its series expire (2 s here)
+        good.close()
+        good = None
+        wait_for("stallwatch_agent_up 0", lambda: metric(
+            http_get(hport, "/metrics")[1], "stallwatch_agent_up", 'host="e2e-host"') == 0)
+        wait_for("series expiry", lambda: 'host="e2e-host"' not in http_get(hport, "/metrics")[1])
+
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+        assert rc == 0, "exit %d on SIGTERM" % rc
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        sys.stderr.write("collector stderr:\n" + proc.stderr.read())
+        raise
+    finally:
+        for s in (good, bad):
+            if s:
+                s.close()
+    print("PASS test_collector_ingest")
+    return 0
+
+
+def _try(fn):
+    try:
+        return fn()
+    except OSError:
+        return False
+
+
+def _metrics_with(port, name, needle):
+    st, text = http_get(port, "/metrics")
+    return text if st == 200 and metric(text, name, needle) is not None else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
