@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "aggregate.h"
+#include "rules.h"
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "aggregate.h"
-#include "rules.h"
 
 struct sw_agent {
 	struct sw_agent_view v;
@@ -105,7 +105,7 @@ static const char *norm_runtime(const char *r)
 
 static const char *norm_role(const char *r)
 {
-	static const char *const roles[] = { "main", "worker", "asyncio", "loop" };
+	static const char *const roles[] = {"main", "worker", "asyncio", "loop"};
 
 	for (size_t i = 0; r && i < sizeof(roles) / sizeof(roles[0]); i++)
 		if (strcmp(r, roles[i]) == 0)
@@ -185,15 +185,9 @@ void sw_store__free(struct sw_store *s)
 	free(s);
 }
 
-void sw_store__lock(struct sw_store *s)
-{
-	pthread_mutex_lock(&s->mu);
-}
+void sw_store__lock(struct sw_store *s) { pthread_mutex_lock(&s->mu); }
 
-void sw_store__unlock(struct sw_store *s)
-{
-	pthread_mutex_unlock(&s->mu);
-}
+void sw_store__unlock(struct sw_store *s) { pthread_mutex_unlock(&s->mu); }
 
 /* ---- agents ---- */
 
@@ -501,7 +495,7 @@ static struct sw_incident_view *incident_insert(struct sw_store *s)
 static void incident_apply(struct sw_store *s, struct sw_agent *a,
 			   const Stallwatch__V1__Incident *pi, uint64_t now_ns)
 {
-	struct sw_incident_facts f = { 0 };
+	struct sw_incident_facts f = {0};
 	struct sw_incident_view *in;
 	struct sw_verdict verdict;
 	const char *runtime = norm_runtime(pi->runtime);
@@ -649,8 +643,8 @@ int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Ba
 
 	for (size_t i = 0; i < b->n_loops; i++) {
 		const Stallwatch__V1__LoopSummary *ls = b->loops[i];
-		struct sw_loop *l = loop_get(s, a, ls->pid, ls->tid, ls->runtime, ls->role,
-					     ls->thread);
+		struct sw_loop *l =
+		    loop_get(s, a, ls->pid, ls->tid, ls->runtime, ls->role, ls->thread);
 
 		if (l)
 			loop_apply(s, l, ls);
@@ -718,37 +712,25 @@ void sw_store__tick(struct sw_store *s, uint64_t now_ns)
 	pthread_mutex_unlock(&s->mu);
 }
 
-size_t sw_store__nloops(const struct sw_store *s)
-{
-	return s->nloops;
-}
+size_t sw_store__nloops(const struct sw_store *s) { return s->nloops; }
 
 const struct sw_loop_view *sw_store__loop(const struct sw_store *s, size_t i)
 {
 	return i < s->nloops ? &s->loops[i]->v : NULL;
 }
 
-size_t sw_store__nagents(const struct sw_store *s)
-{
-	return s->nagents;
-}
+size_t sw_store__nagents(const struct sw_store *s) { return s->nagents; }
 
 const struct sw_agent_view *sw_store__agent(const struct sw_store *s, size_t i)
 {
 	return i < s->nagents ? &s->agents[i]->v : NULL;
 }
 
-size_t sw_store__nincidents(const struct sw_store *s)
-{
-	return s->rcount;
-}
+size_t sw_store__nincidents(const struct sw_store *s) { return s->rcount; }
 
 const struct sw_incident_view *sw_store__incident(const struct sw_store *s, size_t i)
 {
 	return i < s->rcount ? incident_at(s, i) : NULL;
 }
 
-void sw_store__counters(const struct sw_store *s, struct sw_store_counters *c)
-{
-	*c = s->ctr;
-}
+void sw_store__counters(const struct sw_store *s, struct sw_store_counters *c) { *c = s->ctr; }

@@ -11,11 +11,11 @@
 #ifndef SW_COLLECTOR_AGGREGATE_H
 #define SW_COLLECTOR_AGGREGATE_H
 
+#include "histogram.h"
+#include "stallwatch.pb-c.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "histogram.h"
-#include "stallwatch.pb-c.h"
 
 /* Room for the pattern ids of common/rules.c (6 today); checked at __new. */
 #define SW_STORE_MAX_PATTERNS 16

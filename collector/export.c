@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "export.h"
+#include "rules.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -6,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "export.h"
-#include "rules.h"
 
 /* ---- buffer ---- */
 
@@ -63,12 +63,11 @@ static const struct {
 	const char *le;
 	uint64_t ns;
 } le_bounds[] = {
-	{ "0.0001", 100000ull },	{ "0.00025", 250000ull },     { "0.0005", 500000ull },
-	{ "0.001", 1000000ull },	{ "0.0025", 2500000ull },     { "0.005", 5000000ull },
-	{ "0.01", 10000000ull },	{ "0.025", 25000000ull },     { "0.05", 50000000ull },
-	{ "0.1", 100000000ull },	{ "0.25", 250000000ull },     { "0.5", 500000000ull },
-	{ "1", 1000000000ull },		{ "2.5", 2500000000ull },     { "5", 5000000000ull },
-	{ "10", 10000000000ull },	{ "30", 30000000000ull },     { "60", 60000000000ull },
+    {"0.0001", 100000ull},  {"0.00025", 250000ull}, {"0.0005", 500000ull},  {"0.001", 1000000ull},
+    {"0.0025", 2500000ull}, {"0.005", 5000000ull},  {"0.01", 10000000ull},  {"0.025", 25000000ull},
+    {"0.05", 50000000ull},  {"0.1", 100000000ull},  {"0.25", 250000000ull}, {"0.5", 500000000ull},
+    {"1", 1000000000ull},   {"2.5", 2500000000ull}, {"5", 5000000000ull},   {"10", 10000000000ull},
+    {"30", 30000000000ull}, {"60", 60000000000ull},
 };
 
 /* Label values: backslash, double quote and line feed are escaped
@@ -129,36 +128,25 @@ static void put_family(struct sw_buf *b, const char *name, const char *type, con
 }
 
 /* seconds from ns: 15 significant digits keep ns over 11 days of busy time */
-static void put_seconds(struct sw_buf *b, double ns)
-{
-	sw_buf__printf(b, "%.15g\n", ns / 1e9);
-}
+static void put_seconds(struct sw_buf *b, double ns) { sw_buf__printf(b, "%.15g\n", ns / 1e9); }
 
-static void put_u64(struct sw_buf *b, uint64_t v)
-{
-	sw_buf__printf(b, "%" PRIu64 "\n", v);
-}
+static void put_u64(struct sw_buf *b, uint64_t v) { sw_buf__printf(b, "%" PRIu64 "\n", v); }
 
-static bool is_node(const struct sw_loop_view *l)
-{
-	return strcmp(l->runtime, "node") == 0;
-}
+static bool is_node(const struct sw_loop_view *l) { return strcmp(l->runtime, "node") == 0; }
 
 static const struct {
 	const char *suffix;
 	size_t off;
 	const char *help;
 } delay_gauges[] = {
-	{ "min", offsetof(struct sw_loop_view, min_ns), "Shortest loop iteration busy time" },
-	{ "max", offsetof(struct sw_loop_view, max_ns), "Longest loop iteration busy time" },
-	{ "mean", offsetof(struct sw_loop_view, mean_ns), "Mean loop iteration busy time" },
-	{ "stddev", offsetof(struct sw_loop_view, stddev_ns),
-	  "Standard deviation of loop iteration busy time" },
-	{ "p50", offsetof(struct sw_loop_view, p50_ns), "Median loop iteration busy time" },
-	{ "p90", offsetof(struct sw_loop_view, p90_ns),
-	  "90th percentile of loop iteration busy time" },
-	{ "p99", offsetof(struct sw_loop_view, p99_ns),
-	  "99th percentile of loop iteration busy time" },
+    {"min", offsetof(struct sw_loop_view, min_ns), "Shortest loop iteration busy time"},
+    {"max", offsetof(struct sw_loop_view, max_ns), "Longest loop iteration busy time"},
+    {"mean", offsetof(struct sw_loop_view, mean_ns), "Mean loop iteration busy time"},
+    {"stddev", offsetof(struct sw_loop_view, stddev_ns),
+     "Standard deviation of loop iteration busy time"},
+    {"p50", offsetof(struct sw_loop_view, p50_ns), "Median loop iteration busy time"},
+    {"p90", offsetof(struct sw_loop_view, p90_ns), "90th percentile of loop iteration busy time"},
+    {"p99", offsetof(struct sw_loop_view, p99_ns), "99th percentile of loop iteration busy time"},
 };
 
 static double view_double(const struct sw_loop_view *l, size_t off)
@@ -184,10 +172,11 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 					le_bounds[k].le, NULL, NULL);
 			put_u64(b, sw_hist_count_le(&l->hist, le_bounds[k].ns));
 		}
-		put_loop_series(b, "stallwatch_eventloop_delay_seconds_bucket", l, "le", "+Inf", NULL,
-				NULL);
+		put_loop_series(b, "stallwatch_eventloop_delay_seconds_bucket", l, "le", "+Inf",
+				NULL, NULL);
 		put_u64(b, l->hist.total);
-		put_loop_series(b, "stallwatch_eventloop_delay_seconds_sum", l, NULL, NULL, NULL, NULL);
+		put_loop_series(b, "stallwatch_eventloop_delay_seconds_sum", l, NULL, NULL, NULL,
+				NULL);
 		put_seconds(b, (double)l->hist_sum_ns);
 		put_loop_series(b, "stallwatch_eventloop_delay_seconds_count", l, NULL, NULL, NULL,
 				NULL);
@@ -213,9 +202,10 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 			}
 		}
 		snprintf(name, sizeof(name), "%s_eventloop_utilization", prefix);
-		put_family(b, name, "gauge",
-			   node ? "Event loop utilization (Node loops), last reporting interval"
-				: "Event loop utilization busy/(busy+idle), last reporting interval");
+		put_family(
+		    b, name, "gauge",
+		    node ? "Event loop utilization (Node loops), last reporting interval"
+			 : "Event loop utilization busy/(busy+idle), last reporting interval");
 		for (size_t i = 0; i < n; i++) {
 			const struct sw_loop_view *l = sw_store__loop(s, i);
 
@@ -245,7 +235,8 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 	for (size_t i = 0; i < n; i++) {
 		const struct sw_loop_view *l = sw_store__loop(s, i);
 
-		put_loop_series(b, "stallwatch_eventloop_iterations_total", l, NULL, NULL, NULL, NULL);
+		put_loop_series(b, "stallwatch_eventloop_iterations_total", l, NULL, NULL, NULL,
+				NULL);
 		put_u64(b, l->iterations);
 	}
 
@@ -268,8 +259,8 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 		const struct sw_loop_view *l = sw_store__loop(s, i);
 
 		for (size_t p = 0; p < npat; p++) {
-			put_loop_series(b, "stallwatch_eventloop_blocked_seconds_total", l, "pattern",
-					sw_rule_patterns[p], NULL, NULL);
+			put_loop_series(b, "stallwatch_eventloop_blocked_seconds_total", l,
+					"pattern", sw_rule_patterns[p], NULL, NULL);
 			put_seconds(b, (double)l->blocked_ns[p]);
 		}
 	}
@@ -278,8 +269,8 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 	for (size_t i = 0; i < n; i++) {
 		const struct sw_loop_view *l = sw_store__loop(s, i);
 
-		put_loop_series(b, "stallwatch_eventloop_blocked_ongoing_seconds", l, NULL, NULL, NULL,
-				NULL);
+		put_loop_series(b, "stallwatch_eventloop_blocked_ongoing_seconds", l, NULL, NULL,
+				NULL, NULL);
 		put_seconds(b, (double)l->ongoing_ns);
 	}
 }
@@ -291,23 +282,23 @@ static void export_agents(struct sw_store *s, struct sw_buf *b)
 		size_t off;
 		const char *help;
 	} ctrs[] = {
-		{ "stallwatch_agent_ringbuf_drops_total", offsetof(struct sw_agent_view, ringbuf_drops),
-		  "BPF events lost because the ring buffer was full" },
-		{ "stallwatch_agent_thread_map_full_total",
-		  offsetof(struct sw_agent_view, thread_map_full),
-		  "Loop threads that could not be tracked" },
-		{ "stallwatch_agent_failed_reads_total", offsetof(struct sw_agent_view, failed_reads),
-		  "Failed map or /proc reads" },
-		{ "stallwatch_agent_lost_events_total", offsetof(struct sw_agent_view, lost_events),
-		  "Other lost events" },
-		{ "stallwatch_agent_stream_dropped_batches_total",
-		  offsetof(struct sw_agent_view, stream_dropped_batches),
-		  "Batches the agent evicted while the collector was away" },
-		{ "stallwatch_agent_stream_dropped_bytes_total",
-		  offsetof(struct sw_agent_view, stream_dropped_bytes),
-		  "Bytes of the batches the agent evicted" },
-		{ "stallwatch_agent_reconnects_total", offsetof(struct sw_agent_view, reconnects),
-		  "Agent reconnections to the collector" },
+	    {"stallwatch_agent_ringbuf_drops_total", offsetof(struct sw_agent_view, ringbuf_drops),
+	     "BPF events lost because the ring buffer was full"},
+	    {"stallwatch_agent_thread_map_full_total",
+	     offsetof(struct sw_agent_view, thread_map_full),
+	     "Loop threads that could not be tracked"},
+	    {"stallwatch_agent_failed_reads_total", offsetof(struct sw_agent_view, failed_reads),
+	     "Failed map or /proc reads"},
+	    {"stallwatch_agent_lost_events_total", offsetof(struct sw_agent_view, lost_events),
+	     "Other lost events"},
+	    {"stallwatch_agent_stream_dropped_batches_total",
+	     offsetof(struct sw_agent_view, stream_dropped_batches),
+	     "Batches the agent evicted while the collector was away"},
+	    {"stallwatch_agent_stream_dropped_bytes_total",
+	     offsetof(struct sw_agent_view, stream_dropped_bytes),
+	     "Bytes of the batches the agent evicted"},
+	    {"stallwatch_agent_reconnects_total", offsetof(struct sw_agent_view, reconnects),
+	     "Agent reconnections to the collector"},
 	};
 	size_t n = sw_store__nagents(s);
 
@@ -336,10 +327,9 @@ static void export_agents(struct sw_store *s, struct sw_buf *b)
 	}
 }
 
-static void export_collector(struct sw_store *s, const struct sw_ingest_stats *in,
-			     struct sw_buf *b)
+static void export_collector(struct sw_store *s, const struct sw_ingest_stats *in, struct sw_buf *b)
 {
-	struct sw_ingest_stats zero = { 0 };
+	struct sw_ingest_stats zero = {0};
 	struct sw_store_counters c;
 
 	if (!in)
@@ -356,7 +346,8 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 	put_family(b, "stallwatch_collector_bad_frames_total", "counter",
 		   "Connections closed for bad bytes, by reason");
 	for (int r = SW_BAD_NONE + 1; r < SW_BAD__COUNT; r++)
-		sw_buf__printf(b, "stallwatch_collector_bad_frames_total{reason=\"%s\"} %" PRIu64 "\n",
+		sw_buf__printf(b,
+			       "stallwatch_collector_bad_frames_total{reason=\"%s\"} %" PRIu64 "\n",
 			       sw_bad_reason__name(r), in->bad[r]);
 	put_family(b, "stallwatch_collector_series_dropped_total", "counter",
 		   "Loop series refused by the cap");
@@ -421,7 +412,8 @@ static json_object *incident_json(const struct sw_incident_view *in)
 	err |= add(o, "role", json_object_new_string(in->role));
 	err |= add(o, "runtime", json_object_new_string(in->runtime));
 	err |= add(o, "start_ns", json_object_new_uint64(in->start_ns));
-	err |= add(o, "start_unix_ms", json_object_new_int64((int64_t)(in->start_unix_ns / 1000000)));
+	err |=
+	    add(o, "start_unix_ms", json_object_new_int64((int64_t)(in->start_unix_ns / 1000000)));
 	err |= add(o, "duration_ms", json_object_new_double((double)in->duration_ns / 1e6));
 	err |= add(o, "ongoing", json_object_new_boolean(in->ongoing));
 	err |= add(o, "pattern", json_object_new_string(in->pattern));

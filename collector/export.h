@@ -8,11 +8,11 @@
 #ifndef SW_COLLECTOR_EXPORT_H
 #define SW_COLLECTOR_EXPORT_H
 
+#include "aggregate.h"
+#include "ingest.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "aggregate.h"
-#include "ingest.h"
 
 /* A growing text buffer; p is NUL-terminated, owned by the caller. */
 struct sw_buf {
@@ -26,7 +26,8 @@ void sw_buf__free(struct sw_buf *b);
 
 /* The text for GET /metrics. ingest may be NULL (its counters are then 0).
  * Returns 0 or -ENOMEM; out->p must be freed either way. */
-int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest, struct sw_buf *out);
+int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest,
+		       struct sw_buf *out);
 
 struct sw_incident_query {
 	size_t limit; /* 0: all */

@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "http.h"
+#include "export.h"
+#include "log.h" /* common/log.h, shared with the agent */
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdarg.h>
@@ -6,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "export.h"
-#include "http.h"
-#include "log.h" /* common/log.h, shared with the agent */
 
 /* A scrape and a dashboard or two: a handful of clients, not a web site. */
 #define HTTP_MAX_CLIENTS 64
@@ -83,7 +83,7 @@ static int query_u32(struct MHD_Connection *c, const char *key, uint32_t *out)
 static enum MHD_Result serve_metrics(struct sw_http *h, struct MHD_Connection *c)
 {
 	struct sw_ingest_stats st;
-	struct sw_buf b = { 0 };
+	struct sw_buf b = {0};
 
 	sw_ingest__stats(h->ingest, &st);
 	if (sw_export__metrics(h->store, h->ingest ? &st : NULL, &b)) {
@@ -95,7 +95,7 @@ static enum MHD_Result serve_metrics(struct sw_http *h, struct MHD_Connection *c
 
 static enum MHD_Result serve_incidents(struct sw_http *h, struct MHD_Connection *c)
 {
-	struct sw_incident_query q = { 0 };
+	struct sw_incident_query q = {0};
 	uint32_t v;
 	size_t len;
 	char *json;
@@ -108,8 +108,7 @@ static enum MHD_Result serve_incidents(struct sw_http *h, struct MHD_Connection 
 		q.limit = v;
 	/* q.limit 0 means "all" to the exporter; ?limit=0 asks for none */
 	if (rc == 0 && v == 0)
-		return reply(c, MHD_HTTP_OK, "application/json", "{\"incidents\":[]}\n", 17,
-			     false);
+		return reply(c, MHD_HTTP_OK, "application/json", "{\"incidents\":[]}\n", 17, false);
 	rc = query_u32(c, "pid", &v);
 	if (rc == -EINVAL)
 		return reply_text(c, MHD_HTTP_BAD_REQUEST, "pid must be a number\n");
@@ -142,8 +141,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0; /* discard */
 		return MHD_YES;
 	}
-	known = !strcmp(url, "/metrics") || !strcmp(url, "/api/incidents") ||
-		!strcmp(url, "/healthz");
+	known =
+	    !strcmp(url, "/metrics") || !strcmp(url, "/api/incidents") || !strcmp(url, "/healthz");
 	if (!known)
 		return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
@@ -178,10 +177,9 @@ struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
 				/* the logger first, or MHD logs the options before it
 				 * its own way */
 				on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				MHD_OPTION_LISTEN_SOCKET, fd,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_MAX_CLIENTS,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_TIMEOUT_SEC,
-				MHD_OPTION_END);
+				MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned int)HTTP_MAX_CLIENTS, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned int)HTTP_TIMEOUT_SEC, MHD_OPTION_END);
 	if (!h->d) {
 		err = errno ? errno : EIO;
 		goto cleanup;
@@ -205,7 +203,4 @@ void sw_http__free(struct sw_http *h)
 	free(h);
 }
 
-int sw_http__port(const struct sw_http *h)
-{
-	return h->port;
-}
+int sw_http__port(const struct sw_http *h) { return h->port; }

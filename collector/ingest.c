@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #define _GNU_SOURCE /* accept4, ppoll */
+#include "ingest.h"
+#include "frame.h"
+#include "log.h" /* common/log.h, shared with the agent */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -10,9 +13,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "frame.h"
-#include "ingest.h"
-#include "log.h" /* common/log.h, shared with the agent */
 
 /* Most batches are a few KB: start small, grow to one frame at most, and
  * give the memory back once a big frame is through, so that 256 idle
@@ -25,15 +25,15 @@
 #define ACCEPTS_PER_WAKE 64
 
 static const char *const bad_names[SW_BAD__COUNT] = {
-	[SW_BAD_NONE] = "none",
-	[SW_BAD_MAGIC] = "bad_magic",
-	[SW_BAD_HEADER] = "bad_header",
-	[SW_BAD_OVERSIZE] = "oversize",
-	[SW_BAD_ZLIB] = "bad_zlib",
-	[SW_BAD_PROTOBUF] = "bad_protobuf",
-	[SW_BAD_HIST_SCHEMA] = "bad_hist_schema",
-	[SW_BAD_BUCKET] = "bad_bucket",
-	[SW_BAD_NOMEM] = "no_memory",
+    [SW_BAD_NONE] = "none",
+    [SW_BAD_MAGIC] = "bad_magic",
+    [SW_BAD_HEADER] = "bad_header",
+    [SW_BAD_OVERSIZE] = "oversize",
+    [SW_BAD_ZLIB] = "bad_zlib",
+    [SW_BAD_PROTOBUF] = "bad_protobuf",
+    [SW_BAD_HIST_SCHEMA] = "bad_hist_schema",
+    [SW_BAD_BUCKET] = "bad_bucket",
+    [SW_BAD_NOMEM] = "no_memory",
 };
 
 const char *sw_bad_reason__name(enum sw_bad_reason r)
@@ -65,10 +65,7 @@ struct sw_decoder {
 	size_t cap;
 };
 
-struct sw_decoder *sw_decoder__new(void)
-{
-	return calloc(1, sizeof(struct sw_decoder));
-}
+struct sw_decoder *sw_decoder__new(void) { return calloc(1, sizeof(struct sw_decoder)); }
 
 void sw_decoder__free(struct sw_decoder *d)
 {
@@ -78,10 +75,7 @@ void sw_decoder__free(struct sw_decoder *d)
 	free(d);
 }
 
-size_t sw_decoder__pending(const struct sw_decoder *d)
-{
-	return d->len;
-}
+size_t sw_decoder__pending(const struct sw_decoder *d) { return d->len; }
 
 static uint32_t hdr_len(const uint8_t *p)
 {
@@ -183,7 +177,8 @@ enum sw_bad_reason sw_decoder__commit(struct sw_decoder *d, size_t n, sw_batch_f
 		d->len -= off;
 	}
 	if (d->cap > DEC_INITIAL && d->len <= DEC_INITIAL &&
-	    (d->len < SW_FRAME_HDR_LEN || SW_FRAME_HDR_LEN + (size_t)hdr_len(d->buf) <= DEC_INITIAL)) {
+	    (d->len < SW_FRAME_HDR_LEN ||
+	     SW_FRAME_HDR_LEN + (size_t)hdr_len(d->buf) <= DEC_INITIAL)) {
 		nb = realloc(d->buf, DEC_INITIAL);
 		if (nb) { /* keeping the big one is fine too */
 			d->buf = nb;
@@ -338,10 +333,7 @@ void sw_ingest__free(struct sw_ingest *in)
 	free(in);
 }
 
-int sw_ingest__port(const struct sw_ingest *in)
-{
-	return in->port;
-}
+int sw_ingest__port(const struct sw_ingest *in) { return in->port; }
 
 static void peer_name(const struct sockaddr_storage *ss, char *buf, size_t size)
 {
@@ -376,7 +368,8 @@ static void accept_all(struct sw_ingest *in)
 		sl = sizeof(ss);
 		fd = accept4(in->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
 				/* the listener stays readable: stop polling it for
 				 * a round instead of spinning on accept() */
 				sw_warn("cannot accept agents: %s; raise the fd limit (ulimit -n)",
@@ -411,7 +404,7 @@ static void accept_all(struct sw_ingest *in)
 
 static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 {
-	struct batch_ctx bc = { .in = in, .c = c };
+	struct batch_ctx bc = {.in = in, .c = c};
 	enum sw_bad_reason r;
 	uint64_t frames;
 	size_t room;
@@ -421,7 +414,8 @@ static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 	for (int k = 0; k < READS_PER_WAKE && c->fd >= 0; k++) {
 		dst = sw_decoder__space(c->dec, &room);
 		if (!dst) {
-			atomic_fetch_add_explicit(&in->n_bad[SW_BAD_NOMEM], 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&in->n_bad[SW_BAD_NOMEM], 1,
+						  memory_order_relaxed);
 			conn_close(in, c, "out of memory for its frame");
 			return;
 		}
@@ -434,7 +428,8 @@ static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 			return;
 		}
 		if (n == 0) {
-			conn_close(in, c, sw_decoder__pending(c->dec) ? "EOF inside a frame" : "EOF");
+			conn_close(in, c,
+				   sw_decoder__pending(c->dec) ? "EOF inside a frame" : "EOF");
 			return;
 		}
 		frames = 0;
@@ -452,8 +447,8 @@ static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 
 int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *sigmask)
 {
-	struct timespec ts = { .tv_sec = timeout_ms / 1000,
-			       .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
+	struct timespec ts = {.tv_sec = timeout_ms / 1000,
+			      .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
 	size_t n = 0, i, j;
 	int rc;
 

@@ -11,25 +11,25 @@
 #ifndef SW_COLLECTOR_INGEST_H
 #define SW_COLLECTOR_INGEST_H
 
-#include <signal.h>
-#include <stddef.h>
-#include <stdint.h>
 #include "aggregate.h"
 #include "net.h"
 #include "stallwatch.pb-c.h"
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* Why a connection was closed for its bytes: the `reason` label of
  * stallwatch_collector_bad_frames_total. */
 enum sw_bad_reason {
 	SW_BAD_NONE = 0,
-	SW_BAD_MAGIC,       /* not 'S' 'W': not an agent at all */
-	SW_BAD_HEADER,      /* unknown version or flags */
+	SW_BAD_MAGIC,	    /* not 'S' 'W': not an agent at all */
+	SW_BAD_HEADER,	    /* unknown version or flags */
 	SW_BAD_OVERSIZE,    /* length over SW_FRAME_MAX_PAYLOAD / _RAW */
-	SW_BAD_ZLIB,        /* payload does not inflate */
+	SW_BAD_ZLIB,	    /* payload does not inflate */
 	SW_BAD_PROTOBUF,    /* payload is not a stallwatch.v1.Batch */
 	SW_BAD_HIST_SCHEMA, /* LoopSummary of another histogram scheme */
-	SW_BAD_BUCKET,      /* histogram bucket index out of range */
-	SW_BAD_NOMEM,       /* we could not allocate for an honest frame */
+	SW_BAD_BUCKET,	    /* histogram bucket index out of range */
+	SW_BAD_NOMEM,	    /* we could not allocate for an honest frame */
 	SW_BAD__COUNT,
 };
 

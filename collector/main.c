@@ -6,6 +6,11 @@
  * Threads: the main thread owns the agent sockets (ingest.c, poll); the HTTP
  * server runs in libmicrohttpd's thread; the store between them has a mutex.
  */
+#include "aggregate.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h" /* common/log.h, shared with the agent */
+#include "net.h"
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -13,11 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "aggregate.h"
-#include "http.h"
-#include "ingest.h"
-#include "log.h" /* common/log.h, shared with the agent */
-#include "net.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7470"
 #define DEFAULT_HTTP "127.0.0.1:7471"
@@ -34,28 +34,29 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: stallwatch-collector [OPTIONS]\n"
-		"Receive stallwatch agents' event-loop measurements and serve them as\n"
-		"Prometheus metrics and a JSON list of blocked-loop incidents.\n"
-		"\n"
-		"  -l, --listen HOST:PORT   where agents connect (default " DEFAULT_LISTEN ")\n"
-		"  -H, --http HOST:PORT     /metrics, /api/incidents, /healthz (default " DEFAULT_HTTP
-		")\n"
-		"      --max-loops N        cap on loop-thread series (default 1024)\n"
-		"      --max-incidents N    incidents kept for /api/incidents (default 1000)\n"
-		"  -v, --verbose            log connections; twice for more\n"
-		"  -h, --help               this text\n"
-		"\n"
-		"Both listeners are on loopback by default: agents and Prometheus on other\n"
-		"hosts need an explicit address, and the stream is not authenticated.\n"
-		"\n"
-		"Examples:\n"
-		"  stallwatch-collector\n"
-		"  stallwatch-collector --listen 0.0.0.0:7470 --http 0.0.0.0:7471\n"
-		"  stallwatch-collector --listen [::]:7470 --max-loops 4096 -v\n"
-		"  curl -s localhost:7471/metrics | grep stallwatch_eventloop_delay_p99\n"
-		"  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
+	fprintf(
+	    f,
+	    "Usage: stallwatch-collector [OPTIONS]\n"
+	    "Receive stallwatch agents' event-loop measurements and serve them as\n"
+	    "Prometheus metrics and a JSON list of blocked-loop incidents.\n"
+	    "\n"
+	    "  -l, --listen HOST:PORT   where agents connect (default " DEFAULT_LISTEN ")\n"
+	    "  -H, --http HOST:PORT     /metrics, /api/incidents, /healthz (default " DEFAULT_HTTP
+	    ")\n"
+	    "      --max-loops N        cap on loop-thread series (default 1024)\n"
+	    "      --max-incidents N    incidents kept for /api/incidents (default 1000)\n"
+	    "  -v, --verbose            log connections; twice for more\n"
+	    "  -h, --help               this text\n"
+	    "\n"
+	    "Both listeners are on loopback by default: agents and Prometheus on other\n"
+	    "hosts need an explicit address, and the stream is not authenticated.\n"
+	    "\n"
+	    "Examples:\n"
+	    "  stallwatch-collector\n"
+	    "  stallwatch-collector --listen 0.0.0.0:7470 --http 0.0.0.0:7471\n"
+	    "  stallwatch-collector --listen [::]:7470 --max-loops 4096 -v\n"
+	    "  curl -s localhost:7471/metrics | grep stallwatch_eventloop_delay_p99\n"
+	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
 }
 
 /* Positive integers only: "--max-loops 0" or "10k" is a mistake to report. */
@@ -88,22 +89,22 @@ int main(int argc, char **argv)
 {
 	enum { OPT_MAX_LOOPS = 256, OPT_MAX_INCIDENTS };
 	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "http", required_argument, NULL, 'H' },
-		{ "max-loops", required_argument, NULL, OPT_MAX_LOOPS },
-		{ "max-incidents", required_argument, NULL, OPT_MAX_INCIDENTS },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	    {"listen", required_argument, NULL, 'l'},
+	    {"http", required_argument, NULL, 'H'},
+	    {"max-loops", required_argument, NULL, OPT_MAX_LOOPS},
+	    {"max-incidents", required_argument, NULL, OPT_MAX_INCIDENTS},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *listen_s = DEFAULT_LISTEN, *http_s = DEFAULT_HTTP, *why, *env;
-	struct sw_store_opts so = { .max_loops = 1024, .max_incidents = 1000 };
+	struct sw_store_opts so = {.max_loops = 1024, .max_incidents = 1000};
 	struct sw_addr listen_a, http_a;
-	struct sw_ingest_opts io = { 0 };
+	struct sw_ingest_opts io = {0};
 	struct sw_store *store = NULL;
 	struct sw_ingest *in = NULL;
 	struct sw_http *http = NULL;
-	struct sigaction sa = { 0 };
+	struct sigaction sa = {0};
 	sigset_t block, waitmask;
 	uint64_t last_tick = 0, now;
 	int c, err = 0, verbose = 0;
@@ -131,13 +132,13 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			fprintf(stderr, "Try 'stallwatch-collector --help' for more information.\n");
+			fprintf(stderr,
+				"Try 'stallwatch-collector --help' for more information.\n");
 			return 2;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr,
-			"stallwatch-collector: unexpected argument '%s'; try --help\n",
+		fprintf(stderr, "stallwatch-collector: unexpected argument '%s'; try --help\n",
 			argv[optind]);
 		return 2;
 	}
@@ -209,8 +210,8 @@ int main(int argc, char **argv)
 			http_a.text, strerror(errno));
 		goto cleanup;
 	}
-	sw_info("agents on %s (port %d), HTTP on %s (port %d)", listen_a.text,
-		sw_ingest__port(in), http_a.text, sw_http__port(http));
+	sw_info("agents on %s (port %d), HTTP on %s (port %d)", listen_a.text, sw_ingest__port(in),
+		http_a.text, sw_http__port(http));
 
 	while (!exiting) {
 		err = sw_ingest__run_once(in, TICK_MS, &waitmask);

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "net.h"
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -6,11 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "net.h"
 
 int sw_addr__parse(const char *s, struct sw_addr *a, const char **why)
 {
-	struct addrinfo hints = { 0 }, *res = NULL;
+	struct addrinfo hints = {0}, *res = NULL;
 	char host[256], *end;
 	const char *colon, *h;
 	size_t hlen;

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The collector's store: merging deltas, interval gauges, incidents, caps. */
+#include "aggregate.h"
+#include "test_collector_helpers.h"
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
-#include "aggregate.h"
-#include "test_collector_helpers.h"
 
 #define NOW (1000ull * 1000000000ull)
 
@@ -12,8 +12,9 @@ static struct sw_store *s;
 
 static void new_store(size_t max_loops, size_t max_incidents)
 {
-	struct sw_store_opts o = { .max_loops = max_loops, .max_incidents = max_incidents,
-				   .expire_ns = 60ull * 1000000000ull };
+	struct sw_store_opts o = {.max_loops = max_loops,
+				  .max_incidents = max_incidents,
+				  .expire_ns = 60ull * 1000000000ull};
 
 	s = sw_store__new(&o);
 	cr_assert_not_null(s);
@@ -39,7 +40,7 @@ static void apply_loops(Stallwatch__V1__LoopSummary **ls, size_t n, uint64_t seq
 static void apply_incident(Stallwatch__V1__Incident *in)
 {
 	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
-	Stallwatch__V1__Incident *p[1] = { in };
+	Stallwatch__V1__Incident *p[1] = {in};
 
 	b.incidents = p;
 	b.n_incidents = 1;
@@ -48,7 +49,7 @@ static void apply_incident(Stallwatch__V1__Incident *in)
 
 /* within the histogram's bucket error (<= 1.6 %) */
 #define assert_close(v, want)                                                                      \
-	cr_assert(fabs((double)(v) - (double)(want)) <= 0.017 * (double)(want) + 1,              \
+	cr_assert(fabs((double)(v) - (double)(want)) <= 0.017 * (double)(want) + 1,                \
 		  "%s = %.0f, want %.0f", #v, (double)(v), (double)(want))
 
 TestSuite(aggregate, .fini = teardown);
@@ -115,7 +116,7 @@ Test(aggregate, empty_interval_zeroes_gauges_but_keeps_totals)
 {
 	const struct sw_loop_view *l;
 	struct t_loop a, b;
-	Stallwatch__V1__LoopSummary *p[1] = { &a.ls };
+	Stallwatch__V1__LoopSummary *p[1] = {&a.ls};
 
 	new_store(16, 16);
 	t_loop_init(&a, 7, 7, "python");
@@ -137,10 +138,10 @@ Test(aggregate, labels_are_bounded_and_taken_from_process_info)
 {
 	Stallwatch__V1__Batch bt = STALLWATCH__V1__BATCH__INIT;
 	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT;
-	Stallwatch__V1__ProcessInfo *pp[1] = { &pi };
+	Stallwatch__V1__ProcessInfo *pp[1] = {&pi};
 	const struct sw_loop_view *l;
 	struct t_loop a;
-	Stallwatch__V1__LoopSummary *p[1] = { &a.ls };
+	Stallwatch__V1__LoopSummary *p[1] = {&a.ls};
 
 	new_store(16, 16);
 	pi.pid = 9;
@@ -261,9 +262,9 @@ Test(aggregate, exited_process_and_gone_agent_expire)
 {
 	Stallwatch__V1__Batch bt = STALLWATCH__V1__BATCH__INIT;
 	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT;
-	Stallwatch__V1__ProcessInfo *pp[1] = { &pi };
+	Stallwatch__V1__ProcessInfo *pp[1] = {&pi};
 	struct t_loop a, b;
-	Stallwatch__V1__LoopSummary *p[2] = { &a.ls, &b.ls };
+	Stallwatch__V1__LoopSummary *p[2] = {&a.ls, &b.ls};
 	uint64_t exp = 60ull * 1000000000ull;
 
 	new_store(16, 16);
@@ -301,7 +302,7 @@ Test(aggregate, exited_process_and_gone_agent_expire)
 Test(aggregate, reconnect_revives_stale_series)
 {
 	struct t_loop a;
-	Stallwatch__V1__LoopSummary *p[1] = { &a.ls };
+	Stallwatch__V1__LoopSummary *p[1] = {&a.ls};
 	uint64_t exp = 60ull * 1000000000ull;
 
 	new_store(16, 16);

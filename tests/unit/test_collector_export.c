@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /* /metrics text and /api/incidents JSON for a known store. */
-#include <criterion/criterion.h>
-#include <json-c/json.h>
-#include <stdio.h>
 #include "aggregate.h"
 #include "export.h"
 #include "test_collector_helpers.h"
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <stdio.h>
 
 #define NOW (1000ull * 1000000000ull)
 
@@ -23,15 +23,15 @@ static void teardown(void)
  * loop, one ended incident, health of the agent. */
 static void fill_store(void)
 {
-	struct sw_store_opts o = { .max_loops = 16, .max_incidents = 16 };
+	struct sw_store_opts o = {.max_loops = 16, .max_incidents = 16};
 	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
 	Stallwatch__V1__Hello hello = STALLWATCH__V1__HELLO__INIT;
 	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT;
-	Stallwatch__V1__ProcessInfo *pp[1] = { &pi };
+	Stallwatch__V1__ProcessInfo *pp[1] = {&pi};
 	Stallwatch__V1__AgentHealth h = STALLWATCH__V1__AGENT_HEALTH__INIT;
-	Stallwatch__V1__Incident inc, *ip[1] = { &inc };
+	Stallwatch__V1__Incident inc, *ip[1] = {&inc};
 	struct t_loop n, py;
-	Stallwatch__V1__LoopSummary *lp[2] = { &n.ls, &py.ls };
+	Stallwatch__V1__LoopSummary *lp[2] = {&n.ls, &py.ls};
 
 	s = sw_store__new(&o);
 	cr_assert_not_null(s);
@@ -43,10 +43,10 @@ static void fill_store(void)
 	pi.runtime = "node";
 	pi.comm = "we\"ird\\na\nme";
 	t_loop_init(&n, 100, 100, "node");
-	t_loop_add(&n, 50000, 10);      /* 50 us: under the first le */
-	t_loop_add(&n, 3 * MS, 5);      /* in le=0.005 */
-	t_loop_add(&n, 200 * MS, 1);    /* in le=0.25 */
-	t_loop_add(&n, 90000 * MS, 1);  /* 90 s: only +Inf */
+	t_loop_add(&n, 50000, 10);     /* 50 us: under the first le */
+	t_loop_add(&n, 3 * MS, 5);     /* in le=0.005 */
+	t_loop_add(&n, 200 * MS, 1);   /* in le=0.25 */
+	t_loop_add(&n, 90000 * MS, 1); /* 90 s: only +Inf */
 	n.ls.idle_ns = n.ls.busy_ns;
 	t_loop_init(&py, 300, 301, "python");
 	py.ls.role = "asyncio";
@@ -116,8 +116,8 @@ Test(export, every_line_is_valid_exposition)
 		cr_assert_neq(line[0], '#', "stray comment: %s", line);
 		cr_assert_eq(sscanf(line, "%159[a-zA-Z0-9_:]", name), 1, "bad name: %s", line);
 		/* a sample belongs to the family declared just before it */
-		cr_assert(!strncmp(name, last_type, strlen(last_type)), "%s outside family %s", name,
-			  last_type);
+		cr_assert(!strncmp(name, last_type, strlen(last_type)), "%s outside family %s",
+			  name, last_type);
 		cr_assert(line[strlen(name)] == '{' || line[strlen(name)] == ' ');
 		samples++;
 	}
@@ -127,9 +127,9 @@ Test(export, every_line_is_valid_exposition)
 
 Test(export, histogram_is_cumulative_and_inf_equals_count)
 {
-	static const char *les[] = { "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
-				     "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
-				     "1",      "2.5",     "5",      "10",    "30",     "60" };
+	static const char *les[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+				    "0.01",   "0.025",	 "0.05",   "0.1",   "0.25",   "0.5",
+				    "1",      "2.5",	 "5",	   "10",    "30",     "60"};
 	char needle[64];
 	double prev = 0, v;
 
@@ -137,25 +137,30 @@ Test(export, histogram_is_cumulative_and_inf_equals_count)
 	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
 	for (size_t i = 0; i < sizeof(les) / sizeof(les[0]); i++) {
 		snprintf(needle, sizeof(needle), "le=\"%s\"}", les[i]);
-		v = value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
-			     needle);
+		v = value_of(
+		    "stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+		    needle);
 		cr_assert_geq(v, prev, "le=%s not cumulative", les[i]);
 		prev = v;
 	}
-	cr_assert_eq(value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
-			      "le=\"0.0001\""),
-		     10);
-	cr_assert_eq(value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
-			      "le=\"0.005\""),
-		     15);
+	cr_assert_eq(
+	    value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+		     "le=\"0.0001\""),
+	    10);
+	cr_assert_eq(
+	    value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+		     "le=\"0.005\""),
+	    15);
 	cr_assert_eq(prev, 16, "le=60 excludes the 90 s iteration");
 	v = value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
 		     "le=\"+Inf\"");
 	cr_assert_eq(v, 17);
-	cr_assert_eq(value_of("stallwatch_eventloop_delay_seconds_count{host=\"web-1\",runtime=\"node\"",
-			      NULL),
-		     v);
-	v = value_of("stallwatch_eventloop_delay_seconds_sum{host=\"web-1\",runtime=\"node\"", NULL);
+	cr_assert_eq(
+	    value_of("stallwatch_eventloop_delay_seconds_count{host=\"web-1\",runtime=\"node\"",
+		     NULL),
+	    v);
+	v = value_of("stallwatch_eventloop_delay_seconds_sum{host=\"web-1\",runtime=\"node\"",
+		     NULL);
 	/* bucket middles: within 0.8 % of the true 90.2155 s */
 	cr_assert(v > 89.4 && v < 91.0, "sum %f", v);
 }
@@ -165,8 +170,9 @@ Test(export, labels_are_escaped)
 	fill_store();
 	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
 	cr_assert_not_null(strstr(text.p, "comm=\"we\\\"ird\\\\na\\nme\""), "%s", text.p);
-	cr_assert_not_null(strstr(text.p, "stallwatch_eventloop_iterations_total{host=\"web-1\","
-					  "runtime=\"node\",pid=\"100\",tid=\"100\",role=\"main\","));
+	cr_assert_not_null(strstr(text.p,
+				  "stallwatch_eventloop_iterations_total{host=\"web-1\","
+				  "runtime=\"node\",pid=\"100\",tid=\"100\",role=\"main\","));
 }
 
 Test(export, node_only_series_and_gauges)
@@ -187,8 +193,8 @@ Test(export, node_only_series_and_gauges)
 		     90.2155);
 	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"cpu-sync\""), 1);
 	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"sync-io\""), 0);
-	cr_assert_eq(value_of("stallwatch_eventloop_blocked_seconds_total{", "pattern=\"cpu-sync\""),
-		     0.7);
+	cr_assert_eq(
+	    value_of("stallwatch_eventloop_blocked_seconds_total{", "pattern=\"cpu-sync\""), 0.7);
 	cr_assert_eq(value_of("stallwatch_eventloop_blocked_ongoing_seconds{", "pid=\"100\""), 0);
 	cr_assert_eq(value_of("stallwatch_agent_up{host=\"web-1\"}", NULL), 1);
 	cr_assert_eq(value_of("stallwatch_agent_ringbuf_drops_total{host=\"web-1\"}", NULL), 3);
@@ -196,15 +202,17 @@ Test(export, node_only_series_and_gauges)
 
 Test(export, collector_counters)
 {
-	struct sw_ingest_stats st = { .connections = 2, .frames = 9, .refused = 1 };
+	struct sw_ingest_stats st = {.connections = 2, .frames = 9, .refused = 1};
 
 	st.bad[SW_BAD_ZLIB] = 4;
 	fill_store();
 	cr_assert_eq(sw_export__metrics(s, &st, &text), 0);
 	cr_assert_eq(value_of("stallwatch_collector_connections ", NULL), 2);
 	cr_assert_eq(value_of("stallwatch_collector_frames_total ", NULL), 9);
-	cr_assert_eq(value_of("stallwatch_collector_bad_frames_total{reason=\"bad_zlib\"}", NULL), 4);
-	cr_assert_eq(value_of("stallwatch_collector_bad_frames_total{reason=\"bad_magic\"}", NULL), 0);
+	cr_assert_eq(value_of("stallwatch_collector_bad_frames_total{reason=\"bad_zlib\"}", NULL),
+		     4);
+	cr_assert_eq(value_of("stallwatch_collector_bad_frames_total{reason=\"bad_magic\"}", NULL),
+		     0);
 	cr_assert_eq(value_of("stallwatch_collector_connections_refused_total ", NULL), 1);
 	cr_assert_eq(value_of("stallwatch_collector_series_dropped_total ", NULL), 0);
 	cr_assert_eq(value_of("stallwatch_collector_incidents_dropped_total ", NULL), 0);
@@ -261,7 +269,7 @@ static int64_t num(json_object *o, const char *k)
 static void add_incident(uint32_t pid, uint64_t start_ms, uint64_t dur_ms, int ongoing)
 {
 	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
-	Stallwatch__V1__Incident inc, *ip[1] = { &inc };
+	Stallwatch__V1__Incident inc, *ip[1] = {&inc};
 
 	t_incident(&inc, pid, pid, start_ms * MS, dur_ms * MS, ongoing);
 	b.incidents = ip;
@@ -271,11 +279,11 @@ static void add_incident(uint32_t pid, uint64_t start_ms, uint64_t dur_ms, int o
 
 Test(export, incidents_json_newest_first_and_updated_in_place)
 {
-	static const char *keys[] = { "host",	     "agent",	 "pid",	    "tid",	"thread",
-				      "role",	     "runtime",	 "start_ns", "start_unix_ms",
-				      "duration_ms", "ongoing",	 "pattern", "summary",	"advice",
-				      "oncpu_ms",    "offcpu_ms", "runq_ms", "top_syscall" };
-	struct sw_incident_query q = { 0 };
+	static const char *keys[] = {
+	    "host",    "agent",	   "pid",	    "tid",	   "thread",  "role",
+	    "runtime", "start_ns", "start_unix_ms", "duration_ms", "ongoing", "pattern",
+	    "summary", "advice",   "oncpu_ms",	    "offcpu_ms",   "runq_ms", "top_syscall"};
+	struct sw_incident_query q = {0};
 	json_object *root, *o, *v;
 
 	fill_store(); /* pid 100 at 5000 ms */

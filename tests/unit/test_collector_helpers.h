@@ -7,12 +7,12 @@
 #ifndef SW_TEST_COLLECTOR_HELPERS_H
 #define SW_TEST_COLLECTOR_HELPERS_H
 
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 #include "frame.h"
 #include "histogram.h"
 #include "stallwatch.pb-c.h"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define MS (1000000ull)
 

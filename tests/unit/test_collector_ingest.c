@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Frame reassembly and decoding, bad bytes by reason, the listener's caps. */
+#include "ingest.h"
+#include "test_collector_helpers.h"
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "ingest.h"
-#include "test_collector_helpers.h"
 
 static int batches;
 static uint64_t last_seq;
@@ -29,10 +29,7 @@ static void setup(void)
 	cr_assert_not_null(d);
 }
 
-static void teardown(void)
-{
-	sw_decoder__free(d);
-}
+static void teardown(void) { sw_decoder__free(d); }
 
 /* A batch of seq with one loop; big = a long exe path so zlib pays. */
 static uint8_t *good_frame(uint64_t seq, int zlib, size_t *len)
@@ -40,9 +37,9 @@ static uint8_t *good_frame(uint64_t seq, int zlib, size_t *len)
 	static char exe[4096];
 	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
 	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT;
-	Stallwatch__V1__ProcessInfo *pp[1] = { &pi };
+	Stallwatch__V1__ProcessInfo *pp[1] = {&pi};
 	struct t_loop l;
-	Stallwatch__V1__LoopSummary *lp[1] = { &l.ls };
+	Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
 	uint8_t *f;
 
 	memset(exe, 'a', sizeof(exe) - 1);
@@ -126,8 +123,8 @@ Test(decoder, bad_magic_second_byte_alone)
 
 Test(decoder, bad_version_and_flags)
 {
-	uint8_t v[8] = { 'S', 'W', 9, 0, 0, 0, 0, 0 };
-	uint8_t f[8] = { 'S', 'W', SW_FRAME_VERSION, 0x80, 0, 0, 0, 0 };
+	uint8_t v[8] = {'S', 'W', 9, 0, 0, 0, 0, 0};
+	uint8_t f[8] = {'S', 'W', SW_FRAME_VERSION, 0x80, 0, 0, 0, 0};
 
 	cr_assert_eq(feed(v, 8), SW_BAD_HEADER);
 	sw_decoder__free(d);
@@ -137,7 +134,7 @@ Test(decoder, bad_version_and_flags)
 
 Test(decoder, oversize_length)
 {
-	uint8_t h[8] = { 'S', 'W', SW_FRAME_VERSION, 0, 0x7f, 0xff, 0xff, 0xff };
+	uint8_t h[8] = {'S', 'W', SW_FRAME_VERSION, 0, 0x7f, 0xff, 0xff, 0xff};
 
 	cr_assert_eq(feed(h, 8), SW_BAD_OVERSIZE);
 }
@@ -145,8 +142,9 @@ Test(decoder, oversize_length)
 Test(decoder, oversize_inflated_length)
 {
 	/* compressed frame claiming 1 GiB raw: refused before any allocation */
-	uint8_t f[16] = { 'S', 'W', SW_FRAME_VERSION, SW_FRAME_F_ZLIB, 0, 0, 0, 8,
-			  0x40, 0, 0, 0, 0x78, 0x9c, 0, 0 };
+	uint8_t f[16] = {
+	    'S', 'W', SW_FRAME_VERSION, SW_FRAME_F_ZLIB, 0, 0, 0, 8, 0x40, 0, 0, 0, 0x78, 0x9c,
+	    0,	 0};
 
 	cr_assert_eq(feed(f, 16), SW_BAD_OVERSIZE);
 }
@@ -167,7 +165,7 @@ Test(decoder, corrupt_zlib)
 Test(decoder, garbage_protobuf)
 {
 	/* 0xff: field 31, wire type 7, which does not exist */
-	static const uint8_t payload[] = { 0xff, 0xff, 0xff, 0xff, 0x01, 0x02 };
+	static const uint8_t payload[] = {0xff, 0xff, 0xff, 0xff, 0x01, 0x02};
 	uint8_t *f;
 	size_t n;
 
@@ -180,7 +178,7 @@ static uint8_t *loop_frame(uint32_t schema, uint32_t bucket, size_t *len)
 {
 	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
 	struct t_loop l;
-	Stallwatch__V1__LoopSummary *lp[1] = { &l.ls };
+	Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
 
 	t_loop_init(&l, 1, 1, "node");
 	t_loop_add(&l, MS, 1);
@@ -214,7 +212,7 @@ Test(decoder, bucket_out_of_range)
 
 static int connect_to(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	cr_assert_geq(fd, 0);
@@ -232,7 +230,7 @@ static void spin(struct sw_ingest *in, int rounds)
 /* The peer's end is closed when recv() says EOF (or reset). */
 static int closed_by_peer(int fd)
 {
-	struct timeval tv = { .tv_sec = 2 };
+	struct timeval tv = {.tv_sec = 2};
 	char c;
 
 	ssize_t r;
@@ -245,7 +243,7 @@ static int closed_by_peer(int fd)
 
 Test(listener, bad_peer_does_not_disturb_good_one)
 {
-	struct sw_store_opts so = { .max_loops = 8, .max_incidents = 8 };
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
 	struct sw_store *s = sw_store__new(&so);
 	struct sw_ingest_stats st;
 	struct sw_ingest_opts io;
@@ -258,7 +256,7 @@ Test(listener, bad_peer_does_not_disturb_good_one)
 
 	cr_assert_not_null(s);
 	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
-	io = (struct sw_ingest_opts){ .listen = &a };
+	io = (struct sw_ingest_opts){.listen = &a};
 	in = sw_ingest__new(&io, s);
 	cr_assert_not_null(in);
 	good = connect_to(sw_ingest__port(in));
@@ -300,7 +298,7 @@ Test(listener, bad_peer_does_not_disturb_good_one)
 
 Test(listener, connection_cap_refuses_and_counts)
 {
-	struct sw_store_opts so = { .max_loops = 8, .max_incidents = 8 };
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
 	struct sw_store *s = sw_store__new(&so);
 	struct sw_ingest_stats st;
 	struct sw_ingest_opts io;
@@ -310,7 +308,7 @@ Test(listener, connection_cap_refuses_and_counts)
 	int c1, c2;
 
 	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
-	io = (struct sw_ingest_opts){ .listen = &a, .max_conns = 1 };
+	io = (struct sw_ingest_opts){.listen = &a, .max_conns = 1};
 	in = sw_ingest__new(&io, s);
 	cr_assert_not_null(in);
 	c1 = connect_to(sw_ingest__port(in));
