@@ -470,19 +470,22 @@ def match_blocks(blocks, incidents):
 
 
 def block_table(pairs):
-    rows = ["%-9s %6s %8s | %16s %10s | %16s %10s | %9s %9s" % (
+    """Truth vs agent, one row per block; on/off-CPU and run-queue time of the
+    incident help tell agent error from a noisy machine."""
+    rows = ["%-9s %6s %8s | %16s %10s | %16s %10s | %9s %9s | %8s %8s %7s %s" % (
         "kind", "ms", "tid", "truth start_ns", "truth ms", "agent start_ns", "agent ms",
-        "dstart ms", "ddur ms")]
+        "dstart ms", "ddur ms", "oncpu", "offcpu", "runq", "pattern/top_syscall")]
     for b, i in pairs:
         truth = b["end_ns"] - b["start_ns"]
         if i is None:
-            rows.append("%-9s %6s %8s | %16d %10.3f | %16s %10s | %9s %9s" % (
+            rows.append("%-9s %6s %8s | %16d %10.3f | %16s %10s | %9s %9s |" % (
                 b["kind"], b["ms"], b["tid"], b["start_ns"], ms(truth), "-", "-", "-", "-"))
         else:
-            rows.append("%-9s %6s %8s | %16d %10.3f | %16d %10.3f | %+9.3f %+9.3f" % (
+            rows.append("%-9s %6s %8s | %16d %10.3f | %16d %10.3f | %+9.3f %+9.3f | %8s %8s %7s %s/%s" % (
                 b["kind"], b["ms"], b["tid"], b["start_ns"], ms(truth), int(i["start_ns"]),
                 float(i["duration_ms"]), ms(int(i["start_ns"]) - b["start_ns"]),
-                float(i["duration_ms"]) - ms(truth)))
+                float(i["duration_ms"]) - ms(truth), i.get("oncpu_ms"), i.get("offcpu_ms"),
+                i.get("runq_ms"), i.get("pattern"), i.get("top_syscall")))
     return "\n".join(rows)
 
 
@@ -566,10 +569,16 @@ class Checks(unittest.TestCase):
                          "process line runtime for pid %d: expected %r, got %r (%s)"
                          % (pid, runtime, proc.get("runtime"), proc))
         if version is not None:
+            # the contract does not fix the precision: "3.10" for 3.10.13 is
+            # accepted (with a note), "3.1" or "3.11" is not
             got = str(proc.get("version", "")).lstrip("v")
-            self.assertEqual(got, version.lstrip("v"),
-                             "process line version for pid %d: expected %r, got %r (%s)"
-                             % (pid, version, proc.get("version"), proc))
+            want = version.lstrip("v")
+            ok = got == want or (got.count(".") >= 1 and want.startswith(got + "."))
+            self.assertTrue(ok, "process line version for pid %d: expected %r (or its "
+                            "major.minor), got %r (%s)" % (pid, want, proc.get("version"), proc))
+            if got != want:
+                log("NOTE: pid %d version reported as %r, the process says %r"
+                    % (pid, got, want))
         if exe is not None:
             self.assertEqual(os.path.realpath(str(proc.get("exe"))), os.path.realpath(exe),
                              "process line exe for pid %d: expected %r, got %r"

@@ -31,7 +31,8 @@ def nonblank(text):
 
 def free_pid():
     pid = 999999
-    pid_max = int(open("/proc/sys/kernel/pid_max").read())
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_max = int(f.read())
     if pid < pid_max and os.path.exists("/proc/%d" % pid):
         raise unittest.SkipTest("pid 999999 exists here")
     return pid

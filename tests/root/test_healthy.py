@@ -32,8 +32,9 @@ def load(port, seconds=LOAD_SECONDS, path="/"):
         for line in out.splitlines():
             if "requests in" in line:
                 n = int(line.split()[0])
-        if r.returncode != 0:
-            raise RuntimeError("wrk failed: %s %s" % (out, r.stderr.decode(errors="replace")))
+        if r.returncode != 0 or "Non-2xx" in out or "Socket errors" in out:
+            raise RuntimeError("wrk failed or saw errors: %s %s"
+                               % (out, r.stderr.decode(errors="replace")))
         return "wrk", n
     done = [0]
     stop = time.monotonic() + seconds
@@ -81,7 +82,7 @@ class IdleBase(SummaryChecks):
     @classmethod
     def setUpClass(cls):
         run = swtest.Run()
-        cls.run = run
+        cls.sc = run
         try:
             w = swtest.Workload(cls.argv)
             run.workloads.append(w)
@@ -97,11 +98,11 @@ class IdleBase(SummaryChecks):
         cls.sums = run.agent.summaries(cls.pid, tid=cls.loop_tid)
 
     def test_agent_exit_clean(self):
-        self.assertCleanExit(self.run.agent)
-        self.assertJsonOnly(self.run.agent)
+        self.assertCleanExit(self.sc.agent)
+        self.assertJsonOnly(self.sc.agent)
 
     def test_no_incidents(self):
-        inc = self.run.agent.incidents(pid=self.pid)
+        inc = self.sc.agent.incidents(pid=self.pid)
         self.assertEqual(inc, [], "incidents on an idle loop:\n%s"
                          % "\n".join(swtest.incident_str(i) for i in inc))
 
@@ -110,7 +111,7 @@ class IdleBase(SummaryChecks):
                                 "expected >= 2 loop_summary lines for tid %d in %.1fs at "
                                 "--interval 1, got %d\n%s" % (self.loop_tid, self.seconds,
                                                               len(self.sums),
-                                                              self.run.agent.describe()))
+                                                              self.sc.agent.describe()))
         for s in self.sums:
             self.assertGreaterEqual(int(s.get("iterations", 0)), 1,
                                     "idle loop ticking every 50 ms: iterations < 1 in %s" % s)
@@ -139,7 +140,7 @@ class LoadBase(SummaryChecks):
     @classmethod
     def setUpClass(cls):
         run = swtest.Run()
-        cls.run = run
+        cls.sc = run
         try:
             w = swtest.Workload(cls.argv)
             run.workloads.append(w)
@@ -159,12 +160,12 @@ class LoadBase(SummaryChecks):
                       [s.get("iterations") for s in cls.sums]))
 
     def test_agent_exit_clean(self):
-        self.assertCleanExit(self.run.agent)
-        self.assertJsonOnly(self.run.agent)
+        self.assertCleanExit(self.sc.agent)
+        self.assertJsonOnly(self.sc.agent)
 
     def test_zero_incidents_under_load(self):
         self.assertGreater(self.requests, 100, "load generator did too little to mean anything")
-        inc = self.run.agent.incidents(pid=self.pid)
+        inc = self.sc.agent.incidents(pid=self.pid)
         self.assertEqual(inc, [], "incidents on a healthy loop under load (%d requests by %s, "
                          "threshold 50 ms):\n%s" % (self.requests, self.tool,
                                                      "\n".join(swtest.incident_str(i) for i in inc)))

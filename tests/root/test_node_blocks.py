@@ -16,25 +16,25 @@ from swtest import NODE, workload
 
 
 class NodeBlocks(swtest.Checks):
-    run = None
+    sc = None
 
     @classmethod
     def setUpClass(cls):
-        cls.run = swtest.run_scenario([[NODE, workload("node_block.js")]], threshold_ms=50)
-        cls.w = cls.run.workloads[0]
+        cls.sc = swtest.run_scenario([[NODE, workload("node_block.js")]], threshold_ms=50)
+        cls.w = cls.sc.workloads[0]
         cls.pid = cls.w.pid
         cls.blocks = cls.w.blocks()
-        cls.done = cls.run.done[cls.pid]
-        cls.incidents = cls.run.agent.incidents(pid=cls.pid)
+        cls.done = cls.sc.done[cls.pid]
+        cls.incidents = cls.sc.agent.incidents(pid=cls.pid)
         cls.pairs = swtest.match_blocks(cls.blocks, cls.incidents)
         swtest.log("blocks vs incidents:\n" + swtest.block_table(cls.pairs))
 
     def test_agent_exit_clean(self):
-        self.assertCleanExit(self.run.agent)
-        self.assertJsonOnly(self.run.agent)
+        self.assertCleanExit(self.sc.agent)
+        self.assertJsonOnly(self.sc.agent)
 
     def test_process_line(self):
-        self.assertProcessLine(self.run.process_lines.get(self.pid), self.pid, "node",
+        self.assertProcessLine(self.sc.process_lines.get(self.pid), self.pid, "node",
                                version=self.w.ready["version"], exe=self.w.ready["exe"])
 
     def test_workload_ran_schedule(self):
@@ -74,9 +74,9 @@ class NodeBlocks(swtest.Checks):
 
     def test_summary_max_agrees_with_eld(self):
         eld = self._eld_max_ms()
-        sums = self.run.agent.summaries(self.pid, tid=self.pid)
+        sums = self.sc.agent.summaries(self.pid, tid=self.pid)
         self.assertTrue(sums, "no loop_summary for the main thread (pid %d)\n%s"
-                        % (self.pid, self.run.agent.describe()))
+                        % (self.pid, self.sc.agent.describe()))
         top = max(float(s.get("max_ms", 0)) for s in sums)
         self.assertLessEqual(abs(top - eld), 0.05 * eld,
                              "max of loop_summary.max_ms %.3f ms vs monitorEventLoopDelay max "

@@ -13,19 +13,19 @@ from swtest import NODE, workload
 class NodeWorker(swtest.Checks):
     @classmethod
     def setUpClass(cls):
-        cls.run = swtest.run_scenario([[NODE, workload("node_worker.js")]], threshold_ms=50)
-        cls.w = cls.run.workloads[0]
+        cls.sc = swtest.run_scenario([[NODE, workload("node_worker.js")]], threshold_ms=50)
+        cls.w = cls.sc.workloads[0]
         cls.pid = cls.w.pid
         cls.worker_tid = cls.w.ready["worker_tid"]
         cls.blocks = cls.w.blocks()
-        cls.incidents = cls.run.agent.incidents(pid=cls.pid)
+        cls.incidents = cls.sc.agent.incidents(pid=cls.pid)
         cls.pairs = swtest.match_blocks(cls.blocks, cls.incidents)
         swtest.log("main tid %d, worker tid %d\n%s"
                    % (cls.pid, cls.worker_tid, swtest.block_table(cls.pairs)))
 
     def test_agent_exit_clean(self):
-        self.assertCleanExit(self.run.agent)
-        self.assertJsonOnly(self.run.agent)
+        self.assertCleanExit(self.sc.agent)
+        self.assertJsonOnly(self.sc.agent)
 
     def test_workload_ground_truth(self):
         self.assertNotEqual(self.worker_tid, self.pid)
@@ -50,10 +50,10 @@ class NodeWorker(swtest.Checks):
         self.assertOngoingConsistent(self.incidents)
 
     def test_worker_has_summaries(self):
-        sums = self.run.agent.summaries(self.pid, tid=self.worker_tid)
+        sums = self.sc.agent.summaries(self.pid, tid=self.worker_tid)
         self.assertTrue(sums, "no loop_summary for worker tid %d; summaries seen for tids %s"
                         % (self.worker_tid,
-                           sorted({s.get("tid") for s in self.run.agent.summaries(self.pid)})))
+                           sorted({s.get("tid") for s in self.sc.agent.summaries(self.pid)})))
         self.assertTrue(all(s.get("role") == "worker" for s in sums),
                         "worker summaries with a role other than 'worker': %s"
                         % [s.get("role") for s in sums])

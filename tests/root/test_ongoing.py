@@ -25,19 +25,19 @@ class OngoingBase(swtest.Checks):
 
     @classmethod
     def setUpClass(cls):
-        cls.run = swtest.run_scenario([cls.argv], threshold_ms=50)
-        cls.w = cls.run.workloads[0]
+        cls.sc = swtest.run_scenario([cls.argv], threshold_ms=50)
+        cls.w = cls.sc.workloads[0]
         cls.pid = cls.w.pid
         cls.blocks = cls.w.blocks()
-        cls.incidents = cls.run.agent.incidents(pid=cls.pid)
+        cls.incidents = cls.sc.agent.incidents(pid=cls.pid)
         cls.pairs = swtest.match_blocks(cls.blocks, cls.incidents)
         swtest.log("%s\n%s\nincident lines:\n%s"
                    % (cls.__name__, swtest.block_table(cls.pairs),
                       "\n".join(swtest.incident_str(i) for i in cls.incidents)))
 
     def test_agent_exit_clean(self):
-        self.assertCleanExit(self.run.agent)
-        self.assertJsonOnly(self.run.agent)
+        self.assertCleanExit(self.sc.agent)
+        self.assertJsonOnly(self.sc.agent)
 
     def test_final_matches_truth(self):
         self.assertEqual([b["kind"] for b in self.blocks], [self.block_kind])
@@ -94,7 +94,7 @@ class TargetDiesAlone(swtest.Checks):
     @classmethod
     def setUpClass(cls):
         run = swtest.Run()
-        cls.run = run
+        cls.sc = run
         try:
             w = swtest.Workload(cls.argv)
             run.workloads.append(w)
@@ -120,18 +120,18 @@ class TargetDiesAlone(swtest.Checks):
 
     def test_process_exit_line(self):
         self.assertIsNotNone(self.exit_line, "no {\"kind\":\"process_exit\",\"pid\":%d} within "
-                             "10 s of SIGKILL\n%s" % (self.pid, self.run.agent.describe()))
+                             "10 s of SIGKILL\n%s" % (self.pid, self.sc.agent.describe()))
 
     def test_saw_block_before_kill(self):
         self.assertIsNotNone(self.ongoing, "no ongoing incident within 5 s of a 6 s spin\n%s"
-                             % self.run.agent.describe())
+                             % self.sc.agent.describe())
 
     def test_agent_exit_clean(self):
-        self.assertCleanExit(self.run.agent, context="target killed mid-run:")
-        self.assertJsonOnly(self.run.agent)
+        self.assertCleanExit(self.sc.agent, context="target killed mid-run:")
+        self.assertJsonOnly(self.sc.agent)
 
     def test_no_lines_for_dead_pid_after_exit(self):
-        lines = self.run.agent.out.objs
+        lines = self.sc.agent.out.objs
         if self.exit_line is None:
             self.skipTest("no process_exit line")
         idx = lines.index(self.exit_line)
@@ -147,7 +147,7 @@ class TargetDiesOtherSurvives(swtest.Checks):
     @classmethod
     def setUpClass(cls):
         run = swtest.Run()
-        cls.run = run
+        cls.sc = run
         try:
             victim = swtest.Workload([NODE, workload("node_block.js"), "--schedule", "spin:6000",
                                       "--gap-ms", "300"])
@@ -176,14 +176,14 @@ class TargetDiesOtherSurvives(swtest.Checks):
 
     def test_agent_kept_running(self):
         self.assertTrue(self.alive_before_stop, "agent exited although a target was still alive"
-                        "\n%s" % self.run.agent.describe())
+                        "\n%s" % self.sc.agent.describe())
 
     def test_agent_exit_clean(self):
-        self.assertCleanExit(self.run.agent)
-        self.assertJsonOnly(self.run.agent)
+        self.assertCleanExit(self.sc.agent)
+        self.assertJsonOnly(self.sc.agent)
 
     def test_process_exit_for_victim_only(self):
-        exits = [o.get("pid") for o in self.run.agent.lines("process_exit")]
+        exits = [o.get("pid") for o in self.sc.agent.lines("process_exit")]
         self.assertIn(self.victim.pid, exits, "no process_exit for the killed pid %d; got %s"
                       % (self.victim.pid, exits))
 
@@ -200,22 +200,22 @@ class ThreadsStartedWhileAttached(swtest.Checks):
 
     @classmethod
     def setUpClass(cls):
-        cls.run = swtest.run_scenario([
+        cls.sc = swtest.run_scenario([
             [NODE, workload("node_worker.js"), "--late"],
             [SYS_PYTHON, workload("py_asyncio.py"), "--loop-thread", "--late",
              "--schedule", "sleep:150,cpu:120"],
         ], threshold_ms=50)
-        cls.node, cls.py = cls.run.workloads
+        cls.node, cls.py = cls.sc.workloads
         cls.results = {}
         for w in (cls.node, cls.py):
-            inc = cls.run.agent.incidents(pid=w.pid)
+            inc = cls.sc.agent.incidents(pid=w.pid)
             pairs = swtest.match_blocks(w.blocks(), inc)
             cls.results[w.pid] = (w, inc, pairs)
             swtest.log("%s pid %d\n%s" % (w.name, w.pid, swtest.block_table(pairs)))
 
     def test_agent_exit_clean(self):
-        self.assertCleanExit(self.run.agent)
-        self.assertJsonOnly(self.run.agent)
+        self.assertCleanExit(self.sc.agent)
+        self.assertJsonOnly(self.sc.agent)
 
     def test_ground_truth_on_new_threads(self):
         for w, inc, pairs in self.results.values():

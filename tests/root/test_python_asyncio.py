@@ -31,24 +31,24 @@ class AsyncioCase(swtest.Checks):
 
     @classmethod
     def setUpClass(cls):
-        cls.run = swtest.run_scenario([[cls.python, workload(cls.script)] + list(cls.args)],
+        cls.sc = swtest.run_scenario([[cls.python, workload(cls.script)] + list(cls.args)],
                                       threshold_ms=50)
-        cls.w = cls.run.workloads[0]
+        cls.w = cls.sc.workloads[0]
         cls.pid = cls.w.pid
         cls.loop_tid = cls.w.ready.get("loop_tid")
         cls.blocks = cls.w.blocks()
-        cls.incidents = cls.run.agent.incidents(pid=cls.pid)
+        cls.incidents = cls.sc.agent.incidents(pid=cls.pid)
         cls.pairs = swtest.match_blocks(cls.blocks, cls.incidents)
         swtest.log("%s %s %s: pid %d loop tid %s\n%s"
                    % (cls.__name__, cls.python, " ".join(cls.args), cls.pid, cls.loop_tid,
                       swtest.block_table(cls.pairs)))
 
     def test_agent_exit_clean(self):
-        self.assertCleanExit(self.run.agent)
-        self.assertJsonOnly(self.run.agent)
+        self.assertCleanExit(self.sc.agent)
+        self.assertJsonOnly(self.sc.agent)
 
     def test_process_line(self):
-        self.assertProcessLine(self.run.process_lines.get(self.pid), self.pid, "python",
+        self.assertProcessLine(self.sc.process_lines.get(self.pid), self.pid, "python",
                                version=self.w.ready["version"], exe=self.w.ready["exe"])
 
     def test_workload_ground_truth(self):
@@ -70,10 +70,10 @@ class AsyncioCase(swtest.Checks):
         self.assertOngoingConsistent(self.incidents)
 
     def test_loop_has_summaries(self):
-        sums = self.run.agent.summaries(self.pid, tid=self.loop_tid)
+        sums = self.sc.agent.summaries(self.pid, tid=self.loop_tid)
         self.assertTrue(sums, "no loop_summary for loop tid %s; summaries seen for tids %s"
                         % (self.loop_tid,
-                           sorted({s.get("tid") for s in self.run.agent.summaries(self.pid)})))
+                           sorted({s.get("tid") for s in self.sc.agent.summaries(self.pid)})))
         self.assertGreater(sum(int(s.get("iterations", 0)) for s in sums), 10)
 
 

@@ -63,7 +63,11 @@ async function run() {
   for (const { kind, ms } of schedule) {
     await sw.sleep(args.gapMs);
     // Runs in a timer callback: right after the loop's wait returned.
-    sw.emit(block(kind, ms));
+    const ev = block(kind, ms);
+    // Printed from a later iteration: a pipe write (and waking the reader)
+    // must not lengthen the blocked one past the ground truth.
+    await sw.sleep(20);
+    sw.emit(ev);
   }
   await sw.sleep(args.gapMs);
   eld.disable();

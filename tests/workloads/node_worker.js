@@ -36,7 +36,8 @@ if (!isMainThread) {
       } else {
         throw new Error(`unknown block kind ${kind}`);
       }
-      // BigInt survives structured clone.
+      // BigInt survives structured clone. Posted from a later iteration.
+      await sw.sleep(20);
       parentPort.postMessage({ event: 'block', kind, ms, tid: TID, start_ns: start, end_ns: end });
     }
     await sw.sleep(workerData.gapMs);

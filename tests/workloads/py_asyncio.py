@@ -176,7 +176,11 @@ class Workload:
         for kind, ms in self.schedule:
             await asyncio.sleep(gap)
             # resumed by a timer right after the loop's wait returned
-            emit(do_block(kind, ms, self.servers))
+            ev = do_block(kind, ms, self.servers)
+            # printed from a later iteration: a pipe write (and waking the
+            # reader) must not lengthen the blocked one past the ground truth
+            await asyncio.sleep(0.02)
+            emit(ev)
         await asyncio.sleep(gap)
         emit({"event": "done"})
         await asyncio.Event().wait()  # keep ticking until we are told to go away
