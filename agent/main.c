@@ -149,11 +149,13 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
+/* libbpf's own lines only with -v: without it a failure is our one line,
+ * which points at -v (and -vv for libbpf's debug log). */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
 	if (level == LIBBPF_DEBUG && env.verbose < 2)
 		return 0;
-	if (level == LIBBPF_INFO && env.verbose < 1)
+	if (env.verbose < 1)
 		return 0;
 	return vfprintf(stderr, fmt, args);
 }
@@ -180,7 +182,7 @@ static void explain_bpf_error(const char *what, int err)
 		       "CAP_DAC_READ_SEARCH",
 		       what, strerror(-err));
 	else
-		sw_err("%s: %s; run with -vv for libbpf's log", what, strerror(-err));
+		sw_err("%s: %s; run with -v (or -vv) for libbpf's log", what, strerror(-err));
 }
 
 static void health_extra(struct sw_stream *stream, struct sw_health *h)
@@ -224,11 +226,22 @@ int main(int argc, char **argv)
 		       strerror(errno));
 		return 1;
 	}
+	/* Not root is not fatal by itself: capabilities may have been granted.
+	 * What fails later (/proc reads, BPF load) says what is missing. */
 	if (geteuid() != 0)
-		sw_warn("not running as root: attaching needs CAP_BPF, CAP_PERFMON, "
-			"CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH");
+		sw_dbg("not running as root; relying on capabilities");
 
-	/* Discover first: a typo'd pid should fail before any BPF is loaded. */
+	/* Arguments first, then discovery: a typo should fail before any BPF
+	 * is loaded. */
+	if (env.collector) {
+		stream = sw_stream__new(env.collector, env.buffer_kb * 1024, msg, sizeof(msg));
+		if (!stream) {
+			sw_err("%s", msg);
+			err = -EINVAL;
+			goto cleanup;
+		}
+	}
+
 	infos = calloc((size_t)env.n_pids, sizeof(*infos));
 	if (!infos) {
 		err = -ENOMEM;
@@ -247,8 +260,9 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		if (err) {
-			sw_err("pid %d: cannot read /proc/%d: %s; run as root", env.pids[i],
-			       env.pids[i], strerror(-err));
+			sw_err("pid %d: cannot read /proc/%d/exe: %s; run as root, or grant "
+			       "CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH",
+			       env.pids[i], env.pids[i], strerror(-err));
 			goto cleanup;
 		}
 		if (infos[i].runtime == SW_RT_NATIVE)
@@ -257,14 +271,6 @@ int main(int argc, char **argv)
 				env.pids[i], infos[i].comm, infos[i].exe);
 	}
 
-	if (env.collector) {
-		stream = sw_stream__new(env.collector, env.buffer_kb * 1024, msg, sizeof(msg));
-		if (!stream) {
-			sw_err("%s", msg);
-			err = -EINVAL;
-			goto cleanup;
-		}
-	}
 	rep = sw_report__new(env.json, stream, env.threshold_ms * 1000000ull);
 	if (!rep) {
 		err = -ENOMEM;
