@@ -308,6 +308,7 @@ static void export_agents(struct sw_store *s, struct sw_buf *b)
 
 		sw_buf__printf(b, "stallwatch_agent_up{");
 		put_label(b, true, "host", a->host);
+		put_label(b, false, "agent", a->id);
 		sw_buf__printf(b, "} %d\n", a->up ? 1 : 0);
 	}
 	for (size_t c = 0; c < sizeof(ctrs) / sizeof(ctrs[0]); c++) {
@@ -322,6 +323,8 @@ static void export_agents(struct sw_store *s, struct sw_buf *b)
 			memcpy(&v, (const char *)a + ctrs[c].off, sizeof(v));
 			sw_buf__printf(b, "%s{", ctrs[c].name);
 			put_label(b, true, "host", a->host);
+			/* two agents on one host must not make duplicate series */
+			put_label(b, false, "agent", a->id);
 			sw_buf__printf(b, "} %" PRIu64 "\n", v);
 		}
 	}

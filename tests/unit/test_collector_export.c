@@ -196,8 +196,8 @@ Test(export, node_only_series_and_gauges)
 	cr_assert_eq(
 	    value_of("stallwatch_eventloop_blocked_seconds_total{", "pattern=\"cpu-sync\""), 0.7);
 	cr_assert_eq(value_of("stallwatch_eventloop_blocked_ongoing_seconds{", "pid=\"100\""), 0);
-	cr_assert_eq(value_of("stallwatch_agent_up{host=\"web-1\"}", NULL), 1);
-	cr_assert_eq(value_of("stallwatch_agent_ringbuf_drops_total{host=\"web-1\"}", NULL), 3);
+	cr_assert_eq(value_of("stallwatch_agent_up{host=\"web-1\",agent=\"web-1:77\"}", NULL), 1);
+	cr_assert_eq(value_of("stallwatch_agent_ringbuf_drops_total{host=\"web-1\",agent=\"web-1:77\"}", NULL), 3);
 }
 
 Test(export, collector_counters)
