@@ -346,15 +346,18 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 			  uint64_t now)
 {
 	struct sw_incident_rec inc;
-	uint64_t offcpu = s->blk_offcpu_ns, runq = s->blk_runq_ns, extra = 0;
+	uint64_t offcpu = s->blk_offcpu_ns, runq = s->blk_runq_ns, extra = 0, start;
 	int extra_nr = -2;
 
-	if (!s->iter_start_ns || s->wait_fd >= 0 || now < s->iter_start_ns ||
-	    now - s->iter_start_ns < l->threshold_ns) {
+	/* Busy since an empty zero-timeout poll (Node): a pre-poll is followed
+	 * by the real poll within microseconds, so after a threshold's worth
+	 * of time that poll was an iteration boundary; the block starts there. */
+	start = s->pz_enter_ns ? s->pz_exit_ns : s->iter_start_ns;
+
+	if (!s->iter_start_ns || s->wait_fd >= 0 || now < start || now - start < l->threshold_ns)
 		return;
-	}
-	if (lp->ongoing_start != s->iter_start_ns) {
-		lp->ongoing_start = s->iter_start_ns;
+	if (lp->ongoing_start != start) {
+		lp->ongoing_start = start;
 		lp->ongoing_last = 0;
 	}
 	if (lp->ongoing_last && now - lp->ongoing_last < ONGOING_REFRESH_NS)
@@ -370,7 +373,7 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 			extra_nr = s->off_nr;
 		}
 	}
-	incident_base(l, lp, &inc, s->iter_start_ns, now - s->iter_start_ns, true);
+	incident_base(l, lp, &inc, start, now - start, true);
 	if (!strcmp(inc.role, "helper"))
 		return;
 	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);

@@ -92,6 +92,13 @@ static int parse_u64(const char *arg, const char *what, uint64_t min, uint64_t m
 	return 0;
 }
 
+/* A bad argument is one line (ours) and exit 2, without argp's usage blurb. */
+static void bad_usage(struct argp_state *state)
+{
+	(void)state;
+	exit(2);
+}
+
 static error_t parse_arg(int key, char *arg, struct argp_state *state)
 {
 	uint64_t v;
@@ -99,28 +106,28 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	switch (key) {
 	case 'p':
 		if (parse_u64(arg, "--pid", 1, INT_MAX, &v))
-			argp_usage(state);
+			bad_usage(state);
 		if (env.n_pids == MAX_PIDS) {
 			sw_err("too many --pid: at most %d per agent", MAX_PIDS);
-			argp_usage(state);
+			bad_usage(state);
 		}
 		env.pids[env.n_pids++] = (pid_t)v;
 		break;
 	case 't':
 		if (parse_u64(arg, "--threshold-ms", 1, 3600000, &env.threshold_ms))
-			argp_usage(state);
+			bad_usage(state);
 		break;
 	case 'd':
 		if (parse_u64(arg, "--duration", 1, UINT32_MAX, &env.duration_s))
-			argp_usage(state);
+			bad_usage(state);
 		break;
 	case OPT_INTERVAL:
 		if (parse_u64(arg, "--interval", 1, 3600, &env.interval_s))
-			argp_usage(state);
+			bad_usage(state);
 		break;
 	case OPT_BUFFER:
 		if (parse_u64(arg, "--buffer-kb", 64, 1 << 20, &env.buffer_kb))
-			argp_usage(state);
+			bad_usage(state);
 		break;
 	case 'j':
 		env.json = true;
@@ -140,7 +147,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (!env.n_pids) {
 			sw_err("no process given: pass --pid PID (see --help)");
-			argp_usage(state);
+			bad_usage(state);
 		}
 		break;
 	default:

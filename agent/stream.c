@@ -31,6 +31,7 @@ struct sw_stream {
 	int connecting; /* non-blocking connect in progress */
 	int connected;
 	int warned;	/* the unreachable line is printed once per outage */
+	int ever_connected;
 	uint64_t next_try_ns, backoff_ns;
 	/* queue: hello (if any) goes first after each connect */
 	uint8_t *hello;
@@ -113,7 +114,9 @@ static void on_connected(struct sw_stream *s)
 	s->connected = 1;
 	s->connecting = 0;
 	s->warned = 0;
-	s->st.reconnects++;
+	if (s->ever_connected)
+		s->st.reconnects++; /* the first connection is not a reconnection */
+	s->ever_connected = 1;
 	s->backoff_ns = BACKOFF_MIN_NS;
 	s->hello_pending = s->hello != NULL;
 	s->hello_off = 0;

@@ -145,6 +145,37 @@ static struct sw_thread *thread_new(__u32 pid, __u32 tid, __s32 fd, __u32 flags,
 	return t;
 }
 
+/* The loop entered its wait at enter (the iteration's busy part ended) and
+ * returned at exit (the next one starts). */
+static __always_inline void iteration_end(struct sw_thread *t, __u64 enter, __u64 exit)
+{
+	__u64 start = t->iter_start_ns, busy;
+	struct sw_event *e;
+	__u32 b;
+
+	t->iter_start_ns = exit;
+	if (!start)
+		goto out; /* first boundary after attach: measuring starts here */
+	busy = enter > start ? enter - start : 0;
+	t->iterations++;
+	t->busy_ns += busy;
+	if (busy > t->max_busy_ns)
+		t->max_busy_ns = busy;
+	b = sw_hist_bucket(busy);
+	if (b < SW_HIST_NBUCKETS)
+		t->hist[b]++;
+	if (busy >= threshold_ns) {
+		t->incidents++;
+		e = event_reserve(SW_EV_INCIDENT, t, exit);
+		if (e) {
+			fill_block(e, t, start, busy);
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+out:
+	reset_block(t);
+}
+
 static __always_inline void on_wait_enter(__s32 fd, __s32 timeout_class)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -167,6 +198,14 @@ static __always_inline void on_wait_enter(__s32 fd, __s32 timeout_class)
 	 * call) is not the loop going idle: it is part of the busy stretch. */
 	if (fd != t->loop_fd)
 		return;
+	if (t->pz_enter_ns) {
+		/* libuv's pre-poll is always followed by a poll with the user's
+		 * timeout; another zero-timeout poll means the earlier one was
+		 * a whole iteration (user timeout 0: setImmediate pending). */
+		if (timeout_class == 0)
+			iteration_end(t, t->pz_enter_ns, t->pz_exit_ns);
+		t->pz_enter_ns = 0;
+	}
 	t->wait_fd = fd;
 	t->wait_timeout = timeout_class;
 	t->wait_enter_ns = now;
@@ -176,10 +215,8 @@ static __always_inline void on_wait_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
-	__u64 now, enter, start, busy;
 	struct sw_thread *t;
-	struct sw_event *e;
-	__u32 b;
+	__u64 now, enter;
 
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (!t || t->wait_fd < 0)
@@ -195,33 +232,13 @@ static __always_inline void on_wait_exit(long ret)
 	 * without running callbacks, so the iteration goes on. */
 	if (ret == -EINTR)
 		return;
-	/* Node's metrics-mode pre-poll: timeout 0 and nothing ready means the
-	 * real poll follows at once; one iteration, not two. */
-	if (t->wait_timeout == 0 && ret == 0 && (t->flags & SW_TGT_MERGE_ZERO_POLLS))
+	/* Maybe Node's metrics-mode pre-poll: decided at the next wait. */
+	if (t->wait_timeout == 0 && ret == 0 && (t->flags & SW_TGT_MERGE_ZERO_POLLS)) {
+		t->pz_enter_ns = enter;
+		t->pz_exit_ns = now;
 		return;
-
-	start = t->iter_start_ns;
-	t->iter_start_ns = now;
-	if (!start)
-		goto out; /* first boundary after attach: measuring starts here */
-	busy = enter > start ? enter - start : 0;
-	t->iterations++;
-	t->busy_ns += busy;
-	if (busy > t->max_busy_ns)
-		t->max_busy_ns = busy;
-	b = sw_hist_bucket(busy);
-	if (b < SW_HIST_NBUCKETS)
-		t->hist[b]++;
-	if (busy >= threshold_ns) {
-		t->incidents++;
-		e = event_reserve(SW_EV_INCIDENT, t, now);
-		if (e) {
-			fill_block(e, t, start, busy);
-			bpf_ringbuf_submit(e, 0);
-		}
 	}
-out:
-	reset_block(t);
+	iteration_end(t, enter, now);
 }
 
 static __always_inline __s32 timeout_class(long ms)
@@ -402,8 +419,12 @@ int BPF_PROG(sched_process_exit, struct task_struct *p)
 	if (e) {
 		/* died inside a busy stretch: user space closes its incident */
 		if (t->iter_start_ns && t->wait_fd < 0) {
+			/* busy after an empty zero-timeout poll: that poll was a
+			 * boundary, since no real poll followed */
+			__u64 start = t->pz_enter_ns ? t->pz_exit_ns : t->iter_start_ns;
+
 			e->busy = 1;
-			fill_block(e, t, t->iter_start_ns, now - t->iter_start_ns);
+			fill_block(e, t, start, now - start);
 		}
 		bpf_ringbuf_submit(e, 0);
 	}

@@ -29,7 +29,8 @@
 
 /* struct sw_target.flags */
 /* libuv with UV_METRICS_IDLE_TIME (Node) polls with timeout 0 before the real
- * poll; an empty zero-timeout poll is then not an iteration boundary. */
+ * poll (uv__io_poll, src/unix/linux.c); that pre-poll, when empty, is not an
+ * iteration boundary. */
 #define SW_TGT_MERGE_ZERO_POLLS 0x1u
 
 struct sw_target {
@@ -70,6 +71,12 @@ struct sw_thread {
 	__u64 idle_ns;	/* sum of finished waits with timeout != 0 */
 	__u64 max_busy_ns; /* since attach; user space takes deltas of hist */
 	__u64 incidents;
+	/* A zero-timeout poll that found nothing, in libuv metrics mode: it is
+	 * the pre-poll of the same iteration if the next loop wait has a
+	 * timeout, or an iteration of its own (setImmediate) if that one has
+	 * timeout 0 too. Decided at the next wait's enter; 0 = none pending. */
+	__u64 pz_enter_ns;
+	__u64 pz_exit_ns;
 	/* diagnosis of the busy stretch in progress, reset at each boundary */
 	__u64 off_start_ns; /* 0 when on CPU */
 	__u32 off_kind;	    /* enum sw_off_kind of the current off-CPU stretch */
