@@ -369,11 +369,15 @@ void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc)
 	       inc->ongoing ? "BLOCKED " : "BLOCK   ", inc->runtime, inc->pid, inc->tid,
 	       inc->role, inc->thread, (double)inc->dur_ns / 1e6,
 	       inc->ongoing ? " and counting" : "");
-	if (inc->diag)
+	/* name the syscall only when the sleep in it is a real part of the block */
+	if (inc->diag) {
+		bool name_it = inc->top_syscall[0] && inc->top_syscall_ns * 10 >= inc->dur_ns;
+
 		printf(" [on-CPU %.0f ms, off-CPU %.0f ms%s%s, run-queue %.0f ms]",
 		       (double)inc->oncpu_ns / 1e6, (double)inc->offcpu_ns / 1e6,
-		       inc->top_syscall[0] ? " in " : "", inc->top_syscall,
+		       name_it ? " in " : "", name_it ? inc->top_syscall : "",
 		       (double)inc->runq_ns / 1e6);
+	}
 	printf("\n    %s: %s\n    fix: %s\n", inc->verdict.pattern, inc->verdict.summary,
 	       inc->verdict.advice);
 	fflush(stdout);

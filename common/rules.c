@@ -62,7 +62,9 @@ void sw_rules_classify(const struct sw_incident_facts *f, struct sw_verdict *v)
 			    "the loop: raise the CPU limit or request, or move CPU work elsewhere";
 		return;
 	}
-	if (f->oncpu_ns * 10 >= d * 7) {
+	/* Run-queue time is time the thread wanted the CPU: on a busy machine a
+	 * CPU-bound stretch is partly spent waiting for one. */
+	if ((f->oncpu_ns + f->runq_ns) * 10 >= d * 7 && f->oncpu_ns >= f->runq_ns) {
 		v->pattern = "cpu-sync";
 		v->summary = "CPU-bound work ran on the event loop";
 		v->advice = node ? "CPU-heavy synchronous code in a handler (big JSON.parse, "

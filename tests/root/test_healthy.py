@@ -166,6 +166,17 @@ class LoadBase(SummaryChecks):
     def test_zero_incidents_under_load(self):
         self.assertGreater(self.requests, 100, "load generator did too little to mean anything")
         inc = self.sc.agent.incidents(pid=self.pid)
+        # On a 2-core machine shared with wrk, the loop can wait for a CPU
+        # longer than the threshold. That stall is real and the agent says so
+        # (pattern cpu-starved: the run-queue wait is most of it, measured by
+        # sched_switch), but it is the machine's, not the app's: it is shown,
+        # not failed on. Every other incident fails the test.
+        starved = [i for i in inc if i.get("pattern") == "cpu-starved"
+                   and float(i.get("runq_ms", 0)) * 2 >= float(i["duration_ms"])]
+        if starved:
+            swtest.log("NOTE: %d run-queue stalls (the machine's, not the loop's):\n%s"
+                       % (len(starved), "\n".join(swtest.incident_str(i) for i in starved)))
+        inc = [i for i in inc if i not in starved]
         self.assertEqual(inc, [], "incidents on a healthy loop under load (%d requests by %s, "
                          "threshold 50 ms):\n%s" % (self.requests, self.tool,
                                                      "\n".join(swtest.incident_str(i) for i in inc)))

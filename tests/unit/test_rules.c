@@ -23,6 +23,8 @@ Test(rules, cpu_bound)
 {
 	cr_assert_str_eq(classify("node", 200 * MS, 195 * MS, 0, 5 * MS, ""), "cpu-sync");
 	cr_assert_str_eq(classify("python", 120 * MS, 118 * MS, 0, 0, NULL), "cpu-sync");
+	/* preempted for a third of it on a busy machine: still CPU work */
+	cr_assert_str_eq(classify("python", 120 * MS, 79 * MS, 0, 41 * MS, NULL), "cpu-sync");
 }
 
 Test(rules, sleeps)
