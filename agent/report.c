@@ -365,10 +365,17 @@ void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc)
 		return;
 	}
 	human_time(r, inc->start_ns, t, sizeof(t));
-	printf("%s %s %s pid %u tid %u (%s, %s) loop blocked %.1f ms%s", t,
-	       inc->ongoing ? "BLOCKED " : "BLOCK   ", inc->runtime, inc->pid, inc->tid,
-	       inc->role, inc->thread, (double)inc->dur_ns / 1e6,
-	       inc->ongoing ? " and counting" : "");
+	if (inc->ongoing) {
+		/* refreshed every half second while it lasts: one short line */
+		printf("%s BLOCKED  %s pid %u tid %u (%s, %s) stuck for %.0f ms so far%s%s\n", t,
+		       inc->runtime, inc->pid, inc->tid, inc->role, inc->thread,
+		       (double)inc->dur_ns / 1e6, strcmp(inc->verdict.pattern, "blocked") ? ": " : "",
+		       strcmp(inc->verdict.pattern, "blocked") ? inc->verdict.summary : "");
+		fflush(stdout);
+		return;
+	}
+	printf("%s BLOCK    %s pid %u tid %u (%s, %s) loop blocked %.1f ms", t, inc->runtime,
+	       inc->pid, inc->tid, inc->role, inc->thread, (double)inc->dur_ns / 1e6);
 	/* name the syscall only when the sleep in it is a real part of the block */
 	if (inc->diag) {
 		bool name_it = inc->top_syscall[0] && inc->top_syscall_ns * 10 >= inc->dur_ns;
