@@ -309,9 +309,10 @@ class Workload:
 class Agent:
     """stallwatch-agent --json attached to some pids."""
 
-    def __init__(self, pids, threshold_ms=50, interval=1, duration=SAFETY_DURATION, extra=()):
+    def __init__(self, pids, threshold_ms=50, interval=1, duration=SAFETY_DURATION, extra=(),
+                 wrapper=()):
         self.pids = list(pids)
-        self.argv = [AGENT]
+        self.argv = list(wrapper) + [AGENT]
         for pid in self.pids:
             self.argv += ["--pid", str(pid)]
         self.argv += ["--json", "--threshold-ms", str(threshold_ms), "--interval", str(interval)]
