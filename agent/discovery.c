@@ -191,6 +191,15 @@ int sw_discover_process(pid_t pid, struct sw_proc_info *info)
 
 	memset(info, 0, sizeof(*info));
 	info->pid = pid;
+	/* /proc/TID works for any thread: a tid is not a process to attach to */
+	info->tgid = pid;
+	snprintf(path, sizeof(path), "%s/%d/status", proc_root, pid);
+	if (!read_small(path, buf, sizeof(buf))) {
+		char *t = strstr(buf, "\nTgid:");
+
+		if (t)
+			info->tgid = (pid_t)strtol(t + 6, NULL, 10);
+	}
 	snprintf(path, sizeof(path), "%s/%d/comm", proc_root, pid);
 	err = read_small(path, info->comm, sizeof(info->comm));
 	if (err)

@@ -16,6 +16,7 @@ enum sw_runtime { SW_RT_NATIVE = 0, SW_RT_NODE = 1, SW_RT_PYTHON = 2 };
 
 struct sw_proc_info {
 	pid_t pid;
+	pid_t tgid; /* != pid when the pid given is a thread's */
 	enum sw_runtime runtime;
 	char version[32]; /* "20.20.2", "3.11.7"; "" when unknown */
 	char exe[PATH_MAX];

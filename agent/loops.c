@@ -419,10 +419,14 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 		struct sw_thread *s = &l->st;
 		int err = loopmon__read_thread(l->lm, lp->tid, s);
 
+		if (err == -ENOENT) {
+			/* exited: its THREAD_EXIT event, consumed before this tick,
+			 * did the rest; if that event was lost, forget it here */
+			drop_loop_at(l, i);
+			continue;
+		}
 		if (err) {
-			/* -ENOENT: exited, its THREAD_EXIT event does the rest */
-			if (err != -ENOENT)
-				l->failed_reads++;
+			l->failed_reads++;
 			i++;
 			continue;
 		}

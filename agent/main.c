@@ -272,6 +272,13 @@ int main(int argc, char **argv)
 			       env.pids[i], env.pids[i], strerror(-err));
 			goto cleanup;
 		}
+		if (infos[i].tgid != env.pids[i]) {
+			sw_err("pid %d is a thread of process %d: pass --pid %d (all its loop "
+			       "threads are found)",
+			       env.pids[i], infos[i].tgid, infos[i].tgid);
+			err = -EINVAL;
+			goto cleanup;
+		}
 		if (infos[i].runtime == SW_RT_NATIVE)
 			sw_warn("pid %d (%s, %s) is neither Node.js nor Python; measuring any epoll "
 				"loop it runs as runtime 'native'",

@@ -25,7 +25,8 @@ static void make_proc(int pid, const char *fixture, const char *exe_name)
 
 	snprintf(d, sizeof(d), "%s/%d", root, pid);
 	mkdir(d, 0755);
-	for (const char **f = (const char *[]){ "comm", "cgroup", "maps", NULL }; *f; f++) {
+	for (const char **f = (const char *[]){ "comm", "cgroup", "maps", "status", NULL }; *f;
+	     f++) {
 		snprintf(t, sizeof(t), "%s/proc/%s/%s", SW_FIXTURES, fixture, *f);
 		snprintf(p, sizeof(p), "%s/%s", d, *f);
 		link_or_die(t, p);
@@ -51,6 +52,7 @@ static void setup(void)
 	mkdir(bin, 0755);
 	make_proc(4242, "node", "node");
 	make_proc(4343, "python", "python3.12");
+	make_proc(4250, "node-thread", "node");
 	sw_discovery_set_proc_root(root);
 }
 
@@ -74,6 +76,7 @@ Test(discovery, node_runtime_version_and_container)
 	cr_assert_str_eq(sw_runtime_name(pi.runtime), "node");
 	cr_assert_str_eq(pi.version, "42.7.1", "version from the ELF's .rodata");
 	cr_assert_str_eq(pi.comm, "node");
+	cr_assert_eq(pi.tgid, 4242);
 	cr_assert_str_eq(pi.cgroup, "/kubepods.slice/kubepods-pod1234.slice/cri-containerd-abcd.scope");
 	cr_assert(sw_process_alive(4242));
 }
@@ -87,6 +90,14 @@ Test(discovery, python_with_libpython_in_maps)
 	cr_assert_str_eq(pi.runtime_lib, "/root/.pyenv/versions/3.12.1/lib/libpython3.12.so.1.0");
 	/* the library is not under the fixture root: the minor from its name */
 	cr_assert_str_eq(pi.version, "3.12");
+}
+
+Test(discovery, a_thread_id_names_its_process)
+{
+	struct sw_proc_info pi;
+
+	cr_assert_eq(sw_discover_process(4250, &pi), 0);
+	cr_assert_eq(pi.tgid, 4242, "the agent refuses a tid and names the pid to use");
 }
 
 Test(discovery, missing_pid)
