@@ -36,6 +36,7 @@ WL = os.path.join(HERE, "workloads")
 NODE = "/usr/bin/node"
 PY = "/usr/bin/python3.11"  # Debian's, where python3-aiohttp is installed
 START_LOAD = "?"
+START_REV = "?"
 # bystander variants: the default agent, and the two switches that change
 # what runs for processes it does not watch
 AGENT_VARIANTS = {
@@ -554,9 +555,7 @@ def report(a, rows, notes, mech, started, stages):
     out.append("# stallwatch overhead benchmark\n")
     out.append(f"- date (UTC): {started}")
     out.append(f"- machine: {os.cpu_count()} vCPU ({cpu}), kernel {k.release}, {k.machine}")
-    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True).stdout.strip() or "?"
-    out.append(f"- stallwatch commit: {rev}")
+    out.append(f"- stallwatch commit at start: {START_REV}")
     out.append(f"- node {subprocess.run([NODE, '--version'], capture_output=True, text=True).stdout.strip()}, "
                f"{subprocess.run([PY, '--version'], capture_output=True, text=True).stdout.strip()}")
     out.append(f"- command: `sudo ./bench/run.sh` (stages: {', '.join(stages)}; {a.reps} repetitions "
@@ -615,8 +614,10 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
 
-    global START_LOAD
+    global START_LOAD, START_REV
     START_LOAD = open("/proc/loadavg").read().split()[0]
+    START_REV = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                               capture_output=True, text=True).stdout.strip() or "?"
     started = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
     stages = [s for s in a.stages.split(",") if s]
     rows, notes, mech = [], [], []
