@@ -4,10 +4,14 @@
  * family of syscalls, plus a sched_switch-based split of each busy stretch
  * into on-CPU, sleeping (and in which syscall) and run-queue time.
  *
- * Why syscall tracepoints and not uprobes on uv__io_poll: a uprobe hit costs
- * ~4.8 us on this kernel against ~0.12 us for a tracepoint pair, and the poll
- * runs once per iteration. Tracepoints also need no symbols, so stripped
- * binaries, uvloop's static libuv and asyncio's selectors all look alike.
+ * Why syscall tracepoints and not uprobes on uv__io_poll: the poll runs once
+ * per iteration, and a uprobe hit costs 0.4 us when the probed instruction
+ * can be emulated and 14 us when it must be single-stepped on this 6.18 VM
+ * (bench/, docs/PERFORMANCE.md), against ~0.2 us for both epoll programs
+ * together. Tracepoints also need no symbols, so stripped binaries, uvloop's
+ * static libuv and asyncio's selectors all look alike. Their price is paid
+ * by the host: every thread takes the slow syscall path while they are
+ * attached (docs/PERFORMANCE.md has the bystander figures).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -42,6 +46,38 @@ struct {
 	__type(key, __u32); /* tid */
 	__type(value, struct sw_thread);
 } threads SEC(".maps");
+
+/*
+ * tid_hint[tid % SLOTS] counts the tracked threads whose tid falls in the
+ * slot. 0 means "surely not tracked": sched_switch, which runs at every
+ * context switch of the host, stops there. An array lookup is inlined by the
+ * verifier, a hash lookup is a helper call and a hash: ~40 ns here (bench/).
+ * Only BPF writes it; user space forgetting a thread leaves a stale count,
+ * which costs a useless hash lookup, never a missed thread.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SW_TID_HINT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} tid_hint SEC(".maps");
+
+static __always_inline bool maybe_tracked(__u32 tid)
+{
+	__u32 slot = tid & (SW_TID_HINT_SLOTS - 1);
+	__u32 *n = bpf_map_lookup_elem(&tid_hint, &slot);
+
+	return n && *n;
+}
+
+static __always_inline void hint_add(__u32 tid, int delta)
+{
+	__u32 slot = tid & (SW_TID_HINT_SLOTS - 1);
+	__u32 *n = bpf_map_lookup_elem(&tid_hint, &slot);
+
+	if (n)
+		__sync_fetch_and_add(n, delta);
+}
 
 /* A zeroed sw_thread to insert from: the value is too big for the stack. */
 struct {
@@ -129,6 +165,8 @@ static struct sw_thread *thread_new(__u32 pid, __u32 tid, __s32 fd, __u32 flags,
 		count(&stats.thread_map_full);
 		return NULL;
 	}
+	if (!err)
+		hint_add(tid, 1);
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (!t)
 		return NULL;
@@ -218,6 +256,8 @@ static __always_inline void on_wait_exit(long ret)
 	struct sw_thread *t;
 	__u64 now, enter;
 
+	if (!maybe_tracked(tid))
+		return;
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (!t || t->wait_fd < 0)
 		return;
@@ -358,18 +398,19 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct sw_thread *t;
+	__u64 now = 0;
 	__u32 tid;
-	__u64 now;
 
 	if (!diag_enabled)
 		return 0;
-	now = bpf_ktime_get_ns();
 
-	tid = BPF_CORE_READ(prev, pid);
-	t = bpf_map_lookup_elem(&threads, &tid);
+	/* tp_btf arguments are trusted BTF pointers: plain loads, no helper */
+	tid = prev->pid;
+	t = maybe_tracked(tid) ? bpf_map_lookup_elem(&threads, &tid) : NULL;
 	if (t && t->iter_start_ns && t->wait_fd < 0) {
-		unsigned int state = BPF_CORE_READ(prev, __state);
+		unsigned int state = prev->__state;
 
+		now = bpf_ktime_get_ns();
 		t->off_start_ns = now;
 		t->blk_switches++;
 		if (preempt || state == 0 /* TASK_RUNNING: yielded */) {
@@ -386,11 +427,14 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 		}
 	}
 
-	tid = BPF_CORE_READ(next, pid);
-	t = bpf_map_lookup_elem(&threads, &tid);
+	tid = next->pid;
+	t = maybe_tracked(tid) ? bpf_map_lookup_elem(&threads, &tid) : NULL;
 	if (t && t->off_start_ns) {
-		__u64 d = now - t->off_start_ns;
+		__u64 d;
 
+		if (!now)
+			now = bpf_ktime_get_ns();
+		d = now - t->off_start_ns;
 		if (t->off_kind == SW_OFF_RUNQ) {
 			t->blk_runq_ns += d;
 		} else {
@@ -406,11 +450,13 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_process_exit, struct task_struct *p)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
+	__u32 tid = p->pid;
 	struct sw_thread *t;
 	struct sw_event *e;
 	__u64 now;
 
+	if (!maybe_tracked(tid))
+		return 0;
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (!t)
 		return 0;
@@ -428,21 +474,23 @@ int BPF_PROG(sched_process_exit, struct task_struct *p)
 		}
 		bpf_ringbuf_submit(e, 0);
 	}
-	bpf_map_delete_elem(&threads, &tid);
+	if (bpf_map_delete_elem(&threads, &tid) == 0)
+		hint_add(tid, -1);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec, struct task_struct *p)
 {
-	__u32 pid = BPF_CORE_READ(p, tgid);
+	__u32 pid = p->tgid;
 	struct sw_event *e;
 
 	if (!bpf_map_lookup_elem(&targets, &pid))
 		return 0;
 	/* The new image keeps the pid but not the loop: forget its state. The
 	 * other threads went through sched_process_exit already. */
-	bpf_map_delete_elem(&threads, &pid);
+	if (bpf_map_delete_elem(&threads, &pid) == 0)
+		hint_add(pid, -1);
 	e = event_new(SW_EV_EXEC, pid, pid, bpf_ktime_get_ns());
 	if (e) {
 		bpf_get_current_comm(e->comm, sizeof(e->comm));

@@ -16,6 +16,10 @@
  * rarely sleeps in more than two kinds of syscall. */
 #define SW_BLK_SYSCALLS 4
 #define SW_COMM_LEN 16
+/* Slots of the tid hint array (a power of two): a direct-mapped "maybe
+ * tracked" filter that lets sched_switch skip the hash lookups for the
+ * host's other threads with one inlined array load. */
+#define SW_TID_HINT_SLOTS 65536
 
 /* x86_64 syscall numbers of the epoll waits (arch/x86/entry/syscalls). */
 #define SW_NR_EPOLL_WAIT 232
