@@ -218,20 +218,23 @@ static __always_inline void on_wait_enter(__s32 fd, __s32 timeout_class)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
+	struct sw_thread *t = NULL;
 	struct sw_target *tgt;
-	struct sw_thread *t;
 	__u64 now;
 
-	tgt = bpf_map_lookup_elem(&targets, &pid);
-	if (!tgt)
-		return;
-	now = bpf_ktime_get_ns();
-	t = bpf_map_lookup_elem(&threads, &tid);
+	/* a known loop thread costs one hash lookup; the target filter is
+	 * needed only to start tracking a new one */
+	if (maybe_tracked(tid))
+		t = bpf_map_lookup_elem(&threads, &tid);
 	if (!t) {
-		t = thread_new(pid, tid, fd, tgt->flags, now);
+		tgt = bpf_map_lookup_elem(&targets, &pid);
+		if (!tgt)
+			return;
+		t = thread_new(pid, tid, fd, tgt->flags, bpf_ktime_get_ns());
 		if (!t)
 			return;
 	}
+	now = bpf_ktime_get_ns();
 	/* A wait on another epoll fd (execSync's nested loop, a selectors
 	 * call) is not the loop going idle: it is part of the busy stretch. */
 	if (fd != t->loop_fd)
