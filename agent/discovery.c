@@ -57,12 +57,19 @@ void sw_thread_comm(pid_t pid, pid_t tid, char *out, size_t len)
 		out[0] = '\0';
 }
 
+/* A zombie still has /proc/PID/stat, but no loop will ever run again. */
 bool sw_process_alive(pid_t pid)
 {
-	char path[64];
+	char path[64], buf[512];
+	const char *rp;
 
 	snprintf(path, sizeof(path), "%s/%d/stat", proc_root, pid);
-	return access(path, F_OK) == 0;
+	if (read_small(path, buf, sizeof(buf)))
+		return false;
+	rp = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+	if (!rp || rp[1] != ' ')
+		return true;
+	return rp[2] != 'Z' && rp[2] != 'X';
 }
 
 bool sw_fd_is_epoll(pid_t pid, int fd)

@@ -31,8 +31,9 @@ static void make_proc(int pid, const char *fixture, const char *exe_name)
 		snprintf(p, sizeof(p), "%s/%s", d, *f);
 		link_or_die(t, p);
 	}
+	snprintf(t, sizeof(t), "%s/proc/%s/stat", SW_FIXTURES, fixture);
 	snprintf(p, sizeof(p), "%s/stat", d);
-	link_or_die("comm", p);
+	link_or_die(t, p);
 	/* exe -> <root>/bin/<exe_name> -> the built ELF fixture, so the
 	 * runtime is judged by the name and the version read from the ELF */
 	snprintf(t, sizeof(t), "%s/bin/%s", root, exe_name);
@@ -98,6 +99,13 @@ Test(discovery, a_thread_id_names_its_process)
 
 	cr_assert_eq(sw_discover_process(4250, &pi), 0);
 	cr_assert_eq(pi.tgid, 4242, "the agent refuses a tid and names the pid to use");
+}
+
+Test(discovery, a_zombie_is_not_alive)
+{
+	/* node-thread's stat fixture says Z, with ") (" in its comm */
+	cr_assert_not(sw_process_alive(4250));
+	cr_assert(sw_process_alive(4343));
 }
 
 Test(discovery, missing_pid)
