@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -162,6 +163,38 @@ int loopmon__read_thread(struct loopmon *lm, uint32_t tid, struct sw_thread *out
 int loopmon__forget_thread(struct loopmon *lm, uint32_t tid)
 {
 	return bpf_map__delete_elem(lm->skel->maps.threads, &tid, sizeof(tid), 0);
+}
+
+int loopmon__seed_busy_thread(struct loopmon *lm, uint32_t pid, uint32_t tid, uint32_t flags,
+			      const char *comm, uint64_t now_ns)
+{
+	__u32 slot = tid & (SW_TID_HINT_SLOTS - 1), hint = 0;
+	struct sw_thread *t;
+	int err;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->pid = pid;
+	t->tid = tid;
+	t->loop_fd = -1; /* learned at its first wait */
+	t->wait_fd = -1;
+	t->flags = flags | SW_THR_START_UNKNOWN;
+	t->iter_start_ns = now_ns;
+	t->first_seen_ns = now_ns;
+	snprintf(t->comm, sizeof(t->comm), "%s", comm);
+	err = bpf_map__update_elem(lm->skel->maps.threads, &tid, sizeof(tid), t, sizeof(*t),
+				   BPF_NOEXIST);
+	free(t);
+	if (err)
+		return err;
+	/* BPF counts the threads it inserts; this one is ours to count. A
+	 * concurrent BPF insert into the same slot could lose one count, which
+	 * only costs a thread's sched_switch split, never its loop data. */
+	bpf_map__lookup_elem(lm->skel->maps.tid_hint, &slot, sizeof(slot), &hint, sizeof(hint), 0);
+	hint++;
+	bpf_map__update_elem(lm->skel->maps.tid_hint, &slot, sizeof(slot), &hint, sizeof(hint), 0);
+	return 0;
 }
 
 int loopmon__next_thread(struct loopmon *lm, const uint32_t *prev, uint32_t *next)

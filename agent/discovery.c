@@ -72,6 +72,22 @@ bool sw_process_alive(pid_t pid)
 	return rp[2] != 'Z' && rp[2] != 'X';
 }
 
+int sw_thread_syscall(pid_t pid, pid_t tid, long *nr)
+{
+	char path[96], buf[256];
+	char *end;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/%d/task/%d/syscall", proc_root, pid, tid);
+	err = read_small(path, buf, sizeof(buf));
+	if (err)
+		return err;
+	if (!strncmp(buf, "running", 7))
+		return -EAGAIN;
+	*nr = strtol(buf, &end, 10);
+	return end == buf ? -EINVAL : 0;
+}
+
 bool sw_fd_is_epoll(pid_t pid, int fd)
 {
 	char path[96], target[64];

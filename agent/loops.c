@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "log.h"
 #include "loops.h"
 #include "rules.h"
@@ -115,6 +116,48 @@ static uint32_t target_flags(const struct sw_proc_info *pi)
 	return pi->runtime == SW_RT_NODE ? SW_TGT_MERGE_ZERO_POLLS : 0;
 }
 
+static struct loop *track(struct sw_loops *l, uint32_t pid, uint32_t tid, uint64_t now);
+
+static uint64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * An SRE attaches to the pod *because* its loop is stuck. BPF only learns a
+ * thread at its loop wait, which a stuck loop never reaches. Node's main
+ * thread is always a loop thread, so if it is not waiting in epoll right now
+ * it is busy: track it from now on, its block's start flagged unknown (the
+ * duration is a lower bound). If it is in an epoll wait (its own loop's, or
+ * execSync's nested one), BPF learns it at its next wait as usual. Python's
+ * loop thread cannot be named before it waits, so it is not seeded.
+ */
+static void seed_stuck_main(struct sw_loops *l, const struct sw_proc_info *pi)
+{
+	long nr;
+	int err;
+
+	if (pi->runtime != SW_RT_NODE)
+		return;
+	err = sw_thread_syscall(pi->pid, pi->pid, &nr);
+	if (err == 0 &&
+	    (nr == SW_NR_EPOLL_WAIT || nr == SW_NR_EPOLL_PWAIT || nr == SW_NR_EPOLL_PWAIT2))
+		return;
+	if (err && err != -EAGAIN) {
+		l->failed_reads++;
+		return;
+	}
+	err = loopmon__seed_busy_thread(l->lm, (uint32_t)pi->pid, (uint32_t)pi->pid,
+					target_flags(pi), pi->comm, mono_now());
+	if (err == 0)
+		track(l, (uint32_t)pi->pid, (uint32_t)pi->pid, mono_now());
+	else if (err != -EEXIST)
+		l->failed_reads++;
+}
+
 int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 {
 	struct proc *p = find_proc(l, (uint32_t)pi->pid), *np;
@@ -133,6 +176,7 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 	if (err)
 		return err;
 	sw_report__process(l->rep, pi);
+	seed_stuck_main(l, pi);
 	return 0;
 }
 
@@ -292,6 +336,7 @@ static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_
 	if (e->dur_ns > lp->interval_incident_max)
 		lp->interval_incident_max = e->dur_ns;
 	incident_base(l, lp, &inc, e->start_ns, e->dur_ns, false);
+	inc.start_unknown = e->start_unknown;
 	if (!strcmp(inc.role, "helper"))
 		return;
 	fill_diag(l, &inc, e->offcpu_ns, e->runq_ns, e->switches, e->blk_sys, -2, 0);
@@ -374,6 +419,7 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 		}
 	}
 	incident_base(l, lp, &inc, start, now - start, true);
+	inc.start_unknown = !s->pz_enter_ns && (s->flags & SW_THR_START_UNKNOWN);
 	if (!strcmp(inc.role, "helper"))
 		return;
 	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);
@@ -431,7 +477,8 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 			continue;
 		}
 		lp->loop_fd = s->loop_fd;
-		if (s->iter_start_ns && s->wait_fd < 0 && now > s->iter_start_ns &&
+		/* (a seeded thread has no loop fd yet: nothing to check) */
+		if (s->loop_fd >= 0 && s->iter_start_ns && s->wait_fd < 0 && now > s->iter_start_ns &&
 		    now - s->iter_start_ns > LOOP_CLOSED_CHECK_NS &&
 		    now - lp->fd_checked_ns > LOOP_CLOSED_CHECK_NS) {
 			lp->fd_checked_ns = now;

@@ -330,6 +330,7 @@ void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc)
 			m->runq_ns = inc->runq_ns;
 			m->top_syscall_ns = inc->top_syscall_ns;
 			m->switches = inc->switches;
+			m->start_unknown = inc->start_unknown;
 			if (!m->thread || !m->runtime || !m->role || !m->pattern || !m->advice ||
 			    !m->top_syscall) {
 				free_inc(m);
@@ -350,6 +351,9 @@ void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc)
 		jadd_u64(o, "start_ns", inc->start_ns);
 		jadd_ms(o, "duration_ms", inc->dur_ns);
 		json_object_object_add(o, "ongoing", json_object_new_boolean(inc->ongoing));
+		if (inc->start_unknown)
+			json_object_object_add(o, "start_before_attach",
+					       json_object_new_boolean(true));
 		jadd_str(o, "pattern", inc->verdict.pattern);
 		jadd_str(o, "summary", inc->verdict.summary);
 		jadd_str(o, "advice", inc->verdict.advice);
@@ -367,15 +371,18 @@ void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc)
 	human_time(r, inc->start_ns, t, sizeof(t));
 	if (inc->ongoing) {
 		/* refreshed every half second while it lasts: one short line */
-		printf("%s BLOCKED  %s pid %u tid %u (%s, %s) stuck for %.0f ms so far%s%s\n", t,
+		printf("%s BLOCKED  %s pid %u tid %u (%s, %s) stuck for %s%.0f ms so far%s%s\n", t,
 		       inc->runtime, inc->pid, inc->tid, inc->role, inc->thread,
-		       (double)inc->dur_ns / 1e6, strcmp(inc->verdict.pattern, "blocked") ? ": " : "",
+		       inc->start_unknown ? "at least " : "", (double)inc->dur_ns / 1e6,
+		       strcmp(inc->verdict.pattern, "blocked") ? ": " : "",
 		       strcmp(inc->verdict.pattern, "blocked") ? inc->verdict.summary : "");
 		fflush(stdout);
 		return;
 	}
-	printf("%s BLOCK    %s pid %u tid %u (%s, %s) loop blocked %.1f ms", t, inc->runtime,
-	       inc->pid, inc->tid, inc->role, inc->thread, (double)inc->dur_ns / 1e6);
+	printf("%s BLOCK    %s pid %u tid %u (%s, %s) loop blocked %s%.1f ms%s", t, inc->runtime,
+	       inc->pid, inc->tid, inc->role, inc->thread, inc->start_unknown ? "at least " : "",
+	       (double)inc->dur_ns / 1e6,
+	       inc->start_unknown ? " (it was blocked when the agent attached)" : "");
 	/* name the syscall only when the sleep in it is a real part of the block */
 	if (inc->diag) {
 		bool name_it = inc->top_syscall[0] && inc->top_syscall_ns * 10 >= inc->dur_ns;

@@ -22,6 +22,7 @@ struct sw_incident_rec {
 	const char *runtime;
 	uint64_t start_ns, dur_ns;
 	bool ongoing;
+	bool start_unknown; /* began before the agent attached: dur is a lower bound */
 	bool diag; /* the on/off-CPU split below was measured */
 	uint64_t oncpu_ns, offcpu_ns, runq_ns;
 	uint32_t switches;

@@ -134,6 +134,7 @@ static __always_inline void fill_block(struct sw_event *e, struct sw_thread *t, 
 	e->offcpu_ns = t->blk_offcpu_ns;
 	e->runq_ns = t->blk_runq_ns;
 	e->switches = t->blk_switches;
+	e->start_unknown = !!(t->flags & SW_THR_START_UNKNOWN);
 	__builtin_memcpy(e->blk_sys, t->blk_sys, sizeof(e->blk_sys));
 }
 
@@ -211,6 +212,7 @@ static __always_inline void iteration_end(struct sw_thread *t, __u64 enter, __u6
 		}
 	}
 out:
+	t->flags &= ~SW_THR_START_UNKNOWN;
 	reset_block(t);
 }
 
@@ -235,6 +237,9 @@ static __always_inline void on_wait_enter(__s32 fd, __s32 timeout_class)
 			return;
 	}
 	now = bpf_ktime_get_ns();
+	/* seeded by user space before its first wait: learn the fd now */
+	if (t->loop_fd < 0)
+		t->loop_fd = fd;
 	/* A wait on another epoll fd (execSync's nested loop, a selectors
 	 * call) is not the loop going idle: it is part of the busy stretch. */
 	if (fd != t->loop_fd)

@@ -37,6 +37,13 @@
  * iteration boundary. */
 #define SW_TGT_MERGE_ZERO_POLLS 0x1u
 
+/* sw_thread.flags beyond the SW_TGT_* copied from the target */
+/* Seeded by user space at attach: the thread was busy (not in its loop wait)
+ * when the agent attached, so the current stretch began at an unknown time
+ * before iter_start_ns and its duration is a lower bound. Cleared at the
+ * first boundary. */
+#define SW_THR_START_UNKNOWN 0x100u
+
 struct sw_target {
 	__u32 flags;
 	__u32 pad;
@@ -63,10 +70,10 @@ struct sw_blk_sys {
 struct sw_thread {
 	__u32 pid;
 	__u32 tid;
-	__s32 loop_fd;	    /* the loop's own epoll fd, learned at first wait */
+	__s32 loop_fd;	    /* the loop's own epoll fd, learned at first wait; -1: not yet */
 	__s32 wait_fd;	    /* loop_fd while inside a loop wait, else -1 */
 	__s32 wait_timeout; /* timeout of that wait: -1, 0 or 1 (positive) */
-	__u32 flags;	    /* SW_TGT_* of the process when first seen */
+	__u32 flags;	    /* SW_TGT_* of the process when first seen, SW_THR_* */
 	__u64 wait_enter_ns; /* enter of the loop wait in progress */
 	__u64 iter_start_ns; /* exit of the last boundary wait; 0 = none yet */
 	__u64 first_seen_ns;
@@ -115,6 +122,8 @@ struct sw_event {
 	__u64 runq_ns;
 	__u32 switches;
 	__u32 busy; /* THREAD_EXIT: it died inside a busy stretch */
+	__u32 start_unknown; /* the stretch began before the agent attached */
+	__u32 pad2;
 	struct sw_blk_sys blk_sys[SW_BLK_SYSCALLS];
 	char comm[SW_COMM_LEN];
 };

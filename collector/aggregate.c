@@ -529,6 +529,7 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 	copy_str(in->top_syscall, pi->top_syscall, sizeof(in->top_syscall));
 	in->duration_ns = pi->duration_ns;
 	in->ongoing = pi->ongoing;
+	in->start_unknown = pi->start_unknown;
 	in->oncpu_ns = pi->oncpu_ns;
 	in->offcpu_ns = pi->offcpu_ns;
 	in->runq_ns = pi->runq_ns;

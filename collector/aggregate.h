@@ -86,6 +86,7 @@ struct sw_incident_view {
 	uint64_t duration_ns;
 	uint64_t oncpu_ns, offcpu_ns, runq_ns, top_syscall_ns;
 	bool ongoing;
+	bool start_unknown; /* began before the agent attached: a lower bound */
 	/* re-derived by common/rules.c; static strings */
 	const char *pattern, *summary, *advice;
 };

@@ -419,6 +419,7 @@ static json_object *incident_json(const struct sw_incident_view *in)
 	    add(o, "start_unix_ms", json_object_new_int64((int64_t)(in->start_unix_ns / 1000000)));
 	err |= add(o, "duration_ms", json_object_new_double((double)in->duration_ns / 1e6));
 	err |= add(o, "ongoing", json_object_new_boolean(in->ongoing));
+	err |= add(o, "start_before_attach", json_object_new_boolean(in->start_unknown));
 	err |= add(o, "pattern", json_object_new_string(in->pattern));
 	err |= add(o, "summary", json_object_new_string(in->summary));
 	err |= add(o, "advice", json_object_new_string(in->advice));
