@@ -32,7 +32,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-WL = os.path.join(HERE, "workloads")
+WL = os.path.join(HERE, "workloads")  # the ping-pong loops, bench only
+# the HTTP servers are the root tests' and the demo's: one set, one place to fix
+SERVERS = os.path.join(ROOT, "tests", "workloads")
 NODE = "/usr/bin/node"
 PY = "/usr/bin/python3.11"  # Debian's, where python3-aiohttp is installed
 START_LOAD = "?"
@@ -220,8 +222,8 @@ def alternate(reps, variants, measure):
 
 def stage_http(a, rows, notes):
     servers = [
-        ("Node 20 http", [NODE, os.path.join(WL, "node_http.js")]),
-        ("Python 3.11 aiohttp (asyncio)", [PY, os.path.join(WL, "py_http.py"), "--app", "aiohttp"]),
+        ("Node 20 http", [NODE, os.path.join(SERVERS, "node_http.js")]),
+        ("Python 3.11 aiohttp (asyncio)", [PY, os.path.join(SERVERS, "py_http.py"), "--app", "aiohttp"]),
     ]
     for label, argv in servers:
         srv, ready = start_server(argv, label)
@@ -311,7 +313,7 @@ def stage_loop(a, rows, notes):
 
 def stage_bystander(a, rows, notes):
     # the agent watches an idle Node server; redis and dd are not traced at all
-    target, ready = start_server([NODE, os.path.join(WL, "node_http.js")], "idle node target")
+    target, ready = start_server([NODE, os.path.join(SERVERS, "node_http.js")], "idle node target")
     port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--daemonize", "no",

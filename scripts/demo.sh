@@ -76,9 +76,9 @@ for i in $(seq 50); do
 done
 
 say "start a Node HTTP service and a Python FastAPI service"
-node "$ROOT/bench/workloads/node_http.js" >"$WORK/node.log" 2>&1 &
+node "$ROOT/tests/workloads/node_http.js" >"$WORK/node.log" 2>&1 &
 PIDS+=($!)
-"$PY" "$ROOT/bench/workloads/py_http.py" --app fastapi >"$WORK/python.log" 2>&1 &
+"$PY" "$ROOT/tests/workloads/py_http.py" --app fastapi >"$WORK/python.log" 2>&1 &
 PIDS+=($!)
 wait_for "$WORK/node.log" '"event": ?"ready"' 20 "the Node service"
 wait_for "$WORK/python.log" '"event": ?"ready"' 20 "the Python service"

@@ -1,15 +1,27 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Small asyncio HTTP/1.1 server (streams, stdlib only) for tests, demo, benchmarks.
+"""Small asyncio HTTP server for the root tests, the demo and the benchmark.
 
-    python3 py_http.py [--port 0] [--host 127.0.0.1] [--uvloop] [--loop-thread]
+    python3 py_http.py [--port 0] [--host 127.0.0.1] [--app streams|aiohttp|fastapi]
+                       [--uvloop | --loop asyncio|uvloop] [--loop-thread]
 
-Routes:
-  GET /            200 "ok\\n" (healthy)
-  GET /block?ms=N  time.sleep(N/1000) on the loop thread, then 200; prints a
-                   {"event":"block","kind":"sleep",..} ground-truth line
-  GET /cpu?ms=N    busy loop N ms on the loop thread, then 200 (kind "cpu")
-  GET /json        a small JSON body
-stdout: {"event":"ready","pid":..,"tid":<loop thread>,"port":..,..} then block lines.
+The one Python HTTP service of the repo (one place to fix). --app picks the
+HTTP stack on the same routes:
+  streams  (default) HTTP/1.1 on asyncio streams, standard library only: runs
+           under any CPython 3.9+, pyenv ones included (the root tests use it)
+  aiohttp  aiohttp's web server (the benchmark); needs python3-aiohttp
+  fastapi  FastAPI on uvicorn (the demo); needs python3-fastapi, python3-uvicorn
+aiohttp, fastapi and uvloop are Debian packages: run those with /usr/bin/python3.11.
+
+Routes (every handler runs on the loop thread, as `async def` code would):
+  GET /                200 "ok\\n" (healthy)
+  GET /block?ms=N      time.sleep(N/1000) on the loop thread (default 100), then
+                       200; prints a {"event":"block","kind":"sleep",..} ground-truth line
+  GET /cpu?ms=N        busy loop N ms on the loop thread, then 200 (kind "cpu")
+  GET /spin?ms=N       the same as /cpu
+  GET /json            a small JSON body
+stdout: {"event":"ready","pid":..,"tid":<loop thread>,"port":..,"runtime":"python",
+"version":..,"exe":..,"loop":..,"app":..} then block lines (written after the
+blocked work, inside the same loop iteration).
 Keep-alive is supported (wrk, ab -k). Exits on SIGTERM/SIGINT, or when stdin
 (if it is a pipe) closes.
 """
@@ -19,6 +31,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import stat
 import sys
 import threading
@@ -34,19 +47,13 @@ def emit(obj):
         sys.stdout.flush()
 
 
-def respond(writer, status, body, ctype="text/plain", keep_alive=True):
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "OK")
-    head = ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-            "Connection: %s\r\n\r\n" % (status, reason, ctype, len(body),
-                                         "keep-alive" if keep_alive else "close"))
-    writer.write(head.encode() + body)
-
-
-def handle_request(method, target, state):
+# ------------------------------------------------------------------ routes
+def handle_request(target, state):
+    """The routes, shared by every --app: (status, body bytes, content type)."""
     url = urlsplit(target)
     q = parse_qs(url.query)
     state["requests"] += 1
-    if url.path in ("/block", "/cpu"):
+    if url.path in ("/block", "/cpu", "/spin"):
         try:
             ms = float(q.get("ms", ["100"])[0])
         except ValueError:
@@ -54,7 +61,7 @@ def handle_request(method, target, state):
         tid = threading.get_native_id()
         start = time.monotonic_ns()
         if url.path == "/block":
-            time.sleep(ms / 1000.0)
+            time.sleep(ms / 1000.0)  # the bug being demonstrated: a sync sleep on the loop
             kind = "sleep"
         else:
             until = start + int(ms * 1e6)
@@ -71,6 +78,21 @@ def handle_request(method, target, state):
     if url.path == "/":
         return 200, b"ok\n", "text/plain"
     return 404, b"not found\n", "text/plain"
+
+
+def ready(args, port):
+    emit({"event": "ready", "pid": os.getpid(), "tid": threading.get_native_id(),
+          "port": port, "runtime": "python", "version": platform.python_version(),
+          "exe": sys.executable, "loop": args.loop, "app": args.app})
+
+
+# ------------------------------------------------------------------ --app streams
+def respond(writer, status, body, ctype="text/plain", keep_alive=True):
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "OK")
+    head = ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            "Connection: %s\r\n\r\n" % (status, reason, ctype, len(body),
+                                         "keep-alive" if keep_alive else "close"))
+    writer.write(head.encode() + body)
 
 
 async def serve_conn(reader, writer, state):
@@ -95,7 +117,7 @@ async def serve_conn(reader, writer, state):
             if n:
                 await reader.readexactly(n)
             keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
-            status, body, ctype = handle_request(method, target, state)
+            status, body, ctype = handle_request(target, state)
             respond(writer, status, body, ctype, keep)
             await writer.drain()
             if not keep:
@@ -106,16 +128,72 @@ async def serve_conn(reader, writer, state):
         writer.close()
 
 
-async def amain(args):
-    state = {"requests": 0}
-    server = await asyncio.start_server(lambda r, w: serve_conn(r, w, state),
-                                        args.host, args.port, backlog=1024)
-    port = server.sockets[0].getsockname()[1]
-    ready = {"event": "ready", "pid": os.getpid(), "tid": threading.get_native_id(),
-             "port": port, "version": platform.python_version(), "exe": sys.executable,
-             "loop": "uvloop" if args.uvloop else "asyncio"}
-    emit(ready)
+async def run_streams(args, sock, state):
+    server = await asyncio.start_server(lambda r, w: serve_conn(r, w, state), sock=sock,
+                                        backlog=1024)
+    ready(args, server.sockets[0].getsockname()[1])
     await asyncio.Event().wait()
+
+
+# ------------------------------------------------------------------ --app aiohttp
+async def run_aiohttp(args, sock, state):
+    from aiohttp import web
+
+    async def handler(req):
+        status, body, ctype = handle_request(req.path_qs, state)
+        return web.Response(body=body, status=status, content_type=ctype)
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    ready(args, sock.getsockname()[1])
+    await asyncio.Event().wait()
+
+
+# ------------------------------------------------------------------ --app fastapi
+async def run_fastapi(args, sock, state):
+    import uvicorn
+    from fastapi import FastAPI, Request, Response
+
+    app = FastAPI()
+
+    @app.get("/{path:path}")
+    async def handler(request: Request):  # async def: runs on the loop thread
+        target = request.url.path + ("?" + request.url.query if request.url.query else "")
+        status, body, ctype = handle_request(target, state)
+        return Response(content=body, status_code=status, media_type=ctype)
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           lifespan="off"))
+    # uvicorn installs its own handlers only in serve(); started flips once bound
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            return
+        await asyncio.sleep(0.01)
+    if threading.current_thread() is threading.main_thread():
+        # back to this server's contract: SIGTERM/SIGINT exit at once
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, lambda *a: os._exit(0))
+    ready(args, sock.getsockname()[1])
+    await task
+
+
+# ------------------------------------------------------------------ main
+def listen_socket(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted sockets inherit it: no Nagle + delayed-ACK 40 ms stalls
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.bind((host, port))
+    s.listen(1024)
+    s.setblocking(False)
+    return s
 
 
 def stdin_is_pipe():
@@ -126,33 +204,43 @@ def stdin_is_pipe():
         return False
 
 
+APPS = {"streams": run_streams, "aiohttp": run_aiohttp, "fastapi": run_fastapi}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--uvloop", action="store_true")
-    p.add_argument("--loop-thread", action="store_true")
+    p.add_argument("--app", choices=sorted(APPS), default="streams")
+    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    p.add_argument("--uvloop", action="store_true", help="the same as --loop uvloop")
+    p.add_argument("--loop-thread", action="store_true",
+                   help="run the event loop in a non-main thread")
     args = p.parse_args()
+    if args.uvloop:
+        args.loop = "uvloop"
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     signal.signal(signal.SIGINT, lambda *a: os._exit(0))
     if stdin_is_pipe():
         def watch():
             try:
-                while sys.stdin.buffer.read1(4096) if hasattr(sys.stdin.buffer, "read1") else sys.stdin.buffer.read(1):
+                while sys.stdin.buffer.read1(4096):
                     pass
             finally:
                 os._exit(0)
         threading.Thread(target=watch, daemon=True).start()
-    if args.uvloop:
+    if args.loop == "uvloop":
         import uvloop
         factory = uvloop.new_event_loop
     else:
         factory = asyncio.new_event_loop
+    sock = listen_socket(args.host, args.port)
+    state = {"requests": 0}
 
     def run():
         loop = factory()
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(amain(args))
+        loop.run_until_complete(APPS[args.app](args, sock, state))
 
     if args.loop_thread:
         t = threading.Thread(target=run, name="asyncio-loop", daemon=True)
