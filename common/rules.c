@@ -24,11 +24,13 @@ static bool is_node(const struct sw_incident_facts *f)
 	return is(f->runtime, "node");
 }
 
-/* Syscalls a thread sleeps in while doing synchronous file or socket I/O. */
+/* Syscalls a thread sleeps in while doing synchronous file or socket I/O.
+ * Not futex: a lock or Atomics.wait is not I/O, and naming a driver for it
+ * would mislead; it stays "blocked" with its syscall shown. */
 static const char *const io_syscalls[] = {
 	"read", "write", "pread64", "pwrite64", "readv", "writev", "openat", "open", "fsync",
 	"fdatasync", "sync_file_range", "poll", "ppoll", "select", "pselect6", "recvfrom",
-	"recvmsg", "sendto", "sendmsg", "connect", "accept", "accept4", "futex", "flock",
+	"recvmsg", "sendto", "sendmsg", "connect", "accept", "accept4", "flock",
 	"fcntl", "statx", "newfstatat", "getdents64", "copy_file_range", "sendfile", NULL,
 };
 /* "select (sleep)" is select() with no fds: time.sleep() before CPython 3.11 */

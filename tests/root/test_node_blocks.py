@@ -50,6 +50,9 @@ class NodeBlocks(swtest.Checks):
                              % (swtest.incident_str(i), i.get("role")))
             self.assertEqual(i.get("runtime"), "node", swtest.incident_str(i))
 
+    def test_patterns_named(self):
+        self.assertPatterns(self.pairs, "node", swtest.block_table(self.pairs))
+
     def test_no_unexplained_incidents(self):
         self.assertNoUnexplained(self.pairs, self.incidents,
                                  context="node_block.js pid %d, threshold 50 ms" % self.pid)

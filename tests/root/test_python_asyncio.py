@@ -63,6 +63,9 @@ class AsyncioCase(swtest.Checks):
                           % (self.roles, i.get("role"), swtest.incident_str(i)))
             self.assertEqual(i.get("runtime"), "python", swtest.incident_str(i))
 
+    def test_patterns_named(self):
+        self.assertPatterns(self.pairs, "python", swtest.block_table(self.pairs))
+
     def test_no_unexplained_incidents(self):
         self.assertNoUnexplained(self.pairs, self.incidents)
 
