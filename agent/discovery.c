@@ -120,14 +120,20 @@ void sw_python_hex_version(uint64_t hex, char *out, size_t len)
 		 (unsigned)(hex >> 8) & 0xff);
 }
 
-/* Map a file offset of a mapped file to its address in pid (from maps). */
-static int file_off_to_addr(pid_t pid, const char *mapped_path, uint64_t off, uint64_t *addr)
+/* Where a symbol of a file mapped into pid is: the file's load bias comes
+ * from the mapping of its offset 0 in /proc/PID/maps. */
+static int sym_addr(pid_t pid, const char *mapped_path, const struct sw_elf_sym *sym,
+		    uint64_t *addr)
 {
 	char path[64], line[PATH_MAX + 128], file[PATH_MAX];
 	unsigned long long start, end, moff;
 	int err = -ENOENT;
 	FILE *f;
 
+	if (sym->is_exec) {
+		*addr = sym->value;
+		return 0;
+	}
 	snprintf(path, sizeof(path), "%s/%d/maps", proc_root, pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -135,12 +141,10 @@ static int file_off_to_addr(pid_t pid, const char *mapped_path, uint64_t off, ui
 	while (fgets(line, sizeof(line), f)) {
 		file[0] = '\0';
 		if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %4095[^\n]", &start, &end, &moff,
-			   file) < 3)
+			   file) < 4)
 			continue;
-		if (strcmp(file, mapped_path))
-			continue;
-		if (off >= moff && off < moff + (end - start)) {
-			*addr = start + (off - moff);
+		if (moff == 0 && !strcmp(file, mapped_path)) {
+			*addr = start - sym->load_vaddr + sym->value;
 			err = 0;
 			break;
 		}
@@ -149,36 +153,46 @@ static int file_off_to_addr(pid_t pid, const char *mapped_path, uint64_t off, ui
 	return err;
 }
 
+static int read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+}
+
 /*
- * Python's exact version: Py_Version (3.11+, exported data holding
- * PY_VERSION_HEX), read from the live process with process_vm_readv, which
- * neither stops nor signals it. Older Pythons keep the minor from the name.
+ * Python's exact version, read from the live process with process_vm_readv,
+ * which neither stops nor signals it:
+ *  - 3.11+: Py_Version, exported data holding PY_VERSION_HEX;
+ *  - older builds with a symbol table (pyenv): Py_GetVersion()'s static
+ *    buffer "version.0", filled at start-up for sys.version;
+ *  - otherwise major.minor stays, from the binary's or libpython's name.
  */
 static void python_version(struct sw_proc_info *info, const char *elf_path, const char *maps_path)
 {
 	struct sw_elf_sym sym;
-	struct iovec local, remote;
 	uint64_t addr, hex = 0;
-	char minor[40];
+	char buf[sizeof(info->version)], want[sizeof(info->version) + 2];
+	size_t n;
 
-	if (sw_elf_find_symbol(elf_path, "Py_Version", &sym) || !sym.file_off) {
-		/* before 3.11: PY_VERSION is a string in .rodata, "3.9.18" */
-		snprintf(minor, sizeof(minor), "%s.", info->version);
-		if (info->version[0])
-			sw_elf_find_version(elf_path, minor, 0, info->version,
-					    sizeof(info->version));
+	if (sw_elf_find_symbol(elf_path, "Py_Version", &sym) == 0 &&
+	    sym_addr(info->pid, maps_path, &sym, &addr) == 0 &&
+	    read_mem(info->pid, addr, &hex, sizeof(uint32_t)) == 0 && (hex >> 24) == 3) {
+		sw_python_hex_version(hex, info->version, sizeof(info->version));
 		return;
 	}
-	if (file_off_to_addr(info->pid, maps_path, sym.file_off, &addr))
+	if (sw_elf_find_symbol(elf_path, "version.0", &sym) ||
+	    sym_addr(info->pid, maps_path, &sym, &addr) ||
+	    read_mem(info->pid, addr, buf, sizeof(buf) - 1))
 		return;
-	local.iov_base = &hex;
-	local.iov_len = sizeof(uint32_t); /* unsigned long, but the value fits 32 bits */
-	remote.iov_base = (void *)(uintptr_t)addr;
-	remote.iov_len = sizeof(uint32_t);
-	if (process_vm_readv(info->pid, &local, 1, &remote, 1, 0) != sizeof(uint32_t))
-		return;
-	if ((hex >> 24) == 3)
-		sw_python_hex_version(hex, info->version, sizeof(info->version));
+	buf[sizeof(buf) - 1] = '\0';
+	n = strcspn(buf, " ");
+	buf[n] = '\0';
+	/* only if it is the version the name promised: "3.9." + patch */
+	snprintf(want, sizeof(want), "%s.", info->version);
+	if (sw_is_semver(buf, n) && !strncmp(buf, want, strlen(want)))
+		snprintf(info->version, sizeof(info->version), "%s", buf);
 }
 
 /* Scan maps for a runtime DSO (libnode.so, libpython3.X.so). */

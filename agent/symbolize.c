@@ -48,6 +48,32 @@ static int vaddr_to_off(Elf *e, uint64_t vaddr, uint64_t *off)
 	return -ENOENT;
 }
 
+static int is_nobits(Elf *e, size_t shndx)
+{
+	Elf_Scn *scn = elf_getscn(e, shndx);
+	GElf_Shdr sh;
+
+	return scn && gelf_getshdr(scn, &sh) && sh.sh_type == SHT_NOBITS;
+}
+
+static void load_info(Elf *e, struct sw_elf_sym *sym)
+{
+	GElf_Ehdr eh;
+	GElf_Phdr ph;
+	size_t n;
+
+	sym->is_exec = gelf_getehdr(e, &eh) && eh.e_type == ET_EXEC;
+	sym->load_vaddr = 0;
+	if (elf_getphdrnum(e, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD || ph.p_offset != 0)
+			continue;
+		sym->load_vaddr = ph.p_vaddr & ~(uint64_t)0xfff;
+		break;
+	}
+}
+
 static int find_in_symtab(Elf *e, Elf_Scn *scn, GElf_Shdr *sh, const char *name,
 			  struct sw_elf_sym *sym)
 {
@@ -67,8 +93,10 @@ static int find_in_symtab(Elf *e, Elf_Scn *scn, GElf_Shdr *sh, const char *name,
 			continue;
 		sym->value = s.st_value;
 		sym->size = s.st_size;
-		if (vaddr_to_off(e, s.st_value, &sym->file_off))
+		if (vaddr_to_off(e, s.st_value, &sym->file_off) ||
+		    s.st_shndx == SHN_COMMON || is_nobits(e, s.st_shndx))
 			sym->file_off = 0;
+		load_info(e, sym);
 		return 0;
 	}
 	return -ENOENT;

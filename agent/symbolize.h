@@ -14,7 +14,11 @@
 struct sw_elf_sym {
 	uint64_t value;	  /* st_value: the link-time virtual address */
 	uint64_t size;
-	uint64_t file_off; /* where the symbol's bytes are in the file */
+	uint64_t file_off; /* where the symbol's bytes are in the file; 0 for .bss */
+	/* to place it in a process: address = mapping of file offset 0
+	 * - load_vaddr + value, or value itself for a non-PIE executable */
+	uint64_t load_vaddr; /* page-aligned p_vaddr of the PT_LOAD at offset 0 */
+	int is_exec;	     /* ET_EXEC: loaded at its link-time addresses */
 };
 
 /* Find a symbol by exact name, .dynsym first then .symtab.

@@ -150,6 +150,12 @@ Test(symbolize, symbols_and_versions_from_the_fixture)
 	cr_assert_eq(sw_elf_find_symbol(SW_ELF_FIXTURE, "sw_fixture_function", &sym), 0);
 	cr_assert_gt(sym.size, 0);
 	cr_assert_gt(sym.file_off, 0);
+	cr_assert_eq(sym.is_exec, 0, "built as PIE");
+	cr_assert_eq(sym.load_vaddr, 0);
+	cr_assert_eq(sw_elf_find_symbol(SW_ELF_FIXTURE, "sw_fixture_bss", &sym), 0);
+	cr_assert_eq(sym.size, 64);
+	cr_assert_eq(sym.file_off, 0, ".bss has no bytes in the file");
+	cr_assert_gt(sym.value, 0);
 	cr_assert_eq(sw_elf_find_symbol(SW_ELF_FIXTURE, "no_such_symbol", &sym), -ENOENT);
 	cr_assert_eq(sw_elf_find_version(SW_ELF_FIXTURE, "node.js/v", 9, v, sizeof(v)), 0);
 	cr_assert_str_eq(v, "42.7.1");
