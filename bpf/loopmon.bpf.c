@@ -52,8 +52,9 @@ struct {
  * slot. 0 means "surely not tracked": sched_switch, which runs at every
  * context switch of the host, stops there. An array lookup is inlined by the
  * verifier, a hash lookup is a helper call and a hash: ~40 ns here (bench/).
- * Only BPF writes it; user space forgetting a thread leaves a stale count,
- * which costs a useless hash lookup, never a missed thread.
+ * BPF counts the threads it inserts, the agent the one it seeds (a stuck
+ * Node main thread at attach). The agent forgetting a thread leaves a stale
+ * count, which costs a useless hash lookup, never a missed thread.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
