@@ -464,6 +464,8 @@ out:
 		jadd_str(o, "thread", s->thread);
 		jadd_str(o, "role", s->role);
 		jadd_str(o, "runtime", s->runtime);
+		jadd_u64(o, "start_ns", s->start_ns);
+		jadd_u64(o, "end_ns", s->end_ns);
 		jadd_ms(o, "interval_ms", elapsed);
 		jadd_u64(o, "iterations", s->iterations);
 		jadd_ms(o, "busy_ms", s->busy_ns);
