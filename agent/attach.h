@@ -43,11 +43,17 @@ int loopmon__poll(struct loopmon *lm, int timeout_ms, loopmon_event_fn fn, void 
 /* Thread state snapshot; -ENOENT when the thread is not tracked. */
 int loopmon__read_thread(struct loopmon *lm, uint32_t tid, struct sw_thread *out);
 int loopmon__forget_thread(struct loopmon *lm, uint32_t tid);
-/* Track a loop thread that is busy right now, before BPF ever saw it wait:
- * its current stretch counts from now, flagged SW_THR_START_UNKNOWN.
- * -EEXIST when BPF got there first. */
-int loopmon__seed_busy_thread(struct loopmon *lm, uint32_t pid, uint32_t tid, uint32_t flags,
-			      const char *comm, uint64_t now_ns);
+/*
+ * Track a thread that BPF has not seen yet, from what /proc says it is doing
+ * at attach time. busy: running, or blocked outside any epoll wait (a Node
+ * main thread): its current stretch counts from now, flagged
+ * SW_THR_START_UNKNOWN, loop fd learned at its first wait. Otherwise it is
+ * waiting in epoll on fd with timeout class timeout_class: that wait's
+ * return starts its first iteration, which would otherwise go unseen.
+ * -EEXIST when BPF got there first.
+ */
+int loopmon__seed_thread(struct loopmon *lm, uint32_t pid, uint32_t tid, uint32_t flags,
+			 const char *comm, uint64_t now_ns, bool busy, int fd, int timeout_class);
 /* Iterate tracked tids: prev NULL for the first. 0 or -ENOENT at the end. */
 int loopmon__next_thread(struct loopmon *lm, const uint32_t *prev, uint32_t *next);
 

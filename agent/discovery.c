@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -72,10 +73,10 @@ bool sw_process_alive(pid_t pid)
 	return rp[2] != 'Z' && rp[2] != 'X';
 }
 
-int sw_thread_syscall(pid_t pid, pid_t tid, long *nr)
+int sw_thread_syscall(pid_t pid, pid_t tid, long *nr, unsigned long args[6])
 {
 	char path[96], buf[256];
-	char *end;
+	char *p, *end;
 	int err;
 
 	snprintf(path, sizeof(path), "%s/%d/task/%d/syscall", proc_root, pid, tid);
@@ -85,7 +86,43 @@ int sw_thread_syscall(pid_t pid, pid_t tid, long *nr)
 	if (!strncmp(buf, "running", 7))
 		return -EAGAIN;
 	*nr = strtol(buf, &end, 10);
-	return end == buf ? -EINVAL : 0;
+	if (end == buf)
+		return -EINVAL;
+	/* "NR ARG0 ... ARG5 SP PC", args in hex; -1 (not in a syscall) has none */
+	p = end;
+	for (int i = 0; i < 6; i++) {
+		args[i] = strtoul(p, &end, 16);
+		if (end == p) {
+			args[i] = 0;
+			if (*nr >= 0)
+				return -EINVAL;
+		}
+		p = end;
+	}
+	return 0;
+}
+
+int sw_for_each_thread(pid_t pid, int (*fn)(void *ctx, pid_t tid), void *ctx)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%d/task", proc_root, pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while (!rc && (de = readdir(d))) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+
+		if (*end || tid <= 0)
+			continue;
+		rc = fn(ctx, (pid_t)tid);
+	}
+	closedir(d);
+	return rc;
 }
 
 bool sw_fd_is_epoll(pid_t pid, int fd)

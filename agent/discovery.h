@@ -43,10 +43,13 @@ bool sw_fd_is_epoll(pid_t pid, int fd);
 
 /*
  * The syscall a thread is in, from /proc/PID/task/TID/syscall (which does not
- * stop the thread): 0 with *nr set, or -EAGAIN when it is running in user
- * space, or -errno.
+ * stop the thread): 0 with *nr and args[0..5] set, or -EAGAIN when it is
+ * running in user space, or -errno.
  */
-int sw_thread_syscall(pid_t pid, pid_t tid, long *nr);
+int sw_thread_syscall(pid_t pid, pid_t tid, long *nr, unsigned long args[6]);
+
+/* Call fn for every thread of pid; stops early when fn returns non-zero. */
+int sw_for_each_thread(pid_t pid, int (*fn)(void *ctx, pid_t tid), void *ctx);
 
 /* Parse "python3.11", "libpython3.12.so.1.0", ... into "3.11"; 0 or -ENOENT. */
 int sw_python_minor_from_name(const char *name, char *out, size_t len);

@@ -12,8 +12,8 @@
  * once a second, and half a second keeps a dashboard's view fresh. */
 #define ONGOING_REFRESH_NS 500000000ull
 #define PROC_CHECK_NS 1000000000ull
-/* A thread that has not come back to its loop for this long has its loop fd
- * checked: a closed asyncio loop is not a blocked one. */
+/* While a thread looks blocked, its loop fd is re-checked this often: a
+ * closed asyncio loop is not a blocked one. */
 #define LOOP_CLOSED_CHECK_NS 2000000000ull
 
 struct proc {
@@ -31,7 +31,7 @@ struct loop {
 	uint64_t interval_incident_max;
 	/* the block in progress, if any */
 	uint64_t ongoing_start, ongoing_last;
-	uint64_t fd_checked_ns;
+	uint64_t fd_checked_start, fd_checked_ns;
 };
 
 struct sw_loops {
@@ -126,35 +126,70 @@ static uint64_t mono_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/*
- * An SRE attaches to the pod *because* its loop is stuck. BPF only learns a
- * thread at its loop wait, which a stuck loop never reaches. Node's main
- * thread is always a loop thread, so if it is not waiting in epoll right now
- * it is busy: track it from now on, its block's start flagged unknown (the
- * duration is a lower bound). If it is in an epoll wait (its own loop's, or
- * execSync's nested one), BPF learns it at its next wait as usual. Python's
- * loop thread cannot be named before it waits, so it is not seeded.
- */
-static void seed_stuck_main(struct sw_loops *l, const struct sw_proc_info *pi)
-{
-	long nr;
-	int err;
+struct seed_ctx {
+	struct sw_loops *l;
+	const struct sw_proc_info *pi;
+	uint64_t now;
+};
 
-	if (pi->runtime != SW_RT_NODE)
-		return;
-	err = sw_thread_syscall(pi->pid, pi->pid, &nr);
-	if (err == 0 &&
-	    (nr == SW_NR_EPOLL_WAIT || nr == SW_NR_EPOLL_PWAIT || nr == SW_NR_EPOLL_PWAIT2))
-		return;
+static bool is_epoll_wait(long nr)
+{
+	return nr == SW_NR_EPOLL_WAIT || nr == SW_NR_EPOLL_PWAIT || nr == SW_NR_EPOLL_PWAIT2;
+}
+
+/*
+ * What BPF cannot see: what each thread was doing when the agent attached.
+ *  - A thread waiting in epoll: BPF would only learn it at its next wait,
+ *    and the iteration its wake-up starts would go unseen; on a quiet server
+ *    that is the next request, blocked or not. Seeded as in that wait.
+ *  - Node's main thread outside any epoll wait: it is always a loop thread,
+ *    so it is busy, maybe stuck, which is why an SRE attaches. Seeded busy
+ *    from now, its block's start flagged unknown (a lower bound). Python's
+ *    loop thread cannot be named before it waits, so it is not.
+ */
+static int seed_one(void *ctx, pid_t tid)
+{
+	struct seed_ctx *sc = ctx;
+	const struct sw_proc_info *pi = sc->pi;
+	uint32_t flags = target_flags(pi);
+	unsigned long args[6] = { 0 };
+	char comm[16];
+	bool busy;
+	long nr;
+	int err, tclass = 1;
+
+	err = sw_thread_syscall(pi->pid, tid, &nr, args);
 	if (err && err != -EAGAIN) {
-		l->failed_reads++;
-		return;
+		if (err != -ENOENT) /* the thread just exited */
+			sc->l->failed_reads++;
+		return 0;
 	}
-	err = loopmon__seed_busy_thread(l->lm, (uint32_t)pi->pid, (uint32_t)pi->pid,
-					target_flags(pi), pi->comm, mono_now());
+	if (!err && is_epoll_wait(nr)) {
+		busy = false;
+		if (nr == SW_NR_EPOLL_PWAIT2)
+			tclass = args[3] ? 1 : -1; /* a timespec pointer; NULL: forever */
+		else
+			tclass = (int)args[3] < 0 ? -1 : (int)args[3] == 0 ? 0 : 1;
+	} else if (pi->runtime == SW_RT_NODE && tid == pi->pid) {
+		busy = true;
+	} else {
+		return 0;
+	}
+	sw_thread_comm(pi->pid, tid, comm, sizeof(comm));
+	err = loopmon__seed_thread(sc->l->lm, (uint32_t)pi->pid, (uint32_t)tid, flags, comm,
+				   sc->now, busy, (int)args[0], tclass);
 	if (err == 0)
-		track(l, (uint32_t)pi->pid, (uint32_t)pi->pid, mono_now());
+		track(sc->l, (uint32_t)pi->pid, (uint32_t)tid, sc->now);
 	else if (err != -EEXIST)
+		sc->l->failed_reads++;
+	return 0;
+}
+
+static void seed_threads(struct sw_loops *l, const struct sw_proc_info *pi)
+{
+	struct seed_ctx sc = { .l = l, .pi = pi, .now = mono_now() };
+
+	if (sw_for_each_thread(pi->pid, seed_one, &sc) && sw_process_alive(pi->pid))
 		l->failed_reads++;
 }
 
@@ -176,7 +211,7 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 	if (err)
 		return err;
 	sw_report__process(l->rep, pi);
-	seed_stuck_main(l, pi);
+	seed_threads(l, pi);
 	return 0;
 }
 
@@ -464,6 +499,7 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 		struct loop *lp = l->loops[i];
 		struct sw_thread *s = &l->st;
 		int err = loopmon__read_thread(l->lm, lp->tid, s);
+		uint64_t start;
 
 		if (err == -ENOENT) {
 			/* exited: its THREAD_EXIT event, consumed before this tick,
@@ -477,16 +513,20 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 			continue;
 		}
 		lp->loop_fd = s->loop_fd;
-		/* (a seeded thread has no loop fd yet: nothing to check) */
-		if (s->loop_fd >= 0 && s->iter_start_ns && s->wait_fd < 0 && now > s->iter_start_ns &&
-		    now - s->iter_start_ns > LOOP_CLOSED_CHECK_NS &&
-		    now - lp->fd_checked_ns > LOOP_CLOSED_CHECK_NS) {
+		/* A loop that looks blocked may instead be gone: asyncio.run()
+		 * returned and closed its epoll fd, or the fd learned first was
+		 * execSync's short-lived nested one. Its fd is checked when it
+		 * first looks blocked, then every LOOP_CLOSED_CHECK_NS. (A
+		 * seeded thread has no loop fd yet: nothing to check.) */
+		start = s->pz_enter_ns ? s->pz_exit_ns : s->iter_start_ns;
+		if (s->loop_fd >= 0 && s->iter_start_ns && s->wait_fd < 0 && now > start &&
+		    now - start >= l->threshold_ns &&
+		    (lp->fd_checked_start != start || now - lp->fd_checked_ns > LOOP_CLOSED_CHECK_NS)) {
+			lp->fd_checked_start = start;
 			lp->fd_checked_ns = now;
 			if (!sw_fd_is_epoll((pid_t)lp->pid, s->loop_fd)) {
-				/* the loop was closed (asyncio.run returned), not blocked:
-				 * forget it; a new loop is learned at its first wait */
-				sw_dbg("tid %u: loop fd %d closed; relearning", lp->tid,
-				       s->loop_fd);
+				sw_dbg("tid %u: loop fd %d is no epoll instance now; relearning",
+				       lp->tid, s->loop_fd);
 				loopmon__forget_thread(l->lm, lp->tid);
 				drop_loop_at(l, i);
 				continue;

@@ -185,18 +185,21 @@ static struct sw_thread *thread_new(__u32 pid, __u32 tid, __s32 fd, __u32 flags,
 	return t;
 }
 
-/* The loop entered its wait at enter (the iteration's busy part ended) and
- * returned at exit (the next one starts). */
-static __always_inline void iteration_end(struct sw_thread *t, __u64 enter, __u64 exit)
+/*
+ * The busy part of an iteration ran from start (a loop wait's return) to end
+ * (the next loop wait's entry). It is recorded at that entry, not at the
+ * wait's return: an idle server may not wake for minutes, and its last
+ * block must be reported now. start == 0: not seen from its beginning.
+ */
+static __always_inline void iteration_end(struct sw_thread *t, __u64 start, __u64 end, __u64 now)
 {
-	__u64 start = t->iter_start_ns, busy;
 	struct sw_event *e;
+	__u64 busy;
 	__u32 b;
 
-	t->iter_start_ns = exit;
 	if (!start)
-		goto out; /* first boundary after attach: measuring starts here */
-	busy = enter > start ? enter - start : 0;
+		goto out; /* first wait after attach: measuring starts at its return */
+	busy = end > start ? end - start : 0;
 	t->iterations++;
 	t->busy_ns += busy;
 	if (busy > t->max_busy_ns)
@@ -206,7 +209,7 @@ static __always_inline void iteration_end(struct sw_thread *t, __u64 enter, __u6
 		t->hist[b]++;
 	if (busy >= threshold_ns) {
 		t->incidents++;
-		e = event_reserve(SW_EV_INCIDENT, t, exit);
+		e = event_reserve(SW_EV_INCIDENT, t, now);
 		if (e) {
 			fill_block(e, t, start, busy);
 			bpf_ringbuf_submit(e, 0);
@@ -245,17 +248,27 @@ static __always_inline void on_wait_enter(__s32 fd, __s32 timeout_class)
 	 * call) is not the loop going idle: it is part of the busy stretch. */
 	if (fd != t->loop_fd)
 		return;
-	if (t->pz_enter_ns) {
-		/* libuv's pre-poll is always followed by a poll with the user's
-		 * timeout; another zero-timeout poll means the earlier one was
-		 * a whole iteration (user timeout 0: setImmediate pending). */
-		if (timeout_class == 0)
-			iteration_end(t, t->pz_enter_ns, t->pz_exit_ns);
-		t->pz_enter_ns = 0;
-	}
 	t->wait_fd = fd;
 	t->wait_timeout = timeout_class;
 	t->wait_enter_ns = now;
+	if (timeout_class == 0 && (t->flags & SW_TGT_MERGE_ZERO_POLLS)) {
+		/* Maybe libuv's metrics-mode pre-poll (uv__io_poll), which is
+		 * always followed by a poll with the user's timeout; or, with
+		 * setImmediate pending (user timeout 0), a whole iteration's
+		 * poll. Another zero-timeout poll after an empty one says the
+		 * earlier one was the latter. */
+		if (t->pz_enter_ns) {
+			iteration_end(t, t->iter_start_ns, t->pz_enter_ns, now);
+			t->iter_start_ns = t->pz_exit_ns;
+			t->pz_enter_ns = 0;
+		}
+		return; /* decided at its return or at the next poll */
+	}
+	/* the loop goes idle: the iteration's busy part ends here (an empty
+	 * pre-poll just before belongs to it) */
+	t->pz_enter_ns = 0;
+	iteration_end(t, t->iter_start_ns, now, now);
+	t->iter_start_ns = 0; /* set again at this wait's return */
 }
 
 static __always_inline void on_wait_exit(long ret)
@@ -277,17 +290,24 @@ static __always_inline void on_wait_exit(long ret)
 	 * the provider entry time only when timeout != 0). */
 	if (t->wait_timeout != 0)
 		t->idle_ns += now - enter;
-	/* Interrupted by a signal: libuv and asyncio (PEP 475) poll again
-	 * without running callbacks, so the iteration goes on. */
-	if (ret == -EINTR)
-		return;
-	/* Maybe Node's metrics-mode pre-poll: decided at the next wait. */
-	if (t->wait_timeout == 0 && ret == 0 && (t->flags & SW_TGT_MERGE_ZERO_POLLS)) {
-		t->pz_enter_ns = enter;
-		t->pz_exit_ns = now;
+	if (t->wait_timeout == 0 && (t->flags & SW_TGT_MERGE_ZERO_POLLS)) {
+		if (ret <= 0) {
+			/* empty: a pre-poll or not, the next poll tells */
+			t->pz_enter_ns = enter;
+			t->pz_exit_ns = now;
+			return;
+		}
+		/* events are ready: callbacks run now, a boundary */
+		iteration_end(t, t->iter_start_ns, enter, now);
+		t->iter_start_ns = now;
 		return;
 	}
-	iteration_end(t, enter, now);
+	/* Interrupted by a signal: libuv and asyncio (PEP 475) poll again
+	 * without running callbacks; the few instructions until then are not
+	 * an iteration (iter_start stays 0, so none is counted). */
+	if (ret == -EINTR)
+		return;
+	t->iter_start_ns = now;
 }
 
 static __always_inline __s32 timeout_class(long ms)

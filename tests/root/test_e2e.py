@@ -127,8 +127,8 @@ class EndToEnd(swtest.Checks):
         self.assertEqual(len(blocks), len(patterns), "ground truth: %s" % blocks)
         for b, pattern in zip(blocks, patterns):
             cands = [i for i in incs if i["tid"] == b["tid"] and not i["ongoing"]]
-            self.assertTrue(cands, "no final incident on tid %d in the collector: %s"
-                            % (b["tid"], incs))
+            self.assertTrue(cands, "no final incident on tid %d in the collector: %s\n%s"
+                            % (b["tid"], incs, self.agent.describe()))
             i = min(cands, key=lambda i: abs(i["start_ns"] - b["start_ns"]))
             # The transport is exact: the collector holds what the agent saw.
             mine = [a for a in self.agent.incidents(pid=w.pid, final=True)
