@@ -18,7 +18,6 @@
 
 struct proc {
 	struct sw_proc_info info;
-	bool alive;
 };
 
 struct loop {
@@ -206,7 +205,6 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 		p = &l->procs[l->n_procs++];
 	}
 	p->info = *pi;
-	p->alive = true;
 	err = loopmon__add_target(l->lm, pi->pid, target_flags(pi));
 	if (err)
 		return err;
