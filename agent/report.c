@@ -83,6 +83,21 @@ static void jadd_ms(json_object *o, const char *k, uint64_t ns)
 	jadd_fixed(o, k, (double)ns / 1e6, 3);
 }
 
+/* The fields that name a loop thread, first in every line about one. */
+static json_object *json_loop_obj(const char *kind, uint32_t pid, uint32_t tid, const char *thread,
+				  const char *role, const char *runtime)
+{
+	json_object *o = json_object_new_object();
+
+	jadd_str(o, "kind", kind);
+	jadd_u64(o, "pid", pid);
+	jadd_u64(o, "tid", tid);
+	jadd_str(o, "thread", thread);
+	jadd_str(o, "role", role);
+	jadd_str(o, "runtime", runtime);
+	return o;
+}
+
 static void human_time(struct sw_report *r, uint64_t mono_ns, char *buf, size_t len)
 {
 	uint64_t unix_ns = mono_ns + (uint64_t)r->mono_to_unix_ns;
@@ -341,13 +356,8 @@ void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc)
 		}
 	}
 	if (r->json) {
-		o = json_object_new_object();
-		jadd_str(o, "kind", "incident");
-		jadd_u64(o, "pid", inc->pid);
-		jadd_u64(o, "tid", inc->tid);
-		jadd_str(o, "thread", inc->thread);
-		jadd_str(o, "role", inc->role);
-		jadd_str(o, "runtime", inc->runtime);
+		o = json_loop_obj("incident", inc->pid, inc->tid, inc->thread, inc->role,
+				  inc->runtime);
 		jadd_u64(o, "start_ns", inc->start_ns);
 		jadd_ms(o, "duration_ms", inc->dur_ns);
 		json_object_object_add(o, "ongoing", json_object_new_boolean(inc->ongoing));
@@ -457,13 +467,7 @@ void sw_report__summary(struct sw_report *r, const struct sw_summary_rec *s)
 	}
 out:
 	if (r->json) {
-		o = json_object_new_object();
-		jadd_str(o, "kind", "loop_summary");
-		jadd_u64(o, "pid", s->pid);
-		jadd_u64(o, "tid", s->tid);
-		jadd_str(o, "thread", s->thread);
-		jadd_str(o, "role", s->role);
-		jadd_str(o, "runtime", s->runtime);
+		o = json_loop_obj("loop_summary", s->pid, s->tid, s->thread, s->role, s->runtime);
 		jadd_u64(o, "start_ns", s->start_ns);
 		jadd_u64(o, "end_ns", s->end_ns);
 		jadd_ms(o, "interval_ms", elapsed);
