@@ -14,6 +14,10 @@ medians reported):
             write syscall per byte), the agent attached to another process
   bpfstats  in-kernel run time per invocation of each agent BPF program
             (kernel.bpf_stats_enabled=1, separate run so it biases nothing else)
+  switch    sched_switch run time for threads the agent does not track: two
+            processes pinned to one CPU ping-pong a byte over pipes while the
+            agent watches an idle server (bpf stats as above; run it with
+            --agent of another build to compare builds)
   uprobe    cost of one uprobe hit on this machine (tracefs uprobe, no BPF)
 
 Only the standard library: runs under any python3.
@@ -416,6 +420,70 @@ def stage_bpfstats(a, rows, notes, mech):
         p.stop(signal.SIGTERM)
 
 
+SWITCH_PINGPONG = """
+import os, sys
+n = int(sys.argv[1])
+a, b = os.pipe()
+c, d = os.pipe()
+if os.fork() == 0:
+    for _ in range(n):
+        os.read(a, 1)
+        os.write(d, b"x")
+    os._exit(0)
+for _ in range(n):
+    os.write(b, b"x")
+    os.read(c, 1)
+os.wait()
+"""
+
+
+def stage_switch(a, rows, notes, mech):
+    """sched_switch cost on the host's untracked threads, many switches, hot."""
+    rounds = 200000
+    try:
+        old = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    except OSError:
+        notes.append("switch: /proc/sys/kernel/bpf_stats_enabled missing; skipped.")
+        return
+    target, ready = start_server([NODE, os.path.join(SERVERS, "node_http.js")], "idle node target")
+    cpu = str(os.cpu_count() - 1)
+    per, total = [], 0
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1")
+        for r in range(a.reps):
+            with Agent([ready["pid"]]) as ag:
+                c0, t0 = switch_stats(ag.proc.p.pid)
+                subprocess.run(["taskset", "-c", cpu, sys.executable, "-c", SWITCH_PINGPONG,
+                                str(rounds)], check=True)
+                c1, t1 = switch_stats(ag.proc.p.pid)
+            if c1 > c0:
+                per.append((t1 - t0) / (c1 - c0))
+                total += c1 - c0
+                log(f"  rep {r + 1}/{a.reps}: {c1 - c0} switches, {per[-1]:.1f} ns each")
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(old)
+        target.stop(signal.SIGTERM)
+    if per:
+        mech.append(("sched_switch, untracked threads only (pipe ping-pong of 2 processes pinned "
+                     f"to CPU {cpu}; median of {len(per)}, range {min(per):.0f}-{max(per):.0f})",
+                     "tracing", total, statistics.median(per)))
+    else:
+        notes.append("switch: the agent's sched_switch program counted no run.")
+
+
+def switch_stats(agent_pid):
+    """(run_cnt, run_time_ns) of the agent's sched_switch program."""
+    ids = agent_prog_ids(agent_pid)
+    progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
+                                      text=True, check=True).stdout)
+    for pr in progs:
+        if pr.get("id") in ids and pr.get("name") == "sched_switch":
+            return pr.get("run_cnt", 0), pr.get("run_time_ns", 0)
+    return 0, 0
+
+
 def agent_prog_ids(pid):
     """BPF program ids the agent holds, from its fds' fdinfo (Debian's bpftool
     is built without the skeleton that would give `pids` in `prog show`)."""
@@ -598,7 +666,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--wrk-seconds", type=int, default=10)
     ap.add_argument("--loop-seconds", type=int, default=5)
-    ap.add_argument("--stages", default="http,loop,bystander,bpfstats,uprobe")
+    ap.add_argument("--stages", default="http,loop,bystander,bpfstats,switch,uprobe")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "results.md"))
     ap.add_argument("--agent-arg", action="append", default=[], help="extra agent argument")
     a = ap.parse_args()
@@ -632,10 +700,12 @@ def main():
             stage_bystander(a, rows, notes)
         elif s == "bpfstats":
             stage_bpfstats(a, rows, notes, mech)
+        elif s == "switch":
+            stage_switch(a, rows, notes, mech)
         elif s == "uprobe":
             stage_uprobe(a, rows, notes, mech)
         else:
-            die(f"unknown stage {s!r} (http, loop, bystander, bpfstats, uprobe)")
+            die(f"unknown stage {s!r} (http, loop, bystander, bpfstats, switch, uprobe)")
     md = report(a, rows, notes, mech, started, stages)
     with open(a.out, "w") as f:
         f.write(md)

@@ -4,7 +4,7 @@
 # Overhead benchmark, one run: installs deps, builds, then measures every
 # figure with and without the agent (alternating, several repetitions,
 # medians) and writes bench/out/results.md.
-# Usage: sudo ./bench/run.sh [--reps N] [--wrk-seconds S] [--stages http,loop,bystander,bpfstats,uprobe]
+# Usage: sudo ./bench/run.sh [--reps N] [--wrk-seconds S] [--stages http,loop,bystander,bpfstats,switch,uprobe]
 set -euo pipefail
 
 die() { echo "bench: $*" >&2; exit 1; }
