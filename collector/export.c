@@ -197,8 +197,15 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 
 				if (node && !is_node(l))
 					continue;
+				double v = view_double(l, delay_gauges[g].off);
+
+				/* a loop stuck right now has at least that much delay,
+				 * though no iteration of it has ended yet */
+				if (delay_gauges[g].off == offsetof(struct sw_loop_view, max_ns) &&
+				    (double)l->ongoing_ns > v)
+					v = (double)l->ongoing_ns;
 				put_loop_series(b, name, l, NULL, NULL, NULL, NULL);
-				put_seconds(b, view_double(l, delay_gauges[g].off));
+				put_seconds(b, v);
 			}
 		}
 		snprintf(name, sizeof(name), "%s_eventloop_utilization", prefix);

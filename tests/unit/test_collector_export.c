@@ -200,6 +200,20 @@ Test(export, node_only_series_and_gauges)
 	cr_assert_eq(value_of("stallwatch_agent_ringbuf_drops_total{host=\"web-1\",agent=\"web-1:77\"}", NULL), 3);
 }
 
+static void add_incident(uint32_t pid, uint64_t start_ms, uint64_t dur_ms, int ongoing);
+
+Test(export, a_loop_stuck_now_shows_in_its_max_delay)
+{
+	fill_store();
+	add_incident(100, 6000, 120000, 1); /* stuck for 120 s so far */
+	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_ongoing_seconds{", "pid=\"100\""), 120);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 120);
+	cr_assert_eq(value_of("nodejs_eventloop_delay_max_seconds{", "pid=\"100\""), 120);
+	/* the percentiles stay those of the iterations that ended */
+	cr_assert_lt(value_of("stallwatch_eventloop_delay_p50_seconds{", "pid=\"100\""), 120);
+}
+
 Test(export, collector_counters)
 {
 	struct sw_ingest_stats st = {.connections = 2, .frames = 9, .refused = 1};
