@@ -20,7 +20,9 @@ struct loopmon {
 	loopmon_event_fn fn;
 	void *fn_ctx;
 	bool classic_tp;
+	bool forced_raw;
 	bool mounted_tracefs;
+	uint64_t short_events; /* ring records too short to be ours: counted, not dropped silently */
 };
 
 /*
@@ -65,6 +67,7 @@ struct loopmon *loopmon__open(const struct loopmon_opts *opts)
 		if (err)
 			goto cleanup;
 	}
+	lm->forced_raw = opts->force_raw_syscalls;
 	lm->classic_tp = !opts->force_raw_syscalls && ensure_tracefs(lm);
 	bpf_object__for_each_program(p, lm->skel->obj)
 	{
@@ -95,8 +98,10 @@ static int on_ring_event(void *ctx, void *data, size_t len)
 {
 	struct loopmon *lm = ctx;
 
-	if (len < sizeof(struct sw_event))
+	if (len < sizeof(struct sw_event)) {
+		lm->short_events++;
 		return 0;
+	}
 	return lm->fn ? lm->fn(lm->fn_ctx, data) : 0;
 }
 
@@ -115,7 +120,9 @@ int loopmon__attach(struct loopmon *lm)
 
 const char *loopmon__mode(const struct loopmon *lm)
 {
-	return lm->classic_tp ? "syscall tracepoints"
+	if (lm->classic_tp)
+		return "syscall tracepoints";
+	return lm->forced_raw ? "raw syscall tracepoints (--raw-syscalls)"
 			      : "raw syscall tracepoints (tracefs unavailable)";
 }
 
@@ -214,4 +221,5 @@ void loopmon__bpf_stats(struct loopmon *lm, struct sw_bpf_stats *out)
 {
 	/* .bss is mmap'ed: a plain read sees the counters the BPF side bumps */
 	*out = lm->skel->bss->stats;
+	out->failed_reads += lm->short_events;
 }
