@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "clock.h"
 #include "log.h"
 #include "loops.h"
 #include "rules.h"
@@ -117,14 +118,6 @@ static uint32_t target_flags(const struct sw_proc_info *pi)
 
 static struct loop *track(struct sw_loops *l, uint32_t pid, uint32_t tid, uint64_t now);
 
-static uint64_t mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 struct seed_ctx {
 	struct sw_loops *l;
 	const struct sw_proc_info *pi;
@@ -186,7 +179,7 @@ static int seed_one(void *ctx, pid_t tid)
 
 static void seed_threads(struct sw_loops *l, const struct sw_proc_info *pi)
 {
-	struct seed_ctx sc = { .l = l, .pi = pi, .now = mono_now() };
+	struct seed_ctx sc = { .l = l, .pi = pi, .now = sw_mono_ns() };
 
 	if (sw_for_each_thread(pi->pid, seed_one, &sc) && sw_process_alive(pi->pid))
 		l->failed_reads++;

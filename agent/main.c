@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <bpf/libbpf.h>
+#include "clock.h"
 #include "attach.h"
 #include "discovery.h"
 #include "log.h"
@@ -171,14 +172,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	exiting = 1;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* One line saying why BPF could not load, and what to do. */
@@ -348,7 +341,7 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 
-	start = last_summary = mono_ns();
+	start = last_summary = sw_mono_ns();
 	while (!exiting) {
 		err = loopmon__poll(lm, TICK_MS, sw_loops__on_event, loops);
 		if (err < 0 && err != -EINTR) {
@@ -356,7 +349,7 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		err = 0;
-		now = mono_ns();
+		now = sw_mono_ns();
 		sw_loops__tick(loops, now);
 		if (now - last_summary >= env.interval_s * 1000000000ull) {
 			last_summary = now;
@@ -376,7 +369,7 @@ int main(int argc, char **argv)
 	/* a last summary so a short run still reports, and a clean detach */
 	loopmon__poll(lm, 0, sw_loops__on_event, loops);
 	health_extra(stream, &h);
-	sw_loops__summarize(loops, mono_ns(), &h);
+	sw_loops__summarize(loops, sw_mono_ns(), &h);
 	sw_report__flush(rep);
 	if (stream)
 		sw_stream__drain(stream, 2000);

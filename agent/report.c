@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
+#include "clock.h"
 #include "frame.h"
 #include "log.h"
 #include "report.h"
@@ -36,14 +37,6 @@ struct sw_report {
 	struct sw_proc_info *known;
 	size_t n_known;
 };
-
-static uint64_t now_ns(clockid_t c)
-{
-	struct timespec ts;
-
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static char *dup_str(const char *s)
 {
@@ -118,7 +111,7 @@ struct sw_report *sw_report__new(bool json, struct sw_stream *stream, uint64_t t
 	r->json = json;
 	r->stream = stream;
 	r->threshold_ns = threshold_ns;
-	r->mono_to_unix_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+	r->mono_to_unix_ns = (int64_t)(sw_realtime_ns() - sw_mono_ns());
 	r->procs = calloc(SW_BATCH_MAX_ITEMS, sizeof(*r->procs));
 	r->loops = calloc(SW_BATCH_MAX_ITEMS, sizeof(*r->loops));
 	r->incs = calloc(SW_BATCH_MAX_ITEMS, sizeof(*r->incs));
@@ -236,7 +229,7 @@ static void update_hello(struct sw_report *r)
 	h.agent_id = id;
 	h.hostname = host;
 	h.version = SW_VERSION;
-	h.start_unix_ns = now_ns(CLOCK_REALTIME);
+	h.start_unix_ns = sw_realtime_ns();
 	h.threshold_ms = (uint32_t)(r->threshold_ns / 1000000);
 	h.mono_to_unix_ns = (uint64_t)r->mono_to_unix_ns;
 	b.hello = &h;
@@ -547,7 +540,7 @@ void sw_report__flush(struct sw_report *r)
 	b.incidents = r->incs;
 	b.n_incidents = r->n_incs;
 	b.health = r->have_health ? &r->health : NULL;
-	b.sent_unix_ns = now_ns(CLOCK_REALTIME);
+	b.sent_unix_ns = sw_realtime_ns();
 	len = stallwatch__v1__batch__get_packed_size(&b);
 	buf = malloc(len ? len : 1);
 	if (!buf) {

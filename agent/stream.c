@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "clock.h"
 #include "log.h"
 #include "stream.h"
 
@@ -43,14 +44,6 @@ struct sw_stream {
 	size_t bytes, max_bytes;
 	struct sw_stream_stats st;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct sw_stream *sw_stream__new(const char *hostport, size_t max_bytes, char *err, size_t errlen)
 {
@@ -103,7 +96,7 @@ static void disconnect(struct sw_stream *s, const char *why, int e)
 	s->fd = -1;
 	s->connected = s->connecting = 0;
 	s->head_off = 0; /* a partly sent frame is resent whole on the next connection */
-	s->next_try_ns = mono_ns() + s->backoff_ns;
+	s->next_try_ns = sw_mono_ns() + s->backoff_ns;
 	s->backoff_ns = s->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : s->backoff_ns * 2;
 }
 
@@ -278,12 +271,12 @@ void sw_stream__service(struct sw_stream *s, uint64_t now_ns)
 
 void sw_stream__drain(struct sw_stream *s, int timeout_ms)
 {
-	uint64_t end = mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t end = sw_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 
-	while ((s->head || s->hello_pending) && mono_ns() < end) {
+	while ((s->head || s->hello_pending) && sw_mono_ns() < end) {
 		if (s->fd < 0 && s->next_try_ns > end)
 			break;
-		sw_stream__service(s, mono_ns());
+		sw_stream__service(s, sw_mono_ns());
 		if (s->head || s->hello_pending)
 			usleep(10000);
 	}

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "clock.h"
 #include "aggregate.h"
 #include "rules.h"
 #include <errno.h>
@@ -111,14 +112,6 @@ static const char *norm_role(const char *r)
 		if (strcmp(r, roles[i]) == 0)
 			return roles[i];
 	return "loop";
-}
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 struct sw_store *sw_store__new(const struct sw_store_opts *opts)
@@ -521,7 +514,7 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 		if (a->mono_to_unix_ns)
 			in->start_unix_ns = pi->start_ns + a->mono_to_unix_ns;
 		else
-			in->start_unix_ns = realtime_ns() - pi->duration_ns;
+			in->start_unix_ns = sw_realtime_ns() - pi->duration_ns;
 	}
 	copy_str(in->thread, pi->thread, sizeof(in->thread));
 	copy_str(in->role, norm_role(pi->role), sizeof(in->role));

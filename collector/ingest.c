@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #define _GNU_SOURCE /* accept4, ppoll */
+#include "clock.h"
 #include "ingest.h"
 #include "frame.h"
 #include "log.h" /* common/log.h, shared with the agent */
@@ -239,20 +240,12 @@ struct batch_ctx {
 	struct sw_conn *c;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 {
 	struct batch_ctx *bc = ctx;
 	struct sw_conn *c = bc->c;
 	const char *id = c->peer;
-	uint64_t now = mono_ns();
+	uint64_t now = sw_mono_ns();
 	int rc;
 
 	if (!c->agent[0]) {
@@ -279,7 +272,7 @@ static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
 	sw_info("connection from %s%s%s closed: %s", c->peer, c->agent[0] ? " agent " : "",
 		c->agent, why);
 	if (c->agent[0])
-		sw_store__agent_down(in->store, c->agent, mono_ns());
+		sw_store__agent_down(in->store, c->agent, sw_mono_ns());
 	close(c->fd);
 	c->fd = -1;
 	sw_decoder__free(c->dec);

@@ -6,6 +6,7 @@
  * Threads: the main thread owns the agent sockets (ingest.c, poll); the HTTP
  * server runs in libmicrohttpd's thread; the store between them has a mutex.
  */
+#include "clock.h"
 #include "aggregate.h"
 #include "http.h"
 #include "ingest.h"
@@ -75,14 +76,6 @@ static int parse_count(const char *opt, const char *s, size_t *out)
 	}
 	*out = (size_t)v;
 	return 0;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 int main(int argc, char **argv)
@@ -219,7 +212,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "stallwatch-collector: poll: %s\n", strerror(-err));
 			goto cleanup;
 		}
-		now = mono_ns();
+		now = sw_mono_ns();
 		if (now - last_tick >= TICK_MS * 1000000ull) {
 			sw_store__tick(store, now);
 			last_tick = now;
