@@ -420,6 +420,16 @@ class Run:
         self.rc = None
         self.error = None
 
+    def attach(self, workload_argvs, threshold_ms=50, interval=1, agent_extra=()):
+        """Start each workload and one agent attached to all of them; wait for
+        its process lines. Returns the workloads."""
+        for argv in workload_argvs:
+            self.workloads.append(Workload(argv))
+        self.agent = Agent([w.pid for w in self.workloads], threshold_ms=threshold_ms,
+                           interval=interval, extra=agent_extra)
+        self.process_lines = self.agent.wait_attached()
+        return self.workloads
+
     def close(self):
         for w in self.workloads:
             w.stop()
@@ -434,11 +444,7 @@ def run_scenario(workload_argvs, threshold_ms=50, interval=1, settle=0.5, done_t
     interval so the last summary is out, stop the agent with SIGINT."""
     run = Run()
     try:
-        for argv in workload_argvs:
-            run.workloads.append(Workload(argv))
-        run.agent = Agent([w.pid for w in run.workloads], threshold_ms=threshold_ms,
-                          interval=interval, extra=agent_extra)
-        run.process_lines = run.agent.wait_attached()
+        run.attach(workload_argvs, threshold_ms, interval, agent_extra)
         time.sleep(settle)
         for w in run.workloads:
             w.go()

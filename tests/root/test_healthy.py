@@ -84,10 +84,7 @@ class IdleBase(SummaryChecks):
         run = swtest.Run()
         cls.sc = run
         try:
-            w = swtest.Workload(cls.argv)
-            run.workloads.append(w)
-            run.agent = swtest.Agent([w.pid], threshold_ms=50, interval=1)
-            run.process_lines = run.agent.wait_attached()
+            w = run.attach([cls.argv])[0]
             time.sleep(cls.seconds)
             run.rc = run.agent.stop()
         finally:
@@ -142,10 +139,7 @@ class LoadBase(SummaryChecks):
         run = swtest.Run()
         cls.sc = run
         try:
-            w = swtest.Workload(cls.argv)
-            run.workloads.append(w)
-            run.agent = swtest.Agent([w.pid], threshold_ms=50, interval=1)
-            run.process_lines = run.agent.wait_attached()
+            w = run.attach([cls.argv])[0]
             time.sleep(0.5)
             cls.tool, cls.requests = load(w.ready["port"])
             time.sleep(1.7)

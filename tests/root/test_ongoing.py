@@ -96,10 +96,7 @@ class TargetDiesAlone(swtest.Checks):
         run = swtest.Run()
         cls.sc = run
         try:
-            w = swtest.Workload(cls.argv)
-            run.workloads.append(w)
-            run.agent = swtest.Agent([w.pid], threshold_ms=50, interval=1)
-            run.process_lines = run.agent.wait_attached()
+            w = run.attach([cls.argv])[0]
             time.sleep(0.5)
             w.go()
             # wait until the agent sees the block in progress, then kill
