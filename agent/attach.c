@@ -221,5 +221,5 @@ void loopmon__bpf_stats(struct loopmon *lm, struct sw_bpf_stats *out)
 {
 	/* .bss is mmap'ed: a plain read sees the counters the BPF side bumps */
 	*out = lm->skel->bss->stats;
-	out->failed_reads += lm->short_events;
+	out->v[SW_HEALTH_failed_reads] += lm->short_events;
 }

@@ -599,10 +599,10 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 		set_baseline(lp, s, now);
 	}
 	loopmon__bpf_stats(l->lm, &bs);
-	h.ringbuf_drops += bs.ringbuf_drops;
-	h.thread_map_full += bs.thread_map_full;
-	h.failed_reads += bs.failed_reads + l->failed_reads;
-	h.lost_events += l->lost_events;
+	for (int i = 0; i < SW_HEALTH__COUNT; i++)
+		h.v[i] += bs.v[i];
+	h.v[SW_HEALTH_failed_reads] += l->failed_reads;
+	h.v[SW_HEALTH_lost_events] += l->lost_events;
 	sw_report__health(l->rep, &h);
 }
 

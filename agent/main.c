@@ -193,10 +193,10 @@ static void health_extra(struct sw_stream *stream, struct sw_health *h)
 	if (!stream)
 		return;
 	sw_stream__stats(stream, &st);
-	h->stream_dropped_batches = st.dropped_batches;
-	h->stream_dropped_bytes = st.dropped_bytes;
-	h->reconnects = st.reconnects;
-	h->batches_sent = st.batches_sent;
+	h->v[SW_HEALTH_stream_dropped_batches] = st.dropped_batches;
+	h->v[SW_HEALTH_stream_dropped_bytes] = st.dropped_bytes;
+	h->v[SW_HEALTH_reconnects] = st.reconnects;
+	h->v[SW_HEALTH_batches_sent] = st.batches_sent;
 }
 
 int main(int argc, char **argv)

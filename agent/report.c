@@ -31,6 +31,8 @@ struct sw_report {
 	Stallwatch__V1__Incident **incs;
 	size_t n_incs;
 	Stallwatch__V1__AgentHealth health;
+	Stallwatch__V1__AgentHealth__CountersEntry health_kv[SW_HEALTH__COUNT];
+	Stallwatch__V1__AgentHealth__CountersEntry *health_kvp[SW_HEALTH__COUNT];
 	bool have_health;
 	uint64_t lost;
 	/* every live process, re-sent in each connection's hello batch */
@@ -484,41 +486,48 @@ out:
 
 void sw_report__health(struct sw_report *r, const struct sw_health *h)
 {
+	struct sw_health all = *h;
+	bool loss = false;
 	json_object *o;
-	uint64_t lost = h->lost_events + r->lost;
 
-	r->health = (Stallwatch__V1__AgentHealth)STALLWATCH__V1__AGENT_HEALTH__INIT;
-	r->health.ringbuf_drops = h->ringbuf_drops;
-	r->health.thread_map_full = h->thread_map_full;
-	r->health.failed_reads = h->failed_reads;
-	r->health.lost_events = lost;
-	r->health.stream_dropped_batches = h->stream_dropped_batches;
-	r->health.stream_dropped_bytes = h->stream_dropped_bytes;
-	r->health.reconnects = h->reconnects;
-	r->health.batches_sent = h->batches_sent;
-	r->have_health = true;
+	all.v[SW_HEALTH_lost_events] += r->lost;
+	if (r->stream) {
+		/* the map entries point into r->health_kv, rebuilt each time */
+		r->health = (Stallwatch__V1__AgentHealth)STALLWATCH__V1__AGENT_HEALTH__INIT;
+		for (int i = 0; i < SW_HEALTH__COUNT; i++) {
+			Stallwatch__V1__AgentHealth__CountersEntry *e = &r->health_kv[i];
+
+			stallwatch__v1__agent_health__counters_entry__init(e);
+			e->key = (char *)sw_health_names[i];
+			e->value = all.v[i];
+			r->health_kvp[i] = e;
+		}
+		r->health.counters = r->health_kvp;
+		r->health.n_counters = SW_HEALTH__COUNT;
+		r->have_health = true;
+	}
 	if (r->json) {
 		o = json_object_new_object();
 		jadd_str(o, "kind", "health");
-		jadd_u64(o, "ringbuf_drops", h->ringbuf_drops);
-		jadd_u64(o, "thread_map_full", h->thread_map_full);
-		jadd_u64(o, "failed_reads", h->failed_reads);
-		jadd_u64(o, "lost_events", lost);
-		jadd_u64(o, "stream_dropped_batches", h->stream_dropped_batches);
-		jadd_u64(o, "stream_dropped_bytes", h->stream_dropped_bytes);
-		jadd_u64(o, "reconnects", h->reconnects);
+		for (int i = 0; i < SW_HEALTH__COUNT; i++)
+			jadd_u64(o, sw_health_names[i], all.v[i]);
 		emit_json(o);
 		return;
 	}
 	/* people need to hear about loss, not about its absence */
-	if (h->ringbuf_drops || h->thread_map_full || h->failed_reads || lost ||
-	    h->stream_dropped_batches)
-		printf("agent health: %llu ring buffer drops, %llu untracked threads, %llu failed "
-		       "reads, %llu lost events, %llu batches dropped while the collector was "
-		       "away\n",
-		       (unsigned long long)h->ringbuf_drops, (unsigned long long)h->thread_map_full,
-		       (unsigned long long)h->failed_reads, (unsigned long long)lost,
-		       (unsigned long long)h->stream_dropped_batches);
+	for (int i = 0; i < SW_HEALTH__COUNT; i++)
+		loss |= all.v[i] && i != SW_HEALTH_reconnects && i != SW_HEALTH_batches_sent;
+	if (!loss)
+		return;
+	printf("agent health:");
+	for (int i = 0, first = 1; i < SW_HEALTH__COUNT; i++) {
+		if (!all.v[i] || i == SW_HEALTH_reconnects || i == SW_HEALTH_batches_sent)
+			continue;
+		printf("%s %s %llu", first ? "" : ",", sw_health_names[i],
+		       (unsigned long long)all.v[i]);
+		first = 0;
+	}
+	printf("\n");
 	fflush(stdout);
 }
 

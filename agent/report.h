@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "discovery.h"
+#include "health.h"
 #include "histogram.h"
 #include "rules.h"
 
@@ -41,10 +42,6 @@ struct sw_summary_rec {
 	const struct sw_hist *hist; /* this interval's iterations */
 };
 
-struct sw_health {
-	uint64_t ringbuf_drops, thread_map_full, failed_reads, lost_events;
-	uint64_t stream_dropped_batches, stream_dropped_bytes, reconnects, batches_sent;
-};
 
 struct sw_report;
 

@@ -104,7 +104,7 @@ static __always_inline struct sw_event *event_new(__u32 type, __u32 pid, __u32 t
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count(&stats.ringbuf_drops);
+		count(&stats.v[SW_HEALTH_ringbuf_drops]);
 		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -164,7 +164,7 @@ static struct sw_thread *thread_new(__u32 pid, __u32 tid, __s32 fd, __u32 flags,
 		return NULL;
 	err = bpf_map_update_elem(&threads, &tid, zero, BPF_NOEXIST);
 	if (err && err != -EEXIST) {
-		count(&stats.thread_map_full);
+		count(&stats.v[SW_HEALTH_thread_map_full]);
 		return NULL;
 	}
 	if (!err)
@@ -323,7 +323,7 @@ static __always_inline __s32 timeout_class_ts(const void *uts)
 	if (!uts)
 		return -1;
 	if (bpf_probe_read_user(&ts, sizeof(ts), uts)) {
-		count(&stats.failed_reads);
+		count(&stats.v[SW_HEALTH_failed_reads]);
 		return 1;
 	}
 	return (ts.tv_sec == 0 && ts.tv_nsec == 0) ? 0 : 1;

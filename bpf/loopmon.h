@@ -8,6 +8,7 @@
 #define SW_LOOPMON_H
 
 #include "hist_bucket.h"
+#include "health.h"
 
 #define SW_MAX_TARGETS 1024
 /* Default for the thread map; the agent may resize it before load. */
@@ -128,11 +129,11 @@ struct sw_event {
 	char comm[SW_COMM_LEN];
 };
 
-/* BPF-side health, in .bss; every failure is counted (STYLE.md habit 6). */
+/* BPF-side health, in .bss, indexed by enum sw_health_id (common/health.h):
+ * every failure is counted (STYLE.md habit 6). BPF bumps ringbuf_drops,
+ * thread_map_full and failed_reads; user space adds its own. */
 struct sw_bpf_stats {
-	__u64 ringbuf_drops;
-	__u64 thread_map_full;
-	__u64 failed_reads;
+	__u64 v[SW_HEALTH__COUNT];
 };
 
 #endif /* SW_LOOPMON_H */

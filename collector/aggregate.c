@@ -650,14 +650,13 @@ int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Ba
 	if (b->health) {
 		/* cumulative on the agent side: the latest is the truth */
 		a->v.have_health = true;
-		a->v.ringbuf_drops = b->health->ringbuf_drops;
-		a->v.thread_map_full = b->health->thread_map_full;
-		a->v.failed_reads = b->health->failed_reads;
-		a->v.lost_events = b->health->lost_events;
-		a->v.stream_dropped_batches = b->health->stream_dropped_batches;
-		a->v.stream_dropped_bytes = b->health->stream_dropped_bytes;
-		a->v.reconnects = b->health->reconnects;
-		a->v.batches_sent = b->health->batches_sent;
+		for (size_t i = 0; i < b->health->n_counters; i++) {
+			const Stallwatch__V1__AgentHealth__CountersEntry *e = b->health->counters[i];
+			int id = e ? sw_health_id(e->key) : -1;
+
+			if (id >= 0)
+				a->v.health[id] = e->value;
+		}
 	}
 cleanup:
 	pthread_mutex_unlock(&s->mu);

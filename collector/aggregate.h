@@ -11,6 +11,7 @@
 #ifndef SW_COLLECTOR_AGGREGATE_H
 #define SW_COLLECTOR_AGGREGATE_H
 
+#include "health.h"
 #include "histogram.h"
 #include "stallwatch.pb-c.h"
 #include <stdbool.h>
@@ -69,8 +70,7 @@ struct sw_agent_view {
 	char version[SW_SHORT_LEN];
 	bool up; /* at least one open connection */
 	bool have_health;
-	uint64_t ringbuf_drops, thread_map_full, failed_reads, lost_events;
-	uint64_t stream_dropped_batches, stream_dropped_bytes, reconnects, batches_sent;
+	uint64_t health[SW_HEALTH__COUNT]; /* common/health.h, cumulative */
 };
 
 struct sw_incident_view {

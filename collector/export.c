@@ -284,29 +284,6 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 
 static void export_agents(struct sw_store *s, struct sw_buf *b)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-		const char *help;
-	} ctrs[] = {
-	    {"stallwatch_agent_ringbuf_drops_total", offsetof(struct sw_agent_view, ringbuf_drops),
-	     "BPF events lost because the ring buffer was full"},
-	    {"stallwatch_agent_thread_map_full_total",
-	     offsetof(struct sw_agent_view, thread_map_full),
-	     "Loop threads that could not be tracked"},
-	    {"stallwatch_agent_failed_reads_total", offsetof(struct sw_agent_view, failed_reads),
-	     "Failed map or /proc reads"},
-	    {"stallwatch_agent_lost_events_total", offsetof(struct sw_agent_view, lost_events),
-	     "Other lost events"},
-	    {"stallwatch_agent_stream_dropped_batches_total",
-	     offsetof(struct sw_agent_view, stream_dropped_batches),
-	     "Batches the agent evicted while the collector was away"},
-	    {"stallwatch_agent_stream_dropped_bytes_total",
-	     offsetof(struct sw_agent_view, stream_dropped_bytes),
-	     "Bytes of the batches the agent evicted"},
-	    {"stallwatch_agent_reconnects_total", offsetof(struct sw_agent_view, reconnects),
-	     "Agent reconnections to the collector"},
-	};
 	size_t n = sw_store__nagents(s);
 
 	put_family(b, "stallwatch_agent_up", "gauge", "1 while the agent is connected");
@@ -318,21 +295,22 @@ static void export_agents(struct sw_store *s, struct sw_buf *b)
 		put_label(b, false, "agent", a->id);
 		sw_buf__printf(b, "} %d\n", a->up ? 1 : 0);
 	}
-	for (size_t c = 0; c < sizeof(ctrs) / sizeof(ctrs[0]); c++) {
-		put_family(b, ctrs[c].name, "counter", ctrs[c].help);
+	for (int c = 0; c < SW_HEALTH__COUNT; c++) {
+		char name[96];
+
+		snprintf(name, sizeof(name), "stallwatch_agent_%s_total", sw_health_names[c]);
+		put_family(b, name, "counter", sw_health_help[c]);
 		for (size_t i = 0; i < n; i++) {
 			const struct sw_agent_view *a = sw_store__agent(s, i);
-			uint64_t v;
 
 			/* before its first report a zero would be a guess */
 			if (!a->have_health)
 				continue;
-			memcpy(&v, (const char *)a + ctrs[c].off, sizeof(v));
-			sw_buf__printf(b, "%s{", ctrs[c].name);
+			sw_buf__printf(b, "%s{", name);
 			put_label(b, true, "host", a->host);
 			/* two agents on one host must not make duplicate series */
 			put_label(b, false, "agent", a->id);
-			sw_buf__printf(b, "} %" PRIu64 "\n", v);
+			sw_buf__printf(b, "} %" PRIu64 "\n", a->health[c]);
 		}
 	}
 }

@@ -83,7 +83,9 @@ def batch(seq, host, pid):
     incident = (f_uint(1, pid) + f_uint(2, pid) + f_bytes(3, "node") + f_bytes(4, "node")
                 + f_uint(5, 5000 * MS) + f_uint(6, 1500 * MS) + f_bytes(8, "main")
                 + f_uint(11, 1350 * MS) + f_uint(12, 150 * MS))
-    health = f_uint(1, 4) + f_uint(7, 2)
+    # AgentHealth.counters: map entries {1: name, 2: value} (common/health.h)
+    health = (f_bytes(9, f_bytes(1, "ringbuf_drops") + f_uint(2, 4))
+              + f_bytes(9, f_bytes(1, "reconnects") + f_uint(2, 2)))
     return (f_uint(1, seq) + f_bytes(2, hello) + f_bytes(3, proc) + f_bytes(4, loop)
             + f_bytes(5, incident) + f_bytes(6, health))
 

@@ -322,19 +322,30 @@ Test(aggregate, agent_health_keeps_the_latest)
 	Stallwatch__V1__Batch bt = STALLWATCH__V1__BATCH__INIT;
 	Stallwatch__V1__AgentHealth h = STALLWATCH__V1__AGENT_HEALTH__INIT;
 	Stallwatch__V1__Hello hello = STALLWATCH__V1__HELLO__INIT;
+	Stallwatch__V1__AgentHealth__CountersEntry kv[2], *kvp[2] = {&kv[0], &kv[1]};
 
 	new_store(4, 4);
+	stallwatch__v1__agent_health__counters_entry__init(&kv[0]);
+	stallwatch__v1__agent_health__counters_entry__init(&kv[1]);
+	kv[0].key = "ringbuf_drops";
+	kv[1].key = "counter_of_a_newer_agent"; /* left out, not misfiled */
+	kv[1].value = 99;
+	h.counters = kvp;
+	h.n_counters = 2;
 	hello.agent_id = "h1:42";
 	hello.hostname = "web-1";
 	bt.hello = &hello;
 	bt.health = &h;
-	h.ringbuf_drops = 5;
+	kv[0].value = 5;
 	cr_assert_eq(sw_store__apply(s, "h1:42", &bt, NOW), 0);
 	bt.hello = NULL;
-	h.ringbuf_drops = 7; /* cumulative on the agent */
+	kv[0].value = 7; /* cumulative on the agent */
 	cr_assert_eq(sw_store__apply(s, "h1:42", &bt, NOW), 0);
 	sw_store__lock(s);
-	cr_assert_eq(sw_store__agent(s, 0)->ringbuf_drops, 7);
+	cr_assert_eq(sw_store__agent(s, 0)->health[SW_HEALTH_ringbuf_drops], 7);
+	for (int i = 0; i < SW_HEALTH__COUNT; i++)
+		if (i != SW_HEALTH_ringbuf_drops)
+			cr_assert_eq(sw_store__agent(s, 0)->health[i], 0, "%s", sw_health_names[i]);
 	cr_assert_str_eq(sw_store__agent(s, 0)->host, "web-1");
 	sw_store__unlock(s);
 }

@@ -29,6 +29,7 @@ static void fill_store(void)
 	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT;
 	Stallwatch__V1__ProcessInfo *pp[1] = {&pi};
 	Stallwatch__V1__AgentHealth h = STALLWATCH__V1__AGENT_HEALTH__INIT;
+	Stallwatch__V1__AgentHealth__CountersEntry kv = STALLWATCH__V1__AGENT_HEALTH__COUNTERS_ENTRY__INIT, *kvp = &kv;
 	Stallwatch__V1__Incident inc, *ip[1] = {&inc};
 	struct t_loop n, py;
 	Stallwatch__V1__LoopSummary *lp[2] = {&n.ls, &py.ls};
@@ -52,7 +53,10 @@ static void fill_store(void)
 	py.ls.role = "asyncio";
 	t_loop_add(&py, 2 * MS, 4);
 	t_incident(&inc, 100, 100, 5000 * MS, 700 * MS, 0);
-	h.ringbuf_drops = 3;
+	kv.key = "ringbuf_drops";
+	kv.value = 3;
+	h.counters = &kvp;
+	h.n_counters = 1;
 	b.seq = 1;
 	b.hello = &hello;
 	b.processes = pp;
