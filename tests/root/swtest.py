@@ -476,23 +476,83 @@ def match_blocks(blocks, incidents):
     return out
 
 
+# The workload's run_delay (the kernel's sched_info) and the agent's
+# run-queue time (sched_switch timestamps) count the same preemptions inside
+# the workload's window, but the kernel dates a wake-up preemption from the
+# rq clock of the wake-up rather than from the switch, so it reads higher.
+# Measured 2026-11-22 with one core kept busy (the soak's load): Node spins
+# 2.0-4.6 % above the agent (64.4 vs 67.4 ms, 21.7 vs 22.2, 9.8 vs 10.3),
+# Python CPU loops 0.06-0.1 % (930.9 vs 931.9 ms, 319.7 vs 319.9).
+RUNQ_KERNEL_EXCESS = 0.05
+
+
+def gap_runq_ns(block, incident):
+    """Run-queue time the agent measured in its block but outside the
+    workload's [start_ns, end_ns]: between the loop's wait return and the
+    workload's first clock read, or after its last one. The agent's runq_ms
+    less what the workload's own run_delay says it waited inside its window
+    (runq_ns, swlib.js/swtruth.py), that one taken at its lowest credible
+    value (RUNQ_KERNEL_EXCESS), so that the excuse is never smaller than the
+    real gap. 0 without the agent's split."""
+    if "runq_ms" not in incident:
+        return 0
+    if "runq_ns" not in block:
+        raise AssertionError("ground-truth block without runq_ns: %s" % block)
+    inside = int(block["runq_ns"]) * (1 - RUNQ_KERNEL_EXCESS)
+    return max(0, round(float(incident["runq_ms"]) * 1e6 - inside))
+
+
+def block_mismatch(b, i, tol_ns=TOL_NS):
+    """None when incident i measures ground-truth block b: start and duration
+    within tol_ns of the workload's clock, once the preemption the agent
+    measured outside the workload's window (gap_runq_ns) is accounted for.
+    Otherwise one line saying what differs.
+
+    The agent's block runs from the loop's wait return to its next wait; the
+    workload's from its first clock read to its last. A preemption between
+    those is the block's (the loop was stuck), and the agent measured it as
+    run-queue time that the workload's own run_delay does not contain: the
+    agent's start may be that much earlier and its duration that much longer.
+    It excuses nothing more: an agent that reported run-queue time it did not
+    add to the duration fails, and so does one whose run-queue and off-CPU
+    time miss the wait the workload itself counted inside its window."""
+    truth = b["end_ns"] - b["start_ns"]
+    ddur = float(i["duration_ms"]) * 1e6 - truth
+    dstart = int(i["start_ns"]) - b["start_ns"]
+    gap = gap_runq_ns(b, i)
+    # the agent saw at least the run-queue wait the kernel counted inside the
+    # window (a wake-up after a sleep is off-CPU time to the agent)
+    seen = float(i.get("runq_ms", 0)) * 1e6 + float(i.get("offcpu_ms", 0)) * 1e6
+    missed = "runq_ms" in i and seen < int(b["runq_ns"]) * (1 - RUNQ_KERNEL_EXCESS) - tol_ns
+    if (-tol_ns <= ddur <= tol_ns + gap and -(tol_ns + gap) <= dstart <= tol_ns
+            and gap <= ddur + tol_ns and not missed):
+        return None
+    return ("%s %sms block on tid %d: expected duration %.3f ms start %d; got duration %.3f ms "
+            "(%+.3f) start %d (%+.3f ms); run-queue time outside the workload's window %.3f ms "
+            "(agent %s ms, workload %.3f ms), tolerance %.3f ms"
+            % (b["kind"], b["ms"], b["tid"], ms(truth), b["start_ns"], float(i["duration_ms"]),
+               ddur / 1e6, int(i["start_ns"]), dstart / 1e6, ms(gap), i.get("runq_ms"),
+               ms(b.get("runq_ns", 0)), ms(tol_ns)))
+
+
 def block_table(pairs):
     """Truth vs agent, one row per block; on/off-CPU and run-queue time of the
     incident help tell agent error from a noisy machine."""
-    rows = ["%-9s %6s %8s | %16s %10s | %16s %10s | %9s %9s | %8s %8s %7s %s" % (
+    rows = ["%-9s %6s %8s | %16s %10s | %16s %10s | %9s %9s | %8s %8s %7s %7s %s" % (
         "kind", "ms", "tid", "truth start_ns", "truth ms", "agent start_ns", "agent ms",
-        "dstart ms", "ddur ms", "oncpu", "offcpu", "runq", "pattern/top_syscall")]
+        "dstart ms", "ddur ms", "oncpu", "offcpu", "runq", "w.runq", "pattern/top_syscall")]
     for b, i in pairs:
         truth = b["end_ns"] - b["start_ns"]
         if i is None:
             rows.append("%-9s %6s %8s | %16d %10.3f | %16s %10s | %9s %9s |" % (
                 b["kind"], b["ms"], b["tid"], b["start_ns"], ms(truth), "-", "-", "-", "-"))
         else:
-            rows.append("%-9s %6s %8s | %16d %10.3f | %16d %10.3f | %+9.3f %+9.3f | %8s %8s %7s %s/%s" % (
+            rows.append("%-9s %6s %8s | %16d %10.3f | %16d %10.3f | %+9.3f %+9.3f | %8s %8s %7s %7.3f %s/%s" % (
                 b["kind"], b["ms"], b["tid"], b["start_ns"], ms(truth), int(i["start_ns"]),
                 float(i["duration_ms"]), ms(int(i["start_ns"]) - b["start_ns"]),
                 float(i["duration_ms"]) - ms(truth), i.get("oncpu_ms"), i.get("offcpu_ms"),
-                i.get("runq_ms"), i.get("pattern"), i.get("top_syscall")))
+                i.get("runq_ms"), ms(b.get("runq_ns", 0)), i.get("pattern"),
+                i.get("top_syscall")))
     return "\n".join(rows)
 
 
@@ -506,6 +566,10 @@ class Checks(unittest.TestCase):
     """Assertions shared by the scenario tests."""
 
     def assertBlocksFound(self, pairs, tol_ns=TOL_NS, context=""):
+        """Every ground-truth block has a final incident on its tid whose start
+        and duration agree with the workload's own clock within tol_ns, once
+        the preemption the agent measured outside the workload's window is
+        accounted for (gap_runq_ns below)."""
         problems = []
         for b, i in pairs:
             truth = b["end_ns"] - b["start_ns"]
@@ -514,14 +578,9 @@ class Checks(unittest.TestCase):
                                 "on that tid" % (b["kind"], b["ms"], b["tid"], ms(truth),
                                                  b["start_ns"]))
                 continue
-            ddur = float(i["duration_ms"]) * 1e6 - truth
-            dstart = int(i["start_ns"]) - b["start_ns"]
-            if abs(ddur) > tol_ns or abs(dstart) > tol_ns:
-                problems.append("%s %sms block on tid %d: expected duration %.3f ms start %d; got "
-                                "duration %.3f ms (%+.3f) start %d (%+.3f ms)"
-                                % (b["kind"], b["ms"], b["tid"], ms(truth), b["start_ns"],
-                                   float(i["duration_ms"]), ddur / 1e6, int(i["start_ns"]),
-                                   dstart / 1e6))
+            why = block_mismatch(b, i, tol_ns)
+            if why:
+                problems.append(why)
         if problems:
             self.fail("%s\n%s\n%s" % (context, "\n".join(problems), block_table(pairs)))
 

@@ -5,7 +5,9 @@ An idle server may not wake for minutes after its last request. The end of
 its last block must not wait for that: the agent closes an iteration when the
 loop enters its wait, not when it leaves it. The workloads block once (Node:
 a spin; Python: time.sleep in a coroutine) and then have nothing to do; the
-final incident must come out within 2 s, within 2 ms of the ground truth.
+final incident must come out within 2 s, within 2 ms of the ground truth
+(swtest.block_mismatch: preemption the agent measured outside the
+workload's own window is accounted for).
 """
 import time
 import unittest
@@ -27,9 +29,7 @@ class IdleAfterBlock(swtest.Checks):
                                      and o["ongoing"] is False and o["tid"] == b["tid"], 2.0)
             self.assertIsNotNone(got, "no final incident within 2 s of the block's end while "
                                  "the loop sleeps\n%s" % agent.describe())
-            truth = (b["end_ns"] - b["start_ns"]) / 1e6
-            self.assertLessEqual(abs(got["duration_ms"] - truth), 2.0, (got, b))
-            self.assertLessEqual(abs(got["start_ns"] - b["start_ns"]), swtest.TOL_NS, (got, b))
+            self.assertIsNone(swtest.block_mismatch(b, got), swtest.block_table([(b, got)]))
             self.assertFalse(got.get("start_before_attach", False), got)
             self.assertEqual(agent.stop(), 0, agent.describe())
         finally:

@@ -34,27 +34,23 @@ let ticks = 0;
 setInterval(() => { ticks++; }, args.tickMs);
 
 function block(kind, ms) {
-  let start, end;
+  let truth;
   switch (kind) {
     case 'spin':
-      [start, end] = sw.spin(ms);
+      truth = sw.spin(ms);
       break;
     case 'execSync':
-      start = sw.now();
-      execSync(`sleep ${ms / 1000}`, { stdio: 'ignore' });
-      end = sw.now();
+      truth = sw.measure(() => execSync(`sleep ${ms / 1000}`, { stdio: 'ignore' }));
       break;
     case 'sleep': {
       const ia = new Int32Array(new SharedArrayBuffer(4));
-      start = sw.now();
-      Atomics.wait(ia, 0, 0, ms);
-      end = sw.now();
+      truth = sw.measure(() => Atomics.wait(ia, 0, 0, ms));
       break;
     }
     default:
       throw new Error(`unknown block kind ${kind}`);
   }
-  return { event: 'block', kind, ms, tid: TID, start_ns: start, end_ns: end };
+  return { event: 'block', kind, ms, tid: TID, ...truth };
 }
 
 async function run() {

@@ -17,7 +17,7 @@ const TID = sw.tid();
 function run() {
   const start = sw.now();
   const elu0 = performance.eventLoopUtilization();
-  const t = setInterval(() => sw.spin(args.workMs), args.periodMs);
+  const t = setInterval(() => sw.spinFor(args.workMs), args.periodMs);
   setTimeout(() => {
     clearInterval(t);
     const elu = performance.eventLoopUtilization(elu0);

@@ -44,18 +44,15 @@ const server = http.createServer((req, res) => {
       break;
     case '/block': {
       const ms = Number(url.searchParams.get('ms') || '100');
-      const [start, end] = sw.spin(ms);
-      sw.emit({ event: 'block', kind: 'spin', ms, tid: TID, start_ns: start, end_ns: end });
+      sw.emit({ event: 'block', kind: 'spin', ms, tid: TID, ...sw.spin(ms) });
       reply(res, 200, `blocked ${ms} ms\n`);
       break;
     }
     case '/pbkdf2': {
       const iter = Number(url.searchParams.get('iter') || '200000');
-      const start = sw.now();
-      crypto.pbkdf2Sync('password', 'salt', iter, 64, 'sha512');
-      const end = sw.now();
-      sw.emit({ event: 'block', kind: 'pbkdf2', iter, ms: Number(end - start) / 1e6, tid: TID,
-                start_ns: start, end_ns: end });
+      const truth = sw.measure(() => crypto.pbkdf2Sync('password', 'salt', iter, 64, 'sha512'));
+      sw.emit({ event: 'block', kind: 'pbkdf2', iter, ms: Number(truth.end_ns - truth.start_ns) / 1e6,
+                tid: TID, ...truth });
       reply(res, 200, `pbkdf2 ${iter} iterations\n`);
       break;
     }

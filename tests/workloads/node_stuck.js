@@ -16,7 +16,6 @@ const TID = sw.tid();
 sw.watchStdin(null);
 sw.emit({ event: 'ready', pid: process.pid, tid: TID });
 setTimeout(() => {
-  const [start, end] = sw.spin(args.ms);
-  setTimeout(() => sw.emit({ event: 'block', kind: 'spin', ms: args.ms, tid: TID,
-                             start_ns: start, end_ns: end }), 20);
+  const truth = sw.spin(args.ms);
+  setTimeout(() => sw.emit({ event: 'block', kind: 'spin', ms: args.ms, tid: TID, ...truth }), 20);
 }, args.delayMs);

@@ -25,20 +25,18 @@ if (!isMainThread) {
     if (msg !== 'go') return;
     for (const { kind, ms } of workerData.schedule) {
       await sw.sleep(workerData.gapMs);
-      let start, end;
+      let truth;
       if (kind === 'spin') {
-        [start, end] = sw.spin(ms);
+        truth = sw.spin(ms);
       } else if (kind === 'sleep') {
         const ia = new Int32Array(new SharedArrayBuffer(4));
-        start = sw.now();
-        Atomics.wait(ia, 0, 0, ms);
-        end = sw.now();
+        truth = sw.measure(() => Atomics.wait(ia, 0, 0, ms));
       } else {
         throw new Error(`unknown block kind ${kind}`);
       }
       // BigInt survives structured clone. Posted from a later iteration.
       await sw.sleep(20);
-      parentPort.postMessage({ event: 'block', kind, ms, tid: TID, start_ns: start, end_ns: end });
+      parentPort.postMessage({ event: 'block', kind, ms, tid: TID, ...truth });
     }
     await sw.sleep(workerData.gapMs);
     parentPort.postMessage({ event: 'worker_done' });

@@ -36,6 +36,8 @@ import sys
 import threading
 import time
 
+import swtruth
+
 _out_lock = threading.Lock()
 
 
@@ -125,22 +127,18 @@ def socket_roundtrip(port):
 def do_block(kind, ms, servers):
     tid = threading.get_native_id()
     if kind == "sleep":
-        start = time.monotonic_ns()
-        time.sleep(ms / 1000.0)
-        end = time.monotonic_ns()
+        with swtruth.Block() as t:
+            time.sleep(ms / 1000.0)
     elif kind == "socket":
         port = servers[ms].port
-        start = time.monotonic_ns()
-        socket_roundtrip(port)
-        end = time.monotonic_ns()
+        with swtruth.Block() as t:
+            socket_roundtrip(port)
     elif kind == "cpu":
-        start = time.monotonic_ns()
-        spin(ms)
-        end = time.monotonic_ns()
+        with swtruth.Block() as t:
+            spin(ms)
     else:
         raise ValueError("unknown block kind %r" % kind)
-    return {"event": "block", "kind": kind, "ms": ms, "tid": tid,
-            "start_ns": start, "end_ns": end}
+    return {"event": "block", "kind": kind, "ms": ms, "tid": tid, **t.fields()}
 
 
 # ---------------------------------------------------------------- the loop

@@ -38,6 +38,8 @@ import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import swtruth
+
 _lock = threading.Lock()
 
 
@@ -54,18 +56,16 @@ def emit(obj):
 def block(path, ms):
     """/block, /cpu, /spin: block the loop thread ms ms, print the ground truth."""
     tid = threading.get_native_id()
-    start = time.monotonic_ns()
-    if path == "/block":
-        time.sleep(ms / 1000.0)  # the bug being demonstrated: a sync sleep on the loop
-        kind = "sleep"
-    else:
-        until = start + int(ms * 1e6)
-        while time.monotonic_ns() < until:
-            pass
-        kind = "cpu"
-    end = time.monotonic_ns()
-    emit({"event": "block", "kind": kind, "ms": ms, "tid": tid,
-          "start_ns": start, "end_ns": end})
+    with swtruth.Block() as t:
+        if path == "/block":
+            time.sleep(ms / 1000.0)  # the bug being demonstrated: a sync sleep on the loop
+            kind = "sleep"
+        else:
+            until = t.start_ns + int(ms * 1e6)
+            while time.monotonic_ns() < until:
+                pass
+            kind = "cpu"
+    emit({"event": "block", "kind": kind, "ms": ms, "tid": tid, **t.fields()})
     return ("blocked %g ms\n" % ms).encode()
 
 

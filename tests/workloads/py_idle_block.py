@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 
+import swtruth
+
 
 def emit(o):
     sys.stdout.write(json.dumps(o) + "\n")
@@ -28,12 +30,10 @@ async def main(a):
     loop.add_reader(0, lambda: done.set() if not os.read(0, 4096) else None)
     emit({"event": "ready", "pid": os.getpid(), "tid": tid})
     await asyncio.sleep(a.delay_ms / 1000)
-    start = time.monotonic_ns()
-    time.sleep(a.ms / 1000)
-    end = time.monotonic_ns()
+    with swtruth.Block() as t:
+        time.sleep(a.ms / 1000)
     await asyncio.sleep(0.02)
-    emit({"event": "block", "kind": "sleep", "ms": a.ms, "tid": tid, "start_ns": start,
-          "end_ns": end})
+    emit({"event": "block", "kind": "sleep", "ms": a.ms, "tid": tid, **t.fields()})
     await done.wait()
 
 

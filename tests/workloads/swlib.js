@@ -24,11 +24,41 @@ function emit(obj) {
   process.stdout.write(line(obj));
 }
 
-function spin(ms) {
+// The calling thread's run-queue wait so far (ns): field 2 of
+// /proc/thread-self/schedstat, the kernel's sched_info.run_delay, which is
+// brought up to date each time the thread gets a CPU, so it is exact when the
+// thread reads it. One fd per thread (a worker loads its own copy of this
+// module), read with pread: one syscall, no allocation.
+let rdFd = null;
+const rdBuf = Buffer.alloc(128);
+function runDelay() {
+  if (rdFd === null) rdFd = fs.openSync('/proc/thread-self/schedstat', 'r');
+  const n = fs.readSync(rdFd, rdBuf, 0, rdBuf.length, 0);
+  return BigInt(rdBuf.toString('latin1', 0, n).split(' ')[1]);
+}
+
+// Ground truth of a block: fn() between two CLOCK_MONOTONIC reads, and the
+// time the thread waited for a CPU in between (runq_ns). The agent's block
+// starts at the loop's wait return, a little before start_ns: a preemption
+// there is in the agent's run-queue time and not in runq_ns, which is how the
+// tests tell it from a measurement error (tests/root/swtest.py).
+function measure(fn) {
   const start = now();
-  const until = start + BigInt(Math.round(ms * 1e6));
+  const rd0 = runDelay();
+  fn();
+  const rd1 = runDelay();
+  const end = now();
+  return { start_ns: start, end_ns: end, runq_ns: rd1 - rd0 };
+}
+
+function spinFor(ms) {
+  const until = now() + BigInt(Math.round(ms * 1e6));
   while (now() < until) { /* busy */ }
-  return [start, now()];
+}
+
+// A busy block of ms; its ground truth.
+function spin(ms) {
+  return measure(() => spinFor(ms));
 }
 
 // "spin:80,spin:150,execSync:200" -> [{kind:'spin', ms:80}, ...]
@@ -82,4 +112,4 @@ function stdinIsPipe() {
   try { return fs.fstatSync(0).isFIFO() || fs.fstatSync(0).isSocket(); } catch (e) { return false; }
 }
 
-module.exports = { now, tid, line, emit, spin, parseSchedule, parseArgs, sleep, watchStdin, stdinIsPipe };
+module.exports = { now, tid, line, emit, spin, spinFor, measure, runDelay, parseSchedule, parseArgs, sleep, watchStdin, stdinIsPipe };
