@@ -486,19 +486,19 @@ def match_blocks(blocks, incidents):
 RUNQ_KERNEL_EXCESS = 0.05
 
 
-def gap_runq_ns(block, incident):
+def gap_runq_ns(block, incident, excess=RUNQ_KERNEL_EXCESS):
     """Run-queue time the agent measured in its block but outside the
     workload's [start_ns, end_ns]: between the loop's wait return and the
     workload's first clock read, or after its last one. The agent's runq_ms
     less what the workload's own run_delay says it waited inside its window
-    (runq_ns, swlib.js/swtruth.py), that one taken at its lowest credible
-    value (RUNQ_KERNEL_EXCESS), so that the excuse is never smaller than the
-    real gap. 0 without the agent's split."""
+    (runq_ns, swlib.js/swtruth.py). With the default excess, that one is taken
+    at its lowest credible value, so the result is an upper bound of the real
+    gap; with excess=0, a lower bound. 0 without the agent's split."""
     if "runq_ms" not in incident:
         return 0
     if "runq_ns" not in block:
         raise AssertionError("ground-truth block without runq_ns: %s" % block)
-    inside = int(block["runq_ns"]) * (1 - RUNQ_KERNEL_EXCESS)
+    inside = int(block["runq_ns"]) * (1 - excess)
     return max(0, round(float(incident["runq_ms"]) * 1e6 - inside))
 
 
@@ -525,7 +525,7 @@ def block_mismatch(b, i, tol_ns=TOL_NS):
     seen = float(i.get("runq_ms", 0)) * 1e6 + float(i.get("offcpu_ms", 0)) * 1e6
     missed = "runq_ms" in i and seen < int(b["runq_ns"]) * (1 - RUNQ_KERNEL_EXCESS) - tol_ns
     if (-tol_ns <= ddur <= tol_ns + gap and -(tol_ns + gap) <= dstart <= tol_ns
-            and gap <= ddur + tol_ns and not missed):
+            and gap_runq_ns(b, i, excess=0) <= ddur + tol_ns and not missed):
         return None
     return ("%s %sms block on tid %d: expected duration %.3f ms start %d; got duration %.3f ms "
             "(%+.3f) start %d (%+.3f ms); run-queue time outside the workload's window %.3f ms "

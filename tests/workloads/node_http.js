@@ -27,6 +27,7 @@ const sw = require('./swlib');
 
 const args = sw.parseArgs(process.argv.slice(2), { port: 0, host: '127.0.0.1' });
 const TID = sw.tid();
+sw.spin(0); // compiled before the first measured block (see node_block.js)
 let requests = 0;
 let eld = null;
 
