@@ -480,26 +480,40 @@ def match_blocks(blocks, incidents):
 # run-queue time (sched_switch timestamps) count the same preemptions inside
 # the workload's window, but the kernel dates a wake-up preemption from the
 # rq clock of the wake-up rather than from the switch, so it reads higher.
-# Measured 2026-11-22 with one core kept busy (the soak's load): Node spins
-# 2.0-4.6 % above the agent (64.4 vs 67.4 ms, 21.7 vs 22.2, 9.8 vs 10.3),
-# Python CPU loops 0.06-0.1 % (930.9 vs 931.9 ms, 319.7 vs 319.9).
+# Measured 2026-11-22 with one core kept busy (the soak's load): most blocks
+# agree within 0.01 ms; Node spins up to 4.6 % above the agent (64.4 vs 67.4
+# ms, 21.7 vs 22.2, 9.8 vs 10.3, 759.7 vs 766.5), Python CPU loops 0.1 %.
 RUNQ_KERNEL_EXCESS = 0.05
 
 
-def gap_runq_ns(block, incident, excess=RUNQ_KERNEL_EXCESS):
+def gap_runq_ns(block, incident):
     """Run-queue time the agent measured in its block but outside the
     workload's [start_ns, end_ns]: between the loop's wait return and the
     workload's first clock read, or after its last one. The agent's runq_ms
     less what the workload's own run_delay says it waited inside its window
-    (runq_ns, swlib.js/swtruth.py). With the default excess, that one is taken
-    at its lowest credible value, so the result is an upper bound of the real
-    gap; with excess=0, a lower bound. 0 without the agent's split."""
+    (runq_ns, swlib.js/swtruth.py), that one taken at its lowest credible
+    value (RUNQ_KERNEL_EXCESS), so that the result is an upper bound of the
+    real gap. 0 without the agent's split."""
     if "runq_ms" not in incident:
         return 0
     if "runq_ns" not in block:
         raise AssertionError("ground-truth block without runq_ns: %s" % block)
-    inside = int(block["runq_ns"]) * (1 - excess)
+    inside = int(block["runq_ns"]) * (1 - RUNQ_KERNEL_EXCESS)
     return max(0, round(float(incident["runq_ms"]) * 1e6 - inside))
+
+
+def pattern_matches(want, i):
+    """The incident's pattern is the one expected of its block. A CPU block on
+    this shared 2-core machine may spend most of its time waiting for a CPU;
+    the rules then say cpu-starved, which is accepted only when the run-queue
+    time measured is really half of it."""
+    got = i.get("pattern")
+    if want == "cpu-sync" and got == "cpu-starved" and \
+            float(i.get("runq_ms", 0)) * 2 >= float(i["duration_ms"]):
+        log("NOTE: block judged cpu-starved (run queue %s of %s ms)"
+            % (i.get("runq_ms"), i["duration_ms"]))
+        return True
+    return got == want
 
 
 def block_mismatch(b, i, tol_ns=TOL_NS):
@@ -513,9 +527,11 @@ def block_mismatch(b, i, tol_ns=TOL_NS):
     those is the block's (the loop was stuck), and the agent measured it as
     run-queue time that the workload's own run_delay does not contain: the
     agent's start may be that much earlier and its duration that much longer.
-    It excuses nothing more: an agent that reported run-queue time it did not
-    add to the duration fails, and so does one whose run-queue and off-CPU
-    time miss the wait the workload itself counted inside its window."""
+    It excuses nothing more, and an agent whose run-queue and off-CPU time
+    miss the wait the workload itself counted inside its window fails. (That
+    the agent added what it reports is not asserted from this difference:
+    under the heaviest load measured, agent and kernel differed by up to
+    8.3 % on one block, ±0.01 ms on most.)"""
     truth = b["end_ns"] - b["start_ns"]
     ddur = float(i["duration_ms"]) * 1e6 - truth
     dstart = int(i["start_ns"]) - b["start_ns"]
@@ -524,8 +540,7 @@ def block_mismatch(b, i, tol_ns=TOL_NS):
     # window (a wake-up after a sleep is off-CPU time to the agent)
     seen = float(i.get("runq_ms", 0)) * 1e6 + float(i.get("offcpu_ms", 0)) * 1e6
     missed = "runq_ms" in i and seen < int(b["runq_ns"]) * (1 - RUNQ_KERNEL_EXCESS) - tol_ns
-    if (-tol_ns <= ddur <= tol_ns + gap and -(tol_ns + gap) <= dstart <= tol_ns
-            and gap_runq_ns(b, i, excess=0) <= ddur + tol_ns and not missed):
+    if -tol_ns <= ddur <= tol_ns + gap and -(tol_ns + gap) <= dstart <= tol_ns and not missed:
         return None
     return ("%s %sms block on tid %d: expected duration %.3f ms start %d; got duration %.3f ms "
             "(%+.3f) start %d (%+.3f ms); run-queue time outside the workload's window %.3f ms "
@@ -606,14 +621,8 @@ class Checks(unittest.TestCase):
             want = self.PATTERNS.get(kind)
             if want is None:
                 continue
-            got = i.get("pattern")
-            if want == "cpu-sync" and got == "cpu-starved" and \
-                    float(i.get("runq_ms", 0)) * 2 >= float(i["duration_ms"]):
-                log("NOTE: %s block judged cpu-starved (run queue %s of %s ms)"
-                    % (kind, i.get("runq_ms"), i["duration_ms"]))
-                continue
-            self.assertEqual(got, want, "%s block: pattern %r, expected %r\n%s\n%s"
-                             % (kind, got, want, incident_str(i), context))
+            self.assertTrue(pattern_matches(want, i), "%s block: pattern %r, expected %r\n%s\n%s"
+                            % (kind, i.get("pattern"), want, incident_str(i), context))
 
     def assertNoUnexplained(self, pairs, incidents, context=""):
         used = {id(i) for _, i in pairs if i is not None}

@@ -47,15 +47,18 @@ class AttachStuck(swtest.Checks):
         self.assertTrue(all(i["start_ns"] == f["start_ns"] for i in ongoing), ongoing)
         # it began no earlier than the truth, and ends with it: at its next
         # wait, later than the workload's last clock read by at most the
-        # preemption the agent measured outside the workload's window
+        # run-queue wait in between (the agent's own figure cannot tell it
+        # apart here: its window began at attach, inside the workload's), of
+        # which the workload's run_delay up to its next callback is an upper
+        # bound (after_runq_ns, node_stuck.js)
         self.assertGreaterEqual(f["start_ns"], b["start_ns"], f)
         end_ns = f["start_ns"] + f["duration_ms"] * 1e6
-        gap = swtest.gap_runq_ns(b, f)
+        gap = int(b["after_runq_ns"])
         self.assertTrue(-swtest.TOL_NS <= end_ns - b["end_ns"] <= swtest.TOL_NS + gap,
-                        "end %.0f vs truth %d (%+.3f ms, run-queue time outside the "
-                        "workload's window %.3f ms)\n%s"
+                        "end %.0f vs truth %d (%+.3f ms, run-queue wait after the "
+                        "workload's window at most %.3f ms)\n%s"
                         % (end_ns, b["end_ns"], (end_ns - b["end_ns"]) / 1e6, gap / 1e6, f))
-        self.assertEqual(f["pattern"], "cpu-sync", f)
+        self.assertTrue(swtest.pattern_matches("cpu-sync", f), f)
 
     def test_agent_exit_clean(self):
         self.assertEqual(self.rc, 0, self.agent.describe())

@@ -17,5 +17,9 @@ sw.watchStdin(null);
 sw.emit({ event: 'ready', pid: process.pid, tid: TID });
 setTimeout(() => {
   const truth = sw.spin(args.ms);
-  setTimeout(() => sw.emit({ event: 'block', kind: 'spin', ms: args.ms, tid: TID, ...truth }), 20);
+  // after_runq_ns: the run-queue wait from the spin's end to this later
+  // callback, an upper bound of the wait between the spin's end and the
+  // loop's next poll, which ends the block for the agent (test_attach_stuck)
+  setTimeout(() => sw.emit({ event: 'block', kind: 'spin', ms: args.ms, tid: TID, ...truth,
+                             after_runq_ns: sw.runDelay() - truth.rd_end }), 20);
 }, args.delayMs);
