@@ -175,28 +175,14 @@ int loopmon__forget_thread(struct loopmon *lm, uint32_t tid)
 int loopmon__seed_thread(struct loopmon *lm, uint32_t pid, uint32_t tid, uint32_t flags,
 			 const char *comm, uint64_t now_ns, bool busy, int fd, int timeout_class)
 {
-	__u32 slot = tid & (SW_TID_HINT_SLOTS - 1), hint = 0;
+	__u32 slot = sw_tid_hint_slot(tid), hint = 0;
 	struct sw_thread *t;
 	int err;
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->pid = pid;
-	t->tid = tid;
-	t->flags = flags;
-	t->first_seen_ns = now_ns;
-	if (busy) {
-		t->loop_fd = -1; /* learned at its first wait */
-		t->wait_fd = -1;
-		t->flags |= SW_THR_START_UNKNOWN;
-		t->iter_start_ns = now_ns;
-	} else {
-		t->loop_fd = fd;
-		t->wait_fd = fd;
-		t->wait_timeout = timeout_class;
-		t->wait_enter_ns = now_ns; /* idle counts from attach */
-	}
+	sw_thread_seed(t, pid, tid, flags, now_ns, busy, fd, timeout_class);
 	snprintf(t->comm, sizeof(t->comm), "%s", comm);
 	err = bpf_map__update_elem(lm->skel->maps.threads, &tid, sizeof(tid), t, sizeof(*t),
 				   BPF_NOEXIST);

@@ -124,11 +124,6 @@ struct seed_ctx {
 	uint64_t now;
 };
 
-static bool is_epoll_wait(long nr)
-{
-	return nr == SW_NR_EPOLL_WAIT || nr == SW_NR_EPOLL_PWAIT || nr == SW_NR_EPOLL_PWAIT2;
-}
-
 /*
  * What BPF cannot see: what each thread was doing when the agent attached.
  *  - A thread waiting in epoll: BPF would only learn it at its next wait,
@@ -156,12 +151,9 @@ static int seed_one(void *ctx, pid_t tid)
 			sc->l->failed_reads++;
 		return 0;
 	}
-	if (!err && is_epoll_wait(nr)) {
+	if (!err && sw_nr_is_epoll_wait(nr)) {
 		busy = false;
-		if (nr == SW_NR_EPOLL_PWAIT2)
-			tclass = args[3] ? 1 : -1; /* a timespec pointer; NULL: forever */
-		else
-			tclass = (int)args[3] < 0 ? -1 : (int)args[3] == 0 ? 0 : 1;
+		tclass = sw_wait_timeout_class(nr, args[3], NULL);
 	} else if (pi->runtime == SW_RT_NODE && tid == pi->pid) {
 		busy = true;
 	} else {
@@ -211,9 +203,7 @@ static void set_baseline(struct loop *lp, const struct sw_thread *s, uint64_t no
 {
 	lp->snap_ns = now;
 	lp->prev_iters = s->iterations;
-	lp->prev_idle = s->idle_ns;
-	if (s->wait_fd >= 0 && s->wait_timeout != 0 && now > s->wait_enter_ns)
-		lp->prev_idle += now - s->wait_enter_ns;
+	lp->prev_idle = sw_thread_idle_ns(s, now);
 	lp->prev_max = s->max_busy_ns;
 	memcpy(lp->prev_hist, s->hist, sizeof(lp->prev_hist));
 	lp->interval_incident_max = 0;
@@ -420,12 +410,8 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 	uint64_t offcpu = s->blk_offcpu_ns, runq = s->blk_runq_ns, extra = 0, start;
 	int extra_nr = -2;
 
-	/* Busy since an empty zero-timeout poll (Node): a pre-poll is followed
-	 * by the real poll within microseconds, so after a threshold's worth
-	 * of time that poll was an iteration boundary; the block starts there. */
-	start = s->pz_enter_ns ? s->pz_exit_ns : s->iter_start_ns;
-
-	if (!s->iter_start_ns || s->wait_fd >= 0 || now < start || now - start < l->threshold_ns)
+	start = sw_thread_block_start(s);
+	if (!sw_thread_busy(s) || now < start || now - start < l->threshold_ns)
 		return;
 	if (lp->ongoing_start != start) {
 		lp->ongoing_start = start;
@@ -509,8 +495,8 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 		 * execSync's short-lived nested one. Its fd is checked when it
 		 * first looks blocked, then every LOOP_CLOSED_CHECK_NS. (A
 		 * seeded thread has no loop fd yet: nothing to check.) */
-		start = s->pz_enter_ns ? s->pz_exit_ns : s->iter_start_ns;
-		if (s->loop_fd >= 0 && s->iter_start_ns && s->wait_fd < 0 && now > start &&
+		start = sw_thread_block_start(s);
+		if (s->loop_fd >= 0 && sw_thread_busy(s) && now > start &&
 		    now - start >= l->threshold_ns &&
 		    (lp->fd_checked_start != start || now - lp->fd_checked_ns > LOOP_CLOSED_CHECK_NS)) {
 			lp->fd_checked_start = start;
@@ -566,9 +552,7 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 		if (loopmon__read_thread(l->lm, lp->tid, s))
 			continue; /* exited since the tick: its exit event removes it */
 		role = role_of(l, lp);
-		idle = s->idle_ns;
-		if (s->wait_fd >= 0 && s->wait_timeout != 0 && now > s->wait_enter_ns)
-			idle += now - s->wait_enter_ns;
+		idle = sw_thread_idle_ns(s, now);
 		elapsed = now > lp->snap_ns ? now - lp->snap_ns : 0;
 		d_idle = idle > lp->prev_idle ? idle - lp->prev_idle : 0;
 		if (d_idle > elapsed)
