@@ -431,7 +431,7 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 		}
 	}
 	incident_base(l, lp, &inc, start, now - start, true);
-	inc.start_unknown = !s->pz_enter_ns && (s->flags & SW_THR_START_UNKNOWN);
+	inc.start_unknown = sw_thread_block_start_unknown(s);
 	if (!strcmp(inc.role, "helper"))
 		return;
 	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);

@@ -224,6 +224,16 @@ SW_INLINE __u64 sw_thread_block_start(const struct sw_thread *t)
 }
 
 /*
+ * The block in progress began before the agent attached: a thread seeded
+ * busy that has not reached a boundary since. After an empty zero-timeout
+ * poll it began at that poll's return, which BPF saw.
+ */
+SW_INLINE bool sw_thread_block_start_unknown(const struct sw_thread *t)
+{
+	return !t->pz_enter_ns && (t->flags & SW_THR_START_UNKNOWN);
+}
+
+/*
  * A thread's first state: BPF's at its first loop wait (thread_new), the
  * agent's when it seeds a thread at attach. fd: the loop fd, -1 when still
  * to be learned. Fields not named stay as they are (zero in a new entry).
