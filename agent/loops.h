@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
-#include "attach.h"
+#include "loopmon.h"
 #include "discovery.h"
 #include "report.h"
 

@@ -14,9 +14,9 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include "clock.h"
-#include "attach.h"
 #include "discovery.h"
 #include "log.h"
+#include "loopmon.h"
 #include "loops.h"
 #include "report.h"
 #include "stream.h"

@@ -1,17 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Attach: the loopmon BPF unit's user side: the split skeleton lifecycle
- * (open -> configure -> load -> attach), the target filter, and reads of the
- * per-thread state that BPF aggregates.
+ * The loopmon BPF unit's user side (bpf/loopmon.bpf.c): the split skeleton
+ * lifecycle (open -> configure -> load -> attach), the target filter, and
+ * reads of the per-thread state that BPF aggregates.
+ *
+ * agent/X.h is the API of BPF unit X; bpf/X.h is what both sides share,
+ * included by agent code as "bpf/X.h" so that the two never shadow each
+ * other on the include path.
  */
-#ifndef SW_AGENT_ATTACH_H
-#define SW_AGENT_ATTACH_H
+#ifndef SW_AGENT_LOOPMON_H
+#define SW_AGENT_LOOPMON_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <linux/types.h>
-#include "loopmon.h"
+#include "bpf/loopmon.h"
 
 struct loopmon;
 

@@ -8,9 +8,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "log.h"
-#include "loopmon.h"
+#include "bpf/loopmon.h"
 #include "loopmon.skel.h"
-#include "attach.h"
+#include "loopmon.h"
 
 #define TRACEFS "/sys/kernel/tracing"
 
