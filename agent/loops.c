@@ -250,22 +250,38 @@ static struct loop *track(struct sw_loops *l, uint32_t pid, uint32_t tid, uint64
  * the application's loop. The platform creates its loop before the main
  * loop, so its epoll fd is the lower one; workers' loops come after.
  */
-static const char *role_of(struct sw_loops *l, const struct loop *lp)
+static enum sw_role role_of(struct sw_loops *l, const struct loop *lp)
 {
 	struct proc *p = find_proc(l, lp->pid);
 	struct loop *main_loop;
 
 	if (!p)
-		return "loop";
+		return SW_ROLE_LOOP;
 	switch (p->info.runtime) {
 	case SW_RT_NODE:
 		if (lp->tid == lp->pid)
-			return "main";
+			return SW_ROLE_MAIN;
 		main_loop = find_loop(l, lp->pid);
 		if (main_loop && lp->loop_fd < main_loop->loop_fd)
-			return "helper";
-		return "worker";
+			return SW_ROLE_HELPER;
+		return SW_ROLE_WORKER;
 	case SW_RT_PYTHON:
+		return SW_ROLE_ASYNCIO;
+	default:
+		return SW_ROLE_LOOP;
+	}
+}
+
+const char *sw_role_name(enum sw_role role)
+{
+	switch (role) {
+	case SW_ROLE_MAIN:
+		return "main";
+	case SW_ROLE_WORKER:
+		return "worker";
+	case SW_ROLE_HELPER:
+		return "helper";
+	case SW_ROLE_ASYNCIO:
 		return "asyncio";
 	default:
 		return "loop";
@@ -329,13 +345,13 @@ static void fill_diag(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t 
 }
 
 static void incident_base(struct sw_loops *l, struct loop *lp, struct sw_incident_rec *inc,
-			  uint64_t start, uint64_t dur, bool ongoing)
+			  enum sw_role role, uint64_t start, uint64_t dur, bool ongoing)
 {
 	memset(inc, 0, sizeof(*inc));
 	inc->pid = lp->pid;
 	inc->tid = lp->tid;
 	memcpy(inc->thread, lp->comm, sizeof(inc->thread));
-	inc->role = role_of(l, lp);
+	inc->role = sw_role_name(role);
 	inc->runtime = runtime_of(l, lp->pid);
 	inc->start_ns = start;
 	inc->dur_ns = dur;
@@ -345,16 +361,17 @@ static void incident_base(struct sw_loops *l, struct loop *lp, struct sw_inciden
 static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_event *e)
 {
 	struct sw_incident_rec inc;
+	enum sw_role role = role_of(l, lp);
 
 	if (lp->ongoing_start && lp->ongoing_start != e->start_ns)
 		l->lost_events++; /* the end of an earlier ongoing block never came */
 	lp->ongoing_start = 0;
 	if (e->dur_ns > lp->interval_incident_max)
 		lp->interval_incident_max = e->dur_ns;
-	incident_base(l, lp, &inc, e->start_ns, e->dur_ns, false);
-	inc.start_unknown = e->start_unknown;
-	if (!strcmp(inc.role, "helper"))
+	if (role == SW_ROLE_HELPER)
 		return;
+	incident_base(l, lp, &inc, role, e->start_ns, e->dur_ns, false);
+	inc.start_unknown = e->start_unknown;
 	fill_diag(l, &inc, e->offcpu_ns, e->runq_ns, e->switches, e->blk_sys, -2, 0);
 	sw_report__incident(l->rep, &inc);
 }
@@ -408,6 +425,7 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 {
 	struct sw_incident_rec inc;
 	uint64_t offcpu = s->blk_offcpu_ns, runq = s->blk_runq_ns, extra = 0, start;
+	enum sw_role role;
 	int extra_nr = -2;
 
 	start = sw_thread_block_start(s);
@@ -430,10 +448,11 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 			extra_nr = s->off_nr;
 		}
 	}
-	incident_base(l, lp, &inc, start, now - start, true);
-	inc.start_unknown = sw_thread_block_start_unknown(s);
-	if (!strcmp(inc.role, "helper"))
+	role = role_of(l, lp);
+	if (role == SW_ROLE_HELPER)
 		return;
+	incident_base(l, lp, &inc, role, start, now - start, true);
+	inc.start_unknown = sw_thread_block_start_unknown(s);
 	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);
 	sw_report__incident(l->rep, &inc);
 }
@@ -547,7 +566,7 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 		struct sw_thread *s = &l->st;
 		struct sw_summary_rec rec = {};
 		uint64_t idle, elapsed, d_idle;
-		const char *role;
+		enum sw_role role;
 
 		if (loopmon__read_thread(l->lm, lp->tid, s))
 			continue; /* exited since the tick: its exit event removes it */
@@ -565,11 +584,11 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 			l->hist.total += d;
 		}
 		l->hist.max_ns = interval_max(lp, s, &l->hist);
-		if (strcmp(role, "helper")) {
+		if (role != SW_ROLE_HELPER) {
 			rec.pid = lp->pid;
 			rec.tid = lp->tid;
 			memcpy(rec.thread, lp->comm, sizeof(rec.thread));
-			rec.role = role;
+			rec.role = sw_role_name(role);
 			rec.runtime = runtime_of(l, lp->pid);
 			rec.start_ns = lp->snap_ns;
 			rec.end_ns = now;

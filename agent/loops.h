@@ -16,6 +16,19 @@
 
 struct sw_loops;
 
+/* What a loop thread is to its process. Reports carry its name. */
+enum sw_role {
+	SW_ROLE_LOOP = 0, /* any other epoll loop (runtime native) */
+	SW_ROLE_MAIN,	  /* Node's main thread */
+	SW_ROLE_WORKER,	  /* a Node worker_threads loop */
+	SW_ROLE_HELPER,	  /* Node's own platform and inspector loops: measured, not reported */
+	SW_ROLE_ASYNCIO,  /* Python's asyncio (or uvloop) thread */
+};
+
+/* "loop", "main", "worker", "helper", "asyncio": the role field of the
+ * JSON lines and of the wire protocol. */
+const char *sw_role_name(enum sw_role role);
+
 struct sw_loops *sw_loops__new(struct loopmon *lm, struct sw_report *rep, uint64_t threshold_ns,
 			       bool diag);
 void sw_loops__free(struct sw_loops *l);
