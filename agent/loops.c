@@ -35,7 +35,7 @@ struct loop {
 };
 
 struct sw_loops {
-	struct loopmon *lm;
+	struct sw_thread_source src;
 	struct sw_report *rep;
 	uint64_t threshold_ns;
 	bool diag;
@@ -50,14 +50,14 @@ struct sw_loops {
 	struct sw_hist hist;  /* scratch for one interval */
 };
 
-struct sw_loops *sw_loops__new(struct loopmon *lm, struct sw_report *rep, uint64_t threshold_ns,
-			       bool diag)
+struct sw_loops *sw_loops__new(const struct sw_thread_source *src, struct sw_report *rep,
+			       uint64_t threshold_ns, bool diag)
 {
 	struct sw_loops *l = calloc(1, sizeof(*l));
 
 	if (!l)
 		return NULL;
-	l->lm = lm;
+	l->src = *src;
 	l->rep = rep;
 	l->threshold_ns = threshold_ns;
 	l->diag = diag;
@@ -73,6 +73,16 @@ void sw_loops__free(struct sw_loops *l)
 	free(l->loops);
 	free(l->procs);
 	free(l);
+}
+
+static int read_thread(struct sw_loops *l, uint32_t tid, struct sw_thread *out)
+{
+	return l->src.ops->read_thread(l->src.ctx, tid, out);
+}
+
+static int forget_thread(struct sw_loops *l, uint32_t tid)
+{
+	return l->src.ops->forget_thread(l->src.ctx, tid);
 }
 
 static struct proc *find_proc(struct sw_loops *l, uint32_t pid)
@@ -101,7 +111,7 @@ static void drop_loops_of(struct sw_loops *l, uint32_t pid)
 {
 	for (size_t i = 0; i < l->n_loops;) {
 		if (l->loops[i]->pid == pid) {
-			loopmon__forget_thread(l->lm, l->loops[i]->tid);
+			forget_thread(l, l->loops[i]->tid);
 			drop_loop_at(l, i);
 		} else {
 			i++;
@@ -140,7 +150,7 @@ static int seed_one(void *ctx, pid_t tid)
 	const struct sw_proc_info *pi = sc->pi;
 	uint32_t flags = target_flags(pi);
 	unsigned long args[6] = { 0 };
-	char comm[16];
+	struct sw_thread *t = &sc->l->st;
 	bool busy;
 	long nr;
 	int err, tclass = 1;
@@ -159,9 +169,11 @@ static int seed_one(void *ctx, pid_t tid)
 	} else {
 		return 0;
 	}
-	sw_thread_comm(pi->pid, tid, comm, sizeof(comm));
-	err = loopmon__seed_thread(sc->l->lm, (uint32_t)pi->pid, (uint32_t)tid, flags, comm,
-				   sc->now, busy, (int)args[0], tclass);
+	memset(t, 0, sizeof(*t));
+	sw_thread_seed(t, (uint32_t)pi->pid, (uint32_t)tid, flags, sc->now, busy, (int)args[0],
+		       tclass);
+	sw_thread_comm(pi->pid, tid, t->comm, sizeof(t->comm));
+	err = sc->l->src.ops->seed_thread(sc->l->src.ctx, t);
 	if (err == 0)
 		track(sc->l, (uint32_t)pi->pid, (uint32_t)tid, sc->now);
 	else if (err != -EEXIST)
@@ -190,7 +202,7 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 		p = &l->procs[l->n_procs++];
 	}
 	p->info = *pi;
-	err = loopmon__add_target(l->lm, pi->pid, target_flags(pi));
+	err = l->src.ops->add_target(l->src.ctx, (uint32_t)pi->pid, target_flags(pi));
 	if (err)
 		return err;
 	sw_report__process(l->rep, pi);
@@ -217,7 +229,7 @@ static struct loop *track(struct sw_loops *l, uint32_t pid, uint32_t tid, uint64
 		return lp;
 	if (!find_proc(l, pid))
 		return NULL;
-	if (loopmon__read_thread(l->lm, tid, &l->st))
+	if (read_thread(l, tid, &l->st))
 		return NULL;
 	if (l->n_loops == l->cap_loops) {
 		size_t cap = l->cap_loops ? l->cap_loops * 2 : 16;
@@ -470,17 +482,17 @@ static void check_processes(struct sw_loops *l)
 			continue;
 		}
 		drop_loops_of(l, (uint32_t)p->info.pid);
-		loopmon__del_target(l->lm, p->info.pid);
+		l->src.ops->del_target(l->src.ctx, (uint32_t)p->info.pid);
 		sw_report__process_gone(l->rep, (uint32_t)p->info.pid, false);
 		l->procs[i] = l->procs[--l->n_procs];
 	}
 	/* threads whose THREAD_NEW event was lost still get tracked */
-	for (err = loopmon__next_thread(l->lm, NULL, &next); !err;
-	     err = loopmon__next_thread(l->lm, &key, &next)) {
+	for (err = l->src.ops->next_thread(l->src.ctx, NULL, &next); !err;
+	     err = l->src.ops->next_thread(l->src.ctx, &key, &next)) {
 		key = next;
 		if (find_loop(l, key))
 			continue;
-		if (loopmon__read_thread(l->lm, key, &l->st) == 0)
+		if (read_thread(l, key, &l->st) == 0)
 			track(l, l->st.pid, key, l->st.first_seen_ns);
 	}
 }
@@ -494,7 +506,7 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 	for (size_t i = 0; i < l->n_loops;) {
 		struct loop *lp = l->loops[i];
 		struct sw_thread *s = &l->st;
-		int err = loopmon__read_thread(l->lm, lp->tid, s);
+		int err = read_thread(l, lp->tid, s);
 		uint64_t start;
 
 		if (err == -ENOENT) {
@@ -523,7 +535,7 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 			if (!sw_fd_is_epoll((pid_t)lp->pid, s->loop_fd)) {
 				sw_dbg("tid %u: loop fd %d is no epoll instance now; relearning",
 				       lp->tid, s->loop_fd);
-				loopmon__forget_thread(l->lm, lp->tid);
+				forget_thread(l, lp->tid);
 				drop_loop_at(l, i);
 				continue;
 			}
@@ -568,7 +580,7 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 		uint64_t idle, elapsed, d_idle;
 		enum sw_role role;
 
-		if (loopmon__read_thread(l->lm, lp->tid, s))
+		if (read_thread(l, lp->tid, s))
 			continue; /* exited since the tick: its exit event removes it */
 		role = role_of(l, lp);
 		idle = sw_thread_idle_ns(s, now);
@@ -601,7 +613,7 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 		}
 		set_baseline(lp, s, now);
 	}
-	loopmon__bpf_stats(l->lm, &bs);
+	l->src.ops->stats(l->src.ctx, &bs);
 	for (int i = 0; i < SW_HEALTH__COUNT; i++)
 		h.v[i] += bs.v[i];
 	h.v[SW_HEALTH_failed_reads] += l->failed_reads;

@@ -10,9 +10,9 @@
 
 #include <stdint.h>
 #include <sys/types.h>
-#include "loopmon.h"
 #include "discovery.h"
 #include "report.h"
+#include "thread_source.h"
 
 struct sw_loops;
 
@@ -29,8 +29,10 @@ enum sw_role {
  * JSON lines and of the wire protocol. */
 const char *sw_role_name(enum sw_role role);
 
-struct sw_loops *sw_loops__new(struct loopmon *lm, struct sw_report *rep, uint64_t threshold_ns,
-			       bool diag);
+/* src: the thread states and target filter (loopmon__source() for real),
+ * copied; what it points to must outlive the sw_loops. */
+struct sw_loops *sw_loops__new(const struct sw_thread_source *src, struct sw_report *rep,
+			       uint64_t threshold_ns, bool diag);
 void sw_loops__free(struct sw_loops *l);
 
 /* Start watching a discovered process (adds it to the BPF target filter). */

@@ -208,6 +208,7 @@ int main(int argc, char **argv)
 	struct sw_stream *stream = NULL;
 	struct sw_report *rep = NULL;
 	struct sw_loops *loops = NULL;
+	struct sw_thread_source src;
 	struct sw_health h;
 	uint64_t start, last_summary, now;
 	char msg[512];
@@ -307,7 +308,8 @@ int main(int argc, char **argv)
 	}
 	sw_dbg("attached with %s", loopmon__mode(lm));
 
-	loops = sw_loops__new(lm, rep, lo.threshold_ns, lo.diag);
+	src = loopmon__source(lm);
+	loops = sw_loops__new(&src, rep, lo.threshold_ns, lo.diag);
 	if (!loops) {
 		err = -ENOMEM;
 		goto cleanup;
