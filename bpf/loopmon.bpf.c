@@ -128,14 +128,14 @@ static __always_inline struct sw_event *event_reserve(__u32 type, struct sw_thre
 }
 
 static __always_inline void fill_block(struct sw_event *e, struct sw_thread *t, __u64 start,
-				       __u64 dur, bool start_unknown)
+				       __u64 dur)
 {
 	e->start_ns = start;
 	e->dur_ns = dur;
 	e->offcpu_ns = t->blk_offcpu_ns;
 	e->runq_ns = t->blk_runq_ns;
 	e->switches = t->blk_switches;
-	e->start_unknown = start_unknown;
+	e->start_unknown = !!(t->flags & SW_THR_START_UNKNOWN);
 	__builtin_memcpy(e->blk_sys, t->blk_sys, sizeof(e->blk_sys));
 }
 
@@ -206,7 +206,7 @@ static __always_inline void iteration_end(struct sw_thread *t, __u64 start, __u6
 		t->incidents++;
 		e = event_reserve(SW_EV_INCIDENT, t, now);
 		if (e) {
-			fill_block(e, t, start, busy, !!(t->flags & SW_THR_START_UNKNOWN));
+			fill_block(e, t, start, busy);
 			bpf_ringbuf_submit(e, 0);
 		}
 	}
@@ -485,7 +485,9 @@ int BPF_PROG(sched_process_exit, struct task_struct *p)
 			__u64 start = sw_thread_block_start(t);
 
 			e->busy = 1;
-			fill_block(e, t, start, now - start, sw_thread_block_start_unknown(t));
+			fill_block(e, t, start, now - start);
+			/* the block in progress, not the iteration: see the helper */
+			e->start_unknown = sw_thread_block_start_unknown(t);
 		}
 		bpf_ringbuf_submit(e, 0);
 	}

@@ -160,7 +160,7 @@ SW_INLINE bool sw_nr_is_epoll_wait(long nr)
 }
 
 /* sw_thread.wait_timeout of epoll_wait/epoll_pwait's int timeout in ms. */
-SW_INLINE __s32 sw_timeout_class(__s32 ms)
+SW_INLINE __s32 sw_timeout_class(long ms)
 {
 	return ms < 0 ? -1 : ms == 0 ? 0 : 1;
 }
