@@ -26,6 +26,7 @@
 #define MAX_THREADS 32
 #define MAX_LINES 4096
 #define TOL_NS (2 * MS) /* as the root tests: the agent's error on a block */
+#define REC_LINE 65536
 
 /* ------------------------------------------------------- the fake source */
 
@@ -1034,4 +1035,106 @@ Test(loops, replay_python_asyncio)
 	}
 	cr_assert_eq(jint(last_health(), "lost_events"), 0);
 	cr_assert_eq(jint(last_health(), "failed_reads"), 0);
+}
+
+/* What --record writes is what the replay reads: every field of a thread
+ * state and of an event, escaped strings, "same" reads. */
+Test(loops, recording_round_trip)
+{
+	char path[64] = "/tmp/sw-loops-rec-XXXXXX";
+	struct sw_report *rep = capture_begin();
+	struct sw_proc_info pi = proc_info(900, SW_RT_NODE);
+	struct sw_recorder *rec;
+	struct sw_thread_source rsrc;
+	struct sw_rec_reader *rd;
+	struct sw_loops *l;
+	struct sw_thread *t, want;
+	struct sw_event e;
+	static struct sw_rec r; /* 8 KiB */
+	size_t n_read = 0, n_same = 0, n_seed = 0, n_event = 0;
+	char line[REC_LINE];
+	FILE *f;
+	int fd = mkstemp(path), rc;
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	rec = sw_recorder__new(path, &src, THRESHOLD, true);
+	cr_assert_not_null(rec);
+	rsrc = sw_recorder__source(rec);
+	l = sw_loops__new(&rsrc, rep, THRESHOLD, true);
+	proc_process(900, true);
+	proc_thread(900, 900, "node", "running");
+	sw_recorder__process(rec, &pi);
+	cr_assert_eq(sw_loops__add_process(l, &pi), 0);
+	t = loop_thread(900, 901, 30, 1 * SEC);
+	snprintf(t->comm, sizeof(t->comm), "a b%%c=d,e");
+	t->iter_start_ns = 2 * SEC;
+	t->wait_timeout = -1;
+	t->off_nr = -1;
+	t->blk_sys[0] = (struct sw_blk_sys){ .nr = -1, .ns = 7 };
+	t->blk_sys[3] = (struct sw_blk_sys){ .nr = 230, .ns = 9 };
+	t->hist[0] = 1;
+	t->hist[SW_HIST_NBUCKETS - 1] = 4000000000u;
+	want = *t;
+	e = event(SW_EV_INCIDENT, t, 3 * SEC);
+	e.start_ns = 2 * SEC;
+	e.dur_ns = 1 * SEC;
+	e.blk_sys[1] = (struct sw_blk_sys){ .nr = 35, .ns = 11 };
+	e.start_unknown = 1;
+	sw_recorder__event(rec, &e);
+	sw_loops__on_event(l, &e);
+	sw_recorder__tick(rec, 3 * SEC);
+	sw_loops__tick(l, 3 * SEC);
+	sw_recorder__summary(rec, 4 * SEC);
+	sw_loops__summarize(l, 4 * SEC, &no_health);
+	sw_loops__free(l);
+	sw_recorder__free(rec);
+	capture_end(rep);
+
+	rd = sw_rec_reader__open(path);
+	cr_assert_not_null(rd);
+	while ((rc = sw_rec_reader__next(rd, &r)) == 1) {
+		switch (r.kind) {
+		case SW_REC_CONFIG:
+			cr_assert_eq(r.threshold_ns, THRESHOLD);
+			cr_assert(r.diag);
+			break;
+		case SW_REC_PROCESS:
+			cr_assert_eq(r.proc.pid, 900);
+			cr_assert_eq(r.proc.runtime, SW_RT_NODE);
+			cr_assert_str_eq(r.proc.comm, "node");
+			break;
+		case SW_REC_SEED:
+			n_seed++;
+			cr_assert_eq(r.tid, 900);
+			cr_assert(sw_thread_block_start_unknown(&r.thread));
+			break;
+		case SW_REC_EVENT:
+			n_event++;
+			cr_assert_eq(memcmp(&r.event, &e, sizeof(e)), 0, "the event as it was");
+			break;
+		case SW_REC_READ:
+			if (r.tid != 901)
+				break;
+			n_read++;
+			cr_assert_eq(r.rc, 0);
+			cr_assert_eq(memcmp(&r.thread, &want, sizeof(want)), 0,
+				     "read %zu of tid 901 differs", n_read);
+			break;
+		default:
+			break;
+		}
+	}
+	cr_assert_eq(rc, 0, "line %u malformed", sw_rec_reader__line(rd));
+	sw_rec_reader__free(rd);
+	cr_assert_eq(n_seed, 1);
+	cr_assert_eq(n_event, 1);
+	cr_assert_geq(n_read, 3, "tracked at the event, read at the tick and the summary");
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		n_same += !strcmp(line, "read tid=901 rc=0 same\n");
+	fclose(f);
+	cr_assert_eq(n_same, n_read - 1, "an unchanged state is written once");
+	unlink(path);
 }
