@@ -35,7 +35,7 @@ struct loop {
 };
 
 struct sw_loops {
-	struct loopmon *lm;
+	struct sw_thread_source src;
 	struct sw_report *rep;
 	uint64_t threshold_ns;
 	bool diag;
@@ -50,14 +50,14 @@ struct sw_loops {
 	struct sw_hist hist;  /* scratch for one interval */
 };
 
-struct sw_loops *sw_loops__new(struct loopmon *lm, struct sw_report *rep, uint64_t threshold_ns,
-			       bool diag)
+struct sw_loops *sw_loops__new(const struct sw_thread_source *src, struct sw_report *rep,
+			       uint64_t threshold_ns, bool diag)
 {
 	struct sw_loops *l = calloc(1, sizeof(*l));
 
 	if (!l)
 		return NULL;
-	l->lm = lm;
+	l->src = *src;
 	l->rep = rep;
 	l->threshold_ns = threshold_ns;
 	l->diag = diag;
@@ -73,6 +73,16 @@ void sw_loops__free(struct sw_loops *l)
 	free(l->loops);
 	free(l->procs);
 	free(l);
+}
+
+static int read_thread(struct sw_loops *l, uint32_t tid, struct sw_thread *out)
+{
+	return l->src.ops->read_thread(l->src.ctx, tid, out);
+}
+
+static int forget_thread(struct sw_loops *l, uint32_t tid)
+{
+	return l->src.ops->forget_thread(l->src.ctx, tid);
 }
 
 static struct proc *find_proc(struct sw_loops *l, uint32_t pid)
@@ -101,7 +111,7 @@ static void drop_loops_of(struct sw_loops *l, uint32_t pid)
 {
 	for (size_t i = 0; i < l->n_loops;) {
 		if (l->loops[i]->pid == pid) {
-			loopmon__forget_thread(l->lm, l->loops[i]->tid);
+			forget_thread(l, l->loops[i]->tid);
 			drop_loop_at(l, i);
 		} else {
 			i++;
@@ -124,11 +134,6 @@ struct seed_ctx {
 	uint64_t now;
 };
 
-static bool is_epoll_wait(long nr)
-{
-	return nr == SW_NR_EPOLL_WAIT || nr == SW_NR_EPOLL_PWAIT || nr == SW_NR_EPOLL_PWAIT2;
-}
-
 /*
  * What BPF cannot see: what each thread was doing when the agent attached.
  *  - A thread waiting in epoll: BPF would only learn it at its next wait,
@@ -145,7 +150,7 @@ static int seed_one(void *ctx, pid_t tid)
 	const struct sw_proc_info *pi = sc->pi;
 	uint32_t flags = target_flags(pi);
 	unsigned long args[6] = { 0 };
-	char comm[16];
+	struct sw_thread *t = &sc->l->st;
 	bool busy;
 	long nr;
 	int err, tclass = 1;
@@ -156,20 +161,19 @@ static int seed_one(void *ctx, pid_t tid)
 			sc->l->failed_reads++;
 		return 0;
 	}
-	if (!err && is_epoll_wait(nr)) {
+	if (!err && sw_nr_is_epoll_wait(nr)) {
 		busy = false;
-		if (nr == SW_NR_EPOLL_PWAIT2)
-			tclass = args[3] ? 1 : -1; /* a timespec pointer; NULL: forever */
-		else
-			tclass = (int)args[3] < 0 ? -1 : (int)args[3] == 0 ? 0 : 1;
+		tclass = sw_wait_timeout_class(nr, args[3], NULL);
 	} else if (pi->runtime == SW_RT_NODE && tid == pi->pid) {
 		busy = true;
 	} else {
 		return 0;
 	}
-	sw_thread_comm(pi->pid, tid, comm, sizeof(comm));
-	err = loopmon__seed_thread(sc->l->lm, (uint32_t)pi->pid, (uint32_t)tid, flags, comm,
-				   sc->now, busy, (int)args[0], tclass);
+	memset(t, 0, sizeof(*t));
+	sw_thread_seed(t, (uint32_t)pi->pid, (uint32_t)tid, flags, sc->now, busy, (int)args[0],
+		       tclass);
+	sw_thread_comm(pi->pid, tid, t->comm, sizeof(t->comm));
+	err = sc->l->src.ops->seed_thread(sc->l->src.ctx, t);
 	if (err == 0)
 		track(sc->l, (uint32_t)pi->pid, (uint32_t)tid, sc->now);
 	else if (err != -EEXIST)
@@ -198,7 +202,7 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 		p = &l->procs[l->n_procs++];
 	}
 	p->info = *pi;
-	err = loopmon__add_target(l->lm, pi->pid, target_flags(pi));
+	err = l->src.ops->add_target(l->src.ctx, (uint32_t)pi->pid, target_flags(pi));
 	if (err)
 		return err;
 	sw_report__process(l->rep, pi);
@@ -211,9 +215,7 @@ static void set_baseline(struct loop *lp, const struct sw_thread *s, uint64_t no
 {
 	lp->snap_ns = now;
 	lp->prev_iters = s->iterations;
-	lp->prev_idle = s->idle_ns;
-	if (s->wait_fd >= 0 && s->wait_timeout != 0 && now > s->wait_enter_ns)
-		lp->prev_idle += now - s->wait_enter_ns;
+	lp->prev_idle = sw_thread_idle_ns(s, now);
 	lp->prev_max = s->max_busy_ns;
 	memcpy(lp->prev_hist, s->hist, sizeof(lp->prev_hist));
 	lp->interval_incident_max = 0;
@@ -227,7 +229,7 @@ static struct loop *track(struct sw_loops *l, uint32_t pid, uint32_t tid, uint64
 		return lp;
 	if (!find_proc(l, pid))
 		return NULL;
-	if (loopmon__read_thread(l->lm, tid, &l->st))
+	if (read_thread(l, tid, &l->st))
 		return NULL;
 	if (l->n_loops == l->cap_loops) {
 		size_t cap = l->cap_loops ? l->cap_loops * 2 : 16;
@@ -260,22 +262,38 @@ static struct loop *track(struct sw_loops *l, uint32_t pid, uint32_t tid, uint64
  * the application's loop. The platform creates its loop before the main
  * loop, so its epoll fd is the lower one; workers' loops come after.
  */
-static const char *role_of(struct sw_loops *l, const struct loop *lp)
+static enum sw_role role_of(struct sw_loops *l, const struct loop *lp)
 {
 	struct proc *p = find_proc(l, lp->pid);
 	struct loop *main_loop;
 
 	if (!p)
-		return "loop";
+		return SW_ROLE_LOOP;
 	switch (p->info.runtime) {
 	case SW_RT_NODE:
 		if (lp->tid == lp->pid)
-			return "main";
+			return SW_ROLE_MAIN;
 		main_loop = find_loop(l, lp->pid);
 		if (main_loop && lp->loop_fd < main_loop->loop_fd)
-			return "helper";
-		return "worker";
+			return SW_ROLE_HELPER;
+		return SW_ROLE_WORKER;
 	case SW_RT_PYTHON:
+		return SW_ROLE_ASYNCIO;
+	default:
+		return SW_ROLE_LOOP;
+	}
+}
+
+const char *sw_role_name(enum sw_role role)
+{
+	switch (role) {
+	case SW_ROLE_MAIN:
+		return "main";
+	case SW_ROLE_WORKER:
+		return "worker";
+	case SW_ROLE_HELPER:
+		return "helper";
+	case SW_ROLE_ASYNCIO:
 		return "asyncio";
 	default:
 		return "loop";
@@ -339,13 +357,13 @@ static void fill_diag(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t 
 }
 
 static void incident_base(struct sw_loops *l, struct loop *lp, struct sw_incident_rec *inc,
-			  uint64_t start, uint64_t dur, bool ongoing)
+			  enum sw_role role, uint64_t start, uint64_t dur, bool ongoing)
 {
 	memset(inc, 0, sizeof(*inc));
 	inc->pid = lp->pid;
 	inc->tid = lp->tid;
 	memcpy(inc->thread, lp->comm, sizeof(inc->thread));
-	inc->role = role_of(l, lp);
+	inc->role = sw_role_name(role);
 	inc->runtime = runtime_of(l, lp->pid);
 	inc->start_ns = start;
 	inc->dur_ns = dur;
@@ -355,16 +373,17 @@ static void incident_base(struct sw_loops *l, struct loop *lp, struct sw_inciden
 static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_event *e)
 {
 	struct sw_incident_rec inc;
+	enum sw_role role = role_of(l, lp);
 
 	if (lp->ongoing_start && lp->ongoing_start != e->start_ns)
 		l->lost_events++; /* the end of an earlier ongoing block never came */
 	lp->ongoing_start = 0;
 	if (e->dur_ns > lp->interval_incident_max)
 		lp->interval_incident_max = e->dur_ns;
-	incident_base(l, lp, &inc, e->start_ns, e->dur_ns, false);
-	inc.start_unknown = e->start_unknown;
-	if (!strcmp(inc.role, "helper"))
+	if (role == SW_ROLE_HELPER)
 		return;
+	incident_base(l, lp, &inc, role, e->start_ns, e->dur_ns, false);
+	inc.start_unknown = e->start_unknown;
 	fill_diag(l, &inc, e->offcpu_ns, e->runq_ns, e->switches, e->blk_sys, -2, 0);
 	sw_report__incident(l->rep, &inc);
 }
@@ -418,14 +437,11 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 {
 	struct sw_incident_rec inc;
 	uint64_t offcpu = s->blk_offcpu_ns, runq = s->blk_runq_ns, extra = 0, start;
+	enum sw_role role;
 	int extra_nr = -2;
 
-	/* Busy since an empty zero-timeout poll (Node): a pre-poll is followed
-	 * by the real poll within microseconds, so after a threshold's worth
-	 * of time that poll was an iteration boundary; the block starts there. */
-	start = s->pz_enter_ns ? s->pz_exit_ns : s->iter_start_ns;
-
-	if (!s->iter_start_ns || s->wait_fd >= 0 || now < start || now - start < l->threshold_ns)
+	start = sw_thread_block_start(s);
+	if (!sw_thread_busy(s) || now < start || now - start < l->threshold_ns)
 		return;
 	if (lp->ongoing_start != start) {
 		lp->ongoing_start = start;
@@ -444,10 +460,11 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 			extra_nr = s->off_nr;
 		}
 	}
-	incident_base(l, lp, &inc, start, now - start, true);
-	inc.start_unknown = !s->pz_enter_ns && (s->flags & SW_THR_START_UNKNOWN);
-	if (!strcmp(inc.role, "helper"))
+	role = role_of(l, lp);
+	if (role == SW_ROLE_HELPER)
 		return;
+	incident_base(l, lp, &inc, role, start, now - start, true);
+	inc.start_unknown = sw_thread_block_start_unknown(s);
 	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);
 	sw_report__incident(l->rep, &inc);
 }
@@ -465,17 +482,17 @@ static void check_processes(struct sw_loops *l)
 			continue;
 		}
 		drop_loops_of(l, (uint32_t)p->info.pid);
-		loopmon__del_target(l->lm, p->info.pid);
+		l->src.ops->del_target(l->src.ctx, (uint32_t)p->info.pid);
 		sw_report__process_gone(l->rep, (uint32_t)p->info.pid, false);
 		l->procs[i] = l->procs[--l->n_procs];
 	}
 	/* threads whose THREAD_NEW event was lost still get tracked */
-	for (err = loopmon__next_thread(l->lm, NULL, &next); !err;
-	     err = loopmon__next_thread(l->lm, &key, &next)) {
+	for (err = l->src.ops->next_thread(l->src.ctx, NULL, &next); !err;
+	     err = l->src.ops->next_thread(l->src.ctx, &key, &next)) {
 		key = next;
 		if (find_loop(l, key))
 			continue;
-		if (loopmon__read_thread(l->lm, key, &l->st) == 0)
+		if (read_thread(l, key, &l->st) == 0)
 			track(l, l->st.pid, key, l->st.first_seen_ns);
 	}
 }
@@ -489,7 +506,7 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 	for (size_t i = 0; i < l->n_loops;) {
 		struct loop *lp = l->loops[i];
 		struct sw_thread *s = &l->st;
-		int err = loopmon__read_thread(l->lm, lp->tid, s);
+		int err = read_thread(l, lp->tid, s);
 		uint64_t start;
 
 		if (err == -ENOENT) {
@@ -509,8 +526,8 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 		 * execSync's short-lived nested one. Its fd is checked when it
 		 * first looks blocked, then every LOOP_CLOSED_CHECK_NS. (A
 		 * seeded thread has no loop fd yet: nothing to check.) */
-		start = s->pz_enter_ns ? s->pz_exit_ns : s->iter_start_ns;
-		if (s->loop_fd >= 0 && s->iter_start_ns && s->wait_fd < 0 && now > start &&
+		start = sw_thread_block_start(s);
+		if (s->loop_fd >= 0 && sw_thread_busy(s) && now > start &&
 		    now - start >= l->threshold_ns &&
 		    (lp->fd_checked_start != start || now - lp->fd_checked_ns > LOOP_CLOSED_CHECK_NS)) {
 			lp->fd_checked_start = start;
@@ -518,7 +535,7 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 			if (!sw_fd_is_epoll((pid_t)lp->pid, s->loop_fd)) {
 				sw_dbg("tid %u: loop fd %d is no epoll instance now; relearning",
 				       lp->tid, s->loop_fd);
-				loopmon__forget_thread(l->lm, lp->tid);
+				forget_thread(l, lp->tid);
 				drop_loop_at(l, i);
 				continue;
 			}
@@ -561,14 +578,12 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 		struct sw_thread *s = &l->st;
 		struct sw_summary_rec rec = {};
 		uint64_t idle, elapsed, d_idle;
-		const char *role;
+		enum sw_role role;
 
-		if (loopmon__read_thread(l->lm, lp->tid, s))
+		if (read_thread(l, lp->tid, s))
 			continue; /* exited since the tick: its exit event removes it */
 		role = role_of(l, lp);
-		idle = s->idle_ns;
-		if (s->wait_fd >= 0 && s->wait_timeout != 0 && now > s->wait_enter_ns)
-			idle += now - s->wait_enter_ns;
+		idle = sw_thread_idle_ns(s, now);
 		elapsed = now > lp->snap_ns ? now - lp->snap_ns : 0;
 		d_idle = idle > lp->prev_idle ? idle - lp->prev_idle : 0;
 		if (d_idle > elapsed)
@@ -581,11 +596,11 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 			l->hist.total += d;
 		}
 		l->hist.max_ns = interval_max(lp, s, &l->hist);
-		if (strcmp(role, "helper")) {
+		if (role != SW_ROLE_HELPER) {
 			rec.pid = lp->pid;
 			rec.tid = lp->tid;
 			memcpy(rec.thread, lp->comm, sizeof(rec.thread));
-			rec.role = role;
+			rec.role = sw_role_name(role);
 			rec.runtime = runtime_of(l, lp->pid);
 			rec.start_ns = lp->snap_ns;
 			rec.end_ns = now;
@@ -598,7 +613,7 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 		}
 		set_baseline(lp, s, now);
 	}
-	loopmon__bpf_stats(l->lm, &bs);
+	l->src.ops->stats(l->src.ctx, &bs);
 	for (int i = 0; i < SW_HEALTH__COUNT; i++)
 		h.v[i] += bs.v[i];
 	h.v[SW_HEALTH_failed_reads] += l->failed_reads;

@@ -10,14 +10,29 @@
 
 #include <stdint.h>
 #include <sys/types.h>
-#include "attach.h"
 #include "discovery.h"
 #include "report.h"
+#include "thread_source.h"
 
 struct sw_loops;
 
-struct sw_loops *sw_loops__new(struct loopmon *lm, struct sw_report *rep, uint64_t threshold_ns,
-			       bool diag);
+/* What a loop thread is to its process. Reports carry its name. */
+enum sw_role {
+	SW_ROLE_LOOP = 0, /* any other epoll loop (runtime native) */
+	SW_ROLE_MAIN,	  /* Node's main thread */
+	SW_ROLE_WORKER,	  /* a Node worker_threads loop */
+	SW_ROLE_HELPER,	  /* Node's own platform and inspector loops: measured, not reported */
+	SW_ROLE_ASYNCIO,  /* Python's asyncio (or uvloop) thread */
+};
+
+/* "loop", "main", "worker", "helper", "asyncio": the role field of the
+ * JSON lines and of the wire protocol. */
+const char *sw_role_name(enum sw_role role);
+
+/* src: the thread states and target filter (loopmon__source() for real),
+ * copied; what it points to must outlive the sw_loops. */
+struct sw_loops *sw_loops__new(const struct sw_thread_source *src, struct sw_report *rep,
+			       uint64_t threshold_ns, bool diag);
 void sw_loops__free(struct sw_loops *l);
 
 /* Start watching a discovered process (adds it to the BPF target filter). */

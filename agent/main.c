@@ -14,10 +14,11 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include "clock.h"
-#include "attach.h"
 #include "discovery.h"
 #include "log.h"
+#include "loopmon.h"
 #include "loops.h"
+#include "recording.h"
 #include "report.h"
 #include "stream.h"
 
@@ -37,6 +38,7 @@ static struct env {
 	uint64_t buffer_kb;
 	bool no_diag;
 	bool raw_syscalls;
+	const char *record;
 	int verbose;
 } env = {
 	.threshold_ms = 50,
@@ -58,7 +60,7 @@ static const char doc[] =
 	"  stallwatch-agent --pid $(pgrep -f server.js) --threshold-ms 20 --duration 60\n"
 	"  stallwatch-agent --pid 1234 --collector 127.0.0.1:7470   # stream to a collector\n";
 
-enum { OPT_INTERVAL = 1000, OPT_BUFFER, OPT_NO_DIAG, OPT_RAW_SYSCALLS };
+enum { OPT_INTERVAL = 1000, OPT_BUFFER, OPT_NO_DIAG, OPT_RAW_SYSCALLS, OPT_RECORD };
 
 static const struct argp_option opts[] = {
 	{ "pid", 'p', "PID", 0, "Process to attach to (repeatable)", 0 },
@@ -74,6 +76,9 @@ static const struct argp_option opts[] = {
 	{ "raw-syscalls", OPT_RAW_SYSCALLS, NULL, 0,
 	  "Use tp_btf/sys_enter instead of per-syscall tracepoints (no tracefs)", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose debug output (twice: libbpf too)", 0 },
+	/* for developers: tests/fixtures/loops/ are made with it */
+	{ "record", OPT_RECORD, "FILE", OPTION_HIDDEN,
+	  "Write what the loop tracker reads to FILE, for replay in unit tests", 0 },
 	{},
 };
 
@@ -142,6 +147,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_RAW_SYSCALLS:
 		env.raw_syscalls = true;
 		break;
+	case OPT_RECORD:
+		env.record = arg;
+		break;
 	case 'v':
 		env.verbose++;
 		break;
@@ -185,6 +193,21 @@ static void explain_bpf_error(const char *what, int err)
 		sw_err("%s: %s; run with -v (or -vv) for libbpf's log", what, strerror(-err));
 }
 
+/* The ring buffer's consumer, with --record in between. */
+struct event_ctx {
+	struct sw_loops *loops;
+	struct sw_recorder *rec;
+};
+
+static int on_event(void *ctx, const struct sw_event *e)
+{
+	struct event_ctx *ec = ctx;
+
+	if (ec->rec)
+		sw_recorder__event(ec->rec, e);
+	return sw_loops__on_event(ec->loops, e);
+}
+
 static void health_extra(struct sw_stream *stream, struct sw_health *h)
 {
 	struct sw_stream_stats st;
@@ -208,6 +231,9 @@ int main(int argc, char **argv)
 	struct sw_stream *stream = NULL;
 	struct sw_report *rep = NULL;
 	struct sw_loops *loops = NULL;
+	struct sw_thread_source src;
+	struct sw_recorder *rec = NULL;
+	struct event_ctx ec = {};
 	struct sw_health h;
 	uint64_t start, last_summary, now;
 	char msg[512];
@@ -307,17 +333,31 @@ int main(int argc, char **argv)
 	}
 	sw_dbg("attached with %s", loopmon__mode(lm));
 
-	loops = sw_loops__new(lm, rep, lo.threshold_ns, lo.diag);
+	src = loopmon__source(lm);
+	if (env.record) {
+		rec = sw_recorder__new(env.record, &src, lo.threshold_ns, lo.diag);
+		if (!rec) {
+			err = -errno;
+			sw_err("cannot write the recording %s: %s", env.record, strerror(-err));
+			goto cleanup;
+		}
+		src = sw_recorder__source(rec);
+	}
+	loops = sw_loops__new(&src, rep, lo.threshold_ns, lo.diag);
 	if (!loops) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
+	ec.loops = loops;
+	ec.rec = rec;
 	for (int i = 0; i < env.n_pids; i++) {
 		/* it may have exited since discovery */
 		if (!sw_process_alive(env.pids[i])) {
 			sw_warn("pid %d exited while attaching", env.pids[i]);
 			continue;
 		}
+		if (rec)
+			sw_recorder__process(rec, &infos[i]);
 		err = sw_loops__add_process(loops, &infos[i]);
 		if (err) {
 			sw_err("pid %d: cannot add it to the BPF target map: %s", env.pids[i],
@@ -343,17 +383,21 @@ int main(int argc, char **argv)
 
 	start = last_summary = sw_mono_ns();
 	while (!exiting) {
-		err = loopmon__poll(lm, TICK_MS, sw_loops__on_event, loops);
+		err = loopmon__poll(lm, TICK_MS, on_event, &ec);
 		if (err < 0 && err != -EINTR) {
 			sw_err("reading the BPF ring buffer failed: %s", strerror(-err));
 			goto cleanup;
 		}
 		err = 0;
 		now = sw_mono_ns();
+		if (rec)
+			sw_recorder__tick(rec, now);
 		sw_loops__tick(loops, now);
 		if (now - last_summary >= env.interval_s * 1000000000ull) {
 			last_summary = now;
 			health_extra(stream, &h);
+			if (rec)
+				sw_recorder__summary(rec, now);
 			sw_loops__summarize(loops, now, &h);
 		}
 		sw_report__flush(rep);
@@ -367,14 +411,21 @@ int main(int argc, char **argv)
 		}
 	}
 	/* a last summary so a short run still reports, and a clean detach */
-	loopmon__poll(lm, 0, sw_loops__on_event, loops);
+	loopmon__poll(lm, 0, on_event, &ec);
 	health_extra(stream, &h);
-	sw_loops__summarize(loops, sw_mono_ns(), &h);
+	now = sw_mono_ns();
+	if (rec)
+		sw_recorder__summary(rec, now);
+	sw_loops__summarize(loops, now, &h);
 	sw_report__flush(rep);
 	if (stream)
 		sw_stream__drain(stream, 2000);
 cleanup:
 	sw_loops__free(loops);
+	if (rec && sw_recorder__errors(rec))
+		sw_warn("the recording %s is incomplete: %llu failed writes", env.record,
+			(unsigned long long)sw_recorder__errors(rec));
+	sw_recorder__free(rec);
 	loopmon__free(lm);
 	sw_report__free(rep);
 	sw_stream__free(stream);

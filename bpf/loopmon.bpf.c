@@ -65,7 +65,7 @@ struct {
 
 static __always_inline bool maybe_tracked(__u32 tid)
 {
-	__u32 slot = tid & (SW_TID_HINT_SLOTS - 1);
+	__u32 slot = sw_tid_hint_slot(tid);
 	__u32 *n = bpf_map_lookup_elem(&tid_hint, &slot);
 
 	return n && *n;
@@ -73,7 +73,7 @@ static __always_inline bool maybe_tracked(__u32 tid)
 
 static __always_inline void hint_add(__u32 tid, int delta)
 {
-	__u32 slot = tid & (SW_TID_HINT_SLOTS - 1);
+	__u32 slot = sw_tid_hint_slot(tid);
 	__u32 *n = bpf_map_lookup_elem(&tid_hint, &slot);
 
 	if (n)
@@ -172,12 +172,7 @@ static struct sw_thread *thread_new(__u32 pid, __u32 tid, __s32 fd, __u32 flags,
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (!t)
 		return NULL;
-	t->pid = pid;
-	t->tid = tid;
-	t->loop_fd = fd;
-	t->wait_fd = -1;
-	t->flags = flags;
-	t->first_seen_ns = now;
+	sw_thread_init(t, pid, tid, fd, flags, now);
 	bpf_get_current_comm(t->comm, sizeof(t->comm));
 	e = event_reserve(SW_EV_THREAD_NEW, t, now);
 	if (e)
@@ -286,9 +281,7 @@ static __always_inline void on_wait_exit(long ret)
 	now = bpf_ktime_get_ns();
 	enter = t->wait_enter_ns;
 	t->wait_fd = -1;
-	/* libuv's idle time counts only polls with a timeout (uv__io_poll sets
-	 * the provider entry time only when timeout != 0). */
-	if (t->wait_timeout != 0)
+	if (sw_wait_is_idle(t->wait_timeout))
 		t->idle_ns += now - enter;
 	if (t->wait_timeout == 0 && (t->flags & SW_TGT_MERGE_ZERO_POLLS)) {
 		if (ret <= 0) {
@@ -310,23 +303,18 @@ static __always_inline void on_wait_exit(long ret)
 	t->iter_start_ns = now;
 }
 
-static __always_inline __s32 timeout_class(long ms)
-{
-	return ms < 0 ? -1 : ms == 0 ? 0 : 1;
-}
-
-/* epoll_pwait2 takes a timespec pointer; NULL waits forever. */
+/* epoll_pwait2's timeout: the timespec is read here, the rule is shared. */
 static __always_inline __s32 timeout_class_ts(const void *uts)
 {
 	struct __kernel_timespec ts;
 
 	if (!uts)
-		return -1;
+		return sw_timeout_class_ts(0, NULL);
 	if (bpf_probe_read_user(&ts, sizeof(ts), uts)) {
 		count(&stats.v[SW_HEALTH_failed_reads]);
-		return 1;
+		return sw_timeout_class_ts((__u64)uts, NULL);
 	}
-	return (ts.tv_sec == 0 && ts.tv_nsec == 0) ? 0 : 1;
+	return sw_timeout_class_ts((__u64)uts, &ts);
 }
 
 /*
@@ -337,14 +325,14 @@ static __always_inline __s32 timeout_class_ts(const void *uts)
 SEC("tracepoint/syscalls/sys_enter_epoll_wait")
 int tp_enter_epoll_wait(struct trace_event_raw_sys_enter *ctx)
 {
-	on_wait_enter((__s32)ctx->args[0], timeout_class((int)ctx->args[3]));
+	on_wait_enter((__s32)ctx->args[0], sw_timeout_class((__s32)ctx->args[3]));
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_epoll_pwait")
 int tp_enter_epoll_pwait(struct trace_event_raw_sys_enter *ctx)
 {
-	on_wait_enter((__s32)ctx->args[0], timeout_class((int)ctx->args[3]));
+	on_wait_enter((__s32)ctx->args[0], sw_timeout_class((__s32)ctx->args[3]));
 	return 0;
 }
 
@@ -384,7 +372,7 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(raw_sys_enter, struct pt_regs *regs, long id)
 {
 	if (id == SW_NR_EPOLL_WAIT || id == SW_NR_EPOLL_PWAIT)
-		on_wait_enter((__s32)regs->di, timeout_class((int)regs->r10));
+		on_wait_enter((__s32)regs->di, sw_timeout_class((__s32)regs->r10));
 	else if (id == SW_NR_EPOLL_PWAIT2)
 		on_wait_enter((__s32)regs->di, timeout_class_ts((const void *)regs->r10));
 	return 0;
@@ -393,9 +381,7 @@ int BPF_PROG(raw_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
 {
-	long id = regs->orig_ax;
-
-	if (id == SW_NR_EPOLL_WAIT || id == SW_NR_EPOLL_PWAIT || id == SW_NR_EPOLL_PWAIT2)
+	if (sw_nr_is_epoll_wait(regs->orig_ax))
 		on_wait_exit(ret);
 	return 0;
 }
@@ -436,7 +422,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	/* tp_btf arguments are trusted BTF pointers: plain loads, no helper */
 	tid = prev->pid;
 	t = maybe_tracked(tid) ? bpf_map_lookup_elem(&threads, &tid) : NULL;
-	if (t && t->iter_start_ns && t->wait_fd < 0) {
+	if (t && sw_thread_busy(t)) {
 		unsigned int state = prev->__state;
 
 		now = bpf_ktime_get_ns();
@@ -493,13 +479,15 @@ int BPF_PROG(sched_process_exit, struct task_struct *p)
 	e = event_reserve(SW_EV_THREAD_EXIT, t, now);
 	if (e) {
 		/* died inside a busy stretch: user space closes its incident */
-		if (t->iter_start_ns && t->wait_fd < 0) {
-			/* busy after an empty zero-timeout poll: that poll was a
-			 * boundary, since no real poll followed */
-			__u64 start = t->pz_enter_ns ? t->pz_exit_ns : t->iter_start_ns;
+		if (sw_thread_busy(t)) {
+			/* after an empty zero-timeout poll, the block starts at
+			 * its return: no real poll followed */
+			__u64 start = sw_thread_block_start(t);
 
 			e->busy = 1;
 			fill_block(e, t, start, now - start);
+			/* the block in progress, not the iteration: see the helper */
+			e->start_unknown = sw_thread_block_start_unknown(t);
 		}
 		bpf_ringbuf_submit(e, 0);
 	}

@@ -2,13 +2,24 @@
 /*
  * Shared between bpf/loopmon.bpf.c and agent/loopmon.c: every struct that
  * crosses the kernel boundary is declared here, once, with fixed-width types
- * and no pointers.
+ * and no pointers; and so is every rule both sides apply to them (when a
+ * block starts, what counts as idle), as static inline functions that
+ * compile as BPF C and as user C, so that the agent never re-derives one.
  */
 #ifndef SW_LOOPMON_H
 #define SW_LOOPMON_H
 
+#ifndef __bpf__
+#include <stdbool.h>
+#include <linux/types.h>
+#include <linux/time_types.h> /* struct __kernel_timespec; vmlinux.h has it in BPF */
+#endif
 #include "hist_bucket.h"
 #include "health.h"
+
+/* Inlined on both sides: BPF programs must not pay a call on the hot path
+ * (and bpf-to-bpf calls constrain the verifier); user space loses nothing. */
+#define SW_INLINE static inline __attribute__((always_inline))
 
 #define SW_MAX_TARGETS 1024
 /* Default for the thread map; the agent may resize it before load. */
@@ -135,5 +146,129 @@ struct sw_event {
 struct sw_bpf_stats {
 	__u64 v[SW_HEALTH__COUNT];
 };
+
+/* --- Rules on struct sw_thread, one definition for both sides --- */
+
+SW_INLINE __u32 sw_tid_hint_slot(__u32 tid)
+{
+	return tid & (SW_TID_HINT_SLOTS - 1);
+}
+
+SW_INLINE bool sw_nr_is_epoll_wait(long nr)
+{
+	return nr == SW_NR_EPOLL_WAIT || nr == SW_NR_EPOLL_PWAIT || nr == SW_NR_EPOLL_PWAIT2;
+}
+
+/* sw_thread.wait_timeout of epoll_wait/epoll_pwait's int timeout in ms. */
+SW_INLINE __s32 sw_timeout_class(long ms)
+{
+	return ms < 0 ? -1 : ms == 0 ? 0 : 1;
+}
+
+/*
+ * epoll_pwait2 takes a timespec pointer uts; NULL waits forever. ts is what
+ * it points to, or NULL when that was not read: BPF's read failed (counted),
+ * or user space, which does not read target memory at attach. An unread
+ * timespec counts as a positive timeout, the common case (libuv and asyncio
+ * pass one only with a timeout).
+ */
+SW_INLINE __s32 sw_timeout_class_ts(__u64 uts, const struct __kernel_timespec *ts)
+{
+	if (!uts)
+		return -1;
+	if (!ts)
+		return 1;
+	return (ts->tv_sec == 0 && ts->tv_nsec == 0) ? 0 : 1;
+}
+
+/* The timeout class of an epoll wait from its raw arguments (the fourth is
+ * the timeout in all three syscalls). */
+SW_INLINE __s32 sw_wait_timeout_class(long nr, __u64 arg3, const struct __kernel_timespec *ts)
+{
+	return nr == SW_NR_EPOLL_PWAIT2 ? sw_timeout_class_ts(arg3, ts) : sw_timeout_class((__s32)arg3);
+}
+
+/* libuv's idle time counts only polls with a timeout (uv__io_poll sets the
+ * provider entry time only when timeout != 0). */
+SW_INLINE bool sw_wait_is_idle(__s32 timeout_class)
+{
+	return timeout_class != 0;
+}
+
+/* Idle time up to now, a loop wait in progress included. */
+SW_INLINE __u64 sw_thread_idle_ns(const struct sw_thread *t, __u64 now)
+{
+	__u64 idle = t->idle_ns;
+
+	if (t->wait_fd >= 0 && sw_wait_is_idle(t->wait_timeout) && now > t->wait_enter_ns)
+		idle += now - t->wait_enter_ns;
+	return idle;
+}
+
+/* Busy right now: an iteration began (a boundary was seen) and the thread
+ * is not inside a loop wait. */
+SW_INLINE bool sw_thread_busy(const struct sw_thread *t)
+{
+	return t->iter_start_ns && t->wait_fd < 0;
+}
+
+/*
+ * Start of the busy stretch in progress. Busy since an empty zero-timeout
+ * poll (Node): a pre-poll is followed by the real poll within microseconds,
+ * so once the thread is busy after one, that poll was an iteration boundary
+ * and the block starts at its return.
+ */
+SW_INLINE __u64 sw_thread_block_start(const struct sw_thread *t)
+{
+	return t->pz_enter_ns ? t->pz_exit_ns : t->iter_start_ns;
+}
+
+/*
+ * The block in progress began before the agent attached: a thread seeded
+ * busy that has not reached a boundary since. After an empty zero-timeout
+ * poll it began at that poll's return, which BPF saw.
+ */
+SW_INLINE bool sw_thread_block_start_unknown(const struct sw_thread *t)
+{
+	return !t->pz_enter_ns && (t->flags & SW_THR_START_UNKNOWN);
+}
+
+/*
+ * A thread's first state: BPF's at its first loop wait (thread_new), the
+ * agent's when it seeds a thread at attach. fd: the loop fd, -1 when still
+ * to be learned. Fields not named stay as they are (zero in a new entry).
+ */
+SW_INLINE void sw_thread_init(struct sw_thread *t, __u32 pid, __u32 tid, __s32 fd, __u32 flags,
+			      __u64 now)
+{
+	t->pid = pid;
+	t->tid = tid;
+	t->loop_fd = fd;
+	t->wait_fd = -1;
+	t->flags = flags;
+	t->first_seen_ns = now;
+}
+
+/*
+ * Seeded by the agent at attach, from what /proc says the thread is doing.
+ * busy: running, or blocked outside any epoll wait (a Node main thread): its
+ * current stretch counts from now, flagged SW_THR_START_UNKNOWN, the loop fd
+ * learned at its first wait. Otherwise it is in an epoll wait on fd with
+ * timeout class timeout_class: that wait's return starts its first
+ * iteration, which BPF alone would not see.
+ */
+SW_INLINE void sw_thread_seed(struct sw_thread *t, __u32 pid, __u32 tid, __u32 flags, __u64 now,
+			      bool busy, __s32 fd, __s32 timeout_class)
+{
+	sw_thread_init(t, pid, tid, busy ? -1 : fd, flags, now);
+	if (busy) {
+		t->flags |= SW_THR_START_UNKNOWN;
+		t->iter_start_ns = now;
+	} else {
+		t->wait_fd = fd;
+		t->wait_timeout = timeout_class;
+		t->wait_enter_ns = now; /* idle counts from attach */
+	}
+}
 
 #endif /* SW_LOOPMON_H */

@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Attach: the loopmon BPF unit's user side: the split skeleton lifecycle
- * (open -> configure -> load -> attach), the target filter, and reads of the
- * per-thread state that BPF aggregates.
+ * The loopmon BPF unit's user side (bpf/loopmon.bpf.c): the split skeleton
+ * lifecycle (open -> configure -> load -> attach), the target filter, and
+ * reads of the per-thread state that BPF aggregates.
+ *
+ * agent/X.h is the API of BPF unit X; bpf/X.h is what both sides share,
+ * included by agent code as "bpf/X.h" so that the two never shadow each
+ * other on the include path.
  */
-#ifndef SW_AGENT_ATTACH_H
-#define SW_AGENT_ATTACH_H
+#ifndef SW_AGENT_LOOPMON_H
+#define SW_AGENT_LOOPMON_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <linux/types.h>
-#include "loopmon.h"
+#include "bpf/loopmon.h"
+#include "thread_source.h"
 
 struct loopmon;
 
@@ -33,30 +38,24 @@ void loopmon__free(struct loopmon *lm);
 /* "syscall tracepoints" or "raw syscall tracepoints (tracefs unavailable)" */
 const char *loopmon__mode(const struct loopmon *lm);
 
-int loopmon__add_target(struct loopmon *lm, pid_t pid, uint32_t flags);
-int loopmon__del_target(struct loopmon *lm, pid_t pid);
+int loopmon__add_target(struct loopmon *lm, uint32_t pid, uint32_t flags);
+int loopmon__del_target(struct loopmon *lm, uint32_t pid);
 
 /* Consume ring buffer events, waiting up to timeout_ms. Returns the number
  * consumed or -errno. */
 int loopmon__poll(struct loopmon *lm, int timeout_ms, loopmon_event_fn fn, void *ctx);
 
-/* Thread state snapshot; -ENOENT when the thread is not tracked. */
+/* The thread states and the target filter in the BPF maps, as the source
+ * agent/loops.c reads (see thread_source.h for each operation); valid
+ * until loopmon__free(). */
+struct sw_thread_source loopmon__source(struct loopmon *lm);
+
 int loopmon__read_thread(struct loopmon *lm, uint32_t tid, struct sw_thread *out);
 int loopmon__forget_thread(struct loopmon *lm, uint32_t tid);
-/*
- * Track a thread that BPF has not seen yet, from what /proc says it is doing
- * at attach time. busy: running, or blocked outside any epoll wait (a Node
- * main thread): its current stretch counts from now, flagged
- * SW_THR_START_UNKNOWN, loop fd learned at its first wait. Otherwise it is
- * waiting in epoll on fd with timeout class timeout_class: that wait's
- * return starts its first iteration, which would otherwise go unseen.
- * -EEXIST when BPF got there first.
- */
-int loopmon__seed_thread(struct loopmon *lm, uint32_t pid, uint32_t tid, uint32_t flags,
-			 const char *comm, uint64_t now_ns, bool busy, int fd, int timeout_class);
-/* Iterate tracked tids: prev NULL for the first. 0 or -ENOENT at the end. */
+/* Insert a thread state built by sw_thread_seed() (bpf/loopmon.h), and count
+ * it in the tid hint. -EEXIST when BPF got there first. */
+int loopmon__seed_thread(struct loopmon *lm, const struct sw_thread *t);
 int loopmon__next_thread(struct loopmon *lm, const uint32_t *prev, uint32_t *next);
-
 void loopmon__bpf_stats(struct loopmon *lm, struct sw_bpf_stats *out);
 
 #endif

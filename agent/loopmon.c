@@ -8,9 +8,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "log.h"
-#include "loopmon.h"
+#include "bpf/loopmon.h"
 #include "loopmon.skel.h"
-#include "attach.h"
+#include "loopmon.h"
 
 #define TRACEFS "/sys/kernel/tracing"
 
@@ -138,18 +138,18 @@ void loopmon__free(struct loopmon *lm)
 	free(lm);
 }
 
-int loopmon__add_target(struct loopmon *lm, pid_t pid, uint32_t flags)
+int loopmon__add_target(struct loopmon *lm, uint32_t pid, uint32_t flags)
 {
 	struct sw_target t = { .flags = flags };
-	__u32 key = (__u32)pid;
+	__u32 key = pid;
 
 	return bpf_map__update_elem(lm->skel->maps.targets, &key, sizeof(key), &t, sizeof(t),
 				    BPF_ANY);
 }
 
-int loopmon__del_target(struct loopmon *lm, pid_t pid)
+int loopmon__del_target(struct loopmon *lm, uint32_t pid)
 {
-	__u32 key = (__u32)pid;
+	__u32 key = pid;
 
 	return bpf_map__delete_elem(lm->skel->maps.targets, &key, sizeof(key), 0);
 }
@@ -172,35 +172,13 @@ int loopmon__forget_thread(struct loopmon *lm, uint32_t tid)
 	return bpf_map__delete_elem(lm->skel->maps.threads, &tid, sizeof(tid), 0);
 }
 
-int loopmon__seed_thread(struct loopmon *lm, uint32_t pid, uint32_t tid, uint32_t flags,
-			 const char *comm, uint64_t now_ns, bool busy, int fd, int timeout_class)
+int loopmon__seed_thread(struct loopmon *lm, const struct sw_thread *t)
 {
-	__u32 slot = tid & (SW_TID_HINT_SLOTS - 1), hint = 0;
-	struct sw_thread *t;
+	__u32 tid = t->tid, slot = sw_tid_hint_slot(tid), hint = 0;
 	int err;
 
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	t->pid = pid;
-	t->tid = tid;
-	t->flags = flags;
-	t->first_seen_ns = now_ns;
-	if (busy) {
-		t->loop_fd = -1; /* learned at its first wait */
-		t->wait_fd = -1;
-		t->flags |= SW_THR_START_UNKNOWN;
-		t->iter_start_ns = now_ns;
-	} else {
-		t->loop_fd = fd;
-		t->wait_fd = fd;
-		t->wait_timeout = timeout_class;
-		t->wait_enter_ns = now_ns; /* idle counts from attach */
-	}
-	snprintf(t->comm, sizeof(t->comm), "%s", comm);
 	err = bpf_map__update_elem(lm->skel->maps.threads, &tid, sizeof(tid), t, sizeof(*t),
 				   BPF_NOEXIST);
-	free(t);
 	if (err)
 		return err;
 	/* BPF counts the threads it inserts; this one is ours to count. A
@@ -222,4 +200,54 @@ void loopmon__bpf_stats(struct loopmon *lm, struct sw_bpf_stats *out)
 	/* .bss is mmap'ed: a plain read sees the counters the BPF side bumps */
 	*out = lm->skel->bss->stats;
 	out->v[SW_HEALTH_failed_reads] += lm->short_events;
+}
+
+static int src_read_thread(void *ctx, uint32_t tid, struct sw_thread *out)
+{
+	return loopmon__read_thread(ctx, tid, out);
+}
+
+static int src_forget_thread(void *ctx, uint32_t tid)
+{
+	return loopmon__forget_thread(ctx, tid);
+}
+
+static int src_next_thread(void *ctx, const uint32_t *prev, uint32_t *next)
+{
+	return loopmon__next_thread(ctx, prev, next);
+}
+
+static int src_seed_thread(void *ctx, const struct sw_thread *t)
+{
+	return loopmon__seed_thread(ctx, t);
+}
+
+static int src_add_target(void *ctx, uint32_t pid, uint32_t flags)
+{
+	return loopmon__add_target(ctx, pid, flags);
+}
+
+static int src_del_target(void *ctx, uint32_t pid)
+{
+	return loopmon__del_target(ctx, pid);
+}
+
+static void src_stats(void *ctx, struct sw_bpf_stats *out)
+{
+	loopmon__bpf_stats(ctx, out);
+}
+
+static const struct sw_thread_source_ops loopmon_source_ops = {
+	.read_thread = src_read_thread,
+	.forget_thread = src_forget_thread,
+	.next_thread = src_next_thread,
+	.seed_thread = src_seed_thread,
+	.add_target = src_add_target,
+	.del_target = src_del_target,
+	.stats = src_stats,
+};
+
+struct sw_thread_source loopmon__source(struct loopmon *lm)
+{
+	return (struct sw_thread_source){ .ops = &loopmon_source_ops, .ctx = lm };
 }
