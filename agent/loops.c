@@ -8,6 +8,7 @@
 #include "loops.h"
 #include "rules.h"
 #include "syscalls.h"
+#include "utf8.h"
 
 /* Ongoing incidents are refreshed this often: the issue asks for at least
  * once a second, and half a second keeps a dashboard's view fresh. */
@@ -246,8 +247,9 @@ static struct loop *track(struct sw_loops *l, uint32_t pid, uint32_t tid, uint64
 	lp->pid = pid;
 	lp->tid = tid;
 	lp->loop_fd = l->st.loop_fd;
-	memcpy(lp->comm, l->st.comm, sizeof(lp->comm));
-	lp->comm[sizeof(lp->comm) - 1] = '\0';
+	/* the kernel cuts a comm at 15 bytes, maybe inside a character (a
+	 * non-ASCII process.title): every report must be valid UTF-8 */
+	sw_utf8_copy(lp->comm, sizeof(lp->comm), l->st.comm, sizeof(l->st.comm));
 	/* BPF counts from the thread's first wait, so the first interval
 	 * starts there, from a zero baseline (calloc) */
 	lp->snap_ns = l->st.first_seen_ns ? l->st.first_seen_ns : now;

@@ -14,13 +14,16 @@ import json
 import os
 import platform
 import queue
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("SW_SOURCE") or os.path.dirname(os.path.dirname(HERE))
@@ -203,10 +206,17 @@ class Lines:
     def _read(self, pipe):
         try:
             for b in iter(pipe.readline, b""):
-                line = b.decode("utf-8", "replace").rstrip("\n")
+                # strict: a line that is not UTF-8 is a bad line, whatever
+                # else it is (JSON text must be UTF-8, RFC 8259)
+                try:
+                    line, utf8 = b.decode("utf-8").rstrip("\n"), True
+                except UnicodeDecodeError:
+                    line, utf8 = b.decode("utf-8", "replace").rstrip("\n"), False
                 with self.cond:
                     self.raw.append(line)
                     try:
+                        if not utf8:
+                            raise ValueError("not UTF-8")
                         o = json.loads(line)
                         if not isinstance(o, dict):
                             raise ValueError("not an object")
@@ -689,6 +699,78 @@ class Checks(unittest.TestCase):
             self.assertEqual(os.path.realpath(str(proc.get("exe"))), os.path.realpath(exe),
                              "process line exe for pid %d: expected %r, got %r"
                              % (pid, exe, proc.get("exe")))
+
+
+# ---------------------------------------------------------------- collector
+COLLECTOR = os.environ.get("SW_COLLECTOR") or os.path.join(BUILD, "stallwatch-collector")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(port, path, timeout=5):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+        return r.read().decode()
+
+
+class Collector:
+    def __init__(self, listen, http):
+        self.listen, self.http = listen, http
+        self.p = spawn([COLLECTOR, "--listen", "127.0.0.1:%d" % listen,
+                               "--http", "127.0.0.1:%d" % http], stdin=subprocess.DEVNULL)
+        self.err = Lines(self.p.stderr, "collector:stderr")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if http_get(http, "/healthz").strip() == "ok":
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("collector did not come up: %s" % self.err.text())
+
+    def kill(self):
+        kill_proc(self.p, signal.SIGKILL)
+
+    def stop(self):
+        kill_proc(self.p, signal.SIGTERM)
+
+
+def metrics(port):
+    """{(name, frozenset(labels)): value}"""
+    out = {}
+    for line in http_get(port, "/metrics").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        assert m, "unparsable exposition line: %r" % line
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def series(ms, name, **want):
+    want = {(k, str(v)) for k, v in want.items()}
+    return {labels: v for (n, labels), v in ms.items() if n == name and want <= labels}
+
+
+def incidents(port, pid):
+    doc = json.loads(http_get(port, "/api/incidents?pid=%d" % pid))
+    return doc["incidents"]
+
+
+def wait_for(pred, timeout, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = pred()
+        if r:
+            return r
+        time.sleep(step)
+    return pred()
 
 
 def pyenv_pythons(lo=(3, 9), hi=(3, 13)):

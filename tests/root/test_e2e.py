@@ -8,89 +8,12 @@ out of the collector's HTTP API with the right pid, tid, duration (2 ms) and
 pattern. Then the collector is killed, a block happens while it is away, and
 after it restarts on the same port the buffered incident still arrives.
 """
-import json
-import os
-import re
-import signal
-import socket
-import subprocess
 import time
 import unittest
-import urllib.request
 
 import swtest
-from swtest import NODE, SYS_PYTHON, workload
-
-COLLECTOR = os.path.join(swtest.BUILD, "stallwatch-collector")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def http_get(port, path, timeout=5):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
-        return r.read().decode()
-
-
-class Collector:
-    def __init__(self, listen, http):
-        self.listen, self.http = listen, http
-        self.p = swtest.spawn([COLLECTOR, "--listen", "127.0.0.1:%d" % listen,
-                               "--http", "127.0.0.1:%d" % http], stdin=subprocess.DEVNULL)
-        self.err = swtest.Lines(self.p.stderr, "collector:stderr")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if http_get(http, "/healthz").strip() == "ok":
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("collector did not come up: %s" % self.err.text())
-
-    def kill(self):
-        swtest.kill_proc(self.p, signal.SIGKILL)
-
-    def stop(self):
-        swtest.kill_proc(self.p, signal.SIGTERM)
-
-
-def metrics(port):
-    """{(name, frozenset(labels)): value}"""
-    out = {}
-    for line in http_get(port, "/metrics").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
-        assert m, "unparsable exposition line: %r" % line
-        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        out[(m.group(1), labels)] = float(m.group(4))
-    return out
-
-
-def series(ms, name, **want):
-    want = {(k, str(v)) for k, v in want.items()}
-    return {labels: v for (n, labels), v in ms.items() if n == name and want <= labels}
-
-
-def incidents(port, pid):
-    doc = json.loads(http_get(port, "/api/incidents?pid=%d" % pid))
-    return doc["incidents"]
-
-
-def wait_for(pred, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = pred()
-        if r:
-            return r
-        time.sleep(step)
-    return pred()
-
+from swtest import (NODE, SYS_PYTHON, Collector, free_port, http_get, incidents, metrics,
+                    series, wait_for, workload)
 
 class EndToEnd(swtest.Checks):
     @classmethod

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <json-c/json.h>
 #include "loops.h"
+#include "utf8.h"
 #include "recording.h"
 #include "report.h"
 
@@ -1137,4 +1138,36 @@ Test(loops, recording_round_trip)
 	fclose(f);
 	cr_assert_eq(n_same, n_read - 1, "an unchanged state is written once");
 	unlink(path);
+}
+
+/* A non-ASCII process.title: the kernel keeps 15 bytes of the comm, cutting
+ * "Xзаказы-сервер" inside its "с" (0xd1 0x81). Every report carries the name
+ * as valid UTF-8, cut before that character. */
+Test(loops, comm_cut_inside_a_character_is_reported_as_utf8)
+{
+	static const char cut[] = "X\xd0\xb7\xd0\xb0\xd0\xba\xd0\xb0\xd0\xb7\xd1\x8b-\xd1";
+	struct sw_report *rep = capture_begin();
+	struct sw_loops *l = start(100, SW_RT_NODE, rep);
+	struct sw_thread *t = loop_thread(100, 100, 3, 1 * SEC);
+	struct sw_event e;
+	json_object *s[2];
+
+	cr_assert_eq(sizeof(cut) - 1, 15, "the kernel's TASK_COMM_LEN - 1");
+	memcpy(t->comm, cut, sizeof(t->comm));
+	e = event(SW_EV_THREAD_NEW, t, 1 * SEC);
+	sw_loops__on_event(l, &e);
+	t->iterations = 1;
+	sw_loops__summarize(l, 2 * SEC, &no_health);
+	e = event(SW_EV_INCIDENT, t, 2 * SEC);
+	e.start_ns = 1500 * MS;
+	e.dur_ns = 100 * MS;
+	sw_loops__on_event(l, &e);
+	sw_loops__free(l);
+	capture_end(rep);
+
+	cr_assert_eq(lines("loop_summary", 100, s, 2), 1);
+	cr_assert_str_eq(jstr(s[0], "thread"), "X\xd0\xb7\xd0\xb0\xd0\xba\xd0\xb0\xd0\xb7\xd1\x8b-");
+	cr_assert_eq(incidents(100, false, s, 2), 1);
+	cr_assert_str_eq(jstr(s[0], "thread"), "X\xd0\xb7\xd0\xb0\xd0\xba\xd0\xb0\xd0\xb7\xd1\x8b-");
+	cr_assert(sw_utf8_valid(jstr(s[0], "thread"), strlen(jstr(s[0], "thread"))));
 }

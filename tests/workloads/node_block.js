@@ -27,7 +27,9 @@ const args = sw.parseArgs(process.argv.slice(2), {
   schedule: 'spin:80,spin:150,spin:300,execSync:200,sleep:120',
   gapMs: 400,
   tickMs: 5,
+  title: '', // process.title: the kernel cuts the comm at 15 bytes, maybe inside a character
 });
+if (args.title) process.title = args.title;
 const schedule = sw.parseSchedule(args.schedule);
 const TID = sw.tid();
 let ticks = 0;

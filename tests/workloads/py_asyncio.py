@@ -3,6 +3,7 @@
 
     python3 py_asyncio.py [--schedule sleep:150,socket:200,cpu:120]
                           [--gap-ms 400] [--tick-ms 5] [--loop-thread] [--late]
+                          [--thread-name NAME]
 
 Python 3.9-3.13, standard library only.
 
@@ -185,6 +186,11 @@ class Workload:
         ticker.cancel()
 
     def run_loop(self):
+        if self.args.thread_name:
+            # the OS name, which the kernel cuts at 15 bytes, maybe inside a
+            # character (CPython does not set it itself before 3.14)
+            with open("/proc/thread-self/comm", "wb") as f:
+                f.write(self.args.thread_name.encode())
         if threading.current_thread() is not threading.main_thread():
             emit({"event": "loop", "tid": threading.get_native_id()})
         self.loop = self.loop_factory()
@@ -219,6 +225,7 @@ def parse_args(argv, default_schedule):
     p.add_argument("--tick-ms", type=float, default=5)
     p.add_argument("--loop-thread", action="store_true")
     p.add_argument("--late", action="store_true")
+    p.add_argument("--thread-name", help="OS name of the loop thread")
     p.add_argument("--server", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--delay-ms", type=float, default=200, help=argparse.SUPPRESS)
     return p.parse_args(argv)
