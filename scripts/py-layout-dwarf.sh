@@ -50,7 +50,7 @@ case $ver in
 	args="$args $(off tstate.frame "$ts" frame)"
 	fr='struct _frame *'
 	args="$args $(off frame.code "$fr" f_code) $(off frame.previous "$fr" f_back) $(off frame.instr "$fr" f_lasti)"
-	args="$args $(off code.code "$code" co_code) $(size bytes.sval_is_32_when 'PyBytesObject') $(off bytes.sval 'PyBytesObject *' ob_sval)"
+	args="$args $(off code.code "$code" co_code) $(off bytes.sval 'PyBytesObject *' ob_sval)"
 	;;
 *)
 	args="$args $(off tstate.native_thread_id "$ts" native_thread_id)"
@@ -73,4 +73,4 @@ case $ver in
 esac
 args="$args $(off code.name "$code" co_name) $(off code.filename "$code" co_filename) $(off code.firstlineno "$code" co_firstlineno)"
 args="$args $(size unicode.ascii_data PyASCIIObject)"
-eval "gdb -batch -nx $args \"\$lib\"" 2>&1 | grep -v '^$' | grep -v sval_is_32_when
+eval "gdb -batch -nx $args \"\$lib\"" 2>&1 | grep -v "^$"
