@@ -14,8 +14,7 @@ struct sw_report {
 	int n;
 };
 
-#define for_each_sink(r, s) \
-	for (int _i = 0; _i < (r)->n && ((s) = (r)->sinks[_i]); _i++)
+#define for_each_sink(r, s) for (int _i = 0; _i < (r)->n && ((s) = (r)->sinks[_i]); _i++)
 
 struct sw_report *sw_report__new(bool json, struct sw_stream *stream, uint64_t threshold_ns)
 {
@@ -32,7 +31,8 @@ struct sw_report *sw_report__new(bool json, struct sw_stream *stream, uint64_t t
 		if (!r->sinks[r->n++])
 			goto fail;
 	}
-	r->sinks[r->n] = json ? sw_sink_json__new(stdout) : sw_sink_human__new(stdout, mono_to_unix_ns);
+	r->sinks[r->n] =
+	    json ? sw_sink_json__new(stdout) : sw_sink_human__new(stdout, mono_to_unix_ns);
 	if (!r->sinks[r->n++])
 		goto fail;
 	return r;
@@ -60,36 +60,28 @@ void sw_report__process(struct sw_report *r, const struct sw_proc_info *pi)
 {
 	struct sw_sink *s;
 
-	for_each_sink(r, s)
-		if (s->ops->process)
-			s->ops->process(s, pi);
+	for_each_sink(r, s) if (s->ops->process) s->ops->process(s, pi);
 }
 
 void sw_report__process_gone(struct sw_report *r, uint32_t pid, bool exec)
 {
 	struct sw_sink *s;
 
-	for_each_sink(r, s)
-		if (s->ops->process_gone)
-			s->ops->process_gone(s, pid, exec);
+	for_each_sink(r, s) if (s->ops->process_gone) s->ops->process_gone(s, pid, exec);
 }
 
 void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc)
 {
 	struct sw_sink *s;
 
-	for_each_sink(r, s)
-		if (s->ops->incident)
-			s->ops->incident(s, inc);
+	for_each_sink(r, s) if (s->ops->incident) s->ops->incident(s, inc);
 }
 
 void sw_report__summary(struct sw_report *r, const struct sw_summary_rec *sum)
 {
 	struct sw_sink *s;
 
-	for_each_sink(r, s)
-		if (s->ops->summary)
-			s->ops->summary(s, sum);
+	for_each_sink(r, s) if (s->ops->summary) s->ops->summary(s, sum);
 }
 
 void sw_report__health(struct sw_report *r, const struct sw_health *h)
@@ -98,19 +90,13 @@ void sw_report__health(struct sw_report *r, const struct sw_health *h)
 	struct sw_sink *s;
 
 	/* what a sink could not deliver is loss every output must show */
-	for_each_sink(r, s)
-		if (s->ops->lost)
-			all.v[SW_HEALTH_lost_events] += s->ops->lost(s);
-	for_each_sink(r, s)
-		if (s->ops->health)
-			s->ops->health(s, &all);
+	for_each_sink(r, s) if (s->ops->lost) all.v[SW_HEALTH_lost_events] += s->ops->lost(s);
+	for_each_sink(r, s) if (s->ops->health) s->ops->health(s, &all);
 }
 
 void sw_report__flush(struct sw_report *r)
 {
 	struct sw_sink *s;
 
-	for_each_sink(r, s)
-		if (s->ops->flush)
-			s->ops->flush(s);
+	for_each_sink(r, s) if (s->ops->flush) s->ops->flush(s);
 }

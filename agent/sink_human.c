@@ -27,9 +27,8 @@ static void human_process(struct sw_sink *s, const struct sw_proc_info *pi)
 {
 	struct sink_human *h = (struct sink_human *)s;
 
-	fprintf(h->out, "attached to pid %d: %s %s (%s)%s\n", pi->pid,
-		sw_runtime_name(pi->runtime), pi->version[0] ? pi->version : "(version unknown)",
-		pi->exe,
+	fprintf(h->out, "attached to pid %d: %s %s (%s)%s\n", pi->pid, sw_runtime_name(pi->runtime),
+		pi->version[0] ? pi->version : "(version unknown)", pi->exe,
 		pi->runtime == SW_RT_NATIVE ? ": not Node.js or Python; measuring its epoll loops"
 					    : "");
 	fflush(h->out);
@@ -39,7 +38,8 @@ static void human_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
 {
 	struct sink_human *h = (struct sink_human *)s;
 
-	fprintf(h->out, "pid %u %s\n", pid, exec ? "exec'd a new program; re-identifying" : "exited");
+	fprintf(h->out, "pid %u %s\n", pid,
+		exec ? "exec'd a new program; re-identifying" : "exited");
 	fflush(h->out);
 }
 
@@ -52,8 +52,9 @@ static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 	wall_time(h, inc->start_ns, t, sizeof(t));
 	if (inc->ongoing) {
 		/* refreshed every half second while it lasts: one short line */
-		fprintf(h->out, "%s BLOCKED  %s pid %u tid %u (%s, %s) stuck for %s%.0f ms so far%s%s\n",
-			t, inc->runtime, inc->pid, inc->tid, inc->role, inc->thread,
+		fprintf(h->out,
+			"%s BLOCKED  %s pid %u tid %u (%s, %s) stuck for %s%.0f ms so far%s%s\n", t,
+			inc->runtime, inc->pid, inc->tid, inc->role, inc->thread,
 			inc->start_unknown ? "at least " : "", (double)inc->dur_ns / 1e6,
 			named ? ": " : "", named ? inc->verdict.summary : "");
 		fflush(h->out);
@@ -118,19 +119,16 @@ static void human_health(struct sw_sink *s, const struct sw_health *hl)
 	fflush(h->out);
 }
 
-static void human_free(struct sw_sink *s)
-{
-	free(s);
-}
+static void human_free(struct sw_sink *s) { free(s); }
 
 static const struct sw_sink_ops human_ops = {
-	.name = "human",
-	.process = human_process,
-	.process_gone = human_process_gone,
-	.incident = human_incident,
-	.summary = human_summary,
-	.health = human_health,
-	.free = human_free,
+    .name = "human",
+    .process = human_process,
+    .process_gone = human_process_gone,
+    .incident = human_incident,
+    .summary = human_summary,
+    .health = human_health,
+    .free = human_free,
 };
 
 struct sw_sink *sw_sink_human__new(FILE *out, int64_t mono_to_unix_ns)

@@ -13,7 +13,7 @@ struct sink_json {
 static void emit(struct sink_json *j, json_object *o)
 {
 	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						       JSON_C_TO_STRING_NOSLASHESCAPE),
+						    JSON_C_TO_STRING_NOSLASHESCAPE),
 	      j->out);
 	fputc('\n', j->out);
 	fflush(j->out);
@@ -86,8 +86,8 @@ static void json_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
 
 static void json_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 {
-	json_object *o = loop_obj("incident", inc->pid, inc->tid, inc->thread, inc->role,
-				  inc->runtime);
+	json_object *o =
+	    loop_obj("incident", inc->pid, inc->tid, inc->thread, inc->role, inc->runtime);
 
 	jadd_u64(o, "start_ns", inc->start_ns);
 	jadd_ms(o, "duration_ms", inc->dur_ns);
@@ -110,8 +110,8 @@ static void json_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 
 static void json_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
 {
-	json_object *o = loop_obj("loop_summary", sum->pid, sum->tid, sum->thread, sum->role,
-				  sum->runtime);
+	json_object *o =
+	    loop_obj("loop_summary", sum->pid, sum->tid, sum->thread, sum->role, sum->runtime);
 	uint64_t elapsed = sw_summary_elapsed(sum);
 
 	jadd_u64(o, "start_ns", sum->start_ns);
@@ -138,19 +138,16 @@ static void json_health(struct sw_sink *s, const struct sw_health *h)
 	emit((struct sink_json *)s, o);
 }
 
-static void json_free(struct sw_sink *s)
-{
-	free(s);
-}
+static void json_free(struct sw_sink *s) { free(s); }
 
 static const struct sw_sink_ops json_ops = {
-	.name = "json",
-	.process = json_process,
-	.process_gone = json_process_gone,
-	.incident = json_incident,
-	.summary = json_summary,
-	.health = json_health,
-	.free = json_free,
+    .name = "json",
+    .process = json_process,
+    .process_gone = json_process_gone,
+    .incident = json_incident,
+    .summary = json_summary,
+    .health = json_health,
+    .free = json_free,
 };
 
 struct sw_sink *sw_sink_json__new(FILE *out)

@@ -33,10 +33,7 @@ struct sink_proto {
 	size_t n_known;
 };
 
-static char *dup_str(const char *s)
-{
-	return strdup(s ? s : "");
-}
+static char *dup_str(const char *s) { return strdup(s ? s : ""); }
 
 static void free_proc(Stallwatch__V1__ProcessInfo *p)
 {
@@ -325,10 +322,7 @@ out:
 	p->have_health = false;
 }
 
-static uint64_t proto_lost(const struct sw_sink *s)
-{
-	return ((const struct sink_proto *)s)->lost;
-}
+static uint64_t proto_lost(const struct sw_sink *s) { return ((const struct sink_proto *)s)->lost; }
 
 static void proto_free(struct sw_sink *s)
 {
@@ -343,15 +337,15 @@ static void proto_free(struct sw_sink *s)
 }
 
 static const struct sw_sink_ops proto_ops = {
-	.name = "proto",
-	.process = proto_process,
-	.process_gone = proto_process_gone,
-	.incident = proto_incident,
-	.summary = proto_summary,
-	.health = proto_health,
-	.flush = proto_flush,
-	.lost = proto_lost,
-	.free = proto_free,
+    .name = "proto",
+    .process = proto_process,
+    .process_gone = proto_process_gone,
+    .incident = proto_incident,
+    .summary = proto_summary,
+    .health = proto_health,
+    .flush = proto_flush,
+    .lost = proto_lost,
+    .free = proto_free,
 };
 
 struct sw_sink *sw_sink_proto__new(const struct sw_sink_frames *out, uint64_t threshold_ns,
@@ -389,9 +383,9 @@ struct sw_sink *sw_sink_proto__new_stream(struct sw_stream *stream, uint64_t thr
 					  int64_t mono_to_unix_ns)
 {
 	const struct sw_sink_frames out = {
-		.queue = stream_queue,
-		.set_hello = stream_set_hello,
-		.ctx = stream,
+	    .queue = stream_queue,
+	    .set_hello = stream_set_hello,
+	    .ctx = stream,
 	};
 
 	return sw_sink_proto__new(&out, threshold_ns, mono_to_unix_ns);

@@ -66,8 +66,8 @@ static ssize_t dir_read_link(struct sw_tio *t, const char *rel, char *buf, size_
 
 static int live_read_mem(struct sw_tio *t, pid_t pid, uint64_t addr, void *buf, size_t len)
 {
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	struct iovec local = {.iov_base = buf, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
 	ssize_t n;
 
 	(void)t;
@@ -77,18 +77,15 @@ static int live_read_mem(struct sw_tio *t, pid_t pid, uint64_t addr, void *buf, 
 	return n == (ssize_t)len ? 0 : -EFAULT; /* a partial read crossed into a hole */
 }
 
-static void plain_free(struct sw_tio *t)
-{
-	free(t);
-}
+static void plain_free(struct sw_tio *t) { free(t); }
 
 static const struct sw_tio_ops proc_ops = {
-	.read_file = dir_read_file,
-	.open_file = dir_open_file,
-	.open_dir = dir_open_dir,
-	.read_link = dir_read_link,
-	.read_mem = live_read_mem,
-	.free = plain_free,
+    .read_file = dir_read_file,
+    .open_file = dir_open_file,
+    .open_dir = dir_open_dir,
+    .read_link = dir_read_link,
+    .read_mem = live_read_mem,
+    .free = plain_free,
 };
 
 struct sw_tio *sw_tio__new_proc(const char *root)
@@ -173,12 +170,12 @@ static void image_free(struct sw_tio *t)
 }
 
 static const struct sw_tio_ops fixture_ops = {
-	.read_file = dir_read_file,
-	.open_file = dir_open_file,
-	.open_dir = dir_open_dir,
-	.read_link = dir_read_link,
-	.read_mem = image_read_mem,
-	.free = image_free,
+    .read_file = dir_read_file,
+    .open_file = dir_open_file,
+    .open_dir = dir_open_dir,
+    .read_link = dir_read_link,
+    .read_mem = image_read_mem,
+    .free = image_free,
 };
 
 struct sw_tio *sw_tio__new_fixture(const char *root)
@@ -239,12 +236,12 @@ static int rec_read_mem(struct sw_tio *t, pid_t pid, uint64_t addr, void *buf, s
 }
 
 static const struct sw_tio_ops recorder_ops = {
-	.read_file = rec_read_file,
-	.open_file = rec_open_file,
-	.open_dir = rec_open_dir,
-	.read_link = rec_read_link,
-	.read_mem = rec_read_mem,
-	.free = image_free,
+    .read_file = rec_read_file,
+    .open_file = rec_open_file,
+    .open_dir = rec_open_dir,
+    .read_link = rec_read_link,
+    .read_mem = rec_read_mem,
+    .free = image_free,
 };
 
 struct sw_tio *sw_tio__new_recorder(struct sw_tio *inner)
@@ -267,12 +264,12 @@ struct sw_tio *sw_tio__new_recorder(struct sw_tio *inner)
  *   "SWMEMIMG" u32 version (1) u32 count
  *   count x { u64 address, u64 length, length bytes }
  */
-static const char image_magic[8] = { 'S', 'W', 'M', 'E', 'M', 'I', 'M', 'G' };
+static const char image_magic[8] = {'S', 'W', 'M', 'E', 'M', 'I', 'M', 'G'};
 
 int sw_tio__save_image(struct sw_tio *t, const char *path)
 {
 	struct sw_tio_image *im = (struct sw_tio_image *)t;
-	uint32_t hdr[2] = { 1, 0 };
+	uint32_t hdr[2] = {1, 0};
 	int err = 0;
 	FILE *f;
 
@@ -285,7 +282,7 @@ int sw_tio__save_image(struct sw_tio *t, const char *path)
 	if (fwrite(image_magic, 8, 1, f) != 1 || fwrite(hdr, sizeof(hdr), 1, f) != 1)
 		err = -EIO;
 	for (size_t i = 0; !err && i < im->n; i++) {
-		uint64_t h[2] = { im->segs[i].addr, im->segs[i].len };
+		uint64_t h[2] = {im->segs[i].addr, im->segs[i].len};
 
 		if (fwrite(h, sizeof(h), 1, f) != 1 ||
 		    fwrite(im->segs[i].bytes, 1, im->segs[i].len, f) != im->segs[i].len)
@@ -364,13 +361,10 @@ void sw_tio__free(struct sw_tio *t)
 
 /* ---- the default: live /proc, replaceable by tests ---- */
 
-static struct sw_tio live = { .ops = &proc_ops, .root = "/proc" };
+static struct sw_tio live = {.ops = &proc_ops, .root = "/proc"};
 static struct sw_tio *current = &live;
 
-struct sw_tio *sw_tio_default(void)
-{
-	return current;
-}
+struct sw_tio *sw_tio_default(void) { return current; }
 
 void sw_tio_set_default(struct sw_tio *t)
 {

@@ -45,8 +45,8 @@ static uint32_t node_target_flags(const struct sw_proc_info *pi)
 }
 
 const struct sw_runtime_desc sw_runtime_node = {
-	.rt = SW_RT_NODE,
-	.name = "node",
-	.identify = node_identify,
-	.target_flags = node_target_flags,
+    .rt = SW_RT_NODE,
+    .name = "node",
+    .identify = node_identify,
+    .target_flags = node_target_flags,
 };

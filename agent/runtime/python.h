@@ -51,9 +51,9 @@ enum sw_py_instr_kind {
 
 /* What code.linetable holds. */
 enum sw_py_linetable_kind {
-	SW_PY_LNOTAB = 1,     /* 3.9: co_lnotab, (byte, line) increments */
-	SW_PY_LINETABLE = 2,  /* 3.10: co_linetable, PEP 626 (start, end, line) entries */
-	SW_PY_LOCATIONS = 3,  /* 3.11+: PEP 657 location table */
+	SW_PY_LNOTAB = 1,    /* 3.9: co_lnotab, (byte, line) increments */
+	SW_PY_LINETABLE = 2, /* 3.10: co_linetable, PEP 626 (start, end, line) entries */
+	SW_PY_LOCATIONS = 3, /* 3.11+: PEP 657 location table */
 };
 
 /* Where the bytecode starts. */

@@ -4,7 +4,7 @@
 
 /* The order discovery has always asked in: an executable named node, or a
  * libnode, wins over a libpython the process may also map. */
-const struct sw_runtime_desc *const sw_runtimes[] = { &sw_runtime_node, &sw_runtime_python, NULL };
+const struct sw_runtime_desc *const sw_runtimes[] = {&sw_runtime_node, &sw_runtime_python, NULL};
 
 const struct sw_runtime_desc *sw_runtime_desc_of(enum sw_runtime rt)
 {

@@ -119,7 +119,8 @@ static int read_pid(pid_t pid, const char *record)
 	}
 	err = sw_python_threads(t, pid, L, runtime, th, MAX_THREADS, &n);
 	if (err) {
-		fprintf(stderr, "sw-pylayout: pid %d: walking the threads from _PyRuntime 0x%llx: %s\n",
+		fprintf(stderr,
+			"sw-pylayout: pid %d: walking the threads from _PyRuntime 0x%llx: %s\n",
 			pid, (unsigned long long)runtime, strerror(-err));
 		goto out;
 	}
@@ -153,10 +154,10 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "dump", required_argument, NULL, 'd' },
-		{ "pid", required_argument, NULL, 'p' },
-		{ "record", required_argument, NULL, 'r' },
-		{},
+	    {"dump", required_argument, NULL, 'd'},
+	    {"pid", required_argument, NULL, 'p'},
+	    {"record", required_argument, NULL, 'r'},
+	    {},
 	};
 	const char *record = NULL, *ver = NULL;
 	long pid = 0;

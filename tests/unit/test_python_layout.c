@@ -15,10 +15,7 @@
 #include "runtime/python.h"
 #include "target_io.h"
 
-static bool has(int32_t off)
-{
-	return off != SW_PY_NONE;
-}
+static bool has(int32_t off) { return off != SW_PY_NONE; }
 
 Test(python_layout, rows_are_sorted_unique_and_cite_their_sources)
 {
@@ -55,10 +52,11 @@ Test(python_layout, each_row_has_one_way_to_each_thing)
 	for (size_t i = 0; i < n; i++) {
 		const struct sw_py_layout *L = &rows[i];
 		unsigned m = L->minor;
-		int paths = has(L->tstate.frame) + has(L->tstate.cframe) + has(L->tstate.current_frame);
+		int paths =
+		    has(L->tstate.frame) + has(L->tstate.cframe) + has(L->tstate.current_frame);
 
 		cr_assert(has(L->runtime.interpreters_head) && has(L->runtime.interpreters_main) &&
-				  has(L->interp.threads_head) && has(L->interp.runtime),
+			      has(L->interp.threads_head) && has(L->interp.runtime),
 			  "3.%u: the walk to the threads", m);
 		cr_assert_eq(L->runtime.interpreters_main, L->runtime.interpreters_head + 8,
 			     "3.%u: head then main in struct pyinterpreters", m);
@@ -66,17 +64,18 @@ Test(python_layout, each_row_has_one_way_to_each_thing)
 		/* PEP 684 put the GIL behind a pointer in 3.12 */
 		if (m <= 11)
 			cr_assert(L->gil_home == SW_PY_GIL_IN_RUNTIME && has(L->runtime.gil) &&
-					  !has(L->interp.gil_ptr) && has(L->runtime.tstate_current),
+				      !has(L->interp.gil_ptr) && has(L->runtime.tstate_current),
 				  "3.%u: one GIL in _PyRuntime, holder in gilstate", m);
 		else
 			cr_assert(L->gil_home == SW_PY_GIL_INTERP_POINTER && !has(L->runtime.gil) &&
-					  has(L->interp.gil_ptr) && !has(L->runtime.tstate_current),
+				      has(L->interp.gil_ptr) && !has(L->runtime.tstate_current),
 				  "3.%u: the GIL behind interp->ceval.gil", m);
 		if (L->drop_home == SW_PY_DROP_INTERP_INT)
 			cr_assert(has(L->interp.gil_drop_request) && !has(L->tstate.eval_breaker));
 		else
-			cr_assert(L->drop_home == SW_PY_DROP_TSTATE_BIT && has(L->tstate.eval_breaker) &&
-				  !has(L->interp.gil_drop_request) && L->drop_bit < 64);
+			cr_assert(L->drop_home == SW_PY_DROP_TSTATE_BIT &&
+				  has(L->tstate.eval_breaker) && !has(L->interp.gil_drop_request) &&
+				  L->drop_bit < 64);
 		cr_assert_eq(has(L->tstate.native_thread_id), m >= 11,
 			     "3.%u: native_thread_id is in PyThreadState from 3.11", m);
 		cr_assert_eq(paths, 1, "3.%u: exactly one path to the current frame", m);
@@ -85,7 +84,7 @@ Test(python_layout, each_row_has_one_way_to_each_thing)
 		cr_assert_eq(has(L->frame.owner), L->frame_kind == SW_PY_FRAME_INTERP);
 		cr_assert(has(L->frame.code) && has(L->frame.previous) && has(L->frame.instr));
 		cr_assert_eq(L->instr_kind == SW_PY_INSTR_LASTI_BYTES ||
-				     L->instr_kind == SW_PY_INSTR_LASTI_UNITS,
+				 L->instr_kind == SW_PY_INSTR_LASTI_UNITS,
 			     L->frame_kind == SW_PY_FRAME_OBJECT);
 		cr_assert_eq(has(L->code.qualname), m >= 11, "co_qualname arrived in 3.11");
 		cr_assert_eq(L->bytecode_kind == SW_PY_CODE_INLINE, m >= 11);
@@ -112,9 +111,10 @@ Test(python_layout, gil_fields_fit_their_types)
 		const struct sw_py_gil_layout *g = &rows[i].gil;
 		/* (offset, size) in declaration order: unsigned long, pointer,
 		 * int, unsigned long, cond, mutex, cond, mutex (glibc x86_64) */
-		const int32_t off[] = { g->interval, g->last_holder, g->locked, g->switch_number,
-					g->cond, g->mutex, g->switch_cond, g->switch_mutex };
-		const int32_t size[] = { 8, 8, 4, 8, 48, 40, 48, 40 };
+		const int32_t off[] = {g->interval,	 g->last_holder, g->locked,
+				       g->switch_number, g->cond,	 g->mutex,
+				       g->switch_cond,	 g->switch_mutex};
+		const int32_t size[] = {8, 8, 4, 8, 48, 40, 48, 40};
 
 		for (int f = 0; f < 8; f++) {
 			cr_assert_eq(off[f] % (size[f] >= 8 ? 8 : 4), 0, "3.%u field %d aligned",
@@ -130,13 +130,13 @@ Test(python_layout, gil_fields_fit_their_types)
 
 Test(python_layout, what_is_refused_and_said)
 {
-	struct sw_proc_info pi = { .pid = 7, .runtime = SW_RT_PYTHON, .version = "3.13.0" };
+	struct sw_proc_info pi = {.pid = 7, .runtime = SW_RT_PYTHON, .version = "3.13.0"};
 	char msg[256];
 
 	cr_assert_not_null(sw_python_layout_of(&pi));
-	cr_assert_not_null(sw_python_layout_of(
-		&(struct sw_proc_info){ .runtime = SW_RT_PYTHON, .version = "3.11" }),
-			   "the minor from a name is enough");
+	cr_assert_not_null(
+	    sw_python_layout_of(&(struct sw_proc_info){.runtime = SW_RT_PYTHON, .version = "3.11"}),
+	    "the minor from a name is enough");
 	pi.free_threaded = true;
 	cr_assert_null(sw_python_layout_of(&pi), "a free-threaded build has another layout");
 	sw_python_layout_error(&pi, msg, sizeof(msg));
@@ -174,15 +174,24 @@ struct recording {
 /* From the cpython-X.Y.Z.txt files next to the images: what sw-pylayout read, and the
  * workload's own get_ident()/get_native_id(). */
 static const struct recording recordings[] = {
-	{ "cpython-3.11.2", 11, 10860352,
-	  { 140409267640000ull, 140409259230912ull, 140409250821824ull, 140409270502080ull },
-	  { 5859, 5860, 5861, 5857 }, 11026680 },
-	{ "cpython-3.13.0", 13, 139998306407616ull,
-	  { 139998296520384ull, 139998217107136ull, 139998208714432ull, 139998307556416ull },
-	  { 5921, 5923, 5924, 5919 }, 139998306690592ull },
-	{ "cpython-3.9.18", 9, 139839145693024ull,
-	  { 139839138027200ull, 139839129634496ull, 139839121241792ull, 139839146519424ull },
-	  { 0, 0, 0, 0 }, 94486892679712ull },
+    {"cpython-3.11.2",
+     11,
+     10860352,
+     {140409267640000ull, 140409259230912ull, 140409250821824ull, 140409270502080ull},
+     {5859, 5860, 5861, 5857},
+     11026680},
+    {"cpython-3.13.0",
+     13,
+     139998306407616ull,
+     {139998296520384ull, 139998217107136ull, 139998208714432ull, 139998307556416ull},
+     {5921, 5923, 5924, 5919},
+     139998306690592ull},
+    {"cpython-3.9.18",
+     9,
+     139839145693024ull,
+     {139839138027200ull, 139839129634496ull, 139839121241792ull, 139839146519424ull},
+     {0, 0, 0, 0},
+     94486892679712ull},
 };
 
 static struct sw_tio *load(const char *name)
@@ -296,7 +305,7 @@ Test(python_reader, a_looping_thread_list_ends)
 	const struct sw_py_layout *L = sw_python_layout(3, 12);
 	struct sw_tio *t = sw_tio__new_fixture(NULL);
 	const uint64_t rt = 0x10000, interp = 0x20000, ts = 0x30000;
-	uint8_t rtm[64] = { 0 }, im[512] = { 0 }, tsm[256] = { 0 };
+	uint8_t rtm[64] = {0}, im[512] = {0}, tsm[256] = {0};
 
 	memcpy(rtm + L->runtime.interpreters_main, &interp, 8);
 	memcpy(im + L->interp.runtime, &rt, 8);
@@ -317,7 +326,7 @@ Test(python_reader, a_looping_thread_list_ends)
 Test(target_io, images_round_trip_and_reads_stay_inside_segments)
 {
 	struct sw_tio *a = sw_tio__new_fixture(NULL), *b = sw_tio__new_fixture(NULL);
-	const uint8_t bytes[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+	const uint8_t bytes[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 	char path[] = "/tmp/sw-img-XXXXXX";
 	uint8_t got[16];
 	int fd = mkstemp(path);

@@ -31,32 +31,32 @@ static void close_out(void)
 }
 
 static const struct sw_proc_info proc = {
-	.pid = 4242,
-	.runtime = SW_RT_NODE,
-	.version = "20.20.2",
-	.exe = "/usr/bin/node",
-	.comm = "node",
-	.cgroup = "/system.slice/app.service",
+    .pid = 4242,
+    .runtime = SW_RT_NODE,
+    .version = "20.20.2",
+    .exe = "/usr/bin/node",
+    .comm = "node",
+    .cgroup = "/system.slice/app.service",
 };
 
 static struct sw_incident_rec incident(void)
 {
 	struct sw_incident_rec inc = {
-		.pid = 4242,
-		.tid = 4243,
-		.thread = "node",
-		.role = "main",
-		.runtime = "node",
-		.start_ns = 5000000000ull,
-		.dur_ns = 83343000ull,
-		.diag = true,
-		.oncpu_ns = 80000000ull,
-		.offcpu_ns = 3343000ull,
-		.runq_ns = 1000000ull,
-		.switches = 3,
-		.top_syscall = "read",
-		.top_syscall_ns = 3000000ull,
-		.verdict = { "cpu-sync", "synchronous CPU work", "move it to a worker" },
+	    .pid = 4242,
+	    .tid = 4243,
+	    .thread = "node",
+	    .role = "main",
+	    .runtime = "node",
+	    .start_ns = 5000000000ull,
+	    .dur_ns = 83343000ull,
+	    .diag = true,
+	    .oncpu_ns = 80000000ull,
+	    .offcpu_ns = 3343000ull,
+	    .runq_ns = 1000000ull,
+	    .switches = 3,
+	    .top_syscall = "read",
+	    .top_syscall_ns = 3000000ull,
+	    .verdict = {"cpu-sync", "synchronous CPU work", "move it to a worker"},
 	};
 	return inc;
 }
@@ -69,10 +69,18 @@ Test(sink_json, lines_are_exact)
 	struct sw_incident_rec inc = incident();
 	struct sw_hist hist;
 	struct sw_summary_rec sum = {
-		.pid = 4242, .tid = 4243, .thread = "node", .role = "main", .runtime = "node",
-		.start_ns = 1000000000ull, .end_ns = 11000000000ull, .iterations = 2,
-		.busy_ns = 2500000000ull, .idle_ns = 7500000000ull, .max_ns = 2000000000ull,
-		.hist = &hist,
+	    .pid = 4242,
+	    .tid = 4243,
+	    .thread = "node",
+	    .role = "main",
+	    .runtime = "node",
+	    .start_ns = 1000000000ull,
+	    .end_ns = 11000000000ull,
+	    .iterations = 2,
+	    .busy_ns = 2500000000ull,
+	    .idle_ns = 7500000000ull,
+	    .max_ns = 2000000000ull,
+	    .hist = &hist,
 	};
 
 	cr_assert_not_null(s);
@@ -88,25 +96,29 @@ Test(sink_json, lines_are_exact)
 	sw_sink__free(s);
 	fflush(out);
 	cr_assert_str_eq(
-		buf,
-		"{\"kind\":\"process\",\"pid\":4242,\"runtime\":\"node\",\"version\":\"20.20.2\","
-		"\"exe\":\"/usr/bin/node\",\"comm\":\"node\",\"container\":\"/system.slice/app.service\"}\n"
-		"{\"kind\":\"process_exec\",\"pid\":4242}\n"
-		"{\"kind\":\"incident\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":\"main\","
-		"\"runtime\":\"node\",\"start_ns\":5000000000,\"duration_ms\":83.343,\"ongoing\":false,"
-		"\"pattern\":\"cpu-sync\",\"summary\":\"synchronous CPU work\",\"advice\":\"move it to a "
-		"worker\",\"oncpu_ms\":80.000,\"offcpu_ms\":3.343,\"runq_ms\":1.000,\"switches\":3,"
-		"\"top_syscall\":\"read\",\"top_syscall_ms\":3.000}\n"
-		"{\"kind\":\"incident\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":\"main\","
-		"\"runtime\":\"node\",\"start_ns\":5000000000,\"duration_ms\":83.343,\"ongoing\":true,"
-		"\"start_before_attach\":true,\"pattern\":\"cpu-sync\",\"summary\":\"synchronous CPU "
-		"work\",\"advice\":\"move it to a worker\"}\n"
-		"{\"kind\":\"loop_summary\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
-		"\"main\",\"runtime\":\"node\",\"start_ns\":1000000000,\"end_ns\":11000000000,"
-		"\"interval_ms\":10000.000,\"iterations\":2,\"busy_ms\":2500.000,\"idle_ms\":7500.000,"
-		"\"p50_ms\":0.000,\"p90_ms\":0.000,\"p99_ms\":0.000,\"max_ms\":2000.000,"
-		"\"utilization\":0.2500}\n",
-		"got:\n%s", buf);
+	    buf,
+	    "{\"kind\":\"process\",\"pid\":4242,\"runtime\":\"node\",\"version\":\"20.20.2\","
+	    "\"exe\":\"/usr/bin/node\",\"comm\":\"node\",\"container\":\"/system.slice/"
+	    "app.service\"}\n"
+	    "{\"kind\":\"process_exec\",\"pid\":4242}\n"
+	    "{\"kind\":\"incident\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
+	    "\"main\","
+	    "\"runtime\":\"node\",\"start_ns\":5000000000,\"duration_ms\":83.343,\"ongoing\":false,"
+	    "\"pattern\":\"cpu-sync\",\"summary\":\"synchronous CPU work\",\"advice\":\"move it to "
+	    "a "
+	    "worker\",\"oncpu_ms\":80.000,\"offcpu_ms\":3.343,\"runq_ms\":1.000,\"switches\":3,"
+	    "\"top_syscall\":\"read\",\"top_syscall_ms\":3.000}\n"
+	    "{\"kind\":\"incident\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
+	    "\"main\","
+	    "\"runtime\":\"node\",\"start_ns\":5000000000,\"duration_ms\":83.343,\"ongoing\":true,"
+	    "\"start_before_attach\":true,\"pattern\":\"cpu-sync\",\"summary\":\"synchronous CPU "
+	    "work\",\"advice\":\"move it to a worker\"}\n"
+	    "{\"kind\":\"loop_summary\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
+	    "\"main\",\"runtime\":\"node\",\"start_ns\":1000000000,\"end_ns\":11000000000,"
+	    "\"interval_ms\":10000.000,\"iterations\":2,\"busy_ms\":2500.000,\"idle_ms\":7500.000,"
+	    "\"p50_ms\":0.000,\"p90_ms\":0.000,\"p99_ms\":0.000,\"max_ms\":2000.000,"
+	    "\"utilization\":0.2500}\n",
+	    "got:\n%s", buf);
 }
 
 /* The health line iterates the X-macro list: its shape is checked, not its
@@ -115,7 +127,7 @@ Test(sink_json, lines_are_exact)
 Test(sink_json, health_names_every_counter)
 {
 	struct sw_sink *s = sw_sink_json__new(out);
-	struct sw_health h = { 0 };
+	struct sw_health h = {0};
 	char want[64];
 
 	h.v[SW_HEALTH_lost_events] = 7;
@@ -135,13 +147,21 @@ TestSuite(sink_human, .init = open_out, .fini = close_out);
 Test(sink_human, line_formats)
 {
 	struct sw_incident_rec inc = incident();
-	struct sw_health h = { 0 };
+	struct sw_health h = {0};
 	struct sw_sink *s;
 	struct sw_hist hist;
 	struct sw_summary_rec sum = {
-		.pid = 4242, .tid = 4243, .thread = "node", .role = "main", .runtime = "node",
-		.start_ns = 0, .end_ns = 1000000000ull, .iterations = 12, .busy_ns = 500000000ull,
-		.max_ns = 83343000ull, .hist = &hist,
+	    .pid = 4242,
+	    .tid = 4243,
+	    .thread = "node",
+	    .role = "main",
+	    .runtime = "node",
+	    .start_ns = 0,
+	    .end_ns = 1000000000ull,
+	    .iterations = 12,
+	    .busy_ns = 500000000ull,
+	    .max_ns = 83343000ull,
+	    .hist = &hist,
 	};
 
 	setenv("TZ", "UTC", 1);
@@ -166,19 +186,19 @@ Test(sink_human, line_formats)
 	sw_sink__free(s);
 	fflush(out);
 	cr_assert_str_eq(
-		buf,
-		"attached to pid 4242: node 20.20.2 (/usr/bin/node)\n"
-		"pid 4242 exited\n"
-		"01:02:08.000 BLOCK    node pid 4242 tid 4243 (main, node) loop blocked 83.3 ms "
-		"[on-CPU 80 ms, off-CPU 3 ms in read, run-queue 1 ms]\n"
-		"    cpu-sync: synchronous CPU work\n"
-		"    fix: move it to a worker\n"
-		"01:02:08.000 BLOCKED  node pid 4242 tid 4243 (main, node) stuck for 83 ms so far: "
-		"synchronous CPU work\n"
-		"loop node pid 4242 tid 4243 (main): 12 iterations, delay p50 0.000 p99 0.000 max "
-		"83.3 ms, utilization 50.0%\n"
-		"agent health: lost_events 7\n",
-		"got:\n%s", buf);
+	    buf,
+	    "attached to pid 4242: node 20.20.2 (/usr/bin/node)\n"
+	    "pid 4242 exited\n"
+	    "01:02:08.000 BLOCK    node pid 4242 tid 4243 (main, node) loop blocked 83.3 ms "
+	    "[on-CPU 80 ms, off-CPU 3 ms in read, run-queue 1 ms]\n"
+	    "    cpu-sync: synchronous CPU work\n"
+	    "    fix: move it to a worker\n"
+	    "01:02:08.000 BLOCKED  node pid 4242 tid 4243 (main, node) stuck for 83 ms so far: "
+	    "synchronous CPU work\n"
+	    "loop node pid 4242 tid 4243 (main): 12 iterations, delay p50 0.000 p99 0.000 max "
+	    "83.3 ms, utilization 50.0%\n"
+	    "agent health: lost_events 7\n",
+	    "got:\n%s", buf);
 }
 
 /* ---- proto ---- */
@@ -237,16 +257,25 @@ static Stallwatch__V1__Batch *unpack(const uint8_t *frame, size_t len)
 
 Test(sink_proto, batch_round_trip)
 {
-	struct capture cap = { 0 };
-	const struct sw_sink_frames fo = { cap_queue, cap_hello, &cap };
+	struct capture cap = {0};
+	const struct sw_sink_frames fo = {cap_queue, cap_hello, &cap};
 	struct sw_sink *s = sw_sink_proto__new(&fo, 50000000ull, 12345);
 	struct sw_incident_rec inc = incident();
-	struct sw_health h = { 0 };
+	struct sw_health h = {0};
 	struct sw_hist hist;
 	struct sw_summary_rec sum = {
-		.pid = 4242, .tid = 4243, .thread = "node", .role = "main", .runtime = "node",
-		.start_ns = 1, .end_ns = 2, .iterations = 3, .busy_ns = 4, .idle_ns = 5, .max_ns = 6,
-		.hist = &hist,
+	    .pid = 4242,
+	    .tid = 4243,
+	    .thread = "node",
+	    .role = "main",
+	    .runtime = "node",
+	    .start_ns = 1,
+	    .end_ns = 2,
+	    .iterations = 3,
+	    .busy_ns = 4,
+	    .idle_ns = 5,
+	    .max_ns = 6,
+	    .hist = &hist,
 	};
 	Stallwatch__V1__Batch *b;
 
@@ -319,8 +348,8 @@ Test(sink_proto, batch_round_trip)
 
 Test(sink_proto, pending_items_are_bounded_and_counted)
 {
-	struct capture cap = { 0 };
-	const struct sw_sink_frames fo = { cap_queue, cap_hello, &cap };
+	struct capture cap = {0};
+	const struct sw_sink_frames fo = {cap_queue, cap_hello, &cap};
 	struct sw_sink *s = sw_sink_proto__new(&fo, 50000000ull, 0);
 	struct sw_incident_rec inc = incident();
 	Stallwatch__V1__Batch *b;
