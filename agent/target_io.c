@@ -353,9 +353,13 @@ int sw_tio__read_mem(struct sw_tio *t, pid_t pid, uint64_t addr, void *buf, size
 	return err;
 }
 
+static struct sw_tio live;
+
 void sw_tio__free(struct sw_tio *t)
 {
-	if (t)
+	/* the live default is static: freeing what sw_tio_default() gave is a
+	 * no-op, not a crash */
+	if (t && t != &live)
 		t->ops->free(t);
 }
 
