@@ -3,6 +3,8 @@
  * Process discovery from /proc: what runtime a pid runs (node, python or a
  * native epoll loop), its version and binary, its threads' names and its
  * container (cgroup). Read-only: nothing is loaded into, or stops, the target.
+ * Every read goes through target_io.h (sw_tio_default()); what each runtime
+ * looks like is in runtime/node.c and runtime/python.c.
  */
 #ifndef SW_DISCOVERY_H
 #define SW_DISCOVERY_H
@@ -23,11 +25,16 @@ struct sw_proc_info {
 	char comm[16];
 	char cgroup[256];
 	char runtime_lib[PATH_MAX]; /* libnode / libpython when the runtime is a DSO */
+	bool free_threaded;	    /* CPython built without the GIL (PEP 703, "3.13t") */
 };
 
 const char *sw_runtime_name(enum sw_runtime rt);
 
-/* Root of /proc; tests point it at a fixture tree. */
+struct sw_tio;
+struct sw_elf_sym;
+
+/* Root of /proc; tests point it at a fixture tree. Shorthand for
+ * sw_tio_set_default(sw_tio__new_proc(root)); "/proc" puts back the live one. */
 void sw_discovery_set_proc_root(const char *root);
 
 /* Returns 0, -ENOENT (no such process), -EACCES, or -errno. */
@@ -51,10 +58,15 @@ int sw_thread_syscall(pid_t pid, pid_t tid, long *nr, unsigned long args[6]);
 /* Call fn for every thread of pid; stops early when fn returns non-zero. */
 int sw_for_each_thread(pid_t pid, int (*fn)(void *ctx, pid_t tid), void *ctx);
 
-/* Parse "python3.11", "libpython3.12.so.1.0", ... into "3.11"; 0 or -ENOENT. */
-int sw_python_minor_from_name(const char *name, char *out, size_t len);
+/* ---- for the runtime files (runtime/node.c, runtime/python.c) ---- */
 
-/* PY_VERSION_HEX (Py_Version) to "3.11.7". */
-void sw_python_hex_version(uint64_t hex, char *out, size_t len);
+/* The first DSO pid maps whose file name starts with prefix and holds ".so"
+ * (libnode.so.115, libpython3.12.so.1.0): its path, or "" when none. */
+void sw_proc_find_lib(struct sw_tio *t, pid_t pid, const char *prefix, char *out, size_t len);
+
+/* Where a symbol of a file mapped into pid is: the file's load bias comes
+ * from the mapping of its offset 0 in /proc/PID/maps. 0 or -ENOENT. */
+int sw_proc_symbol_addr(struct sw_tio *t, pid_t pid, const char *mapped_path,
+			const struct sw_elf_sym *sym, uint64_t *addr);
 
 #endif

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "loops.h"
 #include "rules.h"
+#include "runtime/runtime.h"
 #include "syscalls.h"
 #include "utf8.h"
 
@@ -122,9 +123,8 @@ static void drop_loops_of(struct sw_loops *l, uint32_t pid)
 
 static uint32_t target_flags(const struct sw_proc_info *pi)
 {
-	/* Node turns on UV_METRICS_IDLE_TIME for its loops (src/node.cc and
-	 * worker loops since v15): libuv then pre-polls with timeout 0. */
-	return pi->runtime == SW_RT_NODE ? SW_TGT_MERGE_ZERO_POLLS : 0;
+	/* what each runtime needs is in runtime/<runtime>.c */
+	return sw_runtime_target_flags(pi);
 }
 
 static struct loop *track(struct sw_loops *l, uint32_t pid, uint32_t tid, uint64_t now);

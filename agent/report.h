@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Report: where measurements go. Human lines or JSON lines on stdout in
- * standalone mode, and protobuf batches to the collector (through stream.h)
- * when --collector is given. The one place that knows both formats.
+ * Report: where measurements go. A fan-out over sinks (sink.h): human lines
+ * or JSON lines on stdout, plus protobuf batches to the collector (through
+ * stream.h) when --collector is given. The records below are what every
+ * sink is given; the formats are in sink_human.c, sink_json.c, sink_proto.c.
  */
 #ifndef SW_REPORT_H
 #define SW_REPORT_H
@@ -41,6 +42,21 @@ struct sw_summary_rec {
 	uint64_t iterations, busy_ns, idle_ns, max_ns;
 	const struct sw_hist *hist; /* this interval's iterations */
 };
+
+static inline uint64_t sw_summary_elapsed(const struct sw_summary_rec *s)
+{
+	return s->end_ns > s->start_ns ? s->end_ns - s->start_ns : 0;
+}
+
+/* busy / elapsed, at most 1: the iteration in progress at the interval's
+ * start may have begun before it */
+static inline double sw_summary_utilization(const struct sw_summary_rec *s)
+{
+	uint64_t elapsed = sw_summary_elapsed(s);
+	double u = elapsed ? (double)s->busy_ns / (double)elapsed : 0;
+
+	return u > 1 ? 1 : u;
+}
 
 
 struct sw_report;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "discovery.h"
+#include "runtime/python.h"
 #include "symbolize.h"
 
 static char root[64];

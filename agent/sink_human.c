@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Human lines: what an SRE reads in a terminal. The shapes are also parsed
+ * by tests (tests/root), so a change here is a change of interface. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "sink.h"
+
+struct sink_human {
+	struct sw_sink base;
+	FILE *out;
+	int64_t mono_to_unix_ns;
+};
+
+static void wall_time(const struct sink_human *h, uint64_t mono_ns, char *buf, size_t len)
+{
+	uint64_t unix_ns = mono_ns + (uint64_t)h->mono_to_unix_ns;
+	time_t t = (time_t)(unix_ns / 1000000000ull);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	snprintf(buf, len, "%02d:%02d:%02d.%03u", tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (unsigned)(unix_ns / 1000000ull % 1000));
+}
+
+static void human_process(struct sw_sink *s, const struct sw_proc_info *pi)
+{
+	struct sink_human *h = (struct sink_human *)s;
+
+	fprintf(h->out, "attached to pid %d: %s %s (%s)%s\n", pi->pid, sw_runtime_name(pi->runtime),
+		pi->version[0] ? pi->version : "(version unknown)", pi->exe,
+		pi->runtime == SW_RT_NATIVE ? ": not Node.js or Python; measuring its epoll loops"
+					    : "");
+	fflush(h->out);
+}
+
+static void human_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
+{
+	struct sink_human *h = (struct sink_human *)s;
+
+	fprintf(h->out, "pid %u %s\n", pid,
+		exec ? "exec'd a new program; re-identifying" : "exited");
+	fflush(h->out);
+}
+
+static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
+{
+	struct sink_human *h = (struct sink_human *)s;
+	bool named = strcmp(inc->verdict.pattern, "blocked") != 0;
+	char t[32];
+
+	wall_time(h, inc->start_ns, t, sizeof(t));
+	if (inc->ongoing) {
+		/* refreshed every half second while it lasts: one short line */
+		fprintf(h->out,
+			"%s BLOCKED  %s pid %u tid %u (%s, %s) stuck for %s%.0f ms so far%s%s\n", t,
+			inc->runtime, inc->pid, inc->tid, inc->role, inc->thread,
+			inc->start_unknown ? "at least " : "", (double)inc->dur_ns / 1e6,
+			named ? ": " : "", named ? inc->verdict.summary : "");
+		fflush(h->out);
+		return;
+	}
+	fprintf(h->out, "%s BLOCK    %s pid %u tid %u (%s, %s) loop blocked %s%.1f ms%s", t,
+		inc->runtime, inc->pid, inc->tid, inc->role, inc->thread,
+		inc->start_unknown ? "at least " : "", (double)inc->dur_ns / 1e6,
+		inc->start_unknown ? " (it was blocked when the agent attached)" : "");
+	/* name the syscall only when the sleep in it is a real part of the block */
+	if (inc->diag) {
+		bool name_it = inc->top_syscall[0] && inc->top_syscall_ns * 10 >= inc->dur_ns;
+
+		fprintf(h->out, " [on-CPU %.0f ms, off-CPU %.0f ms%s%s, run-queue %.0f ms]",
+			(double)inc->oncpu_ns / 1e6, (double)inc->offcpu_ns / 1e6,
+			name_it ? " in " : "", name_it ? inc->top_syscall : "",
+			(double)inc->runq_ns / 1e6);
+	}
+	fprintf(h->out, "\n    %s: %s\n    fix: %s\n", inc->verdict.pattern, inc->verdict.summary,
+		inc->verdict.advice);
+	fflush(h->out);
+}
+
+static void human_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
+{
+	struct sink_human *h = (struct sink_human *)s;
+
+	fprintf(h->out,
+		"loop %s pid %u tid %u (%s): %llu iterations, delay p50 %.3f p99 %.3f max %.1f ms, "
+		"utilization %.1f%%\n",
+		sum->runtime, sum->pid, sum->tid, sum->role, (unsigned long long)sum->iterations,
+		sw_hist_quantile(sum->hist, 0.5) / 1e6, sw_hist_quantile(sum->hist, 0.99) / 1e6,
+		sum->max_ns / 1e6, sw_summary_utilization(sum) * 100);
+	fflush(h->out);
+}
+
+/* Counters people need not hear about: they are not loss. */
+static bool quiet_counter(int i)
+{
+	return i == SW_HEALTH_reconnects || i == SW_HEALTH_batches_sent;
+}
+
+static void human_health(struct sw_sink *s, const struct sw_health *hl)
+{
+	struct sink_human *h = (struct sink_human *)s;
+	bool loss = false;
+
+	/* people need to hear about loss, not about its absence */
+	for (int i = 0; i < SW_HEALTH__COUNT; i++)
+		loss |= hl->v[i] && !quiet_counter(i);
+	if (!loss)
+		return;
+	fprintf(h->out, "agent health:");
+	for (int i = 0, first = 1; i < SW_HEALTH__COUNT; i++) {
+		if (!hl->v[i] || quiet_counter(i))
+			continue;
+		fprintf(h->out, "%s %s %llu", first ? "" : ",", sw_health_names[i],
+			(unsigned long long)hl->v[i]);
+		first = 0;
+	}
+	fprintf(h->out, "\n");
+	fflush(h->out);
+}
+
+static void human_free(struct sw_sink *s) { free(s); }
+
+static const struct sw_sink_ops human_ops = {
+    .name = "human",
+    .process = human_process,
+    .process_gone = human_process_gone,
+    .incident = human_incident,
+    .summary = human_summary,
+    .health = human_health,
+    .free = human_free,
+};
+
+struct sw_sink *sw_sink_human__new(FILE *out, int64_t mono_to_unix_ns)
+{
+	struct sink_human *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->base.ops = &human_ops;
+	h->out = out;
+	h->mono_to_unix_ns = mono_to_unix_ns;
+	return &h->base;
+}

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+/* JSON lines: one object per line, keys in a fixed order (tests and users
+ * parse them; the order and the number formats are part of the output). */
+#include <stdlib.h>
+#include <json-c/json.h>
+#include "sink.h"
+
+struct sink_json {
+	struct sw_sink base;
+	FILE *out;
+};
+
+static void emit(struct sink_json *j, json_object *o)
+{
+	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						    JSON_C_TO_STRING_NOSLASHESCAPE),
+	      j->out);
+	fputc('\n', j->out);
+	fflush(j->out);
+	json_object_put(o);
+}
+
+static void jadd_str(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v ? v : ""));
+}
+
+static void jadd_u64(json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+/* A double printed with a fixed number of decimals: json-c would print
+ * 83.343000000000004 for 83.343. */
+static void jadd_fixed(json_object *o, const char *k, double v, int decimals)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+	json_object_object_add(o, k, json_object_new_double_s(v, buf));
+}
+
+/* ms with µs precision: enough for the 2 ms tolerance, short to read */
+static void jadd_ms(json_object *o, const char *k, uint64_t ns)
+{
+	jadd_fixed(o, k, (double)ns / 1e6, 3);
+}
+
+/* The fields that name a loop thread, first in every line about one. */
+static json_object *loop_obj(const char *kind, uint32_t pid, uint32_t tid, const char *thread,
+			     const char *role, const char *runtime)
+{
+	json_object *o = json_object_new_object();
+
+	jadd_str(o, "kind", kind);
+	jadd_u64(o, "pid", pid);
+	jadd_u64(o, "tid", tid);
+	jadd_str(o, "thread", thread);
+	jadd_str(o, "role", role);
+	jadd_str(o, "runtime", runtime);
+	return o;
+}
+
+static void json_process(struct sw_sink *s, const struct sw_proc_info *pi)
+{
+	json_object *o = json_object_new_object();
+
+	jadd_str(o, "kind", "process");
+	jadd_u64(o, "pid", (uint64_t)pi->pid);
+	jadd_str(o, "runtime", sw_runtime_name(pi->runtime));
+	jadd_str(o, "version", pi->version);
+	jadd_str(o, "exe", pi->exe);
+	jadd_str(o, "comm", pi->comm);
+	jadd_str(o, "container", pi->cgroup);
+	emit((struct sink_json *)s, o);
+}
+
+static void json_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
+{
+	json_object *o = json_object_new_object();
+
+	jadd_str(o, "kind", exec ? "process_exec" : "process_exit");
+	jadd_u64(o, "pid", pid);
+	emit((struct sink_json *)s, o);
+}
+
+static void json_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
+{
+	json_object *o =
+	    loop_obj("incident", inc->pid, inc->tid, inc->thread, inc->role, inc->runtime);
+
+	jadd_u64(o, "start_ns", inc->start_ns);
+	jadd_ms(o, "duration_ms", inc->dur_ns);
+	json_object_object_add(o, "ongoing", json_object_new_boolean(inc->ongoing));
+	if (inc->start_unknown)
+		json_object_object_add(o, "start_before_attach", json_object_new_boolean(true));
+	jadd_str(o, "pattern", inc->verdict.pattern);
+	jadd_str(o, "summary", inc->verdict.summary);
+	jadd_str(o, "advice", inc->verdict.advice);
+	if (inc->diag) {
+		jadd_ms(o, "oncpu_ms", inc->oncpu_ns);
+		jadd_ms(o, "offcpu_ms", inc->offcpu_ns);
+		jadd_ms(o, "runq_ms", inc->runq_ns);
+		jadd_u64(o, "switches", inc->switches);
+		jadd_str(o, "top_syscall", inc->top_syscall);
+		jadd_ms(o, "top_syscall_ms", inc->top_syscall_ns);
+	}
+	emit((struct sink_json *)s, o);
+}
+
+static void json_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
+{
+	json_object *o =
+	    loop_obj("loop_summary", sum->pid, sum->tid, sum->thread, sum->role, sum->runtime);
+	uint64_t elapsed = sw_summary_elapsed(sum);
+
+	jadd_u64(o, "start_ns", sum->start_ns);
+	jadd_u64(o, "end_ns", sum->end_ns);
+	jadd_ms(o, "interval_ms", elapsed);
+	jadd_u64(o, "iterations", sum->iterations);
+	jadd_ms(o, "busy_ms", sum->busy_ns);
+	jadd_ms(o, "idle_ms", sum->idle_ns);
+	jadd_ms(o, "p50_ms", sw_hist_quantile(sum->hist, 0.5));
+	jadd_ms(o, "p90_ms", sw_hist_quantile(sum->hist, 0.9));
+	jadd_ms(o, "p99_ms", sw_hist_quantile(sum->hist, 0.99));
+	jadd_ms(o, "max_ms", sum->max_ns);
+	jadd_fixed(o, "utilization", sw_summary_utilization(sum), 4);
+	emit((struct sink_json *)s, o);
+}
+
+static void json_health(struct sw_sink *s, const struct sw_health *h)
+{
+	json_object *o = json_object_new_object();
+
+	jadd_str(o, "kind", "health");
+	for (int i = 0; i < SW_HEALTH__COUNT; i++)
+		jadd_u64(o, sw_health_names[i], h->v[i]);
+	emit((struct sink_json *)s, o);
+}
+
+static void json_free(struct sw_sink *s) { free(s); }
+
+static const struct sw_sink_ops json_ops = {
+    .name = "json",
+    .process = json_process,
+    .process_gone = json_process_gone,
+    .incident = json_incident,
+    .summary = json_summary,
+    .health = json_health,
+    .free = json_free,
+};
+
+struct sw_sink *sw_sink_json__new(FILE *out)
+{
+	struct sink_json *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->base.ops = &json_ops;
+	j->out = out;
+	return &j->base;
+}

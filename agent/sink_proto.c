@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Protobuf batches for the collector: records are converted as they come,
+ * held (bounded) until flush packs them into one framed Batch. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "clock.h"
+#include "frame.h"
+#include "sink.h"
+#include "stallwatch.pb-c.h"
+#include "stream.h"
+
+struct sink_proto {
+	struct sw_sink base;
+	struct sw_sink_frames out;
+	uint64_t threshold_ns;
+	int64_t mono_to_unix_ns;
+	uint64_t seq;
+	/* pending batch */
+	Stallwatch__V1__ProcessInfo **procs;
+	size_t n_procs;
+	Stallwatch__V1__LoopSummary **loops;
+	size_t n_loops;
+	Stallwatch__V1__Incident **incs;
+	size_t n_incs;
+	Stallwatch__V1__AgentHealth health;
+	Stallwatch__V1__AgentHealth__CountersEntry health_kv[SW_HEALTH__COUNT];
+	Stallwatch__V1__AgentHealth__CountersEntry *health_kvp[SW_HEALTH__COUNT];
+	bool have_health;
+	uint64_t lost;
+	/* every live process, re-sent in each connection's hello batch */
+	struct sw_proc_info *known;
+	size_t n_known;
+};
+
+static char *dup_str(const char *s) { return strdup(s ? s : ""); }
+
+static void free_proc(Stallwatch__V1__ProcessInfo *p)
+{
+	free(p->runtime);
+	free(p->runtime_version);
+	free(p->exe);
+	free(p->comm);
+	free(p->container);
+	free(p);
+}
+
+static void free_loop(Stallwatch__V1__LoopSummary *l)
+{
+	for (size_t i = 0; i < l->n_buckets; i++)
+		free(l->buckets[i]);
+	free(l->buckets);
+	free(l->thread);
+	free(l->role);
+	free(l->runtime);
+	free(l);
+}
+
+static void free_inc(Stallwatch__V1__Incident *i)
+{
+	free(i->thread);
+	free(i->runtime);
+	free(i->role);
+	free(i->pattern);
+	free(i->advice);
+	free(i->top_syscall);
+	free(i);
+}
+
+static void clear_pending(struct sink_proto *p)
+{
+	for (size_t i = 0; i < p->n_procs; i++)
+		free_proc(p->procs[i]);
+	for (size_t i = 0; i < p->n_loops; i++)
+		free_loop(p->loops[i]);
+	for (size_t i = 0; i < p->n_incs; i++)
+		free_inc(p->incs[i]);
+	p->n_procs = p->n_loops = p->n_incs = 0;
+}
+
+static Stallwatch__V1__ProcessInfo *proc_msg(const struct sw_proc_info *pi, bool exited)
+{
+	Stallwatch__V1__ProcessInfo *m = malloc(sizeof(*m));
+
+	if (!m)
+		return NULL;
+	stallwatch__v1__process_info__init(m);
+	m->pid = (uint32_t)pi->pid;
+	m->runtime = dup_str(sw_runtime_name(pi->runtime));
+	m->runtime_version = dup_str(pi->version);
+	m->exe = dup_str(pi->exe);
+	m->comm = dup_str(pi->comm);
+	m->container = dup_str(pi->cgroup);
+	m->exited = exited;
+	if (!m->runtime || !m->runtime_version || !m->exe || !m->comm || !m->container) {
+		free_proc(m);
+		return NULL;
+	}
+	return m;
+}
+
+static void queue_proc(struct sink_proto *p, const struct sw_proc_info *pi, bool exited)
+{
+	Stallwatch__V1__ProcessInfo *m;
+
+	if (p->n_procs >= SW_BATCH_MAX_ITEMS || !(m = proc_msg(pi, exited))) {
+		p->lost++;
+		return;
+	}
+	p->procs[p->n_procs++] = m;
+}
+
+/* The first batch of every connection: hello plus the live processes, so a
+ * restarted collector learns them again. */
+static void update_hello(struct sink_proto *p)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__Hello h = STALLWATCH__V1__HELLO__INIT;
+	Stallwatch__V1__ProcessInfo **ps;
+	char host[256] = "", id[300];
+	uint8_t *buf = NULL, *frame = NULL;
+	size_t len, flen, n = 0;
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(id, sizeof(id), "%s:%d", host, (int)getpid());
+	h.agent_id = id;
+	h.hostname = host;
+	h.version = SW_VERSION;
+	h.start_unix_ns = sw_realtime_ns();
+	h.threshold_ms = (uint32_t)(p->threshold_ns / 1000000);
+	h.mono_to_unix_ns = (uint64_t)p->mono_to_unix_ns;
+	b.hello = &h;
+	ps = calloc(p->n_known + 1, sizeof(*ps));
+	if (!ps)
+		goto cleanup;
+	for (size_t i = 0; i < p->n_known; i++)
+		if ((ps[n] = proc_msg(&p->known[i], false)))
+			n++;
+	b.processes = ps;
+	b.n_processes = n;
+	len = stallwatch__v1__batch__get_packed_size(&b);
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		goto cleanup;
+	stallwatch__v1__batch__pack(&b, buf);
+	if (sw_frame_encode(buf, len, true, &frame, &flen) == 0)
+		p->out.set_hello(p->out.ctx, frame, flen);
+cleanup:
+	for (size_t i = 0; i < n; i++)
+		free_proc(ps[i]);
+	free(ps);
+	free(buf);
+}
+
+static void proto_process(struct sw_sink *s, const struct sw_proc_info *pi)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+	struct sw_proc_info *k;
+
+	k = realloc(p->known, (p->n_known + 1) * sizeof(*k));
+	if (k) {
+		p->known = k;
+		p->known[p->n_known++] = *pi;
+	}
+	queue_proc(p, pi, false);
+	update_hello(p);
+}
+
+static void proto_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+
+	(void)exec; /* an exec'd process is announced again by process() */
+	for (size_t i = 0; i < p->n_known; i++) {
+		if ((uint32_t)p->known[i].pid != pid)
+			continue;
+		queue_proc(p, &p->known[i], true);
+		p->known[i] = p->known[--p->n_known];
+		break;
+	}
+	update_hello(p);
+}
+
+static void proto_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+	Stallwatch__V1__Incident *m;
+
+	m = malloc(sizeof(*m));
+	if (!m || p->n_incs >= SW_BATCH_MAX_ITEMS) {
+		free(m);
+		p->lost++;
+		return;
+	}
+	stallwatch__v1__incident__init(m);
+	m->pid = inc->pid;
+	m->tid = inc->tid;
+	m->thread = dup_str(inc->thread);
+	m->runtime = dup_str(inc->runtime);
+	m->role = dup_str(inc->role);
+	m->pattern = dup_str(inc->verdict.pattern);
+	m->advice = dup_str(inc->verdict.advice);
+	m->top_syscall = dup_str(inc->top_syscall);
+	m->start_ns = inc->start_ns;
+	m->duration_ns = inc->dur_ns;
+	m->ongoing = inc->ongoing;
+	m->oncpu_ns = inc->oncpu_ns;
+	m->offcpu_ns = inc->offcpu_ns;
+	m->runq_ns = inc->runq_ns;
+	m->top_syscall_ns = inc->top_syscall_ns;
+	m->switches = inc->switches;
+	m->start_unknown = inc->start_unknown;
+	if (!m->thread || !m->runtime || !m->role || !m->pattern || !m->advice || !m->top_syscall) {
+		free_inc(m);
+		p->lost++;
+		return;
+	}
+	p->incs[p->n_incs++] = m;
+}
+
+static void proto_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+	Stallwatch__V1__LoopSummary *m;
+	size_t nb = 0;
+
+	m = calloc(1, sizeof(*m));
+	if (!m || p->n_loops >= SW_BATCH_MAX_ITEMS) {
+		free(m);
+		p->lost++;
+		return;
+	}
+	stallwatch__v1__loop_summary__init(m);
+	for (uint32_t i = 0; i < SW_HIST_NBUCKETS; i++)
+		nb += sum->hist->counts[i] != 0;
+	m->buckets = calloc(nb ? nb : 1, sizeof(*m->buckets));
+	m->thread = dup_str(sum->thread);
+	m->role = dup_str(sum->role);
+	m->runtime = dup_str(sum->runtime);
+	if (!m->buckets || !m->thread || !m->role || !m->runtime)
+		goto fail;
+	for (uint32_t i = 0; i < SW_HIST_NBUCKETS; i++) {
+		Stallwatch__V1__HistBucket *b;
+
+		if (!sum->hist->counts[i])
+			continue;
+		b = malloc(sizeof(*b));
+		if (!b)
+			goto fail;
+		stallwatch__v1__hist_bucket__init(b);
+		b->index = i;
+		b->count = sum->hist->counts[i];
+		m->buckets[m->n_buckets++] = b;
+	}
+	m->pid = sum->pid;
+	m->tid = sum->tid;
+	m->interval_start_ns = sum->start_ns;
+	m->interval_end_ns = sum->end_ns;
+	m->iterations = sum->iterations;
+	m->busy_ns = sum->busy_ns;
+	m->idle_ns = sum->idle_ns;
+	m->max_busy_ns = sum->max_ns;
+	m->hist_schema = SW_HIST_SCHEMA;
+	p->loops[p->n_loops++] = m;
+	return;
+fail:
+	free_loop(m);
+	p->lost++;
+}
+
+static void proto_health(struct sw_sink *s, const struct sw_health *h)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+
+	/* the map entries point into p->health_kv, rebuilt each time */
+	p->health = (Stallwatch__V1__AgentHealth)STALLWATCH__V1__AGENT_HEALTH__INIT;
+	for (int i = 0; i < SW_HEALTH__COUNT; i++) {
+		Stallwatch__V1__AgentHealth__CountersEntry *e = &p->health_kv[i];
+
+		stallwatch__v1__agent_health__counters_entry__init(e);
+		e->key = (char *)sw_health_names[i];
+		e->value = h->v[i];
+		p->health_kvp[i] = e;
+	}
+	p->health.counters = p->health_kvp;
+	p->health.n_counters = SW_HEALTH__COUNT;
+	p->have_health = true;
+}
+
+static void proto_flush(struct sw_sink *s)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	uint8_t *buf, *frame;
+	size_t len, flen;
+
+	if (!p->n_procs && !p->n_loops && !p->n_incs && !p->have_health)
+		return;
+	b.seq = ++p->seq;
+	b.processes = p->procs;
+	b.n_processes = p->n_procs;
+	b.loops = p->loops;
+	b.n_loops = p->n_loops;
+	b.incidents = p->incs;
+	b.n_incidents = p->n_incs;
+	b.health = p->have_health ? &p->health : NULL;
+	b.sent_unix_ns = sw_realtime_ns();
+	len = stallwatch__v1__batch__get_packed_size(&b);
+	buf = malloc(len ? len : 1);
+	if (!buf) {
+		p->lost++;
+		goto out;
+	}
+	stallwatch__v1__batch__pack(&b, buf);
+	if (sw_frame_encode(buf, len, true, &frame, &flen) == 0)
+		p->out.queue(p->out.ctx, frame, flen);
+	else
+		p->lost++;
+	free(buf);
+out:
+	clear_pending(p);
+	p->have_health = false;
+}
+
+static uint64_t proto_lost(const struct sw_sink *s) { return ((const struct sink_proto *)s)->lost; }
+
+static void proto_free(struct sw_sink *s)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+
+	clear_pending(p);
+	free(p->procs);
+	free(p->loops);
+	free(p->incs);
+	free(p->known);
+	free(p);
+}
+
+static const struct sw_sink_ops proto_ops = {
+    .name = "proto",
+    .process = proto_process,
+    .process_gone = proto_process_gone,
+    .incident = proto_incident,
+    .summary = proto_summary,
+    .health = proto_health,
+    .flush = proto_flush,
+    .lost = proto_lost,
+    .free = proto_free,
+};
+
+struct sw_sink *sw_sink_proto__new(const struct sw_sink_frames *out, uint64_t threshold_ns,
+				   int64_t mono_to_unix_ns)
+{
+	struct sink_proto *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->base.ops = &proto_ops;
+	p->out = *out;
+	p->threshold_ns = threshold_ns;
+	p->mono_to_unix_ns = mono_to_unix_ns;
+	p->procs = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->procs));
+	p->loops = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->loops));
+	p->incs = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->incs));
+	if (!p->procs || !p->loops || !p->incs) {
+		proto_free(&p->base);
+		return NULL;
+	}
+	return &p->base;
+}
+
+static void stream_queue(void *ctx, uint8_t *frame, size_t len)
+{
+	sw_stream__queue(ctx, frame, len);
+}
+
+static void stream_set_hello(void *ctx, uint8_t *frame, size_t len)
+{
+	sw_stream__set_hello(ctx, frame, len);
+}
+
+struct sw_sink *sw_sink_proto__new_stream(struct sw_stream *stream, uint64_t threshold_ns,
+					  int64_t mono_to_unix_ns)
+{
+	const struct sw_sink_frames out = {
+	    .queue = stream_queue,
+	    .set_hello = stream_set_hello,
+	    .ctx = stream,
+	};
+
+	return sw_sink_proto__new(&out, threshold_ns, mono_to_unix_ns);
+}

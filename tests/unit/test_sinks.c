@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Each sink on its own: JSON lines exactly, the human line shapes the root
+ * tests parse, and protobuf batches round-tripped through the collector's
+ * decoder (frame + stallwatch__v1__batch__unpack). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "frame.h"
+#include "sink.h"
+#include "stallwatch.pb-c.h"
+
+static char *buf;
+static size_t buflen;
+static FILE *out;
+
+static void open_out(void)
+{
+	out = open_memstream(&buf, &buflen);
+	cr_assert_not_null(out);
+}
+
+static void close_out(void)
+{
+	if (out)
+		fclose(out);
+	free(buf);
+	out = NULL;
+	buf = NULL;
+}
+
+static const struct sw_proc_info proc = {
+    .pid = 4242,
+    .runtime = SW_RT_NODE,
+    .version = "20.20.2",
+    .exe = "/usr/bin/node",
+    .comm = "node",
+    .cgroup = "/system.slice/app.service",
+};
+
+static struct sw_incident_rec incident(void)
+{
+	struct sw_incident_rec inc = {
+	    .pid = 4242,
+	    .tid = 4243,
+	    .thread = "node",
+	    .role = "main",
+	    .runtime = "node",
+	    .start_ns = 5000000000ull,
+	    .dur_ns = 83343000ull,
+	    .diag = true,
+	    .oncpu_ns = 80000000ull,
+	    .offcpu_ns = 3343000ull,
+	    .runq_ns = 1000000ull,
+	    .switches = 3,
+	    .top_syscall = "read",
+	    .top_syscall_ns = 3000000ull,
+	    .verdict = {"cpu-sync", "synchronous CPU work", "move it to a worker"},
+	};
+	return inc;
+}
+
+TestSuite(sink_json, .init = open_out, .fini = close_out);
+
+Test(sink_json, lines_are_exact)
+{
+	struct sw_sink *s = sw_sink_json__new(out);
+	struct sw_incident_rec inc = incident();
+	struct sw_hist hist;
+	struct sw_summary_rec sum = {
+	    .pid = 4242,
+	    .tid = 4243,
+	    .thread = "node",
+	    .role = "main",
+	    .runtime = "node",
+	    .start_ns = 1000000000ull,
+	    .end_ns = 11000000000ull,
+	    .iterations = 2,
+	    .busy_ns = 2500000000ull,
+	    .idle_ns = 7500000000ull,
+	    .max_ns = 2000000000ull,
+	    .hist = &hist,
+	};
+
+	cr_assert_not_null(s);
+	sw_hist_reset(&hist);
+	s->ops->process(s, &proc);
+	s->ops->process_gone(s, 4242, true);
+	s->ops->incident(s, &inc);
+	inc.diag = false;
+	inc.ongoing = true;
+	inc.start_unknown = true;
+	s->ops->incident(s, &inc);
+	s->ops->summary(s, &sum);
+	sw_sink__free(s);
+	fflush(out);
+	cr_assert_str_eq(
+	    buf,
+	    "{\"kind\":\"process\",\"pid\":4242,\"runtime\":\"node\",\"version\":\"20.20.2\","
+	    "\"exe\":\"/usr/bin/node\",\"comm\":\"node\",\"container\":\"/system.slice/"
+	    "app.service\"}\n"
+	    "{\"kind\":\"process_exec\",\"pid\":4242}\n"
+	    "{\"kind\":\"incident\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
+	    "\"main\","
+	    "\"runtime\":\"node\",\"start_ns\":5000000000,\"duration_ms\":83.343,\"ongoing\":false,"
+	    "\"pattern\":\"cpu-sync\",\"summary\":\"synchronous CPU work\",\"advice\":\"move it to "
+	    "a "
+	    "worker\",\"oncpu_ms\":80.000,\"offcpu_ms\":3.343,\"runq_ms\":1.000,\"switches\":3,"
+	    "\"top_syscall\":\"read\",\"top_syscall_ms\":3.000}\n"
+	    "{\"kind\":\"incident\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
+	    "\"main\","
+	    "\"runtime\":\"node\",\"start_ns\":5000000000,\"duration_ms\":83.343,\"ongoing\":true,"
+	    "\"start_before_attach\":true,\"pattern\":\"cpu-sync\",\"summary\":\"synchronous CPU "
+	    "work\",\"advice\":\"move it to a worker\"}\n"
+	    "{\"kind\":\"loop_summary\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
+	    "\"main\",\"runtime\":\"node\",\"start_ns\":1000000000,\"end_ns\":11000000000,"
+	    "\"interval_ms\":10000.000,\"iterations\":2,\"busy_ms\":2500.000,\"idle_ms\":7500.000,"
+	    "\"p50_ms\":0.000,\"p90_ms\":0.000,\"p99_ms\":0.000,\"max_ms\":2000.000,"
+	    "\"utilization\":0.2500}\n",
+	    "got:\n%s", buf);
+}
+
+/* The health line iterates the X-macro list: its shape is checked, not its
+ * length, so a new counter does not break this test. */
+
+Test(sink_json, health_names_every_counter)
+{
+	struct sw_sink *s = sw_sink_json__new(out);
+	struct sw_health h = {0};
+	char want[64];
+
+	h.v[SW_HEALTH_lost_events] = 7;
+	s->ops->health(s, &h);
+	sw_sink__free(s);
+	fflush(out);
+	cr_assert(!strncmp(buf, "{\"kind\":\"health\",", 17), "%s", buf);
+	for (int i = 0; i < SW_HEALTH__COUNT; i++) {
+		snprintf(want, sizeof(want), "\"%s\":%d", sw_health_names[i],
+			 i == SW_HEALTH_lost_events ? 7 : 0);
+		cr_assert_not_null(strstr(buf, want), "%s missing in %s", want, buf);
+	}
+}
+
+TestSuite(sink_human, .init = open_out, .fini = close_out);
+
+Test(sink_human, line_formats)
+{
+	struct sw_incident_rec inc = incident();
+	struct sw_health h = {0};
+	struct sw_sink *s;
+	struct sw_hist hist;
+	struct sw_summary_rec sum = {
+	    .pid = 4242,
+	    .tid = 4243,
+	    .thread = "node",
+	    .role = "main",
+	    .runtime = "node",
+	    .start_ns = 0,
+	    .end_ns = 1000000000ull,
+	    .iterations = 12,
+	    .busy_ns = 500000000ull,
+	    .max_ns = 83343000ull,
+	    .hist = &hist,
+	};
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	/* mono 5 s + offset = 1970-01-01 01:02:08.000 UTC */
+	s = sw_sink_human__new(out, 3723000000000ll);
+	cr_assert_not_null(s);
+	sw_hist_reset(&hist);
+	/* a tenth of the block or more: the syscall is named */
+	inc.top_syscall_ns = 30000000ull;
+	s->ops->process(s, &proc);
+	s->ops->process_gone(s, 4242, false);
+	s->ops->incident(s, &inc);
+	inc.ongoing = true;
+	s->ops->incident(s, &inc);
+	s->ops->summary(s, &sum);
+	s->ops->health(s, &h); /* no loss: nothing said */
+	h.v[SW_HEALTH_reconnects] = 2;
+	s->ops->health(s, &h); /* reconnects are not loss */
+	h.v[SW_HEALTH_lost_events] = 7;
+	s->ops->health(s, &h);
+	sw_sink__free(s);
+	fflush(out);
+	cr_assert_str_eq(
+	    buf,
+	    "attached to pid 4242: node 20.20.2 (/usr/bin/node)\n"
+	    "pid 4242 exited\n"
+	    "01:02:08.000 BLOCK    node pid 4242 tid 4243 (main, node) loop blocked 83.3 ms "
+	    "[on-CPU 80 ms, off-CPU 3 ms in read, run-queue 1 ms]\n"
+	    "    cpu-sync: synchronous CPU work\n"
+	    "    fix: move it to a worker\n"
+	    "01:02:08.000 BLOCKED  node pid 4242 tid 4243 (main, node) stuck for 83 ms so far: "
+	    "synchronous CPU work\n"
+	    "loop node pid 4242 tid 4243 (main): 12 iterations, delay p50 0.000 p99 0.000 max "
+	    "83.3 ms, utilization 50.0%\n"
+	    "agent health: lost_events 7\n",
+	    "got:\n%s", buf);
+}
+
+/* ---- proto ---- */
+
+struct capture {
+	uint8_t *frames[8];
+	size_t lens[8];
+	int n;
+	uint8_t *hello;
+	size_t hello_len;
+};
+
+static void cap_queue(void *ctx, uint8_t *frame, size_t len)
+{
+	struct capture *c = ctx;
+
+	cr_assert_lt(c->n, 8);
+	c->frames[c->n] = frame;
+	c->lens[c->n++] = len;
+}
+
+static void cap_hello(void *ctx, uint8_t *frame, size_t len)
+{
+	struct capture *c = ctx;
+
+	free(c->hello);
+	c->hello = frame;
+	c->hello_len = len;
+}
+
+static void cap_free(struct capture *c)
+{
+	for (int i = 0; i < c->n; i++)
+		free(c->frames[i]);
+	free(c->hello);
+}
+
+static Stallwatch__V1__Batch *unpack(const uint8_t *frame, size_t len)
+{
+	struct sw_frame_hdr h;
+	const uint8_t *msg;
+	size_t msg_len;
+	bool owned;
+	Stallwatch__V1__Batch *b;
+
+	cr_assert_geq(len, SW_FRAME_HDR_LEN);
+	cr_assert_eq(sw_frame_parse_hdr(frame, &h), 0);
+	cr_assert_eq(h.len, len - SW_FRAME_HDR_LEN);
+	cr_assert_eq(sw_frame_payload(&h, frame + SW_FRAME_HDR_LEN, &msg, &msg_len, &owned), 0);
+	b = stallwatch__v1__batch__unpack(NULL, msg_len, msg);
+	if (owned)
+		free((void *)msg);
+	cr_assert_not_null(b, "the batch does not decode");
+	return b;
+}
+
+Test(sink_proto, batch_round_trip)
+{
+	struct capture cap = {0};
+	const struct sw_sink_frames fo = {cap_queue, cap_hello, &cap};
+	struct sw_sink *s = sw_sink_proto__new(&fo, 50000000ull, 12345);
+	struct sw_incident_rec inc = incident();
+	struct sw_health h = {0};
+	struct sw_hist hist;
+	struct sw_summary_rec sum = {
+	    .pid = 4242,
+	    .tid = 4243,
+	    .thread = "node",
+	    .role = "main",
+	    .runtime = "node",
+	    .start_ns = 1,
+	    .end_ns = 2,
+	    .iterations = 3,
+	    .busy_ns = 4,
+	    .idle_ns = 5,
+	    .max_ns = 6,
+	    .hist = &hist,
+	};
+	Stallwatch__V1__Batch *b;
+
+	cr_assert_not_null(s);
+	sw_hist_reset(&hist);
+	sw_hist_record(&hist, 1000000);
+	sw_hist_record(&hist, 1000000);
+	sw_hist_record(&hist, 90000000);
+	s->ops->process(s, &proc);
+	s->ops->incident(s, &inc);
+	s->ops->summary(s, &sum);
+	h.v[SW_HEALTH_lost_events] = 9;
+	s->ops->health(s, &h);
+	cr_assert_eq(cap.n, 0, "nothing is sent before flush");
+	s->ops->flush(s);
+	cr_assert_eq(cap.n, 1);
+	s->ops->flush(s);
+	cr_assert_eq(cap.n, 1, "an empty flush sends nothing");
+
+	b = unpack(cap.frames[0], cap.lens[0]);
+	cr_assert_eq(b->seq, 1);
+	cr_assert_null(b->hello, "the hello goes only first on a connection");
+	cr_assert_eq(b->n_processes, 1);
+	cr_assert_eq(b->processes[0]->pid, 4242);
+	cr_assert_str_eq(b->processes[0]->runtime, "node");
+	cr_assert_str_eq(b->processes[0]->runtime_version, "20.20.2");
+	cr_assert_str_eq(b->processes[0]->container, "/system.slice/app.service");
+	cr_assert_eq(b->n_incidents, 1);
+	cr_assert_eq(b->incidents[0]->tid, 4243);
+	cr_assert_eq(b->incidents[0]->duration_ns, 83343000ull);
+	cr_assert_str_eq(b->incidents[0]->pattern, "cpu-sync");
+	cr_assert_str_eq(b->incidents[0]->top_syscall, "read");
+	cr_assert_eq(b->incidents[0]->switches, 3);
+	cr_assert_eq(b->n_loops, 1);
+	cr_assert_eq(b->loops[0]->iterations, 3);
+	cr_assert_eq(b->loops[0]->n_buckets, 2, "one bucket per non-empty histogram bucket");
+	cr_assert_eq(b->loops[0]->buckets[0]->count + b->loops[0]->buckets[1]->count, 3);
+	cr_assert_not_null(b->health);
+	cr_assert_eq(b->health->n_counters, SW_HEALTH__COUNT);
+	for (size_t i = 0; i < b->health->n_counters; i++)
+		if (!strcmp(b->health->counters[i]->key, "lost_events"))
+			cr_assert_eq(b->health->counters[i]->value, 9);
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+
+	/* the hello carries the live processes */
+	cr_assert_not_null(cap.hello);
+	b = unpack(cap.hello, cap.hello_len);
+	cr_assert_not_null(b->hello);
+	cr_assert_eq(b->hello->threshold_ms, 50);
+	cr_assert_eq(b->hello->mono_to_unix_ns, 12345);
+	cr_assert_eq(b->n_processes, 1);
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+
+	/* gone: an exited ProcessInfo in the next batch, none in the hello */
+	s->ops->process_gone(s, 4242, false);
+	s->ops->flush(s);
+	cr_assert_eq(cap.n, 2);
+	b = unpack(cap.frames[1], cap.lens[1]);
+	cr_assert_eq(b->seq, 2);
+	cr_assert_eq(b->n_processes, 1);
+	cr_assert(b->processes[0]->exited);
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+	b = unpack(cap.hello, cap.hello_len);
+	cr_assert_eq(b->n_processes, 0);
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+
+	sw_sink__free(s);
+	cap_free(&cap);
+}
+
+Test(sink_proto, pending_items_are_bounded_and_counted)
+{
+	struct capture cap = {0};
+	const struct sw_sink_frames fo = {cap_queue, cap_hello, &cap};
+	struct sw_sink *s = sw_sink_proto__new(&fo, 50000000ull, 0);
+	struct sw_incident_rec inc = incident();
+	Stallwatch__V1__Batch *b;
+
+	for (int i = 0; i < SW_BATCH_MAX_ITEMS + 5; i++)
+		s->ops->incident(s, &inc);
+	cr_assert_eq(s->ops->lost(s), 5);
+	s->ops->flush(s);
+	b = unpack(cap.frames[0], cap.lens[0]);
+	cr_assert_eq(b->n_incidents, SW_BATCH_MAX_ITEMS);
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+	sw_sink__free(s);
+	cap_free(&cap);
+}
