@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "discovery.h"
+#include "utf8.h"
 #include "runtime/runtime.h"
 #include "symbolize.h"
 #include "target_io.h"
@@ -23,6 +24,16 @@ const char *sw_runtime_name(enum sw_runtime rt)
 	return d ? d->name : "native";
 }
 
+/* A name the kernel keeps as 15 bytes may end inside a character (a
+ * non-ASCII process.title or thread name): made valid UTF-8 in place. */
+static void utf8_in_place(char *s, size_t size)
+{
+	char tmp[256];
+
+	sw_utf8_copy(tmp, sizeof(tmp) < size ? sizeof(tmp) : size, s, strnlen(s, size));
+	memcpy(s, tmp, strlen(tmp) + 1);
+}
+
 void sw_thread_comm(pid_t pid, pid_t tid, char *out, size_t len)
 {
 	char rel[64];
@@ -30,6 +41,7 @@ void sw_thread_comm(pid_t pid, pid_t tid, char *out, size_t len)
 	snprintf(rel, sizeof(rel), "%d/task/%d/comm", pid, tid);
 	if (sw_tio__read_file(sw_tio_default(), rel, out, len))
 		out[0] = '\0';
+	utf8_in_place(out, len);
 }
 
 /* A zombie still has /proc/PID/stat, but no loop will ever run again. */
@@ -189,6 +201,7 @@ int sw_discover_process(pid_t pid, struct sw_proc_info *info)
 	err = sw_tio__read_file(t, rel, info->comm, sizeof(info->comm));
 	if (err)
 		return err == -ENOENT ? -ENOENT : err;
+	utf8_in_place(info->comm, sizeof(info->comm));
 	snprintf(rel, sizeof(rel), "%d/exe", pid);
 	n = sw_tio__read_link(t, rel, info->exe, sizeof(info->exe) - 1);
 	if (n < 0)
@@ -198,7 +211,7 @@ int sw_discover_process(pid_t pid, struct sw_proc_info *info)
 	snprintf(rel, sizeof(rel), "%d/cgroup", pid);
 	if (!sw_tio__read_file(t, rel, buf, sizeof(buf))) {
 		char *p = strstr(buf, "0::");
-		snprintf(info->cgroup, sizeof(info->cgroup), "%s", p ? p + 3 : "");
+		sw_utf8_copy_str(info->cgroup, sizeof(info->cgroup), p ? p + 3 : "");
 	}
 
 	base = strrchr(info->exe, '/');
