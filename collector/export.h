@@ -9,7 +9,7 @@
 #define SW_COLLECTOR_EXPORT_H
 
 #include "aggregate.h"
-#include "ingest.h"
+#include "listener.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -9,7 +9,7 @@
 #include "clock.h"
 #include "aggregate.h"
 #include "http.h"
-#include "ingest.h"
+#include "listener.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include "net.h"
 #include <errno.h>
