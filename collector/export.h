@@ -8,7 +8,7 @@
 #ifndef SW_COLLECTOR_EXPORT_H
 #define SW_COLLECTOR_EXPORT_H
 
-#include "aggregate.h"
+#include "store.h"
 #include "listener.h"
 #include <stdbool.h>
 #include <stddef.h>

@@ -7,7 +7,7 @@
 #ifndef SW_COLLECTOR_HTTP_H
 #define SW_COLLECTOR_HTTP_H
 
-#include "aggregate.h"
+#include "store.h"
 #include "listener.h"
 #include "net.h"
 

@@ -3,6 +3,7 @@
 #include "listener.h"
 #include "clock.h"
 #include "log.h" /* common/log.h, shared with the agent */
+#include "utf8.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,6 +52,7 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 	struct batch_ctx *bc = ctx;
 	struct sw_conn *c = bc->c;
 	const char *id = c->peer;
+	char name[SW_NAME_LEN];
 	uint64_t now = sw_mono_ns();
 	int rc;
 
@@ -60,12 +62,15 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 			id = b->hello->agent_id;
 		else if (b->hello && b->hello->hostname && b->hello->hostname[0])
 			id = b->hello->hostname;
-		rc = sw_store__agent_up(bc->in->store, id, b->hello, now);
+		/* as the store keeps it, so that later lookups by c->agent match,
+		 * and so that the log line is UTF-8 of bounded length */
+		sw_utf8_copy_str(name, sizeof(name), id);
+		rc = sw_store__agent_up(bc->in->store, name, b->hello, now);
 		if (rc) {
-			sw_warn("agent %s from %s: not tracked: %s", id, c->peer, strerror(-rc));
+			sw_warn("agent %s from %s: not tracked: %s", name, c->peer, strerror(-rc));
 			return;
 		}
-		snprintf(c->agent, sizeof(c->agent), "%s", id);
+		memcpy(c->agent, name, sizeof(c->agent));
 		sw_info("agent %s connected from %s", c->agent, c->peer);
 	}
 	sw_store__apply(bc->in->store, c->agent, b, now);

@@ -8,7 +8,7 @@
 #ifndef SW_COLLECTOR_LISTENER_H
 #define SW_COLLECTOR_LISTENER_H
 
-#include "aggregate.h"
+#include "store.h"
 #include "decoder.h"
 #include "net.h"
 #include <signal.h>

@@ -7,7 +7,7 @@
  * server runs in libmicrohttpd's thread; the store between them has a mutex.
  */
 #include "clock.h"
-#include "aggregate.h"
+#include "store.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h" /* common/log.h, shared with the agent */

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /*
  * Copy at most srclen bytes of src into dst (size bytes, NUL included) as
@@ -29,6 +30,13 @@
  * written and 0 is returned.
  */
 size_t sw_utf8_copy(char *dst, size_t size, const char *src, size_t srclen);
+
+/* sw_utf8_copy() of a NUL-terminated string (NULL: ""), such as the strings
+ * protobuf-c unpacks. */
+static inline size_t sw_utf8_copy_str(char *dst, size_t size, const char *src)
+{
+	return sw_utf8_copy(dst, size, src, src ? strlen(src) : 0);
+}
 
 /* Whether len bytes of s are well-formed UTF-8 (a NUL byte is: U+0000). */
 bool sw_utf8_valid(const char *s, size_t len);

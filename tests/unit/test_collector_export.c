@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* /metrics text and /api/incidents JSON for a known store. */
-#include "aggregate.h"
+#include "store.h"
 #include "export.h"
 #include "test_collector_helpers.h"
 #include <criterion/criterion.h>
