@@ -346,3 +346,108 @@ Test(export, incidents_json_newest_first_and_updated_in_place)
 	cr_assert_eq(num(nth(root, 0), "pid"), 300);
 	json_object_put(root);
 }
+
+/* ---- interval gauges of an interval without iterations ---- */
+
+static const char *const interval_gauges[] = {"p50", "p90", "p99", "min", "mean", "stddev"};
+
+static void apply_empty_interval(uint32_t pid, uint32_t tid, const char *runtime)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	struct t_loop l;
+	Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+
+	t_loop_init(&l, pid, tid, runtime);
+	l.ls.idle_ns = 1000 * MS; /* a loop that waited all along */
+	b.loops = lp;
+	b.n_loops = 1;
+	cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
+}
+
+/* Node loops have nodejs_ twins of each, others never do. */
+static void assert_delay_gauges(const char *pid_label, bool is_node, bool present, bool max_present)
+{
+	char name[96];
+
+	sw_buf__free(&text);
+	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
+	for (int node = 0; node < 2; node++) {
+		const char *prefix = node ? "nodejs" : "stallwatch";
+
+		if (node && !is_node)
+			present = max_present = false;
+
+		for (size_t g = 0; g < sizeof(interval_gauges) / sizeof(interval_gauges[0]); g++) {
+			char *l;
+
+			snprintf(name, sizeof(name), "%s_eventloop_delay_%s_seconds{", prefix,
+				 interval_gauges[g]);
+			l = line_with(name, pid_label);
+			cr_assert_eq(!!l, present, "%s %s: %s", name, pid_label, l ? l : "absent");
+			free(l);
+		}
+		snprintf(name, sizeof(name), "%s_eventloop_delay_max_seconds{", prefix);
+		{
+			char *l = line_with(name, pid_label);
+
+			cr_assert_eq(!!l, max_present, "%s %s: %s", name, pid_label,
+				     l ? l : "absent");
+			free(l);
+		}
+	}
+}
+
+Test(export, no_iteration_in_the_interval_no_delay_gauges)
+{
+	fill_store();
+	assert_delay_gauges("pid=\"100\"", true, true, true);
+	/* the node loop's next interval has no iteration, and it is not stuck:
+	 * the interval gauges are absent, not 0 */
+	apply_empty_interval(100, 100, "node");
+	assert_delay_gauges("pid=\"100\"", true, false, false);
+	/* the histogram and the counters carry on */
+	cr_assert_eq(
+	    value_of("stallwatch_eventloop_delay_seconds_count{host=\"web-1\",runtime=\"node\"",
+		     NULL),
+	    17);
+	cr_assert_eq(value_of("stallwatch_eventloop_iterations_total{", "pid=\"100\""), 17);
+	cr_assert_eq(value_of("stallwatch_eventloop_utilization{", "pid=\"100\""), 0);
+	/* the python loop still had its iterations */
+	assert_delay_gauges("pid=\"300\"", false, true, true);
+
+	/* stuck now: still no iteration, but the max is the block so far */
+	add_incident(100, 6000, 2500, 1);
+	assert_delay_gauges("pid=\"100\"", true, false, true);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 2.5);
+	cr_assert_eq(value_of("nodejs_eventloop_delay_max_seconds{", "pid=\"100\""), 2.5);
+
+	/* iterations again: every gauge is back */
+	add_incident(100, 6000, 2600, 0);
+	{
+		Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+		struct t_loop l;
+		Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+
+		t_loop_init(&l, 100, 100, "node");
+		t_loop_add(&l, 2 * MS, 3);
+		b.loops = lp;
+		b.n_loops = 1;
+		cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
+	}
+	assert_delay_gauges("pid=\"100\"", true, true, true);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 0.002);
+}
+
+Test(export, a_loop_first_seen_stuck_has_only_its_max)
+{
+	struct sw_store_opts o = {.max_loops = 16, .max_incidents = 16};
+
+	/* attached to a loop already blocked: the incident creates the series,
+	 * no LoopSummary has come yet */
+	s = sw_store__new(&o);
+	cr_assert_not_null(s);
+	cr_assert_eq(sw_store__agent_up(s, "web-1:77", NULL, NOW), 0);
+	add_incident(500, 1000, 4000, 1);
+	assert_delay_gauges("pid=\"500\"", true, false, true);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"500\""), 4);
+}

@@ -74,6 +74,7 @@ Test(aggregate, merges_deltas_and_computes_interval_gauges)
 	cr_assert_eq(sw_store__nloops(s), 1);
 	l = sw_store__loop(s, 0);
 	cr_assert_eq(l->hist.total, 100);
+	cr_assert_eq(l->interval_iterations, 100);
 	assert_close(l->p50_ns, 1 * MS);
 	assert_close(l->p99_ns, 1 * MS);
 	cr_assert_eq(l->max_ns, (double)(1 * MS), "max is LoopSummary.max_busy_ns exactly");
@@ -130,6 +131,7 @@ Test(aggregate, empty_interval_zeroes_gauges_but_keeps_totals)
 	sw_store__lock(s);
 	l = sw_store__loop(s, 0);
 	cr_assert_eq(l->hist.total, 10);
+	cr_assert_eq(l->interval_iterations, 0, "what tells export to leave the gauges out");
 	cr_assert_eq(l->p99_ns, 0);
 	cr_assert_eq(l->max_ns, 0);
 	cr_assert_eq(l->utilization, 0);
