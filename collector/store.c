@@ -51,7 +51,7 @@ const char *sw_store_norm_runtime(const char *runtime)
 {
 	char r[SW_SHORT_LEN];
 
-	sw_store_str(r, sizeof(r), runtime);
+	sw_utf8_copy_str(r, sizeof(r), runtime);
 	if (strcmp(r, "node") == 0)
 		return "node";
 	if (strcmp(r, "python") == 0)
@@ -64,7 +64,7 @@ const char *sw_store_norm_role(const char *role)
 	static const char *const roles[] = {"main", "worker", "asyncio", "loop"};
 	char r[SW_SHORT_LEN];
 
-	sw_store_str(r, sizeof(r), role);
+	sw_utf8_copy_str(r, sizeof(r), role);
 	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
 		if (strcmp(r, roles[i]) == 0)
 			return roles[i];
@@ -127,7 +127,7 @@ static struct sw_agent *agent_find(struct sw_store *s, const char *id)
 {
 	char key[SW_NAME_LEN];
 
-	sw_store_str(key, sizeof(key), id);
+	sw_utf8_copy_str(key, sizeof(key), id);
 	return sw_agents__find(&s->agents, key);
 }
 
@@ -207,16 +207,16 @@ static void loop_set_labels(struct sw_store *s, struct sw_loop *l, const char *r
 {
 	struct sw_proc *p = sw_procs__find(&s->procs, l->agent, l->v.pid);
 
-	sw_store_str(l->v.runtime, sizeof(l->v.runtime),
-		     p && p->runtime[0] ? p->runtime : sw_store_norm_runtime(runtime));
-	sw_store_str(l->v.role, sizeof(l->v.role), sw_store_norm_role(role));
+	sw_utf8_copy_str(l->v.runtime, sizeof(l->v.runtime),
+			 p && p->runtime[0] ? p->runtime : sw_store_norm_runtime(runtime));
+	sw_utf8_copy_str(l->v.role, sizeof(l->v.role), sw_store_norm_role(role));
 	if (thread && thread[0])
-		sw_store_str(l->v.thread, sizeof(l->v.thread), thread);
+		sw_utf8_copy_str(l->v.thread, sizeof(l->v.thread), thread);
 	if (p && p->comm[0])
-		sw_store_str(l->v.comm, sizeof(l->v.comm), p->comm);
+		sw_utf8_copy_str(l->v.comm, sizeof(l->v.comm), p->comm);
 	else if (l->v.pid == l->v.tid && !l->v.comm[0])
 		/* Linux: the main thread's comm is the process's comm */
-		sw_store_str(l->v.comm, sizeof(l->v.comm), l->v.thread);
+		sw_utf8_copy_str(l->v.comm, sizeof(l->v.comm), l->v.thread);
 }
 
 /* NULL when the cap refuses the series (counted) or memory is short. */
@@ -297,7 +297,7 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 		return; /* already final: a late copy must not count it twice */
 	if (!in) {
 		in = sw_incidents__insert(&s->incidents, a->v.id, pi->pid, pi->tid, pi->start_ns);
-		sw_store_str(in->v.host, sizeof(in->v.host), a->v.host);
+		sw_utf8_copy_str(in->v.host, sizeof(in->v.host), a->v.host);
 		/* monotonic clocks of two hosts do not compare; wall time does.
 		 * Without the agent's offset, date the block from our own clock. */
 		if (a->mono_to_unix_ns)

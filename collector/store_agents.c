@@ -51,9 +51,9 @@ struct sw_agent *sw_agents__add(struct sw_agents *t, const char *id)
 		errno = ENOMEM;
 		return NULL;
 	}
-	sw_store_str(a->v.id, sizeof(a->v.id), id);
+	sw_utf8_copy_str(a->v.id, sizeof(a->v.id), id);
 	/* until a Hello names the host, the id is the best name we have */
-	sw_store_str(a->v.host, sizeof(a->v.host), a->v.id);
+	sw_utf8_copy_str(a->v.host, sizeof(a->v.host), a->v.id);
 	h = agent_bucket(t, a->v.id);
 	a->hnext = t->htab[h];
 	t->htab[h] = a;
@@ -87,9 +87,9 @@ void sw_agent__hello(struct sw_agent *a, const Stallwatch__V1__Hello *h)
 	if (!h)
 		return;
 	if (h->hostname && h->hostname[0])
-		sw_store_str(a->v.host, sizeof(a->v.host), h->hostname);
+		sw_utf8_copy_str(a->v.host, sizeof(a->v.host), h->hostname);
 	if (h->version && h->version[0])
-		sw_store_str(a->v.version, sizeof(a->v.version), h->version);
+		sw_utf8_copy_str(a->v.version, sizeof(a->v.version), h->version);
 	if (h->mono_to_unix_ns)
 		a->mono_to_unix_ns = h->mono_to_unix_ns;
 }

@@ -72,7 +72,7 @@ struct sw_incident *sw_incidents__insert(struct sw_incidents *t, const char *age
 	}
 	t->head = (t->head + 1) % t->cap;
 	memset(in, 0, sizeof(*in));
-	sw_store_str(in->v.agent, sizeof(in->v.agent), agent);
+	sw_utf8_copy_str(in->v.agent, sizeof(in->v.agent), agent);
 	in->v.pid = pid;
 	in->v.tid = tid;
 	in->v.start_ns = start_ns;
@@ -94,10 +94,10 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	struct sw_incident_facts f = {0};
 	struct sw_verdict verdict;
 
-	sw_store_str(v->thread, sizeof(v->thread), pi->thread);
-	sw_store_str(v->role, sizeof(v->role), sw_store_norm_role(pi->role));
-	sw_store_str(v->runtime, sizeof(v->runtime), runtime);
-	sw_store_str(v->top_syscall, sizeof(v->top_syscall), pi->top_syscall);
+	sw_utf8_copy_str(v->thread, sizeof(v->thread), pi->thread);
+	sw_utf8_copy_str(v->role, sizeof(v->role), sw_store_norm_role(pi->role));
+	sw_utf8_copy_str(v->runtime, sizeof(v->runtime), runtime);
+	sw_utf8_copy_str(v->top_syscall, sizeof(v->top_syscall), pi->top_syscall);
 	v->duration_ns = pi->duration_ns;
 	v->ongoing = pi->ongoing;
 	v->start_unknown = pi->start_unknown;

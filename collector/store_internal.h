@@ -52,12 +52,6 @@ static inline size_t sw_hash_mask(size_t cap)
 	return n - 1;
 }
 
-/* An agent's string into a store buffer; NULL stores "". */
-static inline void sw_store_str(char *dst, size_t size, const char *src)
-{
-	sw_utf8_copy_str(dst, size, src);
-}
-
 /* Label values within the bounds docs/METRICS.md promises, whatever an agent
  * of another version (or a confused peer) sends. Static strings. */
 const char *sw_store_norm_runtime(const char *runtime);
@@ -84,7 +78,7 @@ struct sw_agents {
 
 int sw_agents__init(struct sw_agents *t);
 void sw_agents__fini(struct sw_agents *t);
-/* id as stored: already through sw_store_str() into SW_NAME_LEN */
+/* id as stored: already through sw_utf8_copy_str() into SW_NAME_LEN */
 struct sw_agent *sw_agents__find(const struct sw_agents *t, const char *id);
 /* NULL with errno ENOSPC (table full) or ENOMEM. */
 struct sw_agent *sw_agents__add(struct sw_agents *t, const char *id);

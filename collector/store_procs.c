@@ -74,9 +74,10 @@ void sw_procs__remove_at(struct sw_procs *t, size_t i)
 void sw_proc__update(struct sw_proc *p, const Stallwatch__V1__ProcessInfo *pi, uint64_t now_ns)
 {
 	if (pi->runtime && pi->runtime[0])
-		sw_store_str(p->runtime, sizeof(p->runtime), sw_store_norm_runtime(pi->runtime));
+		sw_utf8_copy_str(p->runtime, sizeof(p->runtime),
+				 sw_store_norm_runtime(pi->runtime));
 	if (pi->comm && pi->comm[0])
-		sw_store_str(p->comm, sizeof(p->comm), pi->comm);
+		sw_utf8_copy_str(p->comm, sizeof(p->comm), pi->comm);
 	/* 0 means "live" in stale_since_ns */
 	p->stale_since_ns = pi->exited ? (now_ns ? now_ns : 1) : 0;
 }
