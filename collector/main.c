@@ -3,7 +3,7 @@
  * stallwatch-collector: receives agents' batches, keeps per-loop series and
  * incidents, serves them to Prometheus and to people.
  *
- * Threads: the main thread owns the agent sockets (ingest.c, poll); the HTTP
+ * Threads: the main thread owns the agent sockets (listener.c, poll); the HTTP
  * server runs in libmicrohttpd's thread; the store between them has a mutex.
  */
 #include "clock.h"

@@ -54,9 +54,9 @@ static void apply_incident(Stallwatch__V1__Incident *in)
 	cr_assert(fabs((double)(v) - (double)(want)) <= 0.017 * (double)(want) + 1,                \
 		  "%s = %.0f, want %.0f", #v, (double)(v), (double)(want))
 
-TestSuite(aggregate, .fini = teardown);
+TestSuite(store, .fini = teardown);
 
-Test(aggregate, merges_deltas_and_computes_interval_gauges)
+Test(store, merges_deltas_and_computes_interval_gauges)
 {
 	const struct sw_loop_view *l;
 	struct t_loop a, b;
@@ -115,7 +115,7 @@ Test(aggregate, merges_deltas_and_computes_interval_gauges)
 	sw_store__unlock(s);
 }
 
-Test(aggregate, empty_interval_zeroes_gauges_but_keeps_totals)
+Test(store, empty_interval_zeroes_gauges_but_keeps_totals)
 {
 	const struct sw_loop_view *l;
 	struct t_loop a, b;
@@ -138,7 +138,7 @@ Test(aggregate, empty_interval_zeroes_gauges_but_keeps_totals)
 	sw_store__unlock(s);
 }
 
-Test(aggregate, labels_are_bounded_and_taken_from_process_info)
+Test(store, labels_are_bounded_and_taken_from_process_info)
 {
 	Stallwatch__V1__Batch bt = STALLWATCH__V1__BATCH__INIT;
 	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT;
@@ -167,7 +167,7 @@ Test(aggregate, labels_are_bounded_and_taken_from_process_info)
 	sw_store__unlock(s);
 }
 
-Test(aggregate, incident_ongoing_then_final_is_updated_in_place)
+Test(store, incident_ongoing_then_final_is_updated_in_place)
 {
 	const struct sw_incident_view *in;
 	const struct sw_loop_view *l;
@@ -207,7 +207,7 @@ Test(aggregate, incident_ongoing_then_final_is_updated_in_place)
 	sw_store__unlock(s);
 }
 
-Test(aggregate, incident_ring_is_bounded_newest_first)
+Test(store, incident_ring_is_bounded_newest_first)
 {
 	struct sw_store_counters c;
 	Stallwatch__V1__Incident inc;
@@ -228,7 +228,7 @@ Test(aggregate, incident_ring_is_bounded_newest_first)
 	sw_store__unlock(s);
 }
 
-Test(aggregate, loop_cap_counts_refusals)
+Test(store, loop_cap_counts_refusals)
 {
 	struct sw_store_counters c;
 	struct t_loop a[3];
@@ -249,7 +249,7 @@ Test(aggregate, loop_cap_counts_refusals)
 	sw_store__unlock(s);
 }
 
-Test(aggregate, seq_gaps_are_counted)
+Test(store, seq_gaps_are_counted)
 {
 	struct sw_store_counters c;
 
@@ -262,7 +262,7 @@ Test(aggregate, seq_gaps_are_counted)
 	cr_assert_eq(c.batches_gap, 2);
 }
 
-Test(aggregate, exited_process_and_gone_agent_expire)
+Test(store, exited_process_and_gone_agent_expire)
 {
 	Stallwatch__V1__Batch bt = STALLWATCH__V1__BATCH__INIT;
 	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT;
@@ -303,7 +303,7 @@ Test(aggregate, exited_process_and_gone_agent_expire)
 	cr_assert_eq(sw_store__apply(s, "h1:42", &bt, NOW), -ENOENT);
 }
 
-Test(aggregate, reconnect_revives_stale_series)
+Test(store, reconnect_revives_stale_series)
 {
 	struct t_loop a;
 	Stallwatch__V1__LoopSummary *p[1] = {&a.ls};
@@ -321,7 +321,7 @@ Test(aggregate, reconnect_revives_stale_series)
 	sw_store__unlock(s);
 }
 
-Test(aggregate, agent_health_keeps_the_latest)
+Test(store, agent_health_keeps_the_latest)
 {
 	Stallwatch__V1__Batch bt = STALLWATCH__V1__BATCH__INIT;
 	Stallwatch__V1__AgentHealth h = STALLWATCH__V1__AGENT_HEALTH__INIT;
@@ -368,7 +368,7 @@ static void apply_hello_incident(const char *id, Stallwatch__V1__Hello *h, uint6
 	cr_assert_eq(sw_store__apply(s, id, &b, NOW), 0);
 }
 
-Test(aggregate, hello_sets_only_the_fields_it_carries)
+Test(store, hello_sets_only_the_fields_it_carries)
 {
 	Stallwatch__V1__Hello h1 = STALLWATCH__V1__HELLO__INIT, thin = STALLWATCH__V1__HELLO__INIT,
 			      h2 = STALLWATCH__V1__HELLO__INIT;
@@ -423,7 +423,7 @@ static void apply_as(const char *id, Stallwatch__V1__Batch *b, int want)
 	cr_assert_eq(sw_store__apply(s, id, b, NOW), want, "apply as %s", id);
 }
 
-Test(aggregate, agents_by_id_under_churn)
+Test(store, agents_by_id_under_churn)
 {
 	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
 	uint64_t exp = 60ull * 1000000000ull;
@@ -513,7 +513,7 @@ static const struct sw_loop_view *find_loop(const char *agent, uint32_t pid)
 	return NULL;
 }
 
-Test(aggregate, processes_by_agent_and_pid_under_churn)
+Test(store, processes_by_agent_and_pid_under_churn)
 {
 	const struct sw_loop_view *l;
 	struct sw_store_counters c;
@@ -585,7 +585,7 @@ static void exit_proc(uint32_t pid)
 	apply_as("h1:42", &b, 0);
 }
 
-Test(aggregate, series_by_agent_pid_tid_under_churn)
+Test(store, series_by_agent_pid_tid_under_churn)
 {
 	const struct sw_loop_view *l;
 	uint64_t exp = 60ull * 1000000000ull;
@@ -641,7 +641,7 @@ static void incident_as(const char *id, uint32_t pid, uint64_t start_ms, int ong
 	apply_as(id, &b, 0);
 }
 
-Test(aggregate, incident_ring_eviction_keeps_the_hash)
+Test(store, incident_ring_eviction_keeps_the_hash)
 {
 	const struct sw_incident_view *in;
 	struct sw_store_counters c;
@@ -718,7 +718,7 @@ static void ref_report(struct ref_ring *r, uint32_t pid, uint64_t start, bool on
 	r->head = (r->head + 1) % 64;
 }
 
-Test(aggregate, incident_ring_under_churn)
+Test(store, incident_ring_under_churn)
 {
 	static struct ref_ring ref;
 	const size_t total = 20000;
