@@ -157,6 +157,25 @@ static double view_double(const struct sw_loop_view *l, size_t off)
 	return v;
 }
 
+/*
+ * Value of delay gauge g of loop l, or false when the series is left out.
+ * The gauges describe the iterations that ended in the last interval; with
+ * none, 0 would read as "no delay", which nobody measured: a loop stuck
+ * since before the interval ended no iteration either. The histogram and
+ * the counters still say all there is. The max is the exception: a loop
+ * stuck right now has at least that much delay, though no iteration of it
+ * has ended yet.
+ */
+static bool delay_gauge(const struct sw_loop_view *l, size_t g, double *v)
+{
+	bool is_max = delay_gauges[g].off == offsetof(struct sw_loop_view, max_ns);
+
+	*v = view_double(l, delay_gauges[g].off);
+	if (is_max && (double)l->ongoing_ns > *v)
+		*v = (double)l->ongoing_ns;
+	return l->interval_iterations || (is_max && l->ongoing_ns);
+}
+
 static void export_loops(struct sw_store *s, struct sw_buf *b)
 {
 	size_t n = sw_store__nloops(s), npat = sw_store__npatterns();
@@ -195,15 +214,10 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 			for (size_t i = 0; i < n; i++) {
 				const struct sw_loop_view *l = sw_store__loop(s, i);
 
-				if (node && !is_node(l))
-					continue;
-				double v = view_double(l, delay_gauges[g].off);
+				double v;
 
-				/* a loop stuck right now has at least that much delay,
-				 * though no iteration of it has ended yet */
-				if (delay_gauges[g].off == offsetof(struct sw_loop_view, max_ns) &&
-				    (double)l->ongoing_ns > v)
-					v = (double)l->ongoing_ns;
+				if ((node && !is_node(l)) || !delay_gauge(l, g, &v))
+					continue;
 				put_loop_series(b, name, l, NULL, NULL, NULL, NULL);
 				put_seconds(b, v);
 			}

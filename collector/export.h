@@ -8,8 +8,8 @@
 #ifndef SW_COLLECTOR_EXPORT_H
 #define SW_COLLECTOR_EXPORT_H
 
-#include "aggregate.h"
-#include "ingest.h"
+#include "store.h"
+#include "listener.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

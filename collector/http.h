@@ -7,8 +7,8 @@
 #ifndef SW_COLLECTOR_HTTP_H
 #define SW_COLLECTOR_HTTP_H
 
-#include "aggregate.h"
-#include "ingest.h"
+#include "store.h"
+#include "listener.h"
 #include "net.h"
 
 struct sw_http;

@@ -3,13 +3,13 @@
  * stallwatch-collector: receives agents' batches, keeps per-loop series and
  * incidents, serves them to Prometheus and to people.
  *
- * Threads: the main thread owns the agent sockets (ingest.c, poll); the HTTP
+ * Threads: the main thread owns the agent sockets (listener.c, poll); the HTTP
  * server runs in libmicrohttpd's thread; the store between them has a mutex.
  */
 #include "clock.h"
-#include "aggregate.h"
+#include "store.h"
 #include "http.h"
-#include "ingest.h"
+#include "listener.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include "net.h"
 #include <errno.h>

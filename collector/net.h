@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * HOST:PORT parsing and listening sockets, shared by the agent listener
- * (ingest.c) and the HTTP side (http.c). The HTTP socket is opened here and
+ * (listener.c) and the HTTP side (http.c). The HTTP socket is opened here and
  * handed to libmicrohttpd so that "port in use" is reported by us, in one
  * line, for both listeners alike.
  */

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /* /metrics text and /api/incidents JSON for a known store. */
-#include "aggregate.h"
+#include "store.h"
 #include "export.h"
 #include "test_collector_helpers.h"
+#include "utf8.h"
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -345,4 +346,233 @@ Test(export, incidents_json_newest_first_and_updated_in_place)
 	cr_assert_eq(count(root), 1);
 	cr_assert_eq(num(nth(root, 0), "pid"), 300);
 	json_object_put(root);
+}
+
+/* ---- interval gauges of an interval without iterations ---- */
+
+static const char *const interval_gauges[] = {"p50", "p90", "p99", "min", "mean", "stddev"};
+
+static void apply_empty_interval(uint32_t pid, uint32_t tid, const char *runtime)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	struct t_loop l;
+	Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+
+	t_loop_init(&l, pid, tid, runtime);
+	l.ls.idle_ns = 1000 * MS; /* a loop that waited all along */
+	b.loops = lp;
+	b.n_loops = 1;
+	cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
+}
+
+/* Node loops have nodejs_ twins of each, others never do. */
+static void assert_delay_gauges(const char *pid_label, bool is_node, bool present, bool max_present)
+{
+	char name[96];
+
+	sw_buf__free(&text);
+	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
+	for (int node = 0; node < 2; node++) {
+		const char *prefix = node ? "nodejs" : "stallwatch";
+
+		if (node && !is_node)
+			present = max_present = false;
+
+		for (size_t g = 0; g < sizeof(interval_gauges) / sizeof(interval_gauges[0]); g++) {
+			char *l;
+
+			snprintf(name, sizeof(name), "%s_eventloop_delay_%s_seconds{", prefix,
+				 interval_gauges[g]);
+			l = line_with(name, pid_label);
+			cr_assert_eq(!!l, present, "%s %s: %s", name, pid_label, l ? l : "absent");
+			free(l);
+		}
+		snprintf(name, sizeof(name), "%s_eventloop_delay_max_seconds{", prefix);
+		{
+			char *l = line_with(name, pid_label);
+
+			cr_assert_eq(!!l, max_present, "%s %s: %s", name, pid_label,
+				     l ? l : "absent");
+			free(l);
+		}
+	}
+}
+
+Test(export, no_iteration_in_the_interval_no_delay_gauges)
+{
+	fill_store();
+	assert_delay_gauges("pid=\"100\"", true, true, true);
+	/* the node loop's next interval has no iteration, and it is not stuck:
+	 * the interval gauges are absent, not 0 */
+	apply_empty_interval(100, 100, "node");
+	assert_delay_gauges("pid=\"100\"", true, false, false);
+	/* the histogram and the counters carry on */
+	cr_assert_eq(
+	    value_of("stallwatch_eventloop_delay_seconds_count{host=\"web-1\",runtime=\"node\"",
+		     NULL),
+	    17);
+	cr_assert_eq(value_of("stallwatch_eventloop_iterations_total{", "pid=\"100\""), 17);
+	cr_assert_eq(value_of("stallwatch_eventloop_utilization{", "pid=\"100\""), 0);
+	/* the python loop still had its iterations */
+	assert_delay_gauges("pid=\"300\"", false, true, true);
+
+	/* stuck now: still no iteration, but the max is the block so far */
+	add_incident(100, 6000, 2500, 1);
+	assert_delay_gauges("pid=\"100\"", true, false, true);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 2.5);
+	cr_assert_eq(value_of("nodejs_eventloop_delay_max_seconds{", "pid=\"100\""), 2.5);
+
+	/* iterations again: every gauge is back */
+	add_incident(100, 6000, 2600, 0);
+	{
+		Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+		struct t_loop l;
+		Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+
+		t_loop_init(&l, 100, 100, "node");
+		t_loop_add(&l, 2 * MS, 3);
+		b.loops = lp;
+		b.n_loops = 1;
+		cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
+	}
+	assert_delay_gauges("pid=\"100\"", true, true, true);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 0.002);
+}
+
+Test(export, a_loop_first_seen_stuck_has_only_its_max)
+{
+	struct sw_store_opts o = {.max_loops = 16, .max_incidents = 16};
+
+	/* attached to a loop already blocked: the incident creates the series,
+	 * no LoopSummary has come yet */
+	s = sw_store__new(&o);
+	cr_assert_not_null(s);
+	cr_assert_eq(sw_store__agent_up(s, "web-1:77", NULL, NOW), 0);
+	add_incident(500, 1000, 4000, 1);
+	assert_delay_gauges("pid=\"500\"", true, false, true);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"500\""), 4);
+}
+
+/* ---- every string from an agent comes out as UTF-8, cut between chars ---- */
+
+/* n copies of the 2-byte char c */
+static char *repeat2(const char *c, size_t n)
+{
+	char *s = malloc(2 * n + 1);
+
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + 2 * i, c, 2);
+	s[2 * n] = '\0';
+	return s;
+}
+
+/* the value of label key on the first line starting with prefix */
+static char *label_of(const char *prefix, const char *needle, const char *key)
+{
+	char *l = line_with(prefix, needle), *v, *e, k[64];
+
+	cr_assert_not_null(l, "no line %s ... %s", prefix, needle ? needle : "");
+	snprintf(k, sizeof(k), "%s=\"", key);
+	v = strstr(l, k);
+	cr_assert_not_null(v, "no %s in %s", key, l);
+	v += strlen(k);
+	e = strchr(v, '"'); /* none of our test values has an escaped quote */
+	*e = '\0';
+	v = strdup(v);
+	free(l);
+	return v;
+}
+
+Test(export, agent_strings_are_utf8_cut_on_character_boundaries)
+{
+	struct sw_store_opts o = {.max_loops = 16, .max_incidents = 16};
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__Hello hello = STALLWATCH__V1__HELLO__INIT;
+	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
+	Stallwatch__V1__Incident inc, *ip[1] = {&inc};
+	struct t_loop a, t;
+	Stallwatch__V1__LoopSummary *lp[2] = {&a.ls, &t.ls};
+	char comm[16], *host = repeat2("ж", 100), *thread = repeat2("щ", 100), *v, *json;
+	char agent_id[300];
+	size_t len;
+
+	/* what the kernel leaves of "приложение": 15 bytes, the last one the
+	 * first half of 'н' */
+	memcpy(comm, "приложение", 15);
+	comm[15] = '\0';
+	/* an id of 4-byte chars and a stray byte, longer than SW_NAME_LEN */
+	agent_id[0] = '\0';
+	for (int i = 0; i < 40; i++)
+		strcat(agent_id, "😀");
+	strcat(agent_id, "\xff:77");
+
+	s = sw_store__new(&o);
+	cr_assert_not_null(s);
+	hello.agent_id = agent_id;
+	hello.hostname = host;		 /* 200 bytes */
+	hello.version = "0.1.0\xc0\xaf"; /* an overlong '/' */
+	cr_assert_eq(sw_store__agent_up(s, agent_id, &hello, NOW), 0);
+	pi.pid = 100;
+	pi.runtime = "node";
+	pi.comm = comm;
+	t_loop_init(&a, 100, 100, "node");
+	t_loop_add(&a, MS, 2);
+	/* a loop with no ProcessInfo: the main thread's name is its comm */
+	t_loop_init(&t, 200, 200, "python");
+	t.ls.thread = thread; /* 200 bytes */
+	t_loop_add(&t, MS, 2);
+	t_incident(&inc, 200, 200, 5000 * MS, 700 * MS, 0);
+	inc.thread = thread;
+	inc.top_syscall = "read\xed\xa0\x80"; /* a surrogate */
+	b.hello = &hello;
+	b.processes = pp;
+	b.n_processes = 1;
+	b.loops = lp;
+	b.n_loops = 2;
+	b.incidents = ip;
+	b.n_incidents = 1;
+	cr_assert_eq(sw_store__apply(s, agent_id, &b, NOW), 0);
+
+	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
+	cr_assert(sw_utf8_valid(text.p, text.len), "/metrics is not UTF-8");
+	/* the cut char of the kernel's comm is one U+FFFD, the rest kept */
+	v = label_of("stallwatch_eventloop_iterations_total{", "pid=\"100\"", "comm");
+	cr_assert_str_eq(v, "приложе\xef\xbf\xbd");
+	free(v);
+	/* 200 bytes of 2-byte chars: 30 of the 31 bytes a comm holds */
+	v = label_of("stallwatch_eventloop_iterations_total{", "pid=\"200\"", "comm");
+	cr_assert_eq(strlen(v), 30);
+	cr_assert_eq(strncmp(v, thread, 30), 0);
+	free(v);
+	/* and 126 of the 127 of a host */
+	v = label_of("stallwatch_eventloop_iterations_total{", "pid=\"200\"", "host");
+	cr_assert_eq(strlen(v), 126);
+	cr_assert_eq(strncmp(v, host, 126), 0);
+	free(v);
+	/* 31 whole 4-byte chars fit in 127 bytes; the stray byte is cut off */
+	v = label_of("stallwatch_agent_up{", NULL, "agent");
+	cr_assert_eq(strlen(v), 124);
+	cr_assert(sw_utf8_valid(v, strlen(v)));
+	free(v);
+
+	cr_assert_eq(sw_export__incidents(s, NULL, &json, &len), 0);
+	cr_assert(sw_utf8_valid(json, len), "incidents JSON is not UTF-8");
+	{
+		json_object *root = json_tokener_parse(json), *o1 = NULL;
+
+		cr_assert_not_null(root);
+		o1 = nth(root, 0);
+		cr_assert_eq(strlen(str(o1, "thread")), 30);
+		cr_assert_eq(strncmp(str(o1, "thread"), thread, 30), 0);
+		cr_assert_str_eq(str(o1, "top_syscall"),
+				 "read\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+		cr_assert_eq(strlen(str(o1, "host")), 126);
+		json_object_put(root);
+	}
+	free(json);
+	sw_store__lock(s);
+	cr_assert_str_eq(sw_store__agent(s, 0)->version, "0.1.0\xef\xbf\xbd\xef\xbf\xbd");
+	sw_store__unlock(s);
+	free(host);
+	free(thread);
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Frame reassembly and decoding, bad bytes by reason, the listener's caps. */
-#include "ingest.h"
+#include "decoder.h"
+#include "listener.h"
 #include "test_collector_helpers.h"
 #include <arpa/inet.h>
 #include <criterion/criterion.h>

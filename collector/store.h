@@ -1,15 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The collector's store: what every agent told us, folded per loop thread,
- * plus a bounded list of blocked-loop incidents. Written by the ingest
+ * plus a bounded list of blocked-loop incidents. Written by the listener
  * thread, read by the HTTP thread; one mutex guards all of it, because a
  * scrape must see one batch applied entirely or not at all.
  *
- * Everything is bounded: loop series by max_loops, incidents by
- * max_incidents, agents by SW_STORE_MAX_AGENTS. What is refused is counted.
+ * This facade (store.c) holds the mutex and applies batches; the stores
+ * behind it are one file each, with hashed lookups: store_agents.c (by id),
+ * store_procs.c (by agent and pid), store_series.c (by agent, pid and tid),
+ * store_incidents.c (by agent, pid, tid and start). store_internal.h joins
+ * them; nothing outside store*.c includes it.
+ *
+ * Everything is bounded: loop series by max_loops, processes by max_loops,
+ * incidents by max_incidents, agents by SW_STORE_MAX_AGENTS. What is refused
+ * is counted. Every string from an agent is stored through common/utf8.h:
+ * valid UTF-8, cut between characters.
  */
-#ifndef SW_COLLECTOR_AGGREGATE_H
-#define SW_COLLECTOR_AGGREGATE_H
+#ifndef SW_COLLECTOR_STORE_H
+#define SW_COLLECTOR_STORE_H
 
 #include "health.h"
 #include "histogram.h"
@@ -56,7 +64,10 @@ struct sw_loop_view {
 	uint64_t blocked[SW_STORE_MAX_PATTERNS];    /* ended incidents by pattern */
 	uint64_t blocked_ns[SW_STORE_MAX_PATTERNS]; /* their duration */
 
-	/* last reporting interval */
+	/* last reporting interval: iterations in its histogram, and gauges
+	 * computed from it. With interval_iterations 0 the gauges are 0 and
+	 * are not exported (docs/METRICS.md): 0 would read as "no delay". */
+	uint64_t interval_iterations;
 	double min_ns, max_ns, mean_ns, stddev_ns, p50_ns, p90_ns, p99_ns;
 	double utilization;
 	uint64_t ongoing_ns; /* block in progress, 0 when none */
@@ -106,8 +117,9 @@ void sw_store__free(struct sw_store *s);
 
 /*
  * A connection of agent `id` identified itself (hello may be NULL when the
- * peer sent none: the ingest side then names it after the peer address).
- * Returns 0 or -ENOSPC when the agent table is full.
+ * peer sent none: the listener then names it after the peer address).
+ * A Hello is applied as sw_store__apply applies one: only the fields it sets.
+ * Returns 0, -ENOSPC when the agent table is full, or -ENOMEM.
  */
 int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1__Hello *hello,
 		       uint64_t now_ns);
@@ -115,9 +127,9 @@ int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1_
 void sw_store__agent_down(struct sw_store *s, const char *id, uint64_t now_ns);
 
 /*
- * Fold one batch (already validated by ingest: hist schema and bucket
- * indexes) of agent id into the store. Returns 0 or -ENOENT if the agent
- * is not known (sw_store__agent_up first).
+ * Fold one batch (already validated by sw_batch__validate: hist schema and
+ * bucket indexes) of agent id into the store. Returns 0 or -ENOENT if the
+ * agent is not known (sw_store__agent_up first).
  */
 int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
 		    uint64_t now_ns);

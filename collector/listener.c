@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #define _GNU_SOURCE /* accept4, ppoll */
+#include "listener.h"
 #include "clock.h"
-#include "ingest.h"
-#include "frame.h"
 #include "log.h" /* common/log.h, shared with the agent */
+#include "utf8.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,203 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Most batches are a few KB: start small, grow to one frame at most, and
- * give the memory back once a big frame is through, so that 256 idle
- * agents do not pin 256 frame-sized buffers. */
-#define DEC_INITIAL (64u * 1024)
-#define DEC_MAX ((size_t)SW_FRAME_HDR_LEN + SW_FRAME_MAX_PAYLOAD)
 /* Reads per connection per wake-up: one agent with a backlog must not
  * starve the others (poll is level-triggered, the rest comes next round). */
 #define READS_PER_WAKE 16
 #define ACCEPTS_PER_WAKE 64
-
-static const char *const bad_names[SW_BAD__COUNT] = {
-    [SW_BAD_NONE] = "none",
-    [SW_BAD_MAGIC] = "bad_magic",
-    [SW_BAD_HEADER] = "bad_header",
-    [SW_BAD_OVERSIZE] = "oversize",
-    [SW_BAD_ZLIB] = "bad_zlib",
-    [SW_BAD_PROTOBUF] = "bad_protobuf",
-    [SW_BAD_HIST_SCHEMA] = "bad_hist_schema",
-    [SW_BAD_BUCKET] = "bad_bucket",
-    [SW_BAD_NOMEM] = "no_memory",
-};
-
-const char *sw_bad_reason__name(enum sw_bad_reason r)
-{
-	return (unsigned)r < SW_BAD__COUNT ? bad_names[r] : "unknown";
-}
-
-enum sw_bad_reason sw_batch__validate(const Stallwatch__V1__Batch *b)
-{
-	for (size_t i = 0; i < b->n_loops; i++) {
-		const Stallwatch__V1__LoopSummary *ls = b->loops[i];
-
-		/* bucket i of another scheme is another duration: merging it
-		 * would corrupt the series silently */
-		if (ls->hist_schema != SW_HIST_SCHEMA)
-			return SW_BAD_HIST_SCHEMA;
-		for (size_t j = 0; j < ls->n_buckets; j++)
-			if (ls->buckets[j]->index >= SW_HIST_NBUCKETS)
-				return SW_BAD_BUCKET;
-	}
-	return SW_BAD_NONE;
-}
-
-/* ---- decoder ---- */
-
-struct sw_decoder {
-	uint8_t *buf;
-	size_t len; /* bytes held, from the start of the current frame */
-	size_t cap;
-};
-
-struct sw_decoder *sw_decoder__new(void) { return calloc(1, sizeof(struct sw_decoder)); }
-
-void sw_decoder__free(struct sw_decoder *d)
-{
-	if (!d)
-		return;
-	free(d->buf);
-	free(d);
-}
-
-size_t sw_decoder__pending(const struct sw_decoder *d) { return d->len; }
-
-static uint32_t hdr_len(const uint8_t *p)
-{
-	return (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
-}
-
-uint8_t *sw_decoder__space(struct sw_decoder *d, size_t *room)
-{
-	size_t need = DEC_INITIAL;
-	uint8_t *nb;
-
-	/* a header held here was validated by __commit: its length is bounded */
-	if (d->len >= SW_FRAME_HDR_LEN) {
-		size_t frame = SW_FRAME_HDR_LEN + (size_t)hdr_len(d->buf);
-
-		if (frame > need)
-			need = frame;
-	}
-	if (need > DEC_MAX)
-		need = DEC_MAX;
-	if (d->cap < need) {
-		nb = realloc(d->buf, need);
-		if (!nb)
-			return NULL;
-		d->buf = nb;
-		d->cap = need;
-	}
-	*room = d->cap - d->len;
-	return d->buf + d->len;
-}
-
-static enum sw_bad_reason decode_one(const struct sw_frame_hdr *h, const uint8_t *payload,
-				     sw_batch_fn fn, void *ctx)
-{
-	Stallwatch__V1__Batch *b;
-	enum sw_bad_reason r;
-	const uint8_t *msg;
-	size_t mlen;
-	bool owned;
-	int rc;
-
-	rc = sw_frame_payload(h, payload, &msg, &mlen, &owned);
-	if (rc == -EMSGSIZE)
-		return SW_BAD_OVERSIZE;
-	if (rc == -ENOMEM)
-		return SW_BAD_NOMEM;
-	if (rc)
-		return SW_BAD_ZLIB;
-	b = stallwatch__v1__batch__unpack(NULL, mlen, msg);
-	if (owned)
-		free((void *)msg);
-	if (!b)
-		return SW_BAD_PROTOBUF;
-	r = sw_batch__validate(b);
-	if (r == SW_BAD_NONE && fn)
-		fn(ctx, b);
-	stallwatch__v1__batch__free_unpacked(b, NULL);
-	return r;
-}
-
-enum sw_bad_reason sw_decoder__commit(struct sw_decoder *d, size_t n, sw_batch_fn fn, void *ctx,
-				      uint64_t *frames)
-{
-	enum sw_bad_reason r = SW_BAD_NONE;
-	struct sw_frame_hdr h;
-	size_t off = 0, avail;
-	uint8_t *nb;
-	int rc;
-
-	d->len += n;
-	for (;;) {
-		const uint8_t *p = d->buf + off;
-
-		avail = d->len - off;
-		/* two bytes tell a stray client (HTTP, TLS) from an agent: close
-		 * it before it makes us wait for a whole header */
-		if (avail >= 1 && p[0] != 'S')
-			return SW_BAD_MAGIC;
-		if (avail >= 2 && p[1] != 'W')
-			return SW_BAD_MAGIC;
-		if (avail < SW_FRAME_HDR_LEN)
-			break;
-		rc = sw_frame_parse_hdr(p, &h);
-		if (rc == -EMSGSIZE)
-			return SW_BAD_OVERSIZE;
-		if (rc)
-			return SW_BAD_HEADER;
-		if (avail - SW_FRAME_HDR_LEN < h.len)
-			break;
-		r = decode_one(&h, p + SW_FRAME_HDR_LEN, fn, ctx);
-		if (r != SW_BAD_NONE)
-			return r;
-		if (frames)
-			(*frames)++;
-		off += SW_FRAME_HDR_LEN + h.len;
-	}
-	if (off) {
-		memmove(d->buf, d->buf + off, d->len - off);
-		d->len -= off;
-	}
-	if (d->cap > DEC_INITIAL && d->len <= DEC_INITIAL &&
-	    (d->len < SW_FRAME_HDR_LEN ||
-	     SW_FRAME_HDR_LEN + (size_t)hdr_len(d->buf) <= DEC_INITIAL)) {
-		nb = realloc(d->buf, DEC_INITIAL);
-		if (nb) { /* keeping the big one is fine too */
-			d->buf = nb;
-			d->cap = DEC_INITIAL;
-		}
-	}
-	return r;
-}
-
-enum sw_bad_reason sw_decoder__feed(struct sw_decoder *d, const uint8_t *buf, size_t len,
-				    sw_batch_fn fn, void *ctx, uint64_t *frames)
-{
-	enum sw_bad_reason r;
-	size_t room, n;
-	uint8_t *dst;
-
-	while (len) {
-		dst = sw_decoder__space(d, &room);
-		if (!dst)
-			return SW_BAD_NOMEM;
-		n = len < room ? len : room;
-		memcpy(dst, buf, n);
-		r = sw_decoder__commit(d, n, fn, ctx, frames);
-		if (r != SW_BAD_NONE)
-			return r;
-		buf += n;
-		len -= n;
-	}
-	return SW_BAD_NONE;
-}
-
-/* ---- listener ---- */
 
 struct sw_conn {
 	int fd;
@@ -245,6 +52,7 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 	struct batch_ctx *bc = ctx;
 	struct sw_conn *c = bc->c;
 	const char *id = c->peer;
+	char name[SW_NAME_LEN];
 	uint64_t now = sw_mono_ns();
 	int rc;
 
@@ -254,12 +62,15 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 			id = b->hello->agent_id;
 		else if (b->hello && b->hello->hostname && b->hello->hostname[0])
 			id = b->hello->hostname;
-		rc = sw_store__agent_up(bc->in->store, id, b->hello, now);
+		/* as the store keeps it, so that later lookups by c->agent match,
+		 * and so that the log line is UTF-8 of bounded length */
+		sw_utf8_copy_str(name, sizeof(name), id);
+		rc = sw_store__agent_up(bc->in->store, name, b->hello, now);
 		if (rc) {
-			sw_warn("agent %s from %s: not tracked: %s", id, c->peer, strerror(-rc));
+			sw_warn("agent %s from %s: not tracked: %s", name, c->peer, strerror(-rc));
 			return;
 		}
-		snprintf(c->agent, sizeof(c->agent), "%s", id);
+		memcpy(c->agent, name, sizeof(c->agent));
 		sw_info("agent %s connected from %s", c->agent, c->peer);
 	}
 	sw_store__apply(bc->in->store, c->agent, b, now);

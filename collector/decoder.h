@@ -1,20 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The agents' side of the collector: a TCP listener driven by poll() in the
- * main thread, many agents at once, each connection with its own frame
- * reassembly (common/frame.h) and protobuf decoding. Bad bytes close that
- * connection only, and are counted by reason; the other agents go on.
- *
- * The decoder is separate from the sockets so that tests can feed it bytes
- * cut at any place.
+ * Bytes to batches: frame reassembly (common/frame.h), zlib, protobuf unpack
+ * and the checks the store relies on. One decoder per connection, no socket
+ * in sight, so that tests and the fuzz target feed it bytes cut anywhere.
  */
-#ifndef SW_COLLECTOR_INGEST_H
-#define SW_COLLECTOR_INGEST_H
+#ifndef SW_COLLECTOR_DECODER_H
+#define SW_COLLECTOR_DECODER_H
 
-#include "aggregate.h"
-#include "net.h"
 #include "stallwatch.pb-c.h"
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,8 +31,6 @@ const char *sw_bad_reason__name(enum sw_bad_reason r);
 /* Checks the unpacked batch against what the store relies on. */
 enum sw_bad_reason sw_batch__validate(const Stallwatch__V1__Batch *b);
 
-/* ---- per-connection decoder ---- */
-
 typedef void (*sw_batch_fn)(void *ctx, const Stallwatch__V1__Batch *b);
 
 struct sw_decoder;
@@ -61,40 +52,5 @@ enum sw_bad_reason sw_decoder__feed(struct sw_decoder *d, const uint8_t *buf, si
 				    sw_batch_fn fn, void *ctx, uint64_t *frames);
 /* Bytes of an incomplete frame held. */
 size_t sw_decoder__pending(const struct sw_decoder *d);
-
-/* ---- listener ---- */
-
-/* 256 agents is a large fleet for one collector; each may hold a 4 MiB
- * frame buffer while a big frame arrives, so the cap bounds memory too. */
-#define SW_INGEST_MAX_CONNS 256
-
-struct sw_ingest_opts {
-	const struct sw_addr *listen;
-	size_t max_conns; /* 0: SW_INGEST_MAX_CONNS */
-};
-
-struct sw_ingest_stats {
-	uint64_t connections; /* open now */
-	uint64_t accepted;
-	uint64_t refused; /* over max_conns */
-	uint64_t frames;
-	uint64_t bad[SW_BAD__COUNT];
-};
-
-struct sw_ingest;
-
-/* Returns NULL with errno set; EADDRINUSE and friends come from bind(). */
-struct sw_ingest *sw_ingest__new(const struct sw_ingest_opts *opts, struct sw_store *store);
-void sw_ingest__free(struct sw_ingest *in);
-/* Port actually bound (differs from the request with port 0). */
-int sw_ingest__port(const struct sw_ingest *in);
-/*
- * Wait up to timeout_ms for agents (ppoll with sigmask, so that a signal
- * blocked elsewhere interrupts exactly this wait) and serve them.
- * Returns 0, or -errno on a failure of poll itself (EINTR is 0).
- */
-int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *sigmask);
-/* Safe from any thread. */
-void sw_ingest__stats(const struct sw_ingest *in, struct sw_ingest_stats *out);
 
 #endif

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agents' side of the collector: a TCP listener driven by poll() in the
+ * main thread, many agents at once, each connection with its own decoder
+ * (decoder.h). Bad bytes close that connection only, and are counted by
+ * reason; the other agents go on. Batches go to the store.
+ */
+#ifndef SW_COLLECTOR_LISTENER_H
+#define SW_COLLECTOR_LISTENER_H
+
+#include "store.h"
+#include "decoder.h"
+#include "net.h"
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* 256 agents is a large fleet for one collector; each may hold a 4 MiB
+ * frame buffer while a big frame arrives, so the cap bounds memory too. */
+#define SW_INGEST_MAX_CONNS 256
+
+struct sw_ingest_opts {
+	const struct sw_addr *listen;
+	size_t max_conns; /* 0: SW_INGEST_MAX_CONNS */
+};
+
+struct sw_ingest_stats {
+	uint64_t connections; /* open now */
+	uint64_t accepted;
+	uint64_t refused; /* over max_conns */
+	uint64_t frames;
+	uint64_t bad[SW_BAD__COUNT];
+};
+
+struct sw_ingest;
+
+/* Returns NULL with errno set; EADDRINUSE and friends come from bind(). */
+struct sw_ingest *sw_ingest__new(const struct sw_ingest_opts *opts, struct sw_store *store);
+void sw_ingest__free(struct sw_ingest *in);
+/* Port actually bound (differs from the request with port 0). */
+int sw_ingest__port(const struct sw_ingest *in);
+/*
+ * Wait up to timeout_ms for agents (ppoll with sigmask, so that a signal
+ * blocked elsewhere interrupts exactly this wait) and serve them.
+ * Returns 0, or -errno on a failure of poll itself (EINTR is 0).
+ */
+int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *sigmask);
+/* Safe from any thread. */
+void sw_ingest__stats(const struct sw_ingest *in, struct sw_ingest_stats *out);
+
+#endif

@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The store's facade: the mutex, and what a batch does across the stores
+ * (a ProcessInfo relabels the series of its pid, an incident feeds the
+ * counters of its loop). Each store keeps its own entries: store_agents.c,
+ * store_procs.c, store_series.c, store_incidents.c.
+ */
+#include "clock.h"
+#include "rules.h"
+#include "store_internal.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sw_store {
+	pthread_mutex_t mu;
+	uint64_t expire_ns;
+	struct sw_agents agents;
+	struct sw_procs procs;
+	struct sw_series series;
+	struct sw_incidents incidents;
+	struct sw_store_counters ctr; /* but incidents_dropped: incidents.evicted */
+};
+
+static size_t npatterns;
+
+size_t sw_store__npatterns(void)
+{
+	size_t n = 0;
+
+	if (npatterns)
+		return npatterns;
+	while (sw_rule_patterns[n])
+		n++;
+	npatterns = n;
+	return n;
+}
+
+size_t sw_store__pattern_index(const char *pattern)
+{
+	for (size_t i = 0; sw_rule_patterns[i]; i++)
+		if (pattern && strcmp(sw_rule_patterns[i], pattern) == 0)
+			return i;
+	return 0; /* sw_rule_patterns[0] is the catch-all "blocked" */
+}
+
+/* Compared after the copy into a label-sized buffer, so that what decides is
+ * exactly what a label could hold. */
+const char *sw_store_norm_runtime(const char *runtime)
+{
+	char r[SW_SHORT_LEN];
+
+	sw_utf8_copy_str(r, sizeof(r), runtime);
+	if (strcmp(r, "node") == 0)
+		return "node";
+	if (strcmp(r, "python") == 0)
+		return "python";
+	return "native";
+}
+
+const char *sw_store_norm_role(const char *role)
+{
+	static const char *const roles[] = {"main", "worker", "asyncio", "loop"};
+	char r[SW_SHORT_LEN];
+
+	sw_utf8_copy_str(r, sizeof(r), role);
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+		if (strcmp(r, roles[i]) == 0)
+			return roles[i];
+	return "loop";
+}
+
+struct sw_store *sw_store__new(const struct sw_store_opts *opts)
+{
+	struct sw_store *s;
+	int err = 0;
+
+	if (!opts || opts->max_loops == 0 || opts->max_incidents == 0 ||
+	    sw_store__npatterns() > SW_STORE_MAX_PATTERNS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if ((err = pthread_mutex_init(&s->mu, NULL))) {
+		free(s);
+		errno = err;
+		return NULL;
+	}
+	s->expire_ns = opts->expire_ns ? opts->expire_ns : SW_STORE_EXPIRE_NS;
+	if (sw_agents__init(&s->agents) || sw_procs__init(&s->procs, opts->max_loops) ||
+	    sw_series__init(&s->series, opts->max_loops) ||
+	    sw_incidents__init(&s->incidents, opts->max_incidents)) {
+		err = ENOMEM;
+		goto cleanup;
+	}
+	return s;
+cleanup:
+	sw_store__free(s);
+	errno = err;
+	return NULL;
+}
+
+void sw_store__free(struct sw_store *s)
+{
+	if (!s)
+		return;
+	/* series and processes point at agents: they go first */
+	sw_series__fini(&s->series);
+	sw_procs__fini(&s->procs);
+	sw_agents__fini(&s->agents);
+	sw_incidents__fini(&s->incidents);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+void sw_store__lock(struct sw_store *s) { pthread_mutex_lock(&s->mu); }
+
+void sw_store__unlock(struct sw_store *s) { pthread_mutex_unlock(&s->mu); }
+
+/* Agents are stored and looked up by their id as a label can hold it. */
+static struct sw_agent *agent_find(struct sw_store *s, const char *id)
+{
+	char key[SW_NAME_LEN];
+
+	sw_utf8_copy_str(key, sizeof(key), id);
+	return sw_agents__find(&s->agents, key);
+}
+
+/* ---- connections ---- */
+
+int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1__Hello *hello,
+		       uint64_t now_ns)
+{
+	struct sw_agent *a;
+	int err = 0;
+
+	(void)now_ns;
+	pthread_mutex_lock(&s->mu);
+	a = agent_find(s, id);
+	if (!a) {
+		a = sw_agents__add(&s->agents, id);
+		if (!a) {
+			err = -errno;
+			/* every series of that agent is refused with it */
+			if (err == -ENOSPC)
+				s->ctr.series_dropped++;
+			goto cleanup;
+		}
+	}
+	sw_agent__hello(a, hello);
+	a->conns++;
+	a->v.up = true;
+	a->down_since_ns = 0;
+	/* an agent that came back revives its series; data will follow */
+	for (size_t i = 0; i < s->series.n; i++)
+		if (s->series.v[i]->agent == a)
+			s->series.v[i]->v.stale_since_ns = 0;
+	for (size_t i = 0; i < s->procs.n; i++)
+		if (s->procs.v[i]->agent == a)
+			s->procs.v[i]->stale_since_ns = 0;
+cleanup:
+	pthread_mutex_unlock(&s->mu);
+	return err;
+}
+
+void sw_store__agent_down(struct sw_store *s, const char *id, uint64_t now_ns)
+{
+	struct sw_agent *a;
+
+	/* 0 means "live" in stale_since_ns */
+	if (!now_ns)
+		now_ns = 1;
+	pthread_mutex_lock(&s->mu);
+	a = agent_find(s, id);
+	if (!a || a->conns == 0)
+		goto cleanup;
+	if (--a->conns)
+		goto cleanup;
+	a->v.up = false;
+	a->down_since_ns = now_ns;
+	for (size_t i = 0; i < s->series.n; i++) {
+		struct sw_loop *l = s->series.v[i];
+
+		if (l->agent != a)
+			continue;
+		if (!l->v.stale_since_ns)
+			l->v.stale_since_ns = now_ns;
+		/* nobody will tell us when that block ends: do not claim it goes on */
+		l->v.ongoing_ns = 0;
+	}
+	for (size_t i = 0; i < s->procs.n; i++)
+		if (s->procs.v[i]->agent == a && !s->procs.v[i]->stale_since_ns)
+			s->procs.v[i]->stale_since_ns = now_ns;
+cleanup:
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- series labels: from the loop's own report and its ProcessInfo ---- */
+
+static void loop_set_labels(struct sw_store *s, struct sw_loop *l, const char *runtime,
+			    const char *role, const char *thread)
+{
+	struct sw_proc *p = sw_procs__find(&s->procs, l->agent, l->v.pid);
+
+	sw_utf8_copy_str(l->v.runtime, sizeof(l->v.runtime),
+			 p && p->runtime[0] ? p->runtime : sw_store_norm_runtime(runtime));
+	sw_utf8_copy_str(l->v.role, sizeof(l->v.role), sw_store_norm_role(role));
+	if (thread && thread[0])
+		sw_utf8_copy_str(l->v.thread, sizeof(l->v.thread), thread);
+	if (p && p->comm[0])
+		sw_utf8_copy_str(l->v.comm, sizeof(l->v.comm), p->comm);
+	else if (l->v.pid == l->v.tid && !l->v.comm[0])
+		/* Linux: the main thread's comm is the process's comm */
+		sw_utf8_copy_str(l->v.comm, sizeof(l->v.comm), l->v.thread);
+}
+
+/* NULL when the cap refuses the series (counted) or memory is short. */
+static struct sw_loop *loop_get(struct sw_store *s, struct sw_agent *a, uint32_t pid, uint32_t tid,
+				const char *runtime, const char *role, const char *thread)
+{
+	struct sw_loop *l = sw_series__find(&s->series, a, pid, tid);
+
+	if (l) {
+		loop_set_labels(s, l, runtime, role, thread);
+		l->v.stale_since_ns = 0;
+		return l;
+	}
+	l = sw_series__add(&s->series, a, pid, tid);
+	if (!l) {
+		s->ctr.series_dropped++;
+		return NULL;
+	}
+	loop_set_labels(s, l, runtime, role, thread);
+	return l;
+}
+
+static void proc_mark_loops(struct sw_store *s, struct sw_agent *a, uint32_t pid, bool exited,
+			    uint64_t now_ns)
+{
+	for (size_t j = 0; j < s->series.n; j++) {
+		struct sw_loop *l = s->series.v[j];
+
+		if (l->agent != a || l->v.pid != pid)
+			continue;
+		if (exited) {
+			if (!l->v.stale_since_ns)
+				l->v.stale_since_ns = now_ns ? now_ns : 1;
+			l->v.ongoing_ns = 0;
+		} else {
+			/* pid reuse or a late ProcessInfo: refresh labels */
+			l->v.stale_since_ns = 0;
+			loop_set_labels(s, l, l->v.runtime, l->v.role, NULL);
+		}
+	}
+}
+
+/* ---- batches ---- */
+
+static void process_apply(struct sw_store *s, struct sw_agent *a,
+			  const Stallwatch__V1__ProcessInfo *pi, uint64_t now_ns)
+{
+	struct sw_proc *p = sw_procs__find(&s->procs, a, pi->pid);
+
+	if (!p && pi->exited) {
+		/* no ProcessInfo kept (collector restarted, cap): its loops
+		 * still go stale below */
+		proc_mark_loops(s, a, pi->pid, true, now_ns);
+		return;
+	}
+	if (!p) {
+		p = sw_procs__add(&s->procs, a, pi->pid);
+		if (!p) {
+			s->ctr.series_dropped++;
+			return;
+		}
+	}
+	sw_proc__update(p, pi, now_ns);
+	proc_mark_loops(s, a, pi->pid, pi->exited, now_ns);
+}
+
+static void incident_apply(struct sw_store *s, struct sw_agent *a,
+			   const Stallwatch__V1__Incident *pi)
+{
+	struct sw_proc *p = sw_procs__find(&s->procs, a, pi->pid);
+	const char *runtime = p && p->runtime[0] ? p->runtime : sw_store_norm_runtime(pi->runtime);
+	struct sw_incident *in;
+	struct sw_loop *l;
+	size_t pat;
+
+	in = sw_incidents__find(&s->incidents, a->v.id, pi->pid, pi->tid, pi->start_ns);
+	if (in && !in->v.ongoing)
+		return; /* already final: a late copy must not count it twice */
+	if (!in) {
+		in = sw_incidents__insert(&s->incidents, a->v.id, pi->pid, pi->tid, pi->start_ns);
+		sw_utf8_copy_str(in->v.host, sizeof(in->v.host), a->v.host);
+		/* monotonic clocks of two hosts do not compare; wall time does.
+		 * Without the agent's offset, date the block from our own clock. */
+		if (a->mono_to_unix_ns)
+			in->v.start_unix_ns = pi->start_ns + a->mono_to_unix_ns;
+		else
+			in->v.start_unix_ns = sw_realtime_ns() - pi->duration_ns;
+	}
+	sw_incident__update(in, pi, runtime);
+
+	l = loop_get(s, a, pi->pid, pi->tid, runtime, pi->role, pi->thread);
+	if (!l)
+		return;
+	if (pi->ongoing) {
+		l->v.ongoing_ns = pi->duration_ns;
+		l->ongoing_start_ns = pi->start_ns;
+		return;
+	}
+	if (l->ongoing_start_ns == pi->start_ns)
+		l->v.ongoing_ns = 0;
+	pat = sw_store__pattern_index(in->v.pattern);
+	l->v.blocked[pat]++;
+	l->v.blocked_ns[pat] += pi->duration_ns;
+}
+
+int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
+		    uint64_t now_ns)
+{
+	struct sw_agent *a;
+	int err = 0;
+
+	pthread_mutex_lock(&s->mu);
+	a = agent_find(s, id);
+	if (!a) {
+		err = -ENOENT;
+		goto cleanup;
+	}
+	s->ctr.batches++;
+	sw_agent__hello(a, b->hello);
+	/* seq 0 is proto3's "unset": an agent that does not number batches */
+	if (b->seq) {
+		if (a->have_seq && b->seq > a->last_seq + 1)
+			s->ctr.batches_gap += b->seq - a->last_seq - 1;
+		a->last_seq = b->seq;
+		a->have_seq = true;
+	}
+
+	for (size_t i = 0; i < b->n_processes; i++)
+		process_apply(s, a, b->processes[i], now_ns);
+
+	for (size_t i = 0; i < b->n_loops; i++) {
+		const Stallwatch__V1__LoopSummary *ls = b->loops[i];
+		struct sw_loop *l =
+		    loop_get(s, a, ls->pid, ls->tid, ls->runtime, ls->role, ls->thread);
+
+		if (l)
+			sw_series__apply(&s->series, l, ls);
+	}
+
+	for (size_t i = 0; i < b->n_incidents; i++)
+		incident_apply(s, a, b->incidents[i]);
+
+	if (b->health) {
+		/* cumulative on the agent side: the latest is the truth */
+		a->v.have_health = true;
+		for (size_t i = 0; i < b->health->n_counters; i++) {
+			const Stallwatch__V1__AgentHealth__CountersEntry *e =
+			    b->health->counters[i];
+			int hid = e ? sw_health_id(e->key) : -1;
+
+			if (hid >= 0)
+				a->v.health[hid] = e->value;
+		}
+	}
+cleanup:
+	pthread_mutex_unlock(&s->mu);
+	return err;
+}
+
+static bool expired(uint64_t since, uint64_t now, uint64_t period)
+{
+	return since && now >= since && now - since >= period;
+}
+
+void sw_store__tick(struct sw_store *s, uint64_t now_ns)
+{
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->series.n;) {
+		struct sw_loop *l = s->series.v[i];
+
+		if (expired(l->v.stale_since_ns, now_ns, s->expire_ns) ||
+		    expired(l->agent->down_since_ns, now_ns, s->expire_ns))
+			sw_series__remove_at(&s->series, i); /* swaps the last one into i */
+		else
+			i++;
+	}
+	for (size_t i = 0; i < s->procs.n;) {
+		struct sw_proc *p = s->procs.v[i];
+
+		if (expired(p->stale_since_ns, now_ns, s->expire_ns) ||
+		    expired(p->agent->down_since_ns, now_ns, s->expire_ns))
+			sw_procs__remove_at(&s->procs, i);
+		else
+			i++;
+	}
+	/* after its loops and processes: nothing points at it any more
+	 * (incidents keep a copy of its id, not a pointer) */
+	for (size_t i = 0; i < s->agents.n;) {
+		struct sw_agent *a = s->agents.v[i];
+
+		if (!a->conns && expired(a->down_since_ns, now_ns, s->expire_ns))
+			sw_agents__remove_at(&s->agents, i);
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+size_t sw_store__nloops(const struct sw_store *s) { return s->series.n; }
+
+const struct sw_loop_view *sw_store__loop(const struct sw_store *s, size_t i)
+{
+	return i < s->series.n ? &s->series.v[i]->v : NULL;
+}
+
+size_t sw_store__nagents(const struct sw_store *s) { return s->agents.n; }
+
+const struct sw_agent_view *sw_store__agent(const struct sw_store *s, size_t i)
+{
+	return i < s->agents.n ? &s->agents.v[i]->v : NULL;
+}
+
+size_t sw_store__nincidents(const struct sw_store *s) { return s->incidents.count; }
+
+const struct sw_incident_view *sw_store__incident(const struct sw_store *s, size_t i)
+{
+	return i < s->incidents.count ? &sw_incidents__at(&s->incidents, i)->v : NULL;
+}
+
+void sw_store__counters(const struct sw_store *s, struct sw_store_counters *c)
+{
+	*c = s->ctr;
+	c->incidents_dropped = s->incidents.evicted;
+}

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The stores behind store.c, one file each. Only store*.c include this.
+ * Nothing here locks: store.c holds the store's mutex around every call.
+ *
+ * Each store is a dense vector (what the exporter walks, in no particular
+ * order) plus a chained hash of the same entries (what a batch looks up:
+ * hundreds of summaries a second against up to --max-loops series). Tables
+ * are sized at creation to twice the cap, a power of two, so chains stay
+ * short at the cap and nothing is ever rehashed.
+ */
+#ifndef SW_COLLECTOR_STORE_INTERNAL_H
+#define SW_COLLECTOR_STORE_INTERNAL_H
+
+#include "store.h"
+#include "utf8.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- hashing ---- */
+
+/* splitmix64's finaliser: cheap and mixes every input bit into the low bits
+ * that a power-of-two mask keeps */
+static inline uint64_t sw_hash_mix(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return h;
+}
+
+/* FNV-1a, 64 bits: ids are short (< SW_NAME_LEN) */
+static inline uint64_t sw_hash_str(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+/* Bucket mask of a table for up to cap entries: load factor <= 0.5. */
+static inline size_t sw_hash_mask(size_t cap)
+{
+	size_t n = 16;
+
+	while (n < cap * 2)
+		n <<= 1;
+	return n - 1;
+}
+
+/* Label values within the bounds docs/METRICS.md promises, whatever an agent
+ * of another version (or a confused peer) sends. Static strings. */
+const char *sw_store_norm_runtime(const char *runtime);
+const char *sw_store_norm_role(const char *role);
+
+/* ---- agents (store_agents.c), by id ---- */
+
+struct sw_agent {
+	struct sw_agent_view v; /* first: sw_store__agent() hands out &a->v */
+	struct sw_agent *hnext;
+	unsigned int conns;
+	uint64_t mono_to_unix_ns; /* 0 while no Hello said */
+	uint64_t last_seq;
+	bool have_seq;
+	uint64_t down_since_ns; /* 0 while connected */
+};
+
+struct sw_agents {
+	struct sw_agent **v; /* SW_STORE_MAX_AGENTS */
+	size_t n;
+	struct sw_agent **htab;
+	size_t hmask;
+};
+
+int sw_agents__init(struct sw_agents *t);
+void sw_agents__fini(struct sw_agents *t);
+/* id as stored: already through sw_utf8_copy_str() into SW_NAME_LEN */
+struct sw_agent *sw_agents__find(const struct sw_agents *t, const char *id);
+/* NULL with errno ENOSPC (table full) or ENOMEM. */
+struct sw_agent *sw_agents__add(struct sw_agents *t, const char *id);
+/* Swaps the last agent into i. */
+void sw_agents__remove_at(struct sw_agents *t, size_t i);
+/* The one place a Hello is applied: only the fields it sets overwrite. */
+void sw_agent__hello(struct sw_agent *a, const Stallwatch__V1__Hello *h);
+
+/* ---- processes (store_procs.c), by (agent, pid) ---- */
+
+/* What ProcessInfo said about a pid, kept because it comes once per process
+ * and the loop series of that pid may be created later. */
+struct sw_proc {
+	struct sw_agent *agent;
+	struct sw_proc *hnext;
+	uint32_t pid;
+	char runtime[SW_SHORT_LEN]; /* normalized; "" until a ProcessInfo says */
+	char comm[SW_SHORT_LEN];
+	uint64_t stale_since_ns;
+};
+
+struct sw_procs {
+	struct sw_proc **v;
+	size_t n, cap;
+	struct sw_proc **htab;
+	size_t hmask;
+};
+
+/* cap: processes are bounded like loops, a process with no loop yields no series */
+int sw_procs__init(struct sw_procs *t, size_t cap);
+void sw_procs__fini(struct sw_procs *t);
+struct sw_proc *sw_procs__find(const struct sw_procs *t, const struct sw_agent *a, uint32_t pid);
+/* NULL when the cap is reached or memory is short (the caller counts it). */
+struct sw_proc *sw_procs__add(struct sw_procs *t, struct sw_agent *a, uint32_t pid);
+void sw_procs__remove_at(struct sw_procs *t, size_t i);
+/* Fold one ProcessInfo: the fields it sets, and whether the process is gone. */
+void sw_proc__update(struct sw_proc *p, const Stallwatch__V1__ProcessInfo *pi, uint64_t now_ns);
+
+/* ---- loop series (store_series.c), by (agent, pid, tid) ---- */
+
+struct sw_loop {
+	struct sw_loop_view v; /* first: sw_store__loop() hands out &l->v */
+	struct sw_agent *agent;
+	struct sw_loop *hnext;
+	uint64_t ongoing_start_ns;
+};
+
+struct sw_series {
+	struct sw_loop **v;
+	size_t n, cap;
+	struct sw_loop **htab;
+	size_t hmask;
+	struct sw_hist scratch; /* one interval's delta; 14 KB, not on the stack */
+};
+
+int sw_series__init(struct sw_series *t, size_t cap);
+void sw_series__fini(struct sw_series *t);
+struct sw_loop *sw_series__find(const struct sw_series *t, const struct sw_agent *a, uint32_t pid,
+				uint32_t tid);
+/* A new series, labels empty; NULL when the cap is reached or memory is short. */
+struct sw_loop *sw_series__add(struct sw_series *t, struct sw_agent *a, uint32_t pid, uint32_t tid);
+void sw_series__remove_at(struct sw_series *t, size_t i);
+/* Fold one interval: cumulative counts and the interval's gauges. */
+void sw_series__apply(struct sw_series *t, struct sw_loop *l,
+		      const Stallwatch__V1__LoopSummary *ls);
+
+/* ---- incidents (store_incidents.c), by (agent id, pid, tid, start_ns) ---- */
+
+struct sw_incident {
+	struct sw_incident_view v; /* first: sw_store__incident() hands out &in->v */
+	struct sw_incident *hnext;
+};
+
+/* A ring in insertion order: ring[(head - 1 - i) % cap] is the i-th newest.
+ * Keyed by the agent's id, not its struct: an incident outlives the agent
+ * entry that reported it, and a late final copy must still find it. */
+struct sw_incidents {
+	struct sw_incident *ring;
+	size_t cap, head, count;
+	struct sw_incident **htab;
+	size_t hmask;
+	uint64_t evicted;
+};
+
+int sw_incidents__init(struct sw_incidents *t, size_t cap);
+void sw_incidents__fini(struct sw_incidents *t);
+struct sw_incident *sw_incidents__find(const struct sw_incidents *t, const char *agent,
+				       uint32_t pid, uint32_t tid, uint64_t start_ns);
+/* A new entry with its key set, over the oldest when full (counted in
+ * evicted; the oldest leaves the hash with it). Never fails. */
+struct sw_incident *sw_incidents__insert(struct sw_incidents *t, const char *agent, uint32_t pid,
+					 uint32_t tid, uint64_t start_ns);
+struct sw_incident *sw_incidents__at(const struct sw_incidents *t, size_t i);
+/* What the agent says of it now, runtime already resolved; re-judged by
+ * common/rules.c, never by the agent's own verdict. */
+void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident *pi,
+			 const char *runtime);
+
+#endif

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Loop series by (agent, pid, tid): cumulative histogram and counters, and
+ * the gauges of the last reporting interval. */
+#include "store_internal.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sw_series__init(struct sw_series *t, size_t cap)
+{
+	t->cap = cap;
+	t->hmask = sw_hash_mask(cap);
+	t->v = calloc(cap, sizeof(*t->v));
+	t->htab = calloc(t->hmask + 1, sizeof(*t->htab));
+	return t->v && t->htab ? 0 : -ENOMEM;
+}
+
+void sw_series__fini(struct sw_series *t)
+{
+	for (size_t i = 0; t->v && i < t->n; i++)
+		free(t->v[i]);
+	free(t->v);
+	free(t->htab);
+	memset(t, 0, sizeof(*t));
+}
+
+/* By the agent's address, as processes are: series go before their agent. */
+static size_t loop_bucket(const struct sw_series *t, const struct sw_agent *a, uint32_t pid,
+			  uint32_t tid)
+{
+	uint64_t h = (uint64_t)(uintptr_t)a;
+
+	h ^= ((uint64_t)pid << 32) | tid;
+	return sw_hash_mix(h) & t->hmask;
+}
+
+struct sw_loop *sw_series__find(const struct sw_series *t, const struct sw_agent *a, uint32_t pid,
+				uint32_t tid)
+{
+	struct sw_loop *l = t->htab[loop_bucket(t, a, pid, tid)];
+
+	for (; l; l = l->hnext)
+		if (l->agent == a && l->v.pid == pid && l->v.tid == tid)
+			return l;
+	return NULL;
+}
+
+struct sw_loop *sw_series__add(struct sw_series *t, struct sw_agent *a, uint32_t pid, uint32_t tid)
+{
+	struct sw_loop *l;
+	size_t h;
+
+	if (t->n >= t->cap || !(l = calloc(1, sizeof(*l))))
+		return NULL;
+	l->agent = a;
+	l->v.host = a->v.host;
+	l->v.agent = a->v.id;
+	l->v.pid = pid;
+	l->v.tid = tid;
+	h = loop_bucket(t, a, pid, tid);
+	l->hnext = t->htab[h];
+	t->htab[h] = l;
+	t->v[t->n++] = l;
+	return l;
+}
+
+void sw_series__remove_at(struct sw_series *t, size_t i)
+{
+	struct sw_loop *l = t->v[i], **pp;
+
+	for (pp = &t->htab[loop_bucket(t, l->agent, l->v.pid, l->v.tid)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == l) {
+			*pp = l->hnext;
+			break;
+		}
+	}
+	t->v[i] = t->v[--t->n];
+	free(l);
+}
+
+/* Middle of a bucket, clamped to the interval's exact maximum: in the top
+ * bucket of an interval the middle may lie above every value recorded. */
+static double bucket_value(uint32_t idx, uint64_t max_ns)
+{
+	uint64_t mid = sw_hist_bucket_mid(idx);
+
+	if (max_ns && mid > max_ns)
+		mid = max_ns;
+	return (double)mid;
+}
+
+void sw_series__apply(struct sw_series *t, struct sw_loop *l, const Stallwatch__V1__LoopSummary *ls)
+{
+	struct sw_hist *d = &t->scratch;
+	double sum = 0, sq = 0, mean, v;
+	uint64_t total;
+	bool first = true;
+
+	sw_hist_reset(d);
+	for (size_t i = 0; i < ls->n_buckets; i++)
+		/* indexes were validated by the decoder; a bad one is skipped, not trusted */
+		(void)sw_hist_add_bucket(d, ls->buckets[i]->index, ls->buckets[i]->count);
+	d->max_ns = ls->max_busy_ns;
+	sw_hist_merge(&l->v.hist, d);
+	l->v.iterations += ls->iterations;
+	l->v.busy_ns += ls->busy_ns;
+	l->v.idle_ns += ls->idle_ns;
+
+	/* OTel nodejs.eventloop.delay.* are over the interval: from the delta */
+	total = d->total;
+	l->v.interval_iterations = total;
+	l->v.min_ns = l->v.mean_ns = l->v.stddev_ns = 0;
+	l->v.p50_ns = l->v.p90_ns = l->v.p99_ns = 0;
+	l->v.max_ns = (double)ls->max_busy_ns;
+	if (total) {
+		for (uint32_t i = 0; i < SW_HIST_NBUCKETS; i++) {
+			if (!d->counts[i])
+				continue;
+			v = bucket_value(i, d->max_ns);
+			if (first) {
+				l->v.min_ns = v;
+				first = false;
+			}
+			sum += v * (double)d->counts[i];
+		}
+		mean = sum / (double)total;
+		for (uint32_t i = 0; i < SW_HIST_NBUCKETS; i++) {
+			if (!d->counts[i])
+				continue;
+			v = bucket_value(i, d->max_ns) - mean;
+			sq += v * v * (double)d->counts[i];
+		}
+		l->v.mean_ns = mean;
+		l->v.stddev_ns = sqrt(sq / (double)total);
+		l->v.p50_ns = (double)sw_hist_quantile(d, 0.50);
+		l->v.p90_ns = (double)sw_hist_quantile(d, 0.90);
+		l->v.p99_ns = (double)sw_hist_quantile(d, 0.99);
+		if (!ls->max_busy_ns) {
+			/* an agent that did not send the exact max: top bucket */
+			for (uint32_t i = SW_HIST_NBUCKETS; i-- > 0;) {
+				if (d->counts[i]) {
+					l->v.max_ns = (double)sw_hist_bucket_mid(i);
+					break;
+				}
+			}
+		}
+		/* _sum of the exported histogram: consistent with its buckets
+		 * (each value within 0.8 % of its bucket's middle) */
+		l->v.hist_sum_ns += (uint64_t)sum;
+	}
+	/* libuv's ELU: active / (active + idle) of the interval */
+	if (ls->busy_ns + ls->idle_ns)
+		l->v.utilization = (double)ls->busy_ns / (double)(ls->busy_ns + ls->idle_ns);
+	else
+		l->v.utilization = 0;
+}
