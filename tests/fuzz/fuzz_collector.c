@@ -96,9 +96,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sw_store_opts opts = {
-		.max_loops = FZ_MAX_LOOPS,
-		.max_incidents = FZ_MAX_INCIDENTS,
-		.expire_ns = FZ_EXPIRE_NS,
+	    .max_loops = FZ_MAX_LOOPS,
+	    .max_incidents = FZ_MAX_INCIDENTS,
+	    .expire_ns = FZ_EXPIRE_NS,
 	};
 	struct fz f = {0};
 	struct sw_decoder *d;
