@@ -20,6 +20,7 @@ shift
 
 LOGDIR=$(mktemp -d /tmp/stallwatch-soak.XXXXXX) || die "cannot create a log directory under /tmp"
 hog=
+run=
 stop_hog() {
 	# only the process this script started, by its pid
 	if [ -n "$hog" ]; then
@@ -29,7 +30,9 @@ stop_hog() {
 	fi
 }
 trap 'stop_hog' EXIT
-trap 'stop_hog; exit 130' INT TERM HUP
+# A signal stops the hog and the run in progress at once (the run is waited
+# for in the background: bash runs traps only between foreground commands).
+trap 'stop_hog; [ -z "$run" ] || kill -TERM -- "-$run" 2>/dev/null; exit 130' INT TERM HUP
 
 # One core busy for the whole soak: a shell loop is CPU-bound and needs
 # nothing installed.
@@ -42,7 +45,11 @@ for i in $(seq 1 "$N"); do
 	log=$LOGDIR/run-$i.log
 	t0=$(date +%s)
 	rc=0
-	"$ROOT/scripts/test.sh" "$@" >"$log" 2>&1 || rc=$?
+	# its own process group, so that a signal reaches ctest and the tests too
+	setsid "$ROOT/scripts/test.sh" "$@" >"$log" 2>&1 &
+	run=$!
+	wait "$run" || rc=$?
+	run=
 	dt=$(($(date +%s) - t0))
 	last=$(grep -E '^test\.sh: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
 	if [ "$rc" -eq 0 ]; then
