@@ -5,7 +5,8 @@
  * from frames the collector accepts and every field of the .proto is set
  * somewhere. Regenerate after a .proto change:
  *
- *   build-fuzz/tests/gen_corpus tests/fuzz/corpus
+ *   cmake --build build/fuzz --target gen_corpus    (after scripts/fuzz.sh)
+ *   build/fuzz/tests/gen_corpus tests/fuzz/corpus
  *
  * Each file: 2 control bytes (see fuzz_collector.c) + the stream. The two
  * agent-node-block* seeds are not from here: they are the bytes a real
