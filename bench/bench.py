@@ -671,7 +671,7 @@ def main():
     ap.add_argument("--agent-arg", action="append", default=[], help="extra agent argument")
     a = ap.parse_args()
     if os.geteuid() != 0:
-        die("must run as root: the agent loads BPF programs (try: sudo ./bench/run.sh)")
+        die("must run as root: the agent loads BPF programs (run it from a root shell, or: sudo ./bench/run.sh)")
     if not os.access(a.agent, os.X_OK):
         die(f"agent binary {a.agent} not found: build first (cmake -S . -B build && cmake --build build)")
     for tool, pkg in (("wrk", "wrk"), ("redis-server", "redis-server"), ("redis-benchmark", "redis-tools"),

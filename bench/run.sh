@@ -12,7 +12,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${SW_BUILD_DIR:-$ROOT/build}
 cd "$ROOT"
-[ "$(id -u)" -eq 0 ] || die "must run as root: the agent loads BPF programs (try: sudo $0)"
+[ "$(id -u)" -eq 0 ] || die "must run as root: the agent loads BPF programs (run it from a root shell, or: sudo $0)"
 
 "$ROOT/scripts/install-deps.sh" >&2 || die "dependency install failed"
 if [ -z "${SW_SKIP_BUILD:-}" ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# The one demo command: sudo ./scripts/demo.sh [--keep]
+# The one demo command, as root: ./scripts/demo.sh [--keep]
 # Installs deps, builds, starts the collector, a Node HTTP service and a
 # Python FastAPI (asyncio) service, attaches ONE agent to both, blocks their
 # loops with a few requests, and shows the agent's incident lines as they
@@ -23,7 +23,7 @@ KEEP=0
 [ "${1:-}" = "--keep" ] && KEEP=1
 cd "$ROOT"
 
-[ "$(id -u)" -eq 0 ] || die "must run as root: the agent loads BPF programs (try: sudo $0)"
+[ "$(id -u)" -eq 0 ] || die "must run as root: the agent loads BPF programs (run it from a root shell, or: sudo $0)"
 
 say "install dependencies"
 "$ROOT/scripts/install-deps.sh"

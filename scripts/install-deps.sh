@@ -9,7 +9,7 @@ set -euo pipefail
 
 die() { echo "install-deps: $*" >&2; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "must run as root (try: sudo $0)"
+[ "$(id -u)" -eq 0 ] || die "must run as root (run it from a root shell, or: sudo $0)"
 command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script supports Debian 12 only"
 
 # Why each one is needed: see the dependency table in README.md.
@@ -19,8 +19,12 @@ PKGS=(
 	libbpf-dev libelf-dev zlib1g-dev
 	libprotobuf-c-dev protobuf-c-compiler
 	libmicrohttpd-dev libjson-c-dev
-	# tests
-	libcriterion-dev
+	# tests: unit tier; the CPython layout table checked against the DWARF of
+	# the pyenv builds (gdb); Prometheus's own parser of /metrics (promtool)
+	libcriterion-dev gdb prometheus
+	# sanitizer and libFuzzer runtimes of clang: only a Recommends of clang,
+	# which --no-install-recommends leaves out
+	libclang-rt-dev
 	# workloads, demo and bench
 	python3 python3-fastapi python3-uvicorn python3-aiohttp python3-uvloop python3-numpy
 	wrk redis-server redis-tools curl procps

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Writes the seed corpus of fuzz_collector.c: agent streams built with the
+ * real wire types (protobuf-c, sw_frame_encode), so that the fuzzer starts
+ * from frames the collector accepts and every field of the .proto is set
+ * somewhere. Regenerate after a .proto change:
+ *
+ *   cmake --build build/fuzz --target gen_corpus    (after scripts/fuzz.sh)
+ *   build/fuzz/tests/gen_corpus tests/fuzz/corpus
+ *
+ * Each file: 2 control bytes (see fuzz_collector.c) + the stream. The two
+ * agent-node-block* seeds are not from here: they are the bytes a real
+ * agent sent (tests/workloads/node_block.js, --interval 1, 5 s) to a
+ * listener that saved them, behind the control bytes 00 01 and 05 01.
+ */
+#include "frame.h"
+#include "health.h"
+#include "test_collector_helpers.h"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+struct out {
+	uint8_t *p;
+	size_t len;
+};
+
+static void die(const char *what)
+{
+	fprintf(stderr, "gen_corpus: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void put(struct out *o, const void *p, size_t n)
+{
+	uint8_t *nb = realloc(o->p, o->len + n);
+
+	if (!nb)
+		die("realloc");
+	memcpy(nb + o->len, p, n);
+	o->p = nb;
+	o->len += n;
+}
+
+static void put_batch(struct out *o, const Stallwatch__V1__Batch *b, int zlib)
+{
+	size_t n;
+	uint8_t *f = t_frame(b, zlib, &n);
+
+	if (!f)
+		die("t_frame");
+	put(o, f, n);
+	free(f);
+}
+
+static void save(const char *dir, const char *name, struct out *o)
+{
+	char path[4096];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "wb");
+	if (!fp || fwrite(o->p, 1, o->len, fp) != o->len || fclose(fp))
+		die(path);
+	free(o->p);
+	o->p = NULL;
+	o->len = 0;
+}
+
+static void start(struct out *o, uint8_t cut, uint8_t ctl)
+{
+	uint8_t c[2] = {cut, ctl};
+
+	put(o, c, 2);
+}
+
+/* One batch with every message and most fields set. */
+struct full {
+	Stallwatch__V1__Batch b;
+	Stallwatch__V1__Hello hello;
+	Stallwatch__V1__ProcessInfo pi[2], *pp[2];
+	struct t_loop l[2];
+	Stallwatch__V1__LoopSummary *lp[2];
+	Stallwatch__V1__Incident in[2], *ip[2];
+	Stallwatch__V1__AgentHealth health;
+	Stallwatch__V1__AgentHealth__CountersEntry ce[SW_HEALTH__COUNT], *cp[SW_HEALTH__COUNT];
+};
+
+static void full_init(struct full *f, uint64_t seq, const char *exe)
+{
+	stallwatch__v1__batch__init(&f->b);
+	stallwatch__v1__hello__init(&f->hello);
+	f->hello.agent_id = (char *)"host-a:4242";
+	f->hello.hostname = (char *)"host-a";
+	f->hello.version = (char *)"0.1.0";
+	f->hello.start_unix_ns = 1700000000ull * 1000000000ull;
+	f->hello.threshold_ms = 50;
+	f->hello.mono_to_unix_ns = 1699990000ull * 1000000000ull;
+
+	for (int i = 0; i < 2; i++) {
+		stallwatch__v1__process_info__init(&f->pi[i]);
+		f->pi[i].pid = 100 + i;
+		f->pi[i].runtime = (char *)(i ? "python" : "node");
+		f->pi[i].runtime_version = (char *)(i ? "3.11.7" : "20.20.2");
+		f->pi[i].exe = (char *)exe;
+		f->pi[i].comm = (char *)(i ? "python3" : "node");
+		f->pi[i].container = (char *)"/system.slice/app.service";
+		f->pp[i] = &f->pi[i];
+	}
+	t_loop_init(&f->l[0], 100, 100, "node");
+	t_loop_add(&f->l[0], MS, 900);
+	t_loop_add(&f->l[0], 10 * MS, 9);
+	t_loop_add(&f->l[0], 120 * MS, 1);
+	t_loop_init(&f->l[1], 101, 105, "python");
+	f->l[1].ls.role = (char *)"asyncio";
+	t_loop_add(&f->l[1], 2 * MS, 50);
+	for (int i = 0; i < 2; i++) {
+		f->l[i].ls.interval_start_ns = seq * 1000 * MS;
+		f->l[i].ls.interval_end_ns = (seq + 1) * 1000 * MS;
+		f->l[i].ls.idle_ns = 500 * MS;
+		f->lp[i] = &f->l[i].ls;
+	}
+	t_incident(&f->in[0], 100, 100, seq * 1000 * MS + 5 * MS, 120 * MS, 0);
+	f->in[0].top_syscall = (char *)"futex";
+	f->in[0].top_syscall_ns = 10 * MS;
+	f->in[0].switches = 3;
+	f->in[0].advice = (char *)"move the work off the loop";
+	t_incident(&f->in[1], 101, 105, seq * 1000 * MS, 300 * MS, 1);
+	f->in[1].runtime = (char *)"python";
+	f->in[1].role = (char *)"asyncio";
+	f->in[1].pattern = (char *)"sleep-in-async";
+	f->in[1].offcpu_ns = 290 * MS;
+	f->in[1].oncpu_ns = 10 * MS;
+	f->in[1].top_syscall = (char *)"clock_nanosleep";
+	f->in[1].start_unknown = 1;
+	f->ip[0] = &f->in[0];
+	f->ip[1] = &f->in[1];
+
+	stallwatch__v1__agent_health__init(&f->health);
+	for (int i = 0; i < SW_HEALTH__COUNT; i++) {
+		stallwatch__v1__agent_health__counters_entry__init(&f->ce[i]);
+		f->ce[i].key = (char *)sw_health_names[i];
+		f->ce[i].value = (uint64_t)i * 7 + seq;
+		f->cp[i] = &f->ce[i];
+	}
+	f->health.counters = f->cp;
+	f->health.n_counters = SW_HEALTH__COUNT;
+
+	f->b.seq = seq;
+	f->b.hello = &f->hello;
+	f->b.processes = f->pp;
+	f->b.n_processes = 2;
+	f->b.loops = f->lp;
+	f->b.n_loops = 2;
+	f->b.incidents = f->ip;
+	f->b.n_incidents = 2;
+	f->b.health = &f->health;
+	f->b.sent_unix_ns = f->hello.start_unix_ns + seq * 1000 * MS;
+}
+
+int main(int argc, char **argv)
+{
+	static char long_exe[2048];
+	struct out o = {0};
+	struct full f;
+	const char *dir;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s DIR (writes the seed corpus of fuzz_collector there)\n",
+			argv[0]);
+		return 2;
+	}
+	dir = argv[1];
+	memset(long_exe, 'x', sizeof(long_exe) - 1);
+	long_exe[0] = '/';
+
+	/* hello only, one piece */
+	{
+		Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+		Stallwatch__V1__Hello h = STALLWATCH__V1__HELLO__INIT;
+
+		h.agent_id = (char *)"host-a:1";
+		h.hostname = (char *)"host-a";
+		h.version = (char *)"0.1.0";
+		b.seq = 1;
+		b.hello = &h;
+		start(&o, 0, 1);
+		put_batch(&o, &b, 0);
+		save(dir, "hello-only", &o);
+	}
+
+	/* every field, raw, one piece; then cut in 1..12-byte pieces */
+	full_init(&f, 1, "/usr/bin/node");
+	start(&o, 0, 1);
+	put_batch(&o, &f.b, 0);
+	save(dir, "full-raw", &o);
+	start(&o, 3, 2);
+	put_batch(&o, &f.b, 0);
+	save(dir, "full-raw-cut3", &o);
+
+	/* compressed (a long exe makes deflate pay) */
+	full_init(&f, 1, long_exe);
+	start(&o, 7, 1);
+	put_batch(&o, &f.b, 1);
+	save(dir, "full-zlib", &o);
+
+	/* a session: hello, then batches with a gap (seq 3 evicted by the
+	 * agent), a process that exits, clock steps that expire its series */
+	start(&o, 17, 7 | 0x20 | 0x40);
+	full_init(&f, 1, "/usr/bin/node");
+	put_batch(&o, &f.b, 0);
+	for (uint64_t seq = 2; seq <= 6; seq++) {
+		if (seq == 3)
+			continue;
+		full_init(&f, seq, "/usr/bin/node");
+		f.b.hello = NULL; /* only the first batch of a connection has it */
+		if (seq == 5) {
+			f.pi[1].exited = 1;
+			f.b.n_loops = 1;
+		}
+		put_batch(&o, &f.b, seq & 1);
+	}
+	save(dir, "session-gap-exit", &o);
+
+	/* no hello: the agent is named after the peer address */
+	full_init(&f, 9, "/usr/bin/python3");
+	f.b.hello = NULL;
+	start(&o, 1, 0);
+	put_batch(&o, &f.b, 0);
+	save(dir, "no-hello", &o);
+
+	/* a good frame, then garbage: the connection closes, a new one starts */
+	full_init(&f, 1, "/usr/bin/node");
+	start(&o, 0, 1);
+	put_batch(&o, &f.b, 0);
+	put(&o, "GET / HTTP/1.1\r\n\r\n", 18);
+	put_batch(&o, &f.b, 0);
+	save(dir, "good-then-garbage", &o);
+
+	/* a loop of another histogram scheme (SW_BAD_HIST_SCHEMA) */
+	full_init(&f, 1, "/usr/bin/node");
+	f.l[0].ls.hist_schema = 2;
+	start(&o, 0, 1);
+	put_batch(&o, &f.b, 0);
+	save(dir, "bad-schema", &o);
+	return 0;
+}
