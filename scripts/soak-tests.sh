@@ -13,6 +13,7 @@ set -uo pipefail
 die() { echo "soak: $*" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${SW_BUILD_DIR:-$ROOT/build} # where scripts/test.sh builds
 N=${1:-}
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, not '$N' (usage: scripts/soak-tests.sh N [test.sh args])"
 shift
@@ -51,6 +52,9 @@ for i in $(seq 1 "$N"); do
 	wait "$run" || rc=$?
 	run=
 	dt=$(($(date +%s) - t0))
+	# ctest's full output (every test's, not only the failures'): the block
+	# tables that tests/root/residuals.py reads
+	cp "$BUILD/Testing/Temporary/LastTest.log" "$LOGDIR/run-$i.ctest.log" 2>/dev/null
 	last=$(grep -E '^test\.sh: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
 	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))

@@ -534,7 +534,7 @@ Test(loops, ongoing_from_an_empty_zero_timeout_poll)
 
 	cr_assert_eq(incidents(200, true, on, 8), 3);
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(jint(on[i], "start_ns"), pz_exit, "from the poll's return");
+		cr_assert_eq(jint(on[i], "start_ns"), (int64_t)pz_exit, "from the poll's return");
 		cr_assert_not(jhas(on[i], "start_before_attach"));
 		cr_assert_str_eq(jstr(on[i], "role"), "main");
 	}
@@ -544,7 +544,7 @@ Test(loops, ongoing_from_an_empty_zero_timeout_poll)
 	cr_assert_float_eq(jnum(on[2], "offcpu_ms"), 510.0, 1e-6, "10 ms done + 500 in progress");
 	cr_assert_str_eq(jstr(on[2], "top_syscall"), "clock_nanosleep");
 	cr_assert_eq(incidents(200, false, fin, 2), 1);
-	cr_assert_eq(jint(fin[0], "start_ns"), pz_exit);
+	cr_assert_eq(jint(fin[0], "start_ns"), (int64_t)pz_exit);
 	cr_assert_float_eq(jnum(fin[0], "duration_ms"), 1200.0, 1e-6);
 	cr_assert_float_eq(jnum(fin[0], "oncpu_ms"), 590.0, 1e-6);
 	cr_assert_str_eq(jstr(fin[0], "top_syscall"), "clock_nanosleep");
@@ -592,7 +592,7 @@ Test(loops, seeded_busy_main_thread_starts_before_attach)
 	capture_end(rep);
 
 	cr_assert_eq(incidents(300, true, on, 4), 1);
-	cr_assert_eq(jint(on[0], "start_ns"), t0);
+	cr_assert_eq(jint(on[0], "start_ns"), (int64_t)t0);
 	cr_assert(jbool(on[0], "start_before_attach"));
 	cr_assert_eq(incidents(301, true, on, 4), 0);
 }
