@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include "clock.h"
 #include "report.h"
-#include "utf8.h"
 #include "sink.h"
+#include "utf8.h"
 
 #define SW_REPORT_MAX_SINKS 4
 
@@ -59,20 +59,15 @@ void sw_sink__free(struct sw_sink *s)
 
 void sw_report__process(struct sw_report *r, const struct sw_proc_info *pi)
 {
-	struct sw_proc_info *shown;
+	struct sw_proc_info shown = *pi; /* 8.5 KiB, on the main thread's stack */
 	struct sw_sink *s;
 
 	/* exe stays as the kernel has it for lookups in /proc/PID/maps; what
 	 * is reported is valid UTF-8 (a path is bytes; JSON and protobuf
-	 * strings are not). 8 KiB: not on the stack. */
-	shown = malloc(sizeof(*shown));
-	if (!shown)
-		return;
-	*shown = *pi;
-	sw_utf8_copy_str(shown->exe, sizeof(shown->exe), pi->exe);
-	sw_utf8_copy_str(shown->runtime_lib, sizeof(shown->runtime_lib), pi->runtime_lib);
-	for_each_sink(r, s) if (s->ops->process) s->ops->process(s, shown);
-	free(shown);
+	 * strings are not) */
+	sw_utf8_copy_str(shown.exe, sizeof(shown.exe), pi->exe);
+	sw_utf8_copy_str(shown.runtime_lib, sizeof(shown.runtime_lib), pi->runtime_lib);
+	for_each_sink(r, s) if (s->ops->process) s->ops->process(s, &shown);
 }
 
 void sw_report__process_gone(struct sw_report *r, uint32_t pid, bool exec)
