@@ -9,15 +9,16 @@ over every matched block, what swtest.block_mismatch holds to TOL_NS: the
 duration and start differences once the run-queue time outside the
 workload's window (gap) is taken out, here at its point estimate (agent's
 run-queue time less the workload's own; block_mismatch allows more, see
-RUNQ_KERNEL_EXCESS). What remains is the runtime's own work between the
-loop's wait and the workload's clock reads. This is the measurement behind
+RUNQ_KERNEL_EXCESS), and so is the loop's busy time after the window that a
+Node workload bounds (w.after). What remains is the runtime's own work
+between the loop's wait and the workload's clock reads. This is the measurement behind
 TOL_NS (tests/root/swtest.py).
 """
 import re
 import sys
 
 ROW = re.compile(r"^(\S+)\s+(\S+)\s+(\d+) \|\s+(\d+)\s+([\d.]+) \|\s+(\d+)\s+([\d.]+) \|\s+([-+\d.]+)\s+"
-                 r"([-+\d.]+) \|\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+) ")
+                 r"([-+\d.]+) \|\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+([\d.]+))? ")
 
 def main(paths):
     seen, rows = set(), []
@@ -33,8 +34,9 @@ def main(paths):
             kind = m.group(1)
             dstart, ddur = float(m.group(8)), float(m.group(9))
             runq, wrunq = float(m.group(12)), float(m.group(13))
+            after = float(m.group(14) or 0)  # older logs have no w.after column
             gap = max(0.0, runq - wrunq)
-            rows.append((kind, ddur - gap, dstart, ddur, gap, runq, wrunq))
+            rows.append((kind, ddur - gap - after, dstart, ddur, gap, runq, wrunq, after))
     if not rows:
         print("no block tables found")
         return 1
@@ -44,7 +46,7 @@ def main(paths):
     res = [r[1] for r in rows]
     st = [r[2] + r[4] for r in rows]
     print("%d blocks" % len(rows))
-    print("duration - gap (ms): min %+.3f p50 %+.3f p99 %+.3f max %+.3f"
+    print("duration - gap - busy after (ms): min %+.3f p50 %+.3f p99 %+.3f max %+.3f"
           % (min(res), q(res, .5), q(res, .99), max(res)))
     print("start + gap (ms):    min %+.3f p50 %+.3f p99 %+.3f max %+.3f"
           % (min(st), q(st, .5), q(st, .99), max(st)))
@@ -53,7 +55,8 @@ def main(paths):
     worst = sorted(rows, key=lambda r: -abs(r[1]))[:5]
     print("largest |duration - gap|:")
     for r in worst:
-        print("  %-9s ddur %+.3f gap %.3f runq %.3f workload runq %.3f" % (r[0], r[3], r[4], r[5], r[6]))
+        print("  %-9s ddur %+.3f gap %.3f runq %.3f workload runq %.3f busy after %.3f"
+              % (r[0], r[3], r[4], r[5], r[6], r[7]))
     return 0
 
 

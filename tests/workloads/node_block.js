@@ -35,24 +35,20 @@ const TID = sw.tid();
 let ticks = 0;
 setInterval(() => { ticks++; }, args.tickMs);
 
+// One block; returns its ground truth (swlib.measure).
 function block(kind, ms) {
-  let truth;
   switch (kind) {
     case 'spin':
-      truth = sw.spin(ms);
-      break;
+      return sw.spin(ms);
     case 'execSync':
-      truth = sw.measure(() => execSync(`sleep ${ms / 1000}`, { stdio: 'ignore' }));
-      break;
+      return sw.measure(() => execSync(`sleep ${ms / 1000}`, { stdio: 'ignore' }));
     case 'sleep': {
       const ia = new Int32Array(new SharedArrayBuffer(4));
-      truth = sw.measure(() => Atomics.wait(ia, 0, 0, ms));
-      break;
+      return sw.measure(() => Atomics.wait(ia, 0, 0, ms));
     }
     default:
       throw new Error(`unknown block kind ${kind}`);
   }
-  return { event: 'block', kind, ms, tid: TID, ...truth };
 }
 
 async function run() {
@@ -70,11 +66,12 @@ async function run() {
   for (const { kind, ms } of schedule) {
     await sw.sleep(args.gapMs);
     // Runs in a timer callback: right after the loop's wait returned.
-    const ev = block(kind, ms);
+    const truth = block(kind, ms);
+    const after = await sw.after(truth);
     // Printed from a later iteration: a pipe write (and waking the reader)
     // must not lengthen the blocked one past the ground truth.
     await sw.sleep(20);
-    sw.emit(ev);
+    sw.emit({ event: 'block', kind, ms, tid: TID, ...truth, ...after });
   }
   await sw.sleep(args.gapMs);
   eld.disable();

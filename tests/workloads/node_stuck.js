@@ -17,9 +17,6 @@ sw.watchStdin(null);
 sw.emit({ event: 'ready', pid: process.pid, tid: TID });
 setTimeout(() => {
   const truth = sw.spin(args.ms);
-  // after_runq_ns: the run-queue wait from the spin's end to this later
-  // callback, an upper bound of the wait between the spin's end and the
-  // loop's next poll, which ends the block for the agent (test_attach_stuck)
-  setTimeout(() => sw.emit({ event: 'block', kind: 'spin', ms: args.ms, tid: TID, ...truth,
-                             after_runq_ns: sw.runDelay() - truth.rd_end }), 20);
+  sw.after(truth).then((after) => setTimeout(
+    () => sw.emit({ event: 'block', kind: 'spin', ms: args.ms, tid: TID, ...truth, ...after }), 20));
 }, args.delayMs);

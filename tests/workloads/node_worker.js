@@ -39,9 +39,10 @@ if (!isMainThread) {
       } else {
         throw new Error(`unknown block kind ${kind}`);
       }
+      const after = await sw.after(truth);
       // BigInt survives structured clone. Posted from a later iteration.
       await sw.sleep(20);
-      parentPort.postMessage({ event: 'block', kind, ms, tid: TID, ...truth });
+      parentPort.postMessage({ event: 'block', kind, ms, tid: TID, ...truth, ...after });
     }
     await sw.sleep(workerData.gapMs);
     parentPort.postMessage({ event: 'worker_done' });

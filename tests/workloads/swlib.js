@@ -3,6 +3,7 @@
 // CLOCK_MONOTONIC nanoseconds, thread ids, busy spins and a schedule parser.
 'use strict';
 const fs = require('fs');
+const { performance } = require('perf_hooks');
 
 // process.hrtime.bigint() is uv_hrtime(): CLOCK_MONOTONIC, the agent's clock.
 const now = () => process.hrtime.bigint();
@@ -49,9 +50,31 @@ function measure(fn) {
   const rd1 = runDelay();
   const end = now();
   const truth = { start_ns: start, end_ns: end, runq_ns: rd1 - rd0 };
-  // run_delay at the end, for a later delta; not enumerable, so not printed
-  Object.defineProperty(truth, 'rd_end', { value: rd1 });
+  // for after(): not enumerable, so not printed
+  Object.defineProperty(truth, 'idle_end', { value: loopIdleNs() });
   return truth;
+}
+
+// libuv's idle time of this thread's loop so far, in ns (a double): the time
+// inside its polls with a timeout (uv_metrics_idle_time, what
+// performance.eventLoopUtilization() reads).
+function loopIdleNs() {
+  return performance.eventLoopUtilization().idle * 1e6;
+}
+
+// How long the loop was not waiting since the block's end (after_busy_ns):
+// an upper bound of the work the runtime still did (GC, handle cleanup, a
+// preemption) between the block's last clock read and the poll that ends
+// the block for the agent. Resolved from a setImmediate callback, which
+// libuv runs in the check phase right after that poll: the bound then adds
+// only that poll (timeout 0 while an immediate is pending) and a dispatch;
+// read from a timer 20 ms later it would also count the ticks and pre-polls
+// in between (0.5-1 ms measured).
+function after(truth) {
+  return new Promise((resolve) => setImmediate(() => {
+    const busy = Number(now() - truth.end_ns) - (loopIdleNs() - truth.idle_end);
+    resolve({ after_busy_ns: Math.max(0, Math.round(busy)) });
+  }));
 }
 
 function spinFor(ms) {
@@ -115,4 +138,4 @@ function stdinIsPipe() {
   try { return fs.fstatSync(0).isFIFO() || fs.fstatSync(0).isSocket(); } catch (e) { return false; }
 }
 
-module.exports = { now, tid, line, emit, spin, spinFor, measure, runDelay, parseSchedule, parseArgs, sleep, watchStdin, stdinIsPipe };
+module.exports = { now, tid, line, emit, spin, spinFor, measure, after, runDelay, parseSchedule, parseArgs, sleep, watchStdin, stdinIsPipe };
