@@ -36,7 +36,14 @@ SKIP = 77
 NODE = shutil.which("node") or "/usr/bin/node"
 SYS_PYTHON = "/usr/bin/python3.11"
 
-TOL_NS = 2_000_000          # 2 ms on start and duration
+# 2 ms on start and duration, after what block_mismatch accounts for. What
+# is left is the runtime's own work between the loop's wait and the
+# workload's clock reads. Measured 2026-11-22 by tests/root/residuals.py over
+# 5 soak runs (one core kept busy, 195 blocks): duration p50 +0.18 ms, p99
+# +0.94 ms; start p50 -0.04 ms, min -0.39 ms. The one block beyond 2 ms
+# (+2.18, an execSync's cleanup after its last clock read) is now bounded by
+# the workload (after_busy_ns).
+TOL_NS = 2_000_000
 ATTACH_TIMEOUT = 60.0       # BPF load and attach
 SAFETY_DURATION = 300       # --duration for every agent: never outlives a dead harness
 
