@@ -109,6 +109,57 @@ def gate(name):
         sys.exit(1)
 
 
+# ------------------------------------------------------------------ steal time
+class StealWatch:
+    """Per-CPU steal time from /proc/stat, sampled every 10 ms: time the
+    hypervisor ran something else on one of this VM's vCPUs. The guest
+    counts it as the running thread's, so the agent sees a loop on CPU and
+    stuck, as its users would (measured: on-CPU stretches of 53-70 ms with no
+    run-queue time in idle asyncio loops, a 213 ms stall of a Node timer
+    loop, one soak run on this VM). The workloads cannot see it; the tests
+    excuse a stall by the steal measured here, never by a tolerance."""
+
+    PERIOD_S = 0.01
+
+    def __init__(self):
+        self.tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        self.samples = []  # (monotonic ns, [steal ns per cpu])
+        self.lock = threading.Lock()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _read(self):
+        out = []
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("cpu") and line[3].isdigit():
+                    out.append(int(line.split()[8]) * self.tick_ns)
+        return out
+
+    def _run(self):
+        while True:
+            try:
+                v = self._read()
+            except (OSError, ValueError, IndexError):
+                return
+            with self.lock:
+                self.samples.append((time.monotonic_ns(), v))
+            time.sleep(self.PERIOD_S)
+
+    def steal_ns(self, start_ns, end_ns):
+        """The most steal any one CPU had between the last sample at or
+        before start_ns and the first at or after end_ns (0 if unknown)."""
+        with self.lock:
+            pts = list(self.samples)
+        before = [v for t, v in pts if t <= start_ns]
+        after = [v for t, v in pts if t >= end_ns]
+        if not before or not after:
+            return 0
+        return max(b - a for a, b in zip(before[-1], after[0]))
+
+
+steal = StealWatch()
+
+
 def main(name=None):
     """Gate, run unittest, exit 0 only when every test passed."""
     name = name or os.path.basename(sys.argv[0])
@@ -654,6 +705,16 @@ class Checks(unittest.TestCase):
     def assertNoUnexplained(self, pairs, incidents, context=""):
         used = {id(i) for _, i in pairs if i is not None}
         extra = [i for i in incidents if i.get("ongoing") is False and id(i) not in used]
+        # A stall of the machine, not of the workload: a vCPU was taken by
+        # the hypervisor for at least half of what the agent saw on CPU.
+        for i in list(extra):
+            start = int(i["start_ns"])
+            st = steal.steal_ns(start - 20_000_000, start + int(float(i["duration_ms"]) * 1e6)
+                                + 20_000_000)
+            if "oncpu_ms" in i and st >= float(i["oncpu_ms"]) * 1e6 / 2 > 0:
+                log("NOTE: incident with no ground-truth block explained by %.1f ms of steal "
+                    "time: %s" % (st / 1e6, incident_str(i)))
+                extra.remove(i)
         if extra:
             self.fail("%s\n%d final incident(s) match no ground-truth block:\n%s\nblocks:\n%s"
                       % (context, len(extra), "\n".join(incident_str(i) for i in extra),

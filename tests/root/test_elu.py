@@ -62,9 +62,19 @@ class Elu(swtest.Checks):
     def test_iterations_follow_the_timer(self):
         self.assertGreaterEqual(len(self.inside), 2, self.sc.agent.describe())
         for s in self.inside:
-            per_s = int(s["iterations"]) / (float(s["interval_ms"]) / 1000)
+            # per second the machine gave: a vCPU taken by the hypervisor
+            # (steal time, swtest.StealWatch) stops the timer too (a 213 ms
+            # stall and 24 iterations/s were seen once in a soak)
+            # (the steal of the busiest vCPU, which may not be the loop's:
+            # it only ever lowers the floor, never raises the ceiling)
+            st = swtest.steal.steal_ns(int(s["start_ns"]), int(s["end_ns"]))
+            secs = float(s["interval_ms"]) / 1000
+            per_s = int(s["iterations"]) / secs
+            per_given_s = int(s["iterations"]) / max(secs - st / 1e9, 1e-3)
             # a 10 ms timer: ~100 iterations/s (libuv may coalesce or add a few)
-            self.assertTrue(70 <= per_s <= 130, "%.1f iterations/s: %s" % (per_s, s))
+            self.assertTrue(70 <= per_given_s and per_s <= 130,
+                            "%.1f iterations/s (%.1f ms of steal time): %s"
+                            % (per_s, st / 1e6, s))
             self.assertGreaterEqual(float(s["p50_ms"]), 3.0 * 0.98, s)
 
 
