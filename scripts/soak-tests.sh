@@ -65,5 +65,11 @@ for i in $(seq 1 "$N"); do
 done
 stop_hog
 
+# agent vs ground truth over every block of every run: the figures behind
+# swtest.TOL_NS
+if ls "$LOGDIR"/run-*.ctest.log >/dev/null 2>&1; then
+	echo "soak: residuals of the agent against the workloads' ground truth:"
+	/usr/bin/python3 "$ROOT/tests/root/residuals.py" "$LOGDIR"/run-*.ctest.log | sed 's/^/soak:   /'
+fi
 echo "soak: $passed/$N runs passed (logs: $LOGDIR)"
 [ "$passed" -eq "$N" ]
