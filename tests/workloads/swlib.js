@@ -138,4 +138,4 @@ function stdinIsPipe() {
   try { return fs.fstatSync(0).isFIFO() || fs.fstatSync(0).isSocket(); } catch (e) { return false; }
 }
 
-module.exports = { now, tid, line, emit, spin, spinFor, measure, after, runDelay, parseSchedule, parseArgs, sleep, watchStdin, stdinIsPipe };
+module.exports = { now, tid, line, emit, spin, spinFor, measure, after, parseSchedule, parseArgs, sleep, watchStdin, stdinIsPipe };
