@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "diag.h"
 #include "discovery.h"
 #include "health.h"
 #include "histogram.h"
@@ -30,6 +31,9 @@ struct sw_incident_rec {
 	uint32_t switches;
 	char top_syscall[32];
 	uint64_t top_syscall_ns;
+	/* what blocked it (common/diag.h); NULL when not known */
+	const struct sw_diag_stacks *stacks;
+	const struct sw_diag_syscalls *sys;
 	struct sw_verdict verdict;
 };
 

@@ -84,6 +84,78 @@ static void json_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
 	emit((struct sink_json *)s, o);
 }
 
+/* "stack": the heaviest stack's frames, innermost first; "stack_share":
+ * its top frames with the share of all samples each appears in; "stacks":
+ * every distinct stack kept, with its weight. */
+static void json_stacks(json_object *o, const struct sw_diag_stacks *st)
+{
+	json_object *a, *arr;
+
+	if (!st || !st->n_stacks)
+		return;
+	a = json_object_new_array();
+	for (uint32_t i = 0; i < st->stacks[0].n_frames; i++)
+		json_object_array_add(a, json_object_new_string(st->stacks[0].frames[i]));
+	json_object_object_add(o, "stack", a);
+	arr = json_object_new_array();
+	for (uint32_t i = 0; i < st->n_top; i++) {
+		json_object *f = json_object_new_object();
+
+		jadd_str(f, "frame", st->top[i].frame);
+		jadd_fixed(f, "share", st->top[i].share, 3);
+		json_object_array_add(arr, f);
+	}
+	json_object_object_add(o, "stack_share", arr);
+	jadd_u64(o, "stack_samples", st->samples);
+	arr = json_object_new_array();
+	for (uint32_t k = 0; k < st->n_stacks; k++) {
+		json_object *so = json_object_new_object();
+
+		a = json_object_new_array();
+		for (uint32_t i = 0; i < st->stacks[k].n_frames; i++)
+			json_object_array_add(a, json_object_new_string(st->stacks[k].frames[i]));
+		json_object_object_add(so, "frames", a);
+		jadd_ms(so, "weight_ms", st->stacks[k].weight_ns);
+		jadd_u64(so, "samples", st->stacks[k].samples);
+		json_object_array_add(arr, so);
+	}
+	json_object_object_add(o, "stacks", arr);
+	if (st->gc_share >= 0)
+		jadd_fixed(o, "gc_share", st->gc_share, 3);
+	if (st->note)
+		jadd_str(o, "stack_note", st->note);
+}
+
+/* "syscalls": [{name, count, total_ms, fd, fd_kind, target, port}] */
+static void json_syscalls(json_object *o, const struct sw_diag_syscalls *sys)
+{
+	json_object *arr;
+
+	if (!sys || !sys->n)
+		return;
+	arr = json_object_new_array();
+	for (uint32_t i = 0; i < sys->n; i++) {
+		const struct sw_diag_syscall *c = &sys->s[i];
+		json_object *so = json_object_new_object();
+
+		jadd_str(so, "name", c->name);
+		jadd_u64(so, "count", c->count);
+		jadd_ms(so, "total_ms", c->total_ns);
+		if (c->fd >= 0)
+			json_object_object_add(so, "fd", json_object_new_int(c->fd));
+		if (c->kind != SW_FD_NONE)
+			jadd_str(so, "fd_kind", sw_fd_kind_name(c->kind));
+		if (c->target[0])
+			jadd_str(so, "target", c->target);
+		if (c->port)
+			jadd_u64(so, "port", c->port);
+		json_object_array_add(arr, so);
+	}
+	json_object_object_add(o, "syscalls", arr);
+	if (sys->dropped)
+		jadd_u64(o, "syscalls_dropped", sys->dropped);
+}
+
 static void json_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 {
 	json_object *o =
@@ -105,6 +177,8 @@ static void json_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 		jadd_str(o, "top_syscall", inc->top_syscall);
 		jadd_ms(o, "top_syscall_ms", inc->top_syscall_ns);
 	}
+	json_stacks(o, inc->stacks);
+	json_syscalls(o, inc->sys);
 	emit((struct sink_json *)s, o);
 }
 

@@ -48,6 +48,9 @@ struct sw_diag_stacks {
 	struct sw_diag_stack stacks[SW_DIAG_STACKS]; /* [0] is "the" stack */
 	uint32_t n_top;
 	struct sw_diag_share top[SW_DIAG_TOP];
+	/* Python: share of the weight during which the interpreter's cyclic
+	 * GC was collecting (read at each sample); negative: not read */
+	double gc_share;
 	/* once per process, for people: how to get better names (no perf map
 	 * for JS frames, a CPython not in the layout table...); NULL if none */
 	const char *note;

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "diag.h"
 
 struct sw_incident_facts {
 	const char *runtime; /* "node", "python", "native" */
@@ -21,6 +22,9 @@ struct sw_incident_facts {
 	uint64_t runq_ns;
 	const char *top_syscall; /* NULL or "" when unknown */
 	uint64_t top_syscall_ns;
+	/* what blocked it; NULL when not known */
+	const struct sw_diag_stacks *stacks;
+	const struct sw_diag_syscalls *sys;
 };
 
 struct sw_verdict {

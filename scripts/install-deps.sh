@@ -19,6 +19,8 @@ PKGS=(
 	libbpf-dev libelf-dev zlib1g-dev
 	libprotobuf-c-dev protobuf-c-compiler
 	libmicrohttpd-dev libjson-c-dev
+	# CFI unwinding of the stacks copied by bpf/stacks.bpf.c (elfutils libdw)
+	libdw-dev
 	# tests: unit tier; the CPython layout table checked against the DWARF of
 	# the pyenv builds (gdb); Prometheus's own parser of /metrics (promtool)
 	libcriterion-dev gdb prometheus
@@ -27,6 +29,9 @@ PKGS=(
 	libclang-rt-dev
 	# workloads, demo and bench
 	python3 python3-fastapi python3-uvicorn python3-aiohttp python3-uvloop python3-numpy
+	# the diagnosis tests' real drivers and database: psycopg2 on PostgreSQL,
+	# requests on an HTTP backend
+	python3-psycopg2 python3-requests postgresql
 	wrk redis-server redis-tools curl procps
 )
 # A node already at /usr/bin/node (NodeSource, a repack) is kept: installing

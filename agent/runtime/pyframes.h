@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Python stack of a thread, read from outside: the interpreter's own
+ * frame chain in the target's memory, through the CPython layout table
+ * (python.h), as py-spy and Austin read it. Nothing is loaded into the
+ * target and it is never stopped: a chain that changes under the reader is
+ * detected (-EAGAIN), never followed into garbage.
+ *
+ * agent/stacks.c calls it for each stack sample of a Python loop thread and
+ * splices the frames into the native stack where it enters the interpreter:
+ * native frames innermost first; each native _PyEval_EvalFrameDefault frame
+ * stands for the Python frames from the cursor up to and including the next
+ * one marked entry (3.9/3.10: every frame is an entry; 3.11+: the frame a C
+ * call of the evaluator began with).
+ */
+#ifndef SW_RUNTIME_PYFRAMES_H
+#define SW_RUNTIME_PYFRAMES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "discovery.h"
+
+struct sw_tio;
+
+#define SW_PY_MAX_FRAMES 128
+
+struct sw_py_frame {
+	char func[128]; /* co_qualname (3.11+) or co_name */
+	char file[256]; /* co_filename */
+	uint32_t line;	/* of the instruction running; 0 when it cannot be told */
+	bool entry;	/* the outermost frame of one C call of the evaluator */
+};
+
+struct sw_py_stack {
+	uint32_t n;	 /* frames, innermost first */
+	bool truncated;	 /* more than SW_PY_MAX_FRAMES */
+	bool gc_collecting; /* the cyclic GC was running when read */
+	struct sw_py_frame f[SW_PY_MAX_FRAMES];
+};
+
+struct sw_pyframes;
+
+/* t: how target memory is read (live or a fixture); not owned. */
+struct sw_pyframes *sw_pyframes__new(struct sw_tio *t);
+void sw_pyframes__free(struct sw_pyframes *r);
+
+/* Start reading a Python process. 0, or -ENOTSUP when its version is not in
+ * the layout table (sw_pyframes__note then says so in one line). */
+int sw_pyframes__add_process(struct sw_pyframes *r, const struct sw_proc_info *pi);
+void sw_pyframes__remove_process(struct sw_pyframes *r, uint32_t pid);
+
+/*
+ * The Python stack of thread tid of pid now. 0; -ENOENT: not a thread with
+ * a Python state (or no Python frame running); -EAGAIN: the chain changed
+ * while it was read; -ENOTSUP: version not in the table; -ESRCH: pid not
+ * added.
+ */
+int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct sw_py_stack *out);
+
+/* One line for people when frames of pid cannot be read, else NULL. */
+const char *sw_pyframes__note(struct sw_pyframes *r, uint32_t pid);
+
+#endif
