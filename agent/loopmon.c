@@ -202,6 +202,21 @@ void loopmon__bpf_stats(struct loopmon *lm, struct sw_bpf_stats *out)
 	out->v[SW_HEALTH_failed_reads] += lm->short_events;
 }
 
+int loopmon__threads_fd(struct loopmon *lm)
+{
+	return bpf_map__fd(lm->skel->maps.threads);
+}
+
+int loopmon__tid_hint_fd(struct loopmon *lm)
+{
+	return bpf_map__fd(lm->skel->maps.tid_hint);
+}
+
+struct ring_buffer *loopmon__ring(struct loopmon *lm)
+{
+	return lm->rb;
+}
+
 static int src_read_thread(void *ctx, uint32_t tid, struct sw_thread *out)
 {
 	return loopmon__read_thread(ctx, tid, out);

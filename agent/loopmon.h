@@ -58,4 +58,11 @@ int loopmon__seed_thread(struct loopmon *lm, const struct sw_thread *t);
 int loopmon__next_thread(struct loopmon *lm, const uint32_t *prev, uint32_t *next);
 void loopmon__bpf_stats(struct loopmon *lm, struct sw_bpf_stats *out);
 
+/* For BPF units that share loopmon's thread states (bpf/stacks.bpf.c):
+ * the fds of its loaded threads and tid_hint maps, and its ring buffer
+ * consumer, to which they add their own rings so that one poll serves all. */
+int loopmon__threads_fd(struct loopmon *lm);
+int loopmon__tid_hint_fd(struct loopmon *lm);
+struct ring_buffer *loopmon__ring(struct loopmon *lm);
+
 #endif

@@ -8,6 +8,7 @@
 #include "loops.h"
 #include "rules.h"
 #include "runtime/runtime.h"
+#include "stacks.h"
 #include "syscalls.h"
 #include "utf8.h"
 
@@ -48,6 +49,9 @@ struct sw_loops {
 	uint64_t last_proc_check;
 	uint64_t lost_events;
 	uint64_t failed_reads;
+	struct sw_stacks *stacks; /* NULL: no stacks (--no-stacks, --no-diag) */
+	FILE *folded;		  /* --folded */
+	struct sw_diag_stacks dstacks; /* the incident's, valid until the next */
 	struct sw_thread st;  /* scratch: 7 KiB, too big for the stack */
 	struct sw_hist hist;  /* scratch for one interval */
 };
@@ -75,6 +79,12 @@ void sw_loops__free(struct sw_loops *l)
 	free(l->loops);
 	free(l->procs);
 	free(l);
+}
+
+void sw_loops__set_stacks(struct sw_loops *l, struct sw_stacks *stacks, FILE *folded)
+{
+	l->stacks = stacks;
+	l->folded = folded;
 }
 
 static int read_thread(struct sw_loops *l, uint32_t tid, struct sw_thread *out)
@@ -207,6 +217,8 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 	if (err)
 		return err;
 	sw_report__process(l->rep, pi);
+	if (l->stacks)
+		sw_stacks__add_process(l->stacks, pi);
 	seed_threads(l, pi);
 	return 0;
 }
@@ -355,6 +367,8 @@ static void fill_diag(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t 
 	f.runq_ns = inc->runq_ns;
 	f.top_syscall = inc->top_syscall;
 	f.top_syscall_ns = inc->top_syscall_ns;
+	f.stacks = inc->stacks;
+	f.sys = inc->sys;
 	sw_rules_classify(&f, &inc->verdict);
 }
 
@@ -372,6 +386,16 @@ static void incident_base(struct sw_loops *l, struct loop *lp, struct sw_inciden
 	inc->ongoing = ongoing;
 }
 
+/* The stacks of the incident's thread in [start, end], when sampled. */
+static void fill_stacks(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t end)
+{
+	if (!l->stacks)
+		return;
+	if (sw_stacks__collect(l->stacks, inc->pid, inc->tid, inc->start_ns, end, &l->dstacks) == 0 ||
+	    l->dstacks.note)
+		inc->stacks = &l->dstacks;
+}
+
 static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_event *e)
 {
 	struct sw_incident_rec inc;
@@ -386,8 +410,14 @@ static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_
 		return;
 	incident_base(l, lp, &inc, role, e->start_ns, e->dur_ns, false);
 	inc.start_unknown = e->start_unknown;
+	fill_stacks(l, &inc, e->start_ns + e->dur_ns);
 	fill_diag(l, &inc, e->offcpu_ns, e->runq_ns, e->switches, e->blk_sys, -2, 0);
 	sw_report__incident(l->rep, &inc);
+	if (l->folded && inc.stacks && inc.stacks->n_stacks) {
+		struct proc *p = find_proc(l, lp->pid);
+
+		sw_stacks__write_folded(l->stacks, l->folded, p ? p->info.comm : lp->comm);
+	}
 }
 
 int sw_loops__on_event(void *ctx, const struct sw_event *e)
@@ -424,6 +454,8 @@ int sw_loops__on_event(void *ctx, const struct sw_event *e)
 		if (!find_proc(l, e->pid))
 			break;
 		drop_loops_of(l, e->pid);
+		if (l->stacks)
+			sw_stacks__remove_process(l->stacks, e->pid);
 		sw_report__process_gone(l->rep, e->pid, true);
 		if (sw_discover_process((pid_t)e->pid, &pi) == 0)
 			sw_loops__add_process(l, &pi);
@@ -467,6 +499,7 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 		return;
 	incident_base(l, lp, &inc, role, start, now - start, true);
 	inc.start_unknown = sw_thread_block_start_unknown(s);
+	fill_stacks(l, &inc, now);
 	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);
 	sw_report__incident(l->rep, &inc);
 }
@@ -484,6 +517,8 @@ static void check_processes(struct sw_loops *l)
 			continue;
 		}
 		drop_loops_of(l, (uint32_t)p->info.pid);
+		if (l->stacks)
+			sw_stacks__remove_process(l->stacks, (uint32_t)p->info.pid);
 		l->src.ops->del_target(l->src.ctx, (uint32_t)p->info.pid);
 		sw_report__process_gone(l->rep, (uint32_t)p->info.pid, false);
 		l->procs[i] = l->procs[--l->n_procs];

@@ -9,6 +9,7 @@
 #define SW_LOOPS_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include "discovery.h"
 #include "report.h"
@@ -34,6 +35,11 @@ const char *sw_role_name(enum sw_role role);
 struct sw_loops *sw_loops__new(const struct sw_thread_source *src, struct sw_report *rep,
 			       uint64_t threshold_ns, bool diag);
 void sw_loops__free(struct sw_loops *l);
+
+struct sw_stacks;
+/* Give incidents their stacks (agent/stacks.h); folded: where --folded
+ * appends each final incident's stacks, or NULL. Neither is owned. */
+void sw_loops__set_stacks(struct sw_loops *l, struct sw_stacks *stacks, FILE *folded);
 
 /* Start watching a discovered process (adds it to the BPF target filter). */
 int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi);

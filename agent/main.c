@@ -20,7 +20,9 @@
 #include "loops.h"
 #include "recording.h"
 #include "report.h"
+#include "stacks.h"
 #include "stream.h"
+#include "target_io.h"
 
 #define MAX_PIDS 256
 #define TICK_MS 100
@@ -37,6 +39,9 @@ static struct env {
 	const char *collector;
 	uint64_t buffer_kb;
 	bool no_diag;
+	bool no_stacks;
+	uint64_t sample_hz;
+	const char *folded;
 	bool raw_syscalls;
 	const char *record;
 	int verbose;
@@ -44,6 +49,7 @@ static struct env {
 	.threshold_ms = 50,
 	.interval_s = 10,
 	.buffer_kb = 4096,
+	.sample_hz = 99,
 };
 
 const char *argp_program_version = "stallwatch-agent " SW_VERSION;
@@ -60,7 +66,16 @@ static const char doc[] =
 	"  stallwatch-agent --pid $(pgrep -f server.js) --threshold-ms 20 --duration 60\n"
 	"  stallwatch-agent --pid 1234 --collector 127.0.0.1:7470   # stream to a collector\n";
 
-enum { OPT_INTERVAL = 1000, OPT_BUFFER, OPT_NO_DIAG, OPT_RAW_SYSCALLS, OPT_RECORD };
+enum {
+	OPT_INTERVAL = 1000,
+	OPT_BUFFER,
+	OPT_NO_DIAG,
+	OPT_RAW_SYSCALLS,
+	OPT_RECORD,
+	OPT_NO_STACKS,
+	OPT_SAMPLE_HZ,
+	OPT_FOLDED,
+};
 
 static const struct argp_option opts[] = {
 	{ "pid", 'p', "PID", 0, "Process to attach to (repeatable)", 0 },
@@ -73,6 +88,12 @@ static const struct argp_option opts[] = {
 	  "Unsent data kept while the collector is away (default 4096)", 0 },
 	{ "no-diag", OPT_NO_DIAG, NULL, 0, "Do not split blocks into on/off-CPU (no sched_switch)",
 	  0 },
+	{ "no-stacks", OPT_NO_STACKS, NULL, 0,
+	  "Do not sample the stacks of blocked loops (--no-diag implies it)", 0 },
+	{ "sample-hz", OPT_SAMPLE_HZ, "N", 0,
+	  "On-CPU stack sampling rate of blocked loop threads (default 99)", 0 },
+	{ "folded", OPT_FOLDED, "FILE", 0,
+	  "Append each incident's stacks to FILE in folded format (flamegraph.pl, speedscope)", 0 },
 	{ "raw-syscalls", OPT_RAW_SYSCALLS, NULL, 0,
 	  "Use tp_btf/sys_enter instead of per-syscall tracepoints (no tracefs)", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose debug output (twice: libbpf too)", 0 },
@@ -146,6 +167,16 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_RAW_SYSCALLS:
 		env.raw_syscalls = true;
+		break;
+	case OPT_NO_STACKS:
+		env.no_stacks = true;
+		break;
+	case OPT_SAMPLE_HZ:
+		if (parse_u64(arg, "--sample-hz", 1, 1000, &env.sample_hz))
+			bad_usage(state);
+		break;
+	case OPT_FOLDED:
+		env.folded = arg;
 		break;
 	case OPT_RECORD:
 		env.record = arg;
@@ -233,6 +264,8 @@ int main(int argc, char **argv)
 	struct sw_loops *loops = NULL;
 	struct sw_thread_source src;
 	struct sw_recorder *rec = NULL;
+	struct sw_stacks *stacks = NULL;
+	FILE *folded = NULL;
 	struct event_ctx ec = {};
 	struct sw_health h;
 	uint64_t start, last_summary, now;
@@ -264,6 +297,16 @@ int main(int argc, char **argv)
 		if (!stream) {
 			sw_err("%s", msg);
 			err = -EINVAL;
+			goto cleanup;
+		}
+	}
+
+	if (env.folded) {
+		folded = fopen(env.folded, "ae");
+		if (!folded) {
+			err = -errno;
+			sw_err("--folded %s: cannot open it for appending: %s; give a writable path",
+			       env.folded, strerror(-err));
 			goto cleanup;
 		}
 	}
@@ -332,6 +375,20 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	sw_dbg("attached with %s", loopmon__mode(lm));
+	if (!env.no_stacks && !env.no_diag) {
+		struct sw_stacks_opts so = {
+			.threshold_ns = lo.threshold_ns,
+			.sample_hz = (uint32_t)env.sample_hz,
+			.sleep_capture = true,
+		};
+
+		/* not fatal: the loop measurements stand without stacks */
+		stacks = sw_stacks__new(&so, lm, sw_tio_default());
+		if (!stacks)
+			sw_warn("cannot set up stack sampling (%s): incidents will carry no stack; "
+				"run with -v for libbpf's log",
+				strerror(errno));
+	}
 
 	src = loopmon__source(lm);
 	if (env.record) {
@@ -348,6 +405,7 @@ int main(int argc, char **argv)
 		err = -ENOMEM;
 		goto cleanup;
 	}
+	sw_loops__set_stacks(loops, stacks, folded);
 	ec.loops = loops;
 	ec.rec = rec;
 	for (int i = 0; i < env.n_pids; i++) {
@@ -396,6 +454,8 @@ int main(int argc, char **argv)
 		if (now - last_summary >= env.interval_s * 1000000000ull) {
 			last_summary = now;
 			health_extra(stream, &h);
+			if (stacks)
+				sw_stacks__health(stacks, h.v);
 			if (rec)
 				sw_recorder__summary(rec, now);
 			sw_loops__summarize(loops, now, &h);
@@ -413,6 +473,8 @@ int main(int argc, char **argv)
 	/* a last summary so a short run still reports, and a clean detach */
 	loopmon__poll(lm, 0, on_event, &ec);
 	health_extra(stream, &h);
+	if (stacks)
+		sw_stacks__health(stacks, h.v);
 	now = sw_mono_ns();
 	if (rec)
 		sw_recorder__summary(rec, now);
@@ -426,7 +488,10 @@ cleanup:
 		sw_warn("the recording %s is incomplete: %llu failed writes", env.record,
 			(unsigned long long)sw_recorder__errors(rec));
 	sw_recorder__free(rec);
+	sw_stacks__free(stacks);
 	loopmon__free(lm);
+	if (folded)
+		fclose(folded);
 	sw_report__free(rep);
 	sw_stream__free(stream);
 	free(infos);

@@ -43,6 +43,28 @@ static void human_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
 	fflush(h->out);
 }
 
+/* Frames shown under a final incident: enough to see the culprit and what
+ * called it, few enough for a terminal. */
+#define HUMAN_FRAMES 6
+
+/* The innermost frames of the heaviest stack, each with the share of the
+ * blocked time in whose stacks it appears. */
+static void human_stack(FILE *out, const struct sw_diag_stacks *st)
+{
+	if (!st)
+		return;
+	if (st->n_stacks) {
+		fprintf(out, "    stack (%u sample%s, %.0f ms):\n", st->samples,
+			st->samples == 1 ? "" : "s", (double)st->weight_ns / 1e6);
+		for (uint32_t i = 0; i < st->n_top && i < HUMAN_FRAMES; i++)
+			fprintf(out, "      %3.0f%%  %s\n", st->top[i].share * 100, st->top[i].frame);
+		if (st->gc_share >= 0)
+			fprintf(out, "      (Python GC running in %.0f%% of it)\n", st->gc_share * 100);
+	}
+	if (st->note)
+		fprintf(out, "    note: %s\n", st->note);
+}
+
 static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 {
 	struct sink_human *h = (struct sink_human *)s;
@@ -52,10 +74,13 @@ static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 	wall_time(h, inc->start_ns, t, sizeof(t));
 	if (inc->ongoing) {
 		/* refreshed every half second while it lasts: one short line */
+		bool in = inc->stacks && inc->stacks->n_stacks && inc->stacks->stacks[0].n_frames;
+
 		fprintf(h->out,
-			"%s BLOCKED  %s pid %u tid %u (%s, %s) stuck for %s%.0f ms so far%s%s\n", t,
-			inc->runtime, inc->pid, inc->tid, inc->role, inc->thread,
+			"%s BLOCKED  %s pid %u tid %u (%s, %s) stuck for %s%.0f ms so far%s%s%s%s\n",
+			t, inc->runtime, inc->pid, inc->tid, inc->role, inc->thread,
 			inc->start_unknown ? "at least " : "", (double)inc->dur_ns / 1e6,
+			in ? " in " : "", in ? inc->stacks->stacks[0].frames[0] : "",
 			named ? ": " : "", named ? inc->verdict.summary : "");
 		fflush(h->out);
 		return;
@@ -73,7 +98,9 @@ static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 			name_it ? " in " : "", name_it ? inc->top_syscall : "",
 			(double)inc->runq_ns / 1e6);
 	}
-	fprintf(h->out, "\n    %s: %s\n    fix: %s\n", inc->verdict.pattern, inc->verdict.summary,
+	fprintf(h->out, "\n");
+	human_stack(h->out, inc->stacks);
+	fprintf(h->out, "    %s: %s\n    fix: %s\n", inc->verdict.pattern, inc->verdict.summary,
 		inc->verdict.advice);
 	fflush(h->out);
 }

@@ -21,7 +21,10 @@
 	X(stream_dropped_batches, "Batches the agent evicted while the collector was away")         \
 	X(stream_dropped_bytes, "Bytes of the batches the agent evicted")                           \
 	X(reconnects, "Agent reconnections to the collector")                                       \
-	X(batches_sent, "Batches the agent handed to its socket")
+	X(batches_sent, "Batches the agent handed to its socket")                                   \
+	X(stack_samples_lost, "Stack samples lost (ring buffer full, sleep slot reused)")           \
+	X(stack_copy_failed, "Stack samples whose registers or user stack could not be copied")     \
+	X(unwind_failed, "Stack samples the agent could not unwind past their first frame")
 
 enum sw_health_id {
 #define SW_HEALTH_ENUM(name, help) SW_HEALTH_##name,

@@ -1,0 +1,857 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "bpf/loopmon.h"
+#include "bpf/stacks.h"
+#include "clock.h"
+#include "log.h"
+#include "loopmon.h"
+#include "stacks.h"
+#include "stacks.skel.h"
+#include "target_io.h"
+#include "unwind.h"
+
+/* Samples kept per thread: 10 s of a block at 99 Hz. An incident longer
+ * than that keeps its last 10 s of samples (the stack of a long block does
+ * not change much: its cause is stuck in the same place). */
+#define SAMPLES_PER_THREAD 1024
+/* Threads with samples kept at once; the least recently sampled goes. */
+#define MAX_THREADS 64
+/* Frames unwound per sample: more than SW_DIAG_FRAMES so a Python splice
+ * has room before the cut. */
+#define UNWIND_FRAMES SW_UNWIND_MAX_FRAMES
+#define CEVAL "_PyEval_EvalFrameDefault"
+#define JIT_NOTE                                                                                   \
+	"JavaScript frames are unnamed ([jit]): start node with "                                 \
+	"--perf-basic-prof-only-functions to name them"
+
+struct sample {
+	uint64_t ts, block_start, weight;
+	uint8_t kind;
+	int8_t gc; /* -1: not read */
+	uint16_t n;
+	struct sw_stk_frame *f;
+};
+
+struct thread_samples {
+	uint32_t pid, tid;
+	uint64_t last_ns;
+	uint32_t head, count; /* ring of SAMPLES_PER_THREAD */
+	struct sample *ring;
+};
+
+struct sproc {
+	uint32_t pid;
+	enum sw_runtime rt;
+	char comm[16];
+	bool py_ok;
+	bool noted;
+};
+
+/* Strings of one collect: names of PCs, cut stacks. */
+struct arena_blk {
+	struct arena_blk *next;
+	size_t used, cap;
+	char data[];
+};
+
+struct name_slot {
+	uint64_t key; /* pc | is_return, 0: empty */
+	const char *name;
+};
+#define NAME_SLOTS 8192 /* distinct PCs per collect; a full table stops caching */
+
+struct sw_stacks {
+	struct stacks_bpf *skel;
+	struct sw_tio *t;
+	struct sw_unwind *uw;
+	struct sw_pyframes *pyf;
+	int *perf_fds;
+	struct bpf_link **perf_links;
+	int n_perf;
+	uint64_t period_ns;
+	uint64_t gate_ns;
+	struct sproc *procs;
+	size_t n_procs;
+	struct thread_samples th[MAX_THREADS];
+	/* scratch */
+	uint64_t pcs[UNWIND_FRAMES];
+	bool is_ret[UNWIND_FRAMES], is_eval[UNWIND_FRAMES];
+	struct sw_stk_frame frames[UNWIND_FRAMES + SW_PY_MAX_FRAMES];
+	struct sw_py_stack py;
+	struct sw_stk_slot slot;
+	/* the sleep in progress, unwound once per sleep */
+	struct sample cur_sleep;
+	uint32_t cur_sleep_tid;
+	uint64_t cur_sleep_start;
+	/* the last collect */
+	struct arena_blk *arena;
+	struct name_slot *names;
+	struct sw_stk_agg *agg;
+	const char **agg_frames;
+	size_t agg_cap, agg_frames_cap;
+	struct sw_stk_group *groups;
+	size_t n_groups, groups_cap;
+	char comm[16];
+	/* health */
+	uint64_t unwind_failed, lost;
+};
+
+/* ---------------- pure logic ---------------- */
+
+void sw_py_frame_format(const struct sw_py_frame *f, char *out, size_t len)
+{
+	if (f->line)
+		snprintf(out, len, "%s (%s:%u)", f->func, f->file, f->line);
+	else
+		snprintf(out, len, "%s (%s)", f->func, f->file);
+}
+
+static int py_frame_push(const struct sw_py_frame *pf, struct sw_stk_frame *out, uint32_t *k,
+			 uint32_t max)
+{
+	char buf[512];
+
+	if (*k >= max)
+		return -ENOSPC;
+	sw_py_frame_format(pf, buf, sizeof(buf));
+	out[*k].pc = 0;
+	out[*k].is_return = false;
+	out[*k].py = strdup(buf);
+	if (!out[*k].py)
+		return -ENOMEM;
+	(*k)++;
+	return 0;
+}
+
+uint32_t sw_stacks_splice(const uint64_t *pcs, const bool *is_return, const bool *is_eval,
+			  uint32_t n, const struct sw_py_stack *py, struct sw_stk_frame *out,
+			  uint32_t max)
+{
+	uint32_t k = 0, cur = 0, npy = py ? py->n : 0;
+
+	for (uint32_t i = 0; i < n && k < max; i++) {
+		if (is_eval[i] && cur < npy) {
+			/* this evaluator call runs the frames up to its entry */
+			while (cur < npy) {
+				bool entry = py->f[cur].entry;
+
+				if (py_frame_push(&py->f[cur], out, &k, max))
+					return k;
+				cur++;
+				if (entry)
+					break;
+			}
+			continue;
+		}
+		out[k].pc = pcs[i];
+		out[k].is_return = is_return[i];
+		out[k].py = NULL;
+		k++;
+	}
+	/* the native unwind stopped short of the evaluator's callers */
+	while (cur < npy && k < max)
+		if (py_frame_push(&py->f[cur++], out, &k, max))
+			break;
+	return k;
+}
+
+void sw_stk_frames_free(struct sw_stk_frame *f, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		free(f[i].py);
+		f[i].py = NULL;
+	}
+}
+
+static uint64_t hash_stack(const struct sw_stk_agg *a)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (uint32_t i = 0; i < a->n; i++) {
+		for (const char *p = a->frames[i]; *p; p++)
+			h = (h ^ (uint8_t)*p) * 1099511628211ull;
+		h = (h ^ 0xff) * 1099511628211ull;
+	}
+	return h;
+}
+
+static bool same_stack(const struct sw_stk_agg *a, const struct sw_stk_agg *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (uint32_t i = 0; i < a->n; i++)
+		if (a->frames[i] != b->frames[i] && strcmp(a->frames[i], b->frames[i]))
+			return false;
+	return true;
+}
+
+struct agg_sort {
+	uint64_t h;
+	size_t i;
+};
+
+static int cmp_hash(const void *x, const void *y)
+{
+	const struct agg_sort *a = x, *b = y;
+
+	if (a->h != b->h)
+		return a->h < b->h ? -1 : 1;
+	return a->i < b->i ? -1 : a->i > b->i;
+}
+
+struct group_sort {
+	struct sw_stk_group g;
+	uint64_t leaf_weight;
+};
+
+static int cmp_group(const void *x, const void *y)
+{
+	const struct group_sort *a = x, *b = y;
+
+	if (a->g.weight_ns != b->g.weight_ns)
+		return a->g.weight_ns > b->g.weight_ns ? -1 : 1;
+	if (a->leaf_weight != b->leaf_weight)
+		return a->leaf_weight > b->leaf_weight ? -1 : 1;
+	if (a->g.samples != b->g.samples)
+		return a->g.samples > b->g.samples ? -1 : 1;
+	return a->g.sample < b->g.sample ? -1 : a->g.sample > b->g.sample;
+}
+
+static bool has_frame(const struct sw_stk_agg *a, const char *f)
+{
+	for (uint32_t i = 0; i < a->n; i++)
+		if (a->frames[i] == f || !strcmp(a->frames[i], f))
+			return true;
+	return false;
+}
+
+static uint64_t leaf_weight(const struct sw_stk_agg *s, size_t n, const char *leaf)
+{
+	uint64_t w = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (s[i].n && !strcmp(s[i].frames[0], leaf))
+			w += s[i].weight_ns;
+	return w;
+}
+
+void sw_stacks_aggregate(const struct sw_stk_agg *s, size_t n, struct sw_diag_stacks *out,
+			 struct sw_stk_group *all, size_t *n_all)
+{
+	struct agg_sort *idx = NULL;
+	struct group_sort *gs = NULL;
+	uint64_t total = 0, gc_w = 0, gc_known = 0;
+	size_t ng = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->gc_share = -1;
+	if (n_all)
+		*n_all = 0;
+	if (!n)
+		return;
+	idx = calloc(n, sizeof(*idx));
+	gs = calloc(n, sizeof(*gs));
+	if (!idx || !gs)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		idx[i].h = hash_stack(&s[i]);
+		idx[i].i = i;
+		total += s[i].weight_ns;
+		if (s[i].gc >= 0) {
+			gc_known += s[i].weight_ns;
+			if (s[i].gc)
+				gc_w += s[i].weight_ns;
+		}
+	}
+	out->samples = (uint32_t)n;
+	out->weight_ns = total;
+	if (gc_known)
+		out->gc_share = (double)gc_w / (double)gc_known;
+	qsort(idx, n, sizeof(*idx), cmp_hash);
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_stk_agg *a = &s[idx[i].i];
+		size_t g;
+
+		/* equal hashes are adjacent; a collision is told by comparing */
+		for (g = ng; g > 0; g--) {
+			if (idx[i].h != hash_stack(&s[gs[g - 1].g.sample]))
+				break;
+			if (same_stack(a, &s[gs[g - 1].g.sample]))
+				break;
+		}
+		if (g > 0 && idx[i].h == hash_stack(&s[gs[g - 1].g.sample]) &&
+		    same_stack(a, &s[gs[g - 1].g.sample])) {
+			gs[g - 1].g.weight_ns += a->weight_ns;
+			gs[g - 1].g.samples++;
+			continue;
+		}
+		gs[ng].g.sample = idx[i].i;
+		gs[ng].g.weight_ns = a->weight_ns;
+		gs[ng].g.samples = 1;
+		ng++;
+	}
+	for (size_t g = 0; g < ng; g++) {
+		const struct sw_stk_agg *a = &s[gs[g].g.sample];
+
+		gs[g].leaf_weight = a->n ? leaf_weight(s, n, a->frames[0]) : 0;
+	}
+	qsort(gs, ng, sizeof(*gs), cmp_group);
+	for (size_t g = 0; g < ng && out->n_stacks < SW_DIAG_STACKS; g++) {
+		const struct sw_stk_agg *a = &s[gs[g].g.sample];
+		struct sw_diag_stack *d = &out->stacks[out->n_stacks++];
+		uint32_t nf = a->n;
+
+		d->weight_ns = gs[g].g.weight_ns;
+		d->samples = gs[g].g.samples;
+		if (nf > SW_DIAG_FRAMES) {
+			memcpy(d->frames, a->frames, (SW_DIAG_FRAMES - 1) * sizeof(char *));
+			d->frames[SW_DIAG_FRAMES - 1] = "[truncated]";
+			d->n_frames = SW_DIAG_FRAMES;
+		} else {
+			memcpy(d->frames, a->frames, nf * sizeof(char *));
+			d->n_frames = nf;
+		}
+	}
+	if (all && n_all) {
+		for (size_t g = 0; g < ng; g++)
+			all[g] = gs[g].g;
+		*n_all = ng;
+	}
+	/* the innermost distinct frames of the heaviest stack, and in how
+	 * much of the blocked time each appears */
+	if (out->n_stacks && total) {
+		const struct sw_diag_stack *d = &out->stacks[0];
+
+		for (uint32_t i = 0; i < d->n_frames && out->n_top < SW_DIAG_TOP; i++) {
+			const char *f = d->frames[i];
+			uint64_t w = 0;
+			bool seen = false;
+
+			for (uint32_t j = 0; j < out->n_top && !seen; j++)
+				seen = !strcmp(out->top[j].frame, f);
+			if (seen || !strcmp(f, "[truncated]"))
+				continue;
+			for (size_t k = 0; k < n; k++)
+				if (has_frame(&s[k], f))
+					w += s[k].weight_ns;
+			out->top[out->n_top].frame = f;
+			out->top[out->n_top].share = (double)w / (double)total;
+			out->n_top++;
+		}
+	}
+out:
+	free(idx);
+	free(gs);
+}
+
+/* ---------------- the BPF unit ---------------- */
+
+static struct sproc *find_sproc(struct sw_stacks *s, uint32_t pid)
+{
+	for (size_t i = 0; i < s->n_procs; i++)
+		if (s->procs[i].pid == pid)
+			return &s->procs[i];
+	return NULL;
+}
+
+static void sample_free(struct sample *sm)
+{
+	if (sm->f) {
+		sw_stk_frames_free(sm->f, sm->n);
+		free(sm->f);
+	}
+	memset(sm, 0, sizeof(*sm));
+}
+
+static void thread_free(struct thread_samples *t)
+{
+	if (t->ring) {
+		for (uint32_t i = 0; i < SAMPLES_PER_THREAD; i++)
+			sample_free(&t->ring[i]);
+		free(t->ring);
+	}
+	memset(t, 0, sizeof(*t));
+}
+
+static struct thread_samples *thread_slot(struct sw_stacks *s, uint32_t pid, uint32_t tid,
+					  bool create)
+{
+	struct thread_samples *lru = NULL;
+
+	for (int i = 0; i < MAX_THREADS; i++) {
+		struct thread_samples *t = &s->th[i];
+
+		if (t->ring && t->tid == tid && t->pid == pid)
+			return t;
+		if (!lru || !t->ring || (lru->ring && t->last_ns < lru->last_ns))
+			lru = t;
+	}
+	if (!create)
+		return NULL;
+	thread_free(lru);
+	lru->ring = calloc(SAMPLES_PER_THREAD, sizeof(*lru->ring));
+	if (!lru->ring)
+		return NULL;
+	lru->pid = pid;
+	lru->tid = tid;
+	return lru;
+}
+
+/*
+ * Unwind a record into sm (frames owned by sm). For a Python thread the
+ * interpreter's frames are read now, while the block still runs.
+ */
+static int take_sample(struct sw_stacks *s, const struct sw_stk_sample *r, size_t stack_len,
+		       struct sample *sm)
+{
+	struct sproc *p = find_sproc(s, r->pid);
+	const struct sw_py_stack *py = NULL;
+	uint64_t regs[SW_STK_NREGS];
+	uint32_t n_out;
+	int n, err;
+
+	for (uint32_t i = 0; i < SW_STK_NREGS; i++)
+		regs[i] = r->regs[i];
+	n = sw_unwind__stack(s->uw, r->pid, r->tid, regs, r->stack_base, r->stack, stack_len,
+			     s->pcs, s->is_ret, UNWIND_FRAMES);
+	if (n < 0)
+		return n;
+	if (n <= 1)
+		s->unwind_failed++;
+	sm->gc = -1;
+	memset(s->is_eval, 0, sizeof(s->is_eval));
+	if (p && p->rt == SW_RT_PYTHON && p->py_ok) {
+		for (int i = 0; i < n; i++) {
+			const char *sym = sw_unwind__symbol(s->uw, r->pid, s->pcs[i], s->is_ret[i]);
+
+			s->is_eval[i] = sym && !strcmp(sym, CEVAL);
+		}
+		err = sw_pyframes__read(s->pyf, r->pid, r->tid, &s->py);
+		if (err == -EAGAIN) /* changed under the reader: once more */
+			err = sw_pyframes__read(s->pyf, r->pid, r->tid, &s->py);
+		if (!err) {
+			py = &s->py;
+			sm->gc = s->py.gc_collecting;
+		}
+	}
+	n_out = sw_stacks_splice(s->pcs, s->is_ret, s->is_eval, (uint32_t)n, py, s->frames,
+				 UNWIND_FRAMES + SW_PY_MAX_FRAMES);
+	sm->f = malloc(n_out * sizeof(*sm->f));
+	if (!sm->f) {
+		sw_stk_frames_free(s->frames, n_out);
+		return -ENOMEM;
+	}
+	memcpy(sm->f, s->frames, n_out * sizeof(*sm->f));
+	sm->n = (uint16_t)n_out;
+	sm->ts = r->ts_ns;
+	sm->block_start = r->block_start_ns;
+	sm->kind = (uint8_t)r->kind;
+	sm->weight = r->kind == SW_STK_SLEEP ? r->weight_ns : s->period_ns;
+	return 0;
+}
+
+static int on_sample(void *ctx, void *data, size_t len)
+{
+	struct sw_stacks *s = ctx;
+	const struct sw_stk_sample *r = data;
+	struct thread_samples *t;
+	struct sample *sm;
+
+	if (len < SW_STK_HDR_LEN || r->stack_len > len - SW_STK_HDR_LEN) {
+		s->lost++;
+		return 0;
+	}
+	t = thread_slot(s, r->pid, r->tid, true);
+	if (!t) {
+		s->lost++;
+		return 0;
+	}
+	sm = &t->ring[t->head];
+	sample_free(sm);
+	if (take_sample(s, r, r->stack_len, sm)) {
+		s->lost++;
+		return 0;
+	}
+	t->head = (t->head + 1) % SAMPLES_PER_THREAD;
+	if (t->count < SAMPLES_PER_THREAD)
+		t->count++;
+	t->last_ns = r->ts_ns;
+	return 0;
+}
+
+static int open_perf_events(struct sw_stacks *s, uint32_t hz)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.size = sizeof(attr),
+		/* cpu-clock counts ns: a fixed period, not a frequency the
+		 * kernel adapts, so every sample stands for the same time */
+		.sample_period = 1000000000ull / hz,
+	};
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	s->perf_fds = calloc((size_t)ncpu, sizeof(int));
+	s->perf_links = calloc((size_t)ncpu, sizeof(*s->perf_links));
+	if (!s->perf_fds || !s->perf_links)
+		return -ENOMEM;
+	for (int cpu = 0; cpu < ncpu; cpu++) {
+		int fd = (int)syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+
+		s->perf_fds[cpu] = -1;
+		if (fd < 0) {
+			if (errno == ENODEV)
+				continue; /* possible but offline */
+			return -errno;
+		}
+		s->perf_fds[cpu] = fd;
+		s->perf_links[cpu] = bpf_program__attach_perf_event(s->skel->progs.on_cpu_sample, fd);
+		if (!s->perf_links[cpu])
+			return -errno;
+		s->n_perf = cpu + 1;
+	}
+	return 0;
+}
+
+struct sw_stacks *sw_stacks__new(const struct sw_stacks_opts *o, struct loopmon *lm,
+				 struct sw_tio *t)
+{
+	struct sw_stacks *s;
+	int err, ncpu;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->t = t;
+	s->period_ns = 1000000000ull / (o->sample_hz ? o->sample_hz : 99);
+	s->gate_ns = sw_stk_gate_ns(o->threshold_ns);
+	s->uw = sw_unwind__new(t);
+	s->pyf = sw_pyframes__new(t);
+	s->names = calloc(NAME_SLOTS, sizeof(*s->names));
+	if (!s->uw || !s->pyf || !s->names) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	s->skel = stacks_bpf__open();
+	if (!s->skel) {
+		err = -errno;
+		goto cleanup;
+	}
+	s->skel->rodata->gate_ns = s->gate_ns;
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0) {
+		err = ncpu ? ncpu : -EINVAL;
+		goto cleanup;
+	}
+	err = bpf_map__set_max_entries(s->skel->maps.scratch, (uint32_t)ncpu);
+	if (!err)
+		err = bpf_map__reuse_fd(s->skel->maps.threads, loopmon__threads_fd(lm));
+	if (!err)
+		err = bpf_map__reuse_fd(s->skel->maps.tid_hint, loopmon__tid_hint_fd(lm));
+	if (!err)
+		bpf_program__set_autoload(s->skel->progs.sleep_switch, o->sleep_capture);
+	if (!err)
+		err = stacks_bpf__load(s->skel);
+	if (!err)
+		err = stacks_bpf__attach(s->skel);
+	if (err)
+		goto cleanup;
+	err = open_perf_events(s, o->sample_hz ? o->sample_hz : 99);
+	if (err)
+		goto cleanup;
+	err = ring_buffer__add(loopmon__ring(lm), bpf_map__fd(s->skel->maps.samples), on_sample, s);
+	if (err)
+		goto cleanup;
+	return s;
+cleanup:
+	sw_stacks__free(s);
+	errno = -err;
+	return NULL;
+}
+
+static void arena_free(struct arena_blk *b)
+{
+	while (b) {
+		struct arena_blk *n = b->next;
+
+		free(b);
+		b = n;
+	}
+}
+
+void sw_stacks__free(struct sw_stacks *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->n_perf; i++) {
+		bpf_link__destroy(s->perf_links[i]);
+		if (s->perf_fds[i] >= 0)
+			close(s->perf_fds[i]);
+	}
+	free(s->perf_links);
+	free(s->perf_fds);
+	stacks_bpf__destroy(s->skel);
+	for (int i = 0; i < MAX_THREADS; i++)
+		thread_free(&s->th[i]);
+	sample_free(&s->cur_sleep);
+	sw_unwind__free(s->uw);
+	sw_pyframes__free(s->pyf);
+	arena_free(s->arena);
+	free(s->names);
+	free(s->agg);
+	free(s->agg_frames);
+	free(s->groups);
+	free(s->procs);
+	free(s);
+}
+
+void sw_stacks__add_process(struct sw_stacks *s, const struct sw_proc_info *pi)
+{
+	struct sproc *p = find_sproc(s, (uint32_t)pi->pid), *np;
+
+	if (!p) {
+		np = realloc(s->procs, (s->n_procs + 1) * sizeof(*np));
+		if (!np)
+			return;
+		s->procs = np;
+		p = &s->procs[s->n_procs++];
+	}
+	memset(p, 0, sizeof(*p));
+	p->pid = (uint32_t)pi->pid;
+	p->rt = pi->runtime;
+	snprintf(p->comm, sizeof(p->comm), "%s", pi->comm);
+	if (pi->runtime == SW_RT_PYTHON)
+		p->py_ok = sw_pyframes__add_process(s->pyf, pi) == 0;
+}
+
+void sw_stacks__remove_process(struct sw_stacks *s, uint32_t pid)
+{
+	for (size_t i = 0; i < s->n_procs; i++)
+		if (s->procs[i].pid == pid) {
+			s->procs[i] = s->procs[--s->n_procs];
+			break;
+		}
+	for (int i = 0; i < MAX_THREADS; i++)
+		if (s->th[i].ring && s->th[i].pid == pid)
+			thread_free(&s->th[i]);
+	sw_pyframes__remove_process(s->pyf, pid);
+	sw_unwind__forget(s->uw, pid);
+}
+
+/* ---------------- collect ---------------- */
+
+static void arena_reset(struct sw_stacks *s)
+{
+	if (s->arena) {
+		arena_free(s->arena->next);
+		s->arena->next = NULL;
+		s->arena->used = 0;
+	}
+	memset(s->names, 0, NAME_SLOTS * sizeof(*s->names));
+}
+
+static const char *arena_str(struct sw_stacks *s, const char *str)
+{
+	size_t len = strlen(str) + 1;
+	struct arena_blk *b = s->arena;
+
+	if (!b || b->cap - b->used < len) {
+		size_t cap = len > 65536 ? len : 65536;
+
+		b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return "[out of memory]";
+		b->cap = cap;
+		b->used = 0;
+		b->next = NULL;
+		/* the first block stays first: arena_reset keeps it */
+		if (s->arena) {
+			b->next = s->arena->next;
+			s->arena->next = b;
+		} else {
+			s->arena = b;
+		}
+	}
+	memcpy(b->data + b->used, str, len);
+	b->used += len;
+	return b->data + b->used - len;
+}
+
+static const char *frame_name(struct sw_stacks *s, uint32_t pid, const struct sw_stk_frame *f)
+{
+	uint64_t key = (f->pc << 1 | f->is_return) + 1;
+	uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 51) & (NAME_SLOTS - 1);
+	char buf[512];
+
+	if (f->py)
+		return f->py;
+	for (uint32_t i = 0; i < 16; i++) {
+		struct name_slot *ns = &s->names[(h + i) & (NAME_SLOTS - 1)];
+
+		if (ns->key == key)
+			return ns->name;
+		if (!ns->key) {
+			ns->key = key;
+			ns->name = arena_str(s, sw_unwind__name(s->uw, pid, f->pc, f->is_return,
+								buf, sizeof(buf)));
+			return ns->name;
+		}
+	}
+	return arena_str(s, sw_unwind__name(s->uw, pid, f->pc, f->is_return, buf, sizeof(buf)));
+}
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	void *np;
+	size_t c = *cap ? *cap : 64;
+
+	if (need <= *cap)
+		return true;
+	while (c < need)
+		c *= 2;
+	np = realloc(*p, c * elem);
+	if (!np)
+		return false;
+	*p = np;
+	*cap = c;
+	return true;
+}
+
+/* The sleep in progress of tid, unwound once per sleep. */
+static struct sample *sleep_in_progress(struct sw_stacks *s, uint32_t pid, uint32_t tid,
+					uint64_t start_ns, uint64_t end_ns)
+{
+	__u32 k = tid % SW_STK_SLEEP_SLOTS;
+	const struct sw_stk_sample *r = &s->slot.s;
+
+	if (bpf_map__lookup_elem(s->skel->maps.sleep_slots, &k, sizeof(k), &s->slot,
+				 sizeof(s->slot), 0))
+		return NULL;
+	if (r->tid != tid || r->pid != pid || !r->sleep_start_ns || r->sleep_start_ns < start_ns ||
+	    r->sleep_start_ns > end_ns || r->stack_len > SW_STK_BYTES)
+		return NULL;
+	if (s->cur_sleep_tid != tid || s->cur_sleep_start != r->sleep_start_ns) {
+		sample_free(&s->cur_sleep);
+		s->cur_sleep_tid = 0;
+		if (take_sample(s, r, r->stack_len, &s->cur_sleep))
+			return NULL;
+		s->cur_sleep_tid = tid;
+		s->cur_sleep_start = r->sleep_start_ns;
+	}
+	s->cur_sleep.weight = end_ns - r->sleep_start_ns;
+	return &s->cur_sleep;
+}
+
+static int add_agg(struct sw_stacks *s, size_t *n, size_t *nf, uint32_t pid,
+		   const struct sample *sm)
+{
+	size_t base = *nf;
+
+	if (!grow((void **)&s->agg, &s->agg_cap, *n + 1, sizeof(*s->agg)) ||
+	    !grow((void **)&s->agg_frames, &s->agg_frames_cap, *nf + sm->n + 1,
+		  sizeof(*s->agg_frames)))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < sm->n; i++)
+		s->agg_frames[(*nf)++] = frame_name(s, pid, &sm->f[i]);
+	/* frames are re-pointed below, once the array stops moving */
+	s->agg[*n].frames = (const char *const *)(uintptr_t)base;
+	s->agg[*n].n = sm->n;
+	s->agg[*n].weight_ns = sm->weight;
+	s->agg[*n].gc = sm->gc;
+	(*n)++;
+	return 0;
+}
+
+int sw_stacks__collect(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t start_ns,
+		       uint64_t end_ns, struct sw_diag_stacks *out)
+{
+	struct thread_samples *t = thread_slot(s, pid, tid, false);
+	struct sample *sleep;
+	struct sproc *p;
+	size_t n = 0, nf = 0;
+	const char *note = NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->gc_share = -1;
+	arena_reset(s);
+	s->n_groups = 0;
+	p = find_sproc(s, pid);
+	snprintf(s->comm, sizeof(s->comm), "%s", p ? p->comm : "?");
+	if (t) {
+		for (uint32_t i = 0; i < t->count; i++) {
+			uint32_t j = (t->head + SAMPLES_PER_THREAD - t->count + i) % SAMPLES_PER_THREAD;
+			const struct sample *sm = &t->ring[j];
+			/* a sleep capture is stamped at its wake-up */
+			uint64_t at = sm->kind == SW_STK_SLEEP ? sm->ts - sm->weight : sm->ts;
+
+			if (at < start_ns || sm->ts > end_ns + 1000000 || !sm->n)
+				continue;
+			if (add_agg(s, &n, &nf, pid, sm))
+				break;
+		}
+	}
+	sleep = sleep_in_progress(s, pid, tid, start_ns, end_ns);
+	if (sleep && sleep->n)
+		add_agg(s, &n, &nf, pid, sleep);
+	for (size_t i = 0; i < n; i++)
+		s->agg[i].frames = s->agg_frames + (uintptr_t)s->agg[i].frames;
+	if (!grow((void **)&s->groups, &s->groups_cap, n ? n : 1, sizeof(*s->groups)))
+		return -ENOMEM;
+	sw_stacks_aggregate(s->agg, n, out, s->groups, &s->n_groups);
+	/* once per process, how to get better names */
+	if (p && !p->noted) {
+		if (p->rt == SW_RT_NODE && sw_unwind__unnamed_jit(s->uw, pid))
+			note = JIT_NOTE;
+		else if (p->rt == SW_RT_PYTHON)
+			note = sw_pyframes__note(s->pyf, pid);
+		if (note) {
+			out->note = arena_str(s, note);
+			p->noted = true;
+		}
+	}
+	return n ? 0 : -ENOENT;
+}
+
+/* A frame in folded format: ';' separates frames, so it cannot be in one. */
+static void folded_frame(FILE *f, const char *name)
+{
+	for (const char *c = name; *c; c++)
+		fputc(*c == ';' ? ':' : (*c == '\n' ? ' ' : *c), f);
+}
+
+void sw_stacks__write_folded(struct sw_stacks *s, FILE *f, const char *comm)
+{
+	for (size_t g = 0; g < s->n_groups; g++) {
+		const struct sw_stk_agg *a = &s->agg[s->groups[g].sample];
+		uint64_t us = s->groups[g].weight_ns / 1000;
+
+		if (!a->n || !us)
+			continue;
+		folded_frame(f, comm && comm[0] ? comm : s->comm);
+		for (uint32_t i = a->n; i > 0; i--) {
+			fputc(';', f);
+			folded_frame(f, a->frames[i - 1]);
+		}
+		fprintf(f, " %llu\n", (unsigned long long)us);
+	}
+	fflush(f);
+}
+
+void sw_stacks__health(struct sw_stacks *s, uint64_t *v)
+{
+	const struct sw_bpf_stats *b = &s->skel->bss->stats;
+
+	for (int i = 0; i < SW_HEALTH__COUNT; i++)
+		v[i] += b->v[i];
+	v[SW_HEALTH_stack_samples_lost] += s->lost;
+	v[SW_HEALTH_unwind_failed] += s->unwind_failed;
+}
