@@ -69,6 +69,13 @@ struct name_slot {
 
 struct sw_stacks {
 	struct stacks_bpf *skel;
+	/* A second consumer of the sample ring, drained before each collect:
+	 * one ring_buffer__poll serves loopmon's ring and this one in either
+	 * order, so an incident's end can be handled before the samples that
+	 * came just before it (its wake-up capture). Both consumers share the
+	 * ring's consumer position page, and run on this one thread. libbpf
+	 * 1.1 has no ring__consume() for one ring of a ring_buffer. */
+	struct ring_buffer *drain;
 	struct sw_tio *t;
 	struct sw_unwind *uw;
 	struct sw_pyframes *pyf;
@@ -571,6 +578,11 @@ struct sw_stacks *sw_stacks__new(const struct sw_stacks_opts *o, struct loopmon 
 	err = ring_buffer__add(loopmon__ring(lm), bpf_map__fd(s->skel->maps.samples), on_sample, s);
 	if (err)
 		goto cleanup;
+	s->drain = ring_buffer__new(bpf_map__fd(s->skel->maps.samples), on_sample, s, NULL);
+	if (!s->drain) {
+		err = -errno;
+		goto cleanup;
+	}
 	return s;
 cleanup:
 	sw_stacks__free(s);
@@ -599,6 +611,7 @@ void sw_stacks__free(struct sw_stacks *s)
 	}
 	free(s->perf_links);
 	free(s->perf_fds);
+	ring_buffer__free(s->drain);
 	stacks_bpf__destroy(s->skel);
 	for (int i = 0; i < MAX_THREADS; i++)
 		thread_free(&s->th[i]);
@@ -774,12 +787,14 @@ static int add_agg(struct sw_stacks *s, size_t *n, size_t *nf, uint32_t pid,
 int sw_stacks__collect(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t start_ns,
 		       uint64_t end_ns, struct sw_diag_stacks *out)
 {
-	struct thread_samples *t = thread_slot(s, pid, tid, false);
+	struct thread_samples *t;
 	struct sample *sleep;
 	struct sproc *p;
 	size_t n = 0, nf = 0;
 	const char *note = NULL;
 
+	ring_buffer__consume(s->drain);
+	t = thread_slot(s, pid, tid, false);
 	memset(out, 0, sizeof(*out));
 	out->gc_share = -1;
 	arena_reset(s);
