@@ -413,6 +413,8 @@ static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_
 	fill_stacks(l, &inc, e->start_ns + e->dur_ns);
 	fill_diag(l, &inc, e->offcpu_ns, e->runq_ns, e->switches, e->blk_sys, -2, 0);
 	sw_report__incident(l->rep, &inc);
+	if (inc.stacks && inc.stacks->note)
+		sw_stacks__note_given(l->stacks, lp->pid);
 	if (l->folded && inc.stacks && inc.stacks->n_stacks) {
 		struct proc *p = find_proc(l, lp->pid);
 

@@ -108,6 +108,8 @@ struct sw_stacks {
 	char comm[16];
 	/* health */
 	uint64_t unwind_failed, lost;
+	/* cost, for -v: samples taken and the time spent unwinding them */
+	uint64_t taken, take_ns, take_max_ns;
 };
 
 /* ---------------- pure logic ---------------- */
@@ -420,6 +422,7 @@ static int take_sample(struct sw_stacks *s, const struct sw_stk_sample *r, size_
 {
 	struct sproc *p = find_sproc(s, r->pid);
 	const struct sw_py_stack *py = NULL;
+	uint64_t t0 = sw_mono_ns(), dt;
 	uint64_t regs[SW_STK_NREGS];
 	uint32_t n_out;
 	int n, err;
@@ -461,6 +464,11 @@ static int take_sample(struct sw_stacks *s, const struct sw_stk_sample *r, size_
 	sm->block_start = r->block_start_ns;
 	sm->kind = (uint8_t)r->kind;
 	sm->weight = r->kind == SW_STK_SLEEP ? r->weight_ns : s->period_ns;
+	dt = sw_mono_ns() - t0;
+	s->taken++;
+	s->take_ns += dt;
+	if (dt > s->take_max_ns)
+		s->take_max_ns = dt;
 	return 0;
 }
 
@@ -604,6 +612,10 @@ void sw_stacks__free(struct sw_stacks *s)
 {
 	if (!s)
 		return;
+	if (s->taken)
+		sw_dbg("stacks: %llu samples unwound, %.1f us each on average, %.1f ms at most",
+		       (unsigned long long)s->taken, (double)s->take_ns / (double)s->taken / 1e3,
+		       (double)s->take_max_ns / 1e6);
 	for (int i = 0; i < s->n_perf; i++) {
 		bpf_link__destroy(s->perf_links[i]);
 		if (s->perf_fds[i] >= 0)
@@ -822,18 +834,24 @@ int sw_stacks__collect(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t
 	if (!grow((void **)&s->groups, &s->groups_cap, n ? n : 1, sizeof(*s->groups)))
 		return -ENOMEM;
 	sw_stacks_aggregate(s->agg, n, out, s->groups, &s->n_groups);
-	/* once per process, how to get better names */
+	/* how to get better names, until a final incident has said it */
 	if (p && !p->noted) {
 		if (p->rt == SW_RT_NODE && sw_unwind__unnamed_jit(s->uw, pid))
 			note = JIT_NOTE;
 		else if (p->rt == SW_RT_PYTHON)
 			note = sw_pyframes__note(s->pyf, pid);
-		if (note) {
+		if (note)
 			out->note = arena_str(s, note);
-			p->noted = true;
-		}
 	}
 	return n ? 0 : -ENOENT;
+}
+
+void sw_stacks__note_given(struct sw_stacks *s, uint32_t pid)
+{
+	struct sproc *p = find_sproc(s, pid);
+
+	if (p)
+		p->noted = true;
 }
 
 /* A frame in folded format: ';' separates frames, so it cannot be in one. */

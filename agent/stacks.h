@@ -45,6 +45,11 @@ void sw_stacks__remove_process(struct sw_stacks *s, uint32_t pid);
 int sw_stacks__collect(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t start_ns,
 		       uint64_t end_ns, struct sw_diag_stacks *out);
 
+/* The note of the last collect (sw_diag_stacks.note) reached a final
+ * incident of pid: it is not repeated for that process. Ongoing incidents
+ * repeat it until then, so that whoever reads only final lines sees it. */
+void sw_stacks__note_given(struct sw_stacks *s, uint32_t pid);
+
 /* Append the last collect's stacks to f in folded format
  * ("comm;outermost;...;innermost weight_us"). */
 void sw_stacks__write_folded(struct sw_stacks *s, FILE *f, const char *comm);
