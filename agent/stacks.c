@@ -110,6 +110,7 @@ struct sw_stacks {
 	uint64_t unwind_failed, lost;
 	/* cost, for -v: samples taken and the time spent unwinding them */
 	uint64_t taken, take_ns, take_max_ns;
+	uint64_t collects, collect_ns, collect_max_ns;
 };
 
 /* ---------------- pure logic ---------------- */
@@ -616,6 +617,11 @@ void sw_stacks__free(struct sw_stacks *s)
 		sw_dbg("stacks: %llu samples unwound, %.1f us each on average, %.1f ms at most",
 		       (unsigned long long)s->taken, (double)s->take_ns / (double)s->taken / 1e3,
 		       (double)s->take_max_ns / 1e6);
+	if (s->collects)
+		sw_dbg("stacks: %llu incidents given stacks, %.1f us each on average, %.1f ms at most",
+		       (unsigned long long)s->collects,
+		       (double)s->collect_ns / (double)s->collects / 1e3,
+		       (double)s->collect_max_ns / 1e6);
 	for (int i = 0; i < s->n_perf; i++) {
 		bpf_link__destroy(s->perf_links[i]);
 		if (s->perf_fds[i] >= 0)
@@ -796,8 +802,25 @@ static int add_agg(struct sw_stacks *s, size_t *n, size_t *nf, uint32_t pid,
 	return 0;
 }
 
+static int collect(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t start_ns,
+		   uint64_t end_ns, struct sw_diag_stacks *out);
+
 int sw_stacks__collect(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t start_ns,
 		       uint64_t end_ns, struct sw_diag_stacks *out)
+{
+	uint64_t t0 = sw_mono_ns(), dt;
+	int err = collect(s, pid, tid, start_ns, end_ns, out);
+
+	dt = sw_mono_ns() - t0;
+	s->collects++;
+	s->collect_ns += dt;
+	if (dt > s->collect_max_ns)
+		s->collect_max_ns = dt;
+	return err;
+}
+
+static int collect(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t start_ns,
+		   uint64_t end_ns, struct sw_diag_stacks *out)
 {
 	struct thread_samples *t;
 	struct sample *sleep;

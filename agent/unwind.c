@@ -23,6 +23,25 @@ extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *st
 /* The perf map is checked for growth at most this often. */
 #define PERFMAP_REFRESH_NS 200000000ull
 
+/*
+ * A module's function symbols sorted by address. libdwfl's
+ * dwfl_module_addrinfo scans the whole symbol table for every lookup
+ * (addrsym's search_table): with node's 154,000 functions an incident's
+ * few hundred frames took 0.3-0.7 s to name on this VM, long enough to
+ * delay the next tick's ongoing reports. Built once per module, at its
+ * first lookup; names point into the module's ELF, which lives as long as
+ * the Dwfl.
+ */
+struct uw_sym {
+	uint64_t addr, size;
+	const char *name;
+};
+
+struct uw_symtab {
+	size_t n;
+	struct uw_sym s[];
+};
+
 struct uw_map {
 	uint64_t start, end;
 	bool file; /* a file mapping (else anonymous: JIT, [vdso]...) */
@@ -146,12 +165,28 @@ static void free_maps(struct uw_proc *p)
 	p->n_maps = 0;
 }
 
+static int free_symtab(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start,
+		       void *arg)
+{
+	(void)mod, (void)name, (void)start, (void)arg;
+	free(*userdata);
+	*userdata = NULL;
+	return DWARF_CB_OK;
+}
+
+static void end_dwfl(Dwfl *d)
+{
+	if (!d)
+		return;
+	dwfl_getmodules(d, free_symtab, NULL, 0);
+	dwfl_end(d);
+}
+
 static void proc_free(struct uw_proc *p)
 {
 	if (!p)
 		return;
-	if (p->dwfl)
-		dwfl_end(p->dwfl);
+	end_dwfl(p->dwfl);
 	free_maps(p);
 	sw_perfmap__free(p->perfmap);
 	free(p);
@@ -293,10 +328,8 @@ static int build_dwfl(struct sw_unwind *u, struct uw_proc *p)
 	Dwfl *d;
 	int reported = 0;
 
-	if (p->dwfl) {
-		dwfl_end(p->dwfl);
-		p->dwfl = NULL;
-	}
+	end_dwfl(p->dwfl);
+	p->dwfl = NULL;
 	d = dwfl_begin(&dwfl_cbs);
 	if (!d)
 		return -ENOMEM;
@@ -324,7 +357,7 @@ static int build_dwfl(struct sw_unwind *u, struct uw_proc *p)
 	dwfl_report_end(d, NULL, NULL);
 	if (!reported || !dwfl_attach_state(d, NULL, (pid_t)p->pid, &thread_cbs, p)) {
 		sw_dbg("pid %u: no unwinder: %s", p->pid, reported ? dwfl_errmsg(-1) : "no ELF");
-		dwfl_end(d);
+		end_dwfl(d);
 		return -ENOENT;
 	}
 	p->dwfl = d;
@@ -451,17 +484,88 @@ static Dwfl_Module *module_at(struct uw_proc *p, uint64_t addr)
 	return p->dwfl ? dwfl_addrmodule(p->dwfl, addr) : NULL;
 }
 
+static int cmp_sym(const void *a, const void *b)
+{
+	const struct uw_sym *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	/* at one address, the sized symbol first (an alias without size is
+	 * a label) */
+	return (x->size < y->size) - (x->size > y->size);
+}
+
+static struct uw_symtab *module_symtab(Dwfl_Module *mod)
+{
+	struct uw_symtab *t;
+	void **ud;
+	int n, k = 0;
+
+	dwfl_module_info(mod, &ud, NULL, NULL, NULL, NULL, NULL, NULL);
+	if (*ud)
+		return *ud;
+	n = dwfl_module_getsymtab(mod);
+	t = malloc(sizeof(*t) + (size_t)(n > 0 ? n : 0) * sizeof(t->s[0]));
+	if (!t)
+		return NULL;
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+		int type = GELF_ST_TYPE(sym.st_info);
+
+		if (!name || !name[0] || sym.st_shndx == SHN_UNDEF ||
+		    (type != STT_FUNC && type != STT_GNU_IFUNC))
+			continue;
+		t->s[k++] = (struct uw_sym){ addr, sym.st_size, name };
+	}
+	t->n = (size_t)k;
+	qsort(t->s, t->n, sizeof(t->s[0]), cmp_sym);
+	*ud = t;
+	return t;
+}
+
+/* The function symbol holding addr, or NULL. */
+static const char *module_sym(Dwfl_Module *mod, uint64_t addr)
+{
+	struct uw_symtab *t = module_symtab(mod);
+	size_t lo = 0, hi;
+
+	if (!t)
+		return NULL;
+	hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->s[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* the last symbol at or below addr; of several at its address, the
+	 * first sorted is the sized one */
+	if (!lo)
+		return NULL;
+	{
+		uint64_t a = t->s[lo - 1].addr;
+
+		while (lo > 1 && t->s[lo - 2].addr == a)
+			lo--;
+	}
+	if (t->s[lo - 1].size && addr >= t->s[lo - 1].addr + t->s[lo - 1].size)
+		return NULL; /* in a gap between functions */
+	return t->s[lo - 1].name;
+}
+
 const char *sw_unwind__symbol(struct sw_unwind *u, uint32_t pid, uint64_t pc, bool is_return)
 {
 	uint64_t addr = is_return ? pc - 1 : pc;
 	struct uw_proc *p = get_proc(u, pid);
 	Dwfl_Module *mod;
-	GElf_Off off;
-	GElf_Sym sym;
 
 	if (!p || !(mod = module_at(p, addr)))
 		return NULL;
-	return dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
+	return module_sym(mod, addr);
 }
 
 static const char *jit_name(struct sw_unwind *u, struct uw_proc *p, uint64_t pc, char *buf,
@@ -504,8 +608,6 @@ const char *sw_unwind__name(struct sw_unwind *u, uint32_t pid, uint64_t pc, bool
 	const char *s, *mname;
 	Dwfl_Module *mod;
 	Dwarf_Addr start;
-	GElf_Off off;
-	GElf_Sym sym;
 
 	if (!p) {
 		snprintf(buf, len, "[0x%" PRIx64 "]", pc);
@@ -513,7 +615,7 @@ const char *sw_unwind__name(struct sw_unwind *u, uint32_t pid, uint64_t pc, bool
 	}
 	mod = module_at(p, addr);
 	if (mod) {
-		s = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
+		s = module_sym(mod, addr);
 		if (s) {
 			sw_unwind_format_symbol(s, buf, len);
 			return buf;

@@ -107,6 +107,7 @@ class NodeAndPython(StacksBase):
         with open(cls.folded) as f:
             cls.folded_lines = f.read().splitlines()
         os.unlink(cls.folded)
+        swtest.log("blocks:\n%s" % swtest.block_table(cls.node_pairs + cls.py_pairs))
         for b, i in cls.node_pairs + cls.py_pairs:
             swtest.log("%s %s ms: %s" % (b["kind"], b["ms"], "no incident" if i is None else
                                          "stack %s share %s samples %s note %s" % (
@@ -161,7 +162,10 @@ class NodeAndPython(StacksBase):
         for b, inc in self.py_pairs:
             self.assertIsNotNone(inc, "no incident for %s" % b)
             stack = inc.get("stack") or []
-            self.assertTrue(stack, "no stack: " + swtest.incident_str(inc))
+            self.assertTrue(stack, "no stack: %s\nfor the block %s\nall incidents of pid %d:\n%s"
+                            % (swtest.incident_str(inc), b, self.py.pid, "\n".join(
+                                swtest.incident_str(i) for i in self.incidents
+                                if i.get("pid") == self.py.pid)))
             self.assertIn("clock_nanosleep", stack[:2],
                           "time.sleep's stack is not innermost in libc's clock_nanosleep: %s"
                           % stack[:8])
