@@ -20,7 +20,7 @@
  * 100 ms, so an on-CPU block would get one stack per tick, taken wherever
  * the thread happens to be when the agent looks, not a sample of where its
  * time goes; and a sleep shorter than a tick would never be seen. A copy
- * costs ~3 us (36 KiB, bench below) and is paid only by loop threads
+ * costs ~8 us (36 KiB, docs/DESIGN.md) and is paid only by loop threads
  * already blocked for gate_ns, or by a busy loop thread going to sleep.
  *
  * The thread states are loopmon's: the agent reuses the fds of its threads
