@@ -12,7 +12,8 @@ Against real processes, each blocking in a known culprit for ~250 ms
   its name, from the perf map;
 - Debian's stripped python3.11 in time.sleep: the heaviest stack is the
   sleep capture, libc's clock_nanosleep innermost;
-- --folded FILE gets "comm;outer;...;inner weight_us" lines for them.
+- --folded FILE gets "comm;outer;...;inner weight_us" lines for them;
+- --no-stacks: the block is still found, with no stack.
 Printed, not asserted (a shared 2-core machine): the time from the threshold
 to the first ongoing incident carrying a stack, and the agent's RSS with a
 node and a python attached.
@@ -218,6 +219,23 @@ class NodePerfMap(StacksBase):
             self.assertIsNotNone(inc, "no incident for %s" % b)
             self.assertCulprit(inc, re.compile(r"stallwatchCulpritSpin"))
             self.assertNotIn("stack_note", inc)
+
+
+class NoStacks(StacksBase):
+    """--no-stacks: the same block, no stack, and nothing else lost."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sc = run([[NODE, workload("node_culprits.js"), "--schedule", "json:150"]],
+                     extra=("--no-stacks",))
+        cls.w = cls.sc.workloads[0]
+        cls.pairs = swtest.match_blocks(cls.w.blocks(), cls.sc.agent.incidents(pid=cls.w.pid))
+
+    def test_no_stack(self):
+        self.assertCleanExit(self.sc.agent)
+        self.assertBlocksFound(self.pairs)
+        for i in self.sc.agent.incidents(pid=self.w.pid):
+            self.assertNotIn("stack", i, swtest.incident_str(i))
 
 
 if __name__ == "__main__":
