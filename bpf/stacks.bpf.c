@@ -16,12 +16,15 @@
  *    agent from the slot, so an ongoing incident has its stack too.
  *
  * Why copies in BPF and not a sleepable iter/task with
- * bpf_copy_from_user_task triggered by the agent: the agent ticks every
- * 100 ms, so an on-CPU block would get one stack per tick, taken wherever
- * the thread happens to be when the agent looks, not a sample of where its
- * time goes; and a sleep shorter than a tick would never be seen. A copy
- * costs ~8 us (36 KiB, docs/DESIGN.md) and is paid only by loop threads
- * already blocked for gate_ns, or by a busy loop thread going to sleep.
+ * bpf_copy_from_user_task triggered by the agent (not built, so not
+ * measured against this): the agent ticks every 100 ms, so an on-CPU block
+ * would get one stack per tick, taken wherever the thread happens to be
+ * when the agent looks rather than a sample of where its time goes, and a
+ * sleep shorter than a tick would never be seen. What this costs was
+ * measured (docs/DESIGN.md): ~8 us per copying sample, 0.8 us for a sample
+ * of anything else, 0.2 us per context switch of the host for the sleep
+ * program; copies are paid only by loop threads already blocked for
+ * gate_ns, or by a busy loop thread going to sleep.
  *
  * The thread states are loopmon's: the agent reuses the fds of its threads
  * and tid_hint maps (bpf_map__reuse_fd) before load, so the definitions
