@@ -666,6 +666,44 @@ static size_t skip_operator(const char *s, size_t i)
 	return i;
 }
 
+/*
+ * Length of name without GCC's clone suffixes (".part.0", ".constprop.0",
+ * ".isra.0", ".cold", ".lto_priv.0", ".localalias"): the function people
+ * wrote, as the demangler's " [clone ...]" says for C++. A name with any
+ * other dot in it is left whole.
+ */
+static size_t strip_clone_suffix(const char *name)
+{
+	static const char *const kinds[] = { "part", "constprop", "isra", "cold", "lto_priv",
+					     "localalias", "clone" };
+	const char *dot = strchr(name, '.'), *p;
+
+	if (!dot || dot == name)
+		return strlen(name);
+	for (p = dot; *p == '.';) {
+		size_t k, n = 0;
+
+		p++;
+		for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			n = strlen(kinds[k]);
+			if (!strncmp(p, kinds[k], n) && (p[n] == '.' || !p[n]))
+				break;
+		}
+		if (k < sizeof(kinds) / sizeof(kinds[0])) {
+			p += n;
+			continue;
+		}
+		/* a number after a kind: ".0" */
+		if (*p >= '0' && *p <= '9' && p - 1 != dot) {
+			while (*p >= '0' && *p <= '9')
+				p++;
+			continue;
+		}
+		return strlen(name);
+	}
+	return *p ? strlen(name) : (size_t)(dot - name);
+}
+
 void sw_unwind_format_symbol(const char *sym, char *out, size_t len)
 {
 	char *dem = NULL, *s, *clone;
@@ -679,7 +717,7 @@ void sw_unwind_format_symbol(const char *sym, char *out, size_t len)
 		dem = __cxa_demangle(sym, NULL, NULL, &status);
 	if (!dem || status != 0) {
 		free(dem);
-		snprintf(out, len, "%s", sym);
+		snprintf(out, len, "%.*s", (int)strip_clone_suffix(sym), sym);
 		return;
 	}
 	s = dem;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Stacks without root: frame names, perf maps, the Python splice and the
- * aggregation of samples into an incident's stacks. */
+ * aggregation of samples into an incident's stacks; the unwinder on this
+ * process's own stack. */
+#define _GNU_SOURCE /* ucontext's REG_* */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +11,10 @@
 #include "perfmap.h"
 #include "stacks.h"
 #include "unwind.h"
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include "bpf/stacks.h"
+#include "target_io.h"
 
 static void fmt_is(const char *sym, const char *want)
 {
@@ -45,6 +51,18 @@ Test(frames, c_names_and_bad_manglings_are_copied)
 	fmt_is("Builtins_JsonParse", "Builtins_JsonParse");
 	fmt_is("deflate_slow", "deflate_slow");
 	fmt_is("_Znot_a_mangling", "_Znot_a_mangling");
+	/* GCC's clones are the function people wrote */
+	fmt_is("deflate.part.0", "deflate");
+	fmt_is("sw_leaf.constprop.0", "sw_leaf");
+	fmt_is("f.isra.0.cold", "f");
+	fmt_is("g.lto_priv.0", "g");
+	fmt_is("h.cold", "h");
+	/* other dots are part of the name */
+	fmt_is("str.5", "str.5");
+	fmt_is("a.b", "a.b");
+	fmt_is(".hidden", ".hidden");
+	fmt_is("x.part", "x");
+	fmt_is("x.0", "x.0");
 	char small[8];
 	sw_unwind_format_symbol("Builtins_JsonParse", small, sizeof(small));
 	cr_assert_str_eq(small, "Builtin");
@@ -303,4 +321,86 @@ Test(aggregate, nothing_sampled)
 	cr_assert_eq(d.n_stacks, 0);
 	cr_assert_eq(d.samples, 0);
 	cr_assert(d.gc_share < 0);
+}
+
+/*
+ * The unwinder on a live stack: this process's own, from getcontext(), with
+ * no frame pointers (the test is built -O2, -fomit-frame-pointer): libdw
+ * must walk it from .eh_frame and name our static functions from .symtab.
+ */
+
+struct self_stack {
+	uint64_t regs[SW_STK_NREGS];
+	uint8_t copy[2048];
+	uint64_t base;
+};
+
+static void regs_of(const ucontext_t *uc, uint64_t *r)
+{
+	const greg_t *g = uc->uc_mcontext.gregs;
+
+	r[0] = (uint64_t)g[REG_RAX];
+	r[1] = (uint64_t)g[REG_RDX];
+	r[2] = (uint64_t)g[REG_RCX];
+	r[3] = (uint64_t)g[REG_RBX];
+	r[4] = (uint64_t)g[REG_RSI];
+	r[5] = (uint64_t)g[REG_RDI];
+	r[6] = (uint64_t)g[REG_RBP];
+	r[7] = (uint64_t)g[REG_RSP];
+	for (int i = 0; i < 8; i++)
+		r[8 + i] = (uint64_t)g[REG_R8 + i];
+	r[16] = (uint64_t)g[REG_RIP];
+}
+
+__attribute__((noinline)) static int sw_test_unwind_leaf(struct self_stack *st)
+{
+	ucontext_t uc;
+
+	if (getcontext(&uc))
+		return -1;
+	regs_of(&uc, st->regs);
+	/* what BPF would copy: bytes from sp up (here 2 KiB of it; callers
+	 * above are read live, as from a target) */
+	st->base = st->regs[SW_STK_REG_SP];
+	memcpy(st->copy, (void *)(uintptr_t)st->base, sizeof(st->copy));
+	return 0;
+}
+
+__attribute__((noinline)) static int sw_test_unwind_caller(struct self_stack *st)
+{
+	int r = sw_test_unwind_leaf(st);
+
+	__asm__ volatile("" ::: "memory"); /* not a tail call */
+	return r;
+}
+
+Test(unwind, own_stack_from_cfi)
+{
+	static struct self_stack st;
+	struct sw_unwind *u = sw_unwind__new(sw_tio_default());
+	uint64_t pcs[SW_UNWIND_MAX_FRAMES];
+	bool ret[SW_UNWIND_MAX_FRAMES];
+	char name[256];
+	bool leaf = false, caller = false;
+	int n;
+
+	cr_assert_not_null(u);
+	cr_assert_eq(sw_test_unwind_caller(&st), 0);
+	n = sw_unwind__stack(u, (uint32_t)getpid(), (uint32_t)syscall(SYS_gettid), st.regs, st.base,
+			     st.copy, sizeof(st.copy), pcs, ret, SW_UNWIND_MAX_FRAMES);
+	cr_assert_gt(n, 3, "unwound %d frames", n);
+	for (int i = 0; i < n; i++) {
+		sw_unwind__name(u, (uint32_t)getpid(), pcs[i], ret[i], name, sizeof(name));
+		cr_log_info("frame %d: %s", i, name);
+		/* the compiler may clone them (".constprop.0"): named as written */
+		if (!strcmp(name, "sw_test_unwind_leaf"))
+			leaf = i == 0;
+		if (!strcmp(name, "sw_test_unwind_caller"))
+			caller = leaf && i == 1;
+	}
+	cr_assert(leaf && caller, "expected the leaf then its caller innermost");
+	cr_assert(!strncmp(sw_unwind__symbol(u, (uint32_t)getpid(), pcs[0], ret[0]),
+			   "sw_test_unwind_leaf", 19));
+	cr_assert(!sw_unwind__unnamed_jit(u, (uint32_t)getpid()));
+	sw_unwind__free(u);
 }
