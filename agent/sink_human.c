@@ -46,7 +46,7 @@ static void human_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
 static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 {
 	struct sink_human *h = (struct sink_human *)s;
-	bool named = strcmp(inc->verdict.pattern, "blocked") != 0;
+	bool named = strcmp(inc->verdict.pattern, "unknown") != 0;
 	char t[32];
 
 	wall_time(h, inc->start_ns, t, sizeof(t));

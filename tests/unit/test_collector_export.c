@@ -196,10 +196,10 @@ Test(export, node_only_series_and_gauges)
 	cr_assert_not_null(strstr(text.p, "nodejs_eventloop_state=\"idle\"} "));
 	cr_assert_eq(value_of("stallwatch_eventloop_time_seconds_total{", "state=\"idle\""),
 		     90.2155);
-	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"cpu-sync\""), 1);
-	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"sync-io\""), 0);
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"node.cpu_bound_callback\""), 1);
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"node.sync_fs\""), 0);
 	cr_assert_eq(
-	    value_of("stallwatch_eventloop_blocked_seconds_total{", "pattern=\"cpu-sync\""), 0.7);
+	    value_of("stallwatch_eventloop_blocked_seconds_total{", "pattern=\"node.cpu_bound_callback\""), 0.7);
 	cr_assert_eq(value_of("stallwatch_eventloop_blocked_ongoing_seconds{", "pid=\"100\""), 0);
 	cr_assert_eq(value_of("stallwatch_agent_up{host=\"web-1\",agent=\"web-1:77\"}", NULL), 1);
 	cr_assert_eq(value_of("stallwatch_agent_ringbuf_drops_total{host=\"web-1\",agent=\"web-1:77\"}", NULL), 3);
@@ -319,7 +319,7 @@ Test(export, incidents_json_newest_first_and_updated_in_place)
 		cr_assert(json_object_object_get_ex(o, keys[i], &v), "missing %s", keys[i]);
 	cr_assert_str_eq(str(o, "host"), "web-1");
 	cr_assert_str_eq(str(o, "agent"), "web-1:77");
-	cr_assert_str_eq(str(o, "pattern"), "cpu-sync");
+	cr_assert_str_eq(str(o, "pattern"), "node.cpu_bound_callback");
 	cr_assert_eq(num(o, "start_unix_ms"), 1700000000000ll + 9000);
 	cr_assert(json_object_get_boolean(json_object_object_get(o, "ongoing")));
 	json_object_put(root);
