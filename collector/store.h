@@ -27,8 +27,8 @@
 #include <stdint.h>
 #include "diag.h"
 
-/* Room for the pattern ids of common/rules.c (6 today); checked at __new. */
-#define SW_STORE_MAX_PATTERNS 16
+/* Room for the pattern ids of common/rules.c (16 today); checked at __new. */
+#define SW_STORE_MAX_PATTERNS 24
 /* Agents outlive their connection by the expiry period; a peer cycling
  * through agent ids must not grow the table without end. */
 #define SW_STORE_MAX_AGENTS 1024
