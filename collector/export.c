@@ -101,6 +101,19 @@ static void put_label(struct sw_buf *b, bool first, const char *name, const char
 }
 
 /* name{host=..,runtime=..,pid=..,tid=..,role=..,comm=..[,k=v][,k2=v2]} */
+/* "node.x" patterns are a Node loop's, "python.x" a Python loop's; the
+ * others (unknown, cpu_starvation) any loop's. */
+static bool pattern_applies(const char *pattern, const char *runtime)
+{
+	const char *dot = strchr(pattern, '.');
+	size_t n;
+
+	if (!dot)
+		return true;
+	n = (size_t)(dot - pattern);
+	return strlen(runtime) == n && strncmp(pattern, runtime, n) == 0;
+}
+
 static void put_loop_series(struct sw_buf *b, const char *name, const struct sw_loop_view *l,
 			    const char *k, const char *v, const char *k2, const char *v2)
 {
@@ -261,14 +274,17 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 		put_u64(b, l->iterations);
 	}
 
-	/* every pattern of every loop, zeros included: rate() needs the series
-	 * to exist before the first incident, and the pattern set is bounded */
+	/* every pattern a loop can have, zeros included: rate() needs the series
+	 * to exist before the first incident, and the pattern set is bounded
+	 * (a Node loop gets no python.* series and the other way round) */
 	put_family(b, "stallwatch_eventloop_blocked_total", "counter",
 		   "Blocked-loop incidents that ended, by pattern");
 	for (size_t i = 0; i < n; i++) {
 		const struct sw_loop_view *l = sw_store__loop(s, i);
 
 		for (size_t p = 0; p < npat; p++) {
+			if (!pattern_applies(sw_rule_patterns[p], l->runtime) && !l->blocked[p])
+				continue;
 			put_loop_series(b, "stallwatch_eventloop_blocked_total", l, "pattern",
 					sw_rule_patterns[p], NULL, NULL);
 			put_u64(b, l->blocked[p]);
@@ -280,6 +296,8 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 		const struct sw_loop_view *l = sw_store__loop(s, i);
 
 		for (size_t p = 0; p < npat; p++) {
+			if (!pattern_applies(sw_rule_patterns[p], l->runtime) && !l->blocked[p])
+				continue;
 			put_loop_series(b, "stallwatch_eventloop_blocked_seconds_total", l,
 					"pattern", sw_rule_patterns[p], NULL, NULL);
 			put_seconds(b, (double)l->blocked_ns[p]);
