@@ -45,8 +45,24 @@ struct sw_pyframes *sw_pyframes__new(struct sw_tio *t);
 void sw_pyframes__free(struct sw_pyframes *r);
 
 /* Start reading a Python process. 0, or -ENOTSUP when its version is not in
- * the layout table (sw_pyframes__note then says so in one line). */
+ * the layout table (sw_pyframes__note then says so in one line); other
+ * errors (no _PyRuntime, an interpreter not initialised) also leave a note. */
 int sw_pyframes__add_process(struct sw_pyframes *r, const struct sw_proc_info *pi);
+
+/* What sw_pyframes__add_process finds in the binaries (ELF symbols plus the
+ * load bias), given directly where there are no binaries: recorded fixtures. */
+struct sw_py_addrs {
+	uint64_t runtime; /* _PyRuntime */
+	/* PyCode_Type, PyUnicode_Type, PyBytes_Type: each object read is
+	 * checked against its type (0: not checked) */
+	uint64_t code_type, unicode_type, bytes_type;
+	/* 3.9/3.10: where glibc's struct pthread keeps the kernel tid (from
+	 * libc's _thread_db_pthread_tid); -1 unknown: those threads cannot be
+	 * told apart by tid */
+	int32_t pthread_tid;
+};
+int sw_pyframes__add_process_at(struct sw_pyframes *r, const struct sw_proc_info *pi,
+				const struct sw_py_addrs *a);
 void sw_pyframes__remove_process(struct sw_pyframes *r, uint32_t pid);
 
 /*
@@ -56,6 +72,9 @@ void sw_pyframes__remove_process(struct sw_pyframes *r, uint32_t pid);
  * added.
  */
 int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct sw_py_stack *out);
+
+/* What pid was added with (for tools that record fixtures). 0 or -ESRCH. */
+int sw_pyframes__addrs(struct sw_pyframes *r, uint32_t pid, struct sw_py_addrs *out);
 
 /* One line for people when frames of pid cannot be read, else NULL. */
 const char *sw_pyframes__note(struct sw_pyframes *r, uint32_t pid);

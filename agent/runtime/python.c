@@ -427,7 +427,8 @@ const struct sw_runtime_desc sw_runtime_python = {
 
 /* ---- reading an interpreter ---- */
 
-int sw_python_runtime_addr(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t *addr)
+int sw_python_symbol_addr(struct sw_tio *t, const struct sw_proc_info *pi, const char *name,
+			  uint64_t *addr)
 {
 	char path[PATH_MAX + 300];
 	struct sw_elf_sym sym;
@@ -435,12 +436,17 @@ int sw_python_runtime_addr(struct sw_tio *t, const struct sw_proc_info *pi, uint
 	int err;
 
 	python_elf(t, pi, path, sizeof(path), &mapped);
-	/* exported since 3.7 (Py_BUILD_CORE users and debuggers need it), so
-	 * found in .dynsym of a stripped binary too */
-	err = sw_elf_find_symbol(path, "_PyRuntime", &sym);
+	err = sw_elf_find_symbol(path, name, &sym);
 	if (err)
 		return err;
 	return sw_proc_symbol_addr(t, pi->pid, mapped, &sym, addr);
+}
+
+int sw_python_runtime_addr(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t *addr)
+{
+	/* exported since 3.7 (Py_BUILD_CORE users and debuggers need it), so
+	 * found in .dynsym of a stripped binary too */
+	return sw_python_symbol_addr(t, pi, "_PyRuntime", addr);
 }
 
 static int read_u64_at(struct sw_tio *t, pid_t pid, uint64_t base, int32_t off, uint64_t *v)
@@ -454,8 +460,8 @@ static int read_u64_at(struct sw_tio *t, pid_t pid, uint64_t base, int32_t off, 
  * the _PyRuntime we came from, and on 3.13+ _PyRuntime must start with the
  * _Py_DebugOffsets cookie of this minor version. A wrong address or a wrong
  * row fails here instead of yielding plausible garbage. */
-static int main_interp(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L, uint64_t runtime,
-		       uint64_t *interp)
+int sw_python_main_interp(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
+			  uint64_t runtime, uint64_t *interp)
 {
 	uint64_t back;
 	int err;
@@ -495,7 +501,7 @@ int sw_python_threads(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
 	int err;
 
 	*n = 0;
-	err = main_interp(t, pid, L, runtime, &interp);
+	err = sw_python_main_interp(t, pid, L, runtime, &interp);
 	if (err)
 		return err;
 	err = read_u64_at(t, pid, interp, L->interp.threads_head, &ts);
@@ -532,7 +538,7 @@ int sw_python_gil(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L, uin
 	memset(st, 0, sizeof(*st));
 	if (L->gil.size <= 0 || (size_t)L->gil.size > sizeof(buf))
 		return -EINVAL;
-	err = main_interp(t, pid, L, runtime, &interp);
+	err = sw_python_main_interp(t, pid, L, runtime, &interp);
 	if (err)
 		return err;
 	if (L->gil_home == SW_PY_GIL_IN_RUNTIME) {

@@ -167,6 +167,16 @@ void sw_python_hex_version(uint64_t hex, char *out, size_t len);
 /* The address of _PyRuntime in pid: the exported symbol of the executable
  * or of libpython (pi->runtime_lib), plus its load bias. 0 or -errno. */
 int sw_python_runtime_addr(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t *addr);
+/* Any exported symbol of the interpreter (PyCode_Type, ...), the same way. */
+int sw_python_symbol_addr(struct sw_tio *t, const struct sw_proc_info *pi, const char *name,
+			  uint64_t *addr);
+
+/* The main interpreter's PyInterpreterState, proved: its runtime pointer
+ * leads back to runtime (and on 3.13+ the _Py_DebugOffsets cookie names this
+ * minor version). 0, -EAGAIN (not initialised), -EPROTO (wrong row or
+ * address) or -EFAULT. */
+int sw_python_main_interp(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
+			  uint64_t runtime, uint64_t *interp);
 
 struct sw_py_thread {
 	uint64_t tstate;

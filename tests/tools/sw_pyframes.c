@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * sw-pyframes: the Python stack of one thread, read from outside by the
+ * frame reader (agent/runtime/pyframes.c), for tests/root/test_pyframes.py
+ * and for recording fixtures.
+ *
+ *   sw-pyframes PID TID [--record IMAGE] [--bench N]
+ *
+ * Prints one JSON object: the frames innermost first (func, file, line,
+ * entry), gc_collecting, truncated, the error of the read (0 or -errno and
+ * its name), the addresses the reader found (to replay a recording), and
+ * what one read cost: memory reads (process_vm_readv calls) and, with
+ * --bench N, the mean wall time of N reads after the first.
+ *
+ * Exit 0 when the stack was read, 2 when the read failed (the JSON says
+ * why), 1 with one line on stderr for bad usage or a process that is not
+ * Python.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "discovery.h"
+#include "runtime/pyframes.h"
+#include "target_io.h"
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static long parse_pos(const char *what, const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v <= 0) {
+		fprintf(stderr, "sw-pyframes: bad %s '%s': a positive number\n", what, s);
+		exit(1);
+	}
+	return v;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"record", required_argument, NULL, 'r'},
+	    {"bench", required_argument, NULL, 'b'},
+	    {},
+	};
+	static struct sw_py_stack st;
+	const char *record = NULL;
+	struct sw_tio *live, *t;
+	struct sw_pyframes *r;
+	struct sw_proc_info pi;
+	struct sw_py_addrs a = {0};
+	uint64_t reads0, reads1, t0, bench_ns = 0, bench_reads = 0;
+	long bench = 0, pid, tid;
+	int c, err, ret = 0;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			record = optarg;
+			break;
+		case 'b':
+			bench = parse_pos("--bench count", optarg);
+			break;
+		default:
+			return 1;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "usage: sw-pyframes PID TID [--record IMAGE] [--bench N]\n");
+		return 1;
+	}
+	pid = parse_pos("pid", argv[optind]);
+	tid = parse_pos("tid", argv[optind + 1]);
+	live = sw_tio__new_proc(NULL);
+	t = record && live ? sw_tio__new_recorder(live) : live;
+	if (!t) {
+		fprintf(stderr, "sw-pyframes: out of memory\n");
+		return 1;
+	}
+	r = sw_pyframes__new(t);
+	err = sw_discover_process((pid_t)pid, &pi);
+	if (err || !r) {
+		fprintf(stderr, "sw-pyframes: pid %ld: %s\n", pid, strerror(err ? -err : ENOMEM));
+		ret = 1;
+		goto out;
+	}
+	err = sw_pyframes__add_process(r, &pi);
+	if (err) {
+		const char *note = sw_pyframes__note(r, (uint32_t)pid);
+
+		fprintf(stderr, "sw-pyframes: %s\n", note ? note : strerror(-err));
+		ret = 1;
+		goto out;
+	}
+	sw_pyframes__addrs(r, (uint32_t)pid, &a);
+	reads0 = t->mem_reads;
+	err = sw_pyframes__read(r, (uint32_t)pid, (uint32_t)tid, &st);
+	reads1 = t->mem_reads;
+	if (record) {
+		int e = sw_tio__save_image(t, record);
+
+		if (e) {
+			fprintf(stderr, "sw-pyframes: saving %s: %s\n", record, strerror(-e));
+			ret = 1;
+			goto out;
+		}
+	}
+	if (bench) {
+		static struct sw_py_stack b;
+
+		bench_reads = t->mem_reads;
+		t0 = now_ns();
+		for (long i = 0; i < bench; i++)
+			sw_pyframes__read(r, (uint32_t)pid, (uint32_t)tid, &b);
+		bench_ns = (now_ns() - t0) / (uint64_t)bench;
+		bench_reads = (t->mem_reads - bench_reads) / (uint64_t)bench;
+	}
+	printf("{\"pid\":%ld,\"tid\":%ld,\"version\":", pid, tid);
+	json_str(pi.version);
+	printf(",\"err\":%d,\"error\":", err);
+	json_str(err ? strerror(-err) : "");
+	printf(",\"gc_collecting\":%s,\"truncated\":%s,\"frames\":[",
+	       st.gc_collecting ? "true" : "false", st.truncated ? "true" : "false");
+	for (uint32_t i = 0; i < st.n; i++) {
+		printf("%s{\"func\":", i ? "," : "");
+		json_str(st.f[i].func);
+		printf(",\"file\":");
+		json_str(st.f[i].file);
+		printf(",\"line\":%u,\"entry\":%s}", st.f[i].line, st.f[i].entry ? "true" : "false");
+	}
+	printf("],\"addrs\":{\"runtime\":%llu,\"code_type\":%llu,\"unicode_type\":%llu,"
+	       "\"bytes_type\":%llu,\"pthread_tid\":%d},\"mem_reads\":%llu,\"ns_per_read\":%llu,"
+	       "\"mem_reads_per_read\":%llu}\n",
+	       (unsigned long long)a.runtime, (unsigned long long)a.code_type,
+	       (unsigned long long)a.unicode_type, (unsigned long long)a.bytes_type, a.pthread_tid,
+	       (unsigned long long)(reads1 - reads0), (unsigned long long)bench_ns,
+	       (unsigned long long)bench_reads);
+	if (err)
+		ret = 2;
+out:
+	sw_pyframes__free(r);
+	sw_tio__free(t);
+	return ret;
+}
