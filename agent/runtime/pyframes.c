@@ -42,7 +42,8 @@
 #define PF_PAGES 48 /* per read: ~200 KiB, enough for a 128-deep 3.9 stack */
 /* The raw chain may hold a C-stack shim per Python frame (3.12+) */
 #define PF_MAX_RAW (2 * SW_PY_MAX_FRAMES + 2)
-#define PF_CODES 256		  /* decoded code objects kept per process */
+#define PF_CODES 512 /* decoded code objects kept per process (~220 KiB) */
+#define PF_PROBE 8   /* slots a code object may sit in: its hash and the next 7 */
 #define PF_MAX_LINETABLE (1u << 20) /* bytes; larger tables give line 0 */
 #define PF_MAX_THREADS 4096
 /* x86_64 user space ends below 2^47 (2^56 with 5-level paging) */
@@ -86,6 +87,7 @@ struct pf_proc {
 	uint32_t miss[16]; /* tids with no tstate while th_head is unchanged */
 	unsigned n_miss;
 	struct pf_code *codes;
+	unsigned evict;
 };
 
 struct sw_pyframes {
@@ -207,6 +209,48 @@ static struct pf_page *pc_page(struct sw_pyframes *r, pid_t pid, uint64_t base)
 	pg->base = base;
 	pg->err = sw_tio__read_mem(r->t, pid, base, pg->data, PF_PAGE);
 	return pg;
+}
+
+/* The pages of n ranges not cached yet, read in one call (process_vm_readv
+ * takes many ranges): the reads the walk will make, made at once. Only free
+ * slots are used: nothing this read still needs is pushed out. */
+static void pc_prefetch(struct sw_pyframes *r, pid_t pid, const uint64_t *addr, const size_t *len,
+			size_t n)
+{
+	struct sw_tio_vec v[PF_PAGES];
+	size_t k = 0, first = r->n_pages;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t end;
+
+		if (!addr_ok(addr[i], 1) || len[i] > PF_PAGE)
+			continue;
+		end = addr[i] + len[i];
+		for (uint64_t b = addr[i] & ~(uint64_t)(PF_PAGE - 1); b < end; b += PF_PAGE) {
+			bool have = false;
+
+			for (unsigned j = 0; j < r->n_pages && !have; j++)
+				have = r->pages[j].base == b;
+			for (size_t j = 0; j < k && !have; j++)
+				have = v[j].addr == b;
+			if (have)
+				continue;
+			if (first + k == PF_PAGES)
+				goto read;
+			v[k] = (struct sw_tio_vec){
+			    .addr = b, .buf = r->pages[first + k].data, .len = PF_PAGE};
+			k++;
+		}
+	}
+read:
+	if (!k)
+		return;
+	sw_tio__read_memv(r->t, pid, v, k);
+	for (size_t i = 0; i < k; i++) {
+		r->pages[first + i].base = v[i].addr;
+		r->pages[first + i].err = v[i].err;
+	}
+	r->n_pages = (unsigned)(first + k);
 }
 
 /* len bytes at addr, through whole pages: a page is mapped or not as a whole,
@@ -655,7 +699,9 @@ static int code_info(struct sw_pyframes *r, struct pf_proc *p, uint64_t addr, co
 		     struct pf_code **out)
 {
 	const struct sw_py_layout *L = p->L;
-	struct pf_code *c = &p->codes[(addr >> 4) % PF_CODES];
+	/* Fibonacci hashing of the address: code objects are 16-aligned */
+	size_t h = (size_t)((addr * 0x9e3779b97f4a7c15ull) >> 55) % PF_CODES;
+	struct pf_code *c = NULL;
 	uint64_t name = get_u64(hdr, L->code.qualname != SW_PY_NONE ? L->code.qualname
 								     : L->code.name);
 	uint64_t filename = get_u64(hdr, L->code.filename);
@@ -663,11 +709,19 @@ static int code_info(struct sw_pyframes *r, struct pf_proc *p, uint64_t addr, co
 	int32_t first = get_i32(hdr, L->code.firstlineno);
 	int err;
 
-	if (c->addr == addr && c->name == name && c->filename == filename &&
-	    c->linetable == linetable && c->firstlineno == first) {
-		*out = c;
-		return 0;
+	for (size_t i = 0; i < PF_PROBE; i++) {
+		struct pf_code *s = &p->codes[(h + i) % PF_CODES];
+
+		if (s->addr == addr && s->name == name && s->filename == filename &&
+		    s->linetable == linetable && s->firstlineno == first) {
+			*out = s;
+			return 0;
+		}
+		if (!c && (!s->addr || s->addr == addr))
+			c = s;
 	}
+	if (!c) /* all taken: the last of the run goes, the next miss another */
+		c = &p->codes[(h + (p->evict++ % PF_PROBE)) % PF_CODES];
 	free(c->lt);
 	memset(c, 0, sizeof(*c));
 	err = read_str(r, p, name, c->func, sizeof(c->func), false);
@@ -810,6 +864,17 @@ static int walk(struct sw_pyframes *r, struct pf_proc *p, uint64_t top, struct s
 	if (!raw)
 		return -ENOMEM;
 	err = read_raw_chain(r, p, top, raw, &n, &more);
+	if (!err) {
+		uint64_t at[PF_PAGES] = {0};
+		size_t len[PF_PAGES] = {0}, k = 0;
+
+		for (size_t i = 0; i < n && k < PF_PAGES; i++)
+			if (!is_shim(L, &raw[i])) {
+				at[k] = raw[i].code;
+				len[k++] = 192; /* the fixed fields emit() reads */
+			}
+		pc_prefetch(r, (pid_t)p->pid, at, len, k);
+	}
 	for (size_t i = 0; !err && i < n; i++) {
 		bool entry;
 
@@ -853,6 +918,14 @@ int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct 
 	pc_reset(r);
 	err = thread_of(r, p, tid, false, &th);
 	if (!err) {
+		/* what the start of the read needs, in one call: the tstate,
+		 * gc.collecting, 3.9/3.10's struct pthread */
+		uint64_t at[3] = {th.tstate, p->interp + (uint64_t)p->L->interp.gc_collecting,
+				  th.pthread + (uint64_t)p->a.pthread_tid};
+		size_t len[3] = {256, 4, 4};
+
+		pc_prefetch(r, (pid_t)pid, at, len,
+			    p->L->tstate.native_thread_id == SW_PY_NONE ? 3 : 2);
 		err = current_frame(r, p, &th, tid, &top, &where);
 		if (err == -ESTALE) {
 			/* the tstate went to another thread: map again, once */

@@ -121,9 +121,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	sw_pyframes__addrs(r, (uint32_t)pid, &a);
-	reads0 = t->mem_reads;
+	reads0 = t->mem_calls;
 	err = sw_pyframes__read(r, (uint32_t)pid, (uint32_t)tid, &st);
-	reads1 = t->mem_reads;
+	reads1 = t->mem_calls;
 	if (record) {
 		int e = sw_tio__save_image(t, record);
 
@@ -136,12 +136,12 @@ int main(int argc, char **argv)
 	if (bench) {
 		static struct sw_py_stack b;
 
-		bench_reads = t->mem_reads;
+		bench_reads = t->mem_calls;
 		t0 = now_ns();
 		for (long i = 0; i < bench; i++)
 			sw_pyframes__read(r, (uint32_t)pid, (uint32_t)tid, &b);
 		bench_ns = (now_ns() - t0) / (uint64_t)bench;
-		bench_reads = (t->mem_reads - bench_reads) / (uint64_t)bench;
+		bench_reads = (t->mem_calls - bench_reads) / (uint64_t)bench;
 	}
 	printf("{\"pid\":%ld,\"tid\":%ld,\"version\":", pid, tid);
 	json_str(pi.version);

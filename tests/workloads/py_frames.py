@@ -3,11 +3,12 @@
 runs the cyclic GC over a big heap, for reading its frames from outside
 (tests/root/test_pyframes.py).
 
-    python3 py_frames.py [--rounds 5]
+    python3 py_frames.py [--rounds 5] [--pad 0]
 
 The loop thread runs a task, handler(), that awaits a coroutine which calls
 through map() (a C call back into Python), a class method, functions with
 non-ASCII names (UCS1, UCS2 and UCS4 str) down to blocking_read(), which
+(--pad N puts N more frames of pad() under inner())
 blocks in os.read() on a pipe. While it blocks, a helper thread takes
 CPython's own view of that thread's stack (sys._current_frames(), innermost
 first: co_qualname on 3.11+, else co_name; co_filename; f_lineno) and prints
@@ -65,13 +66,20 @@ def via_c(fd):
     here("via_c"); return Blocker().façade(fd)  # noqa: E702
 
 
-async def inner(fd):
+def pad(n, fd):
+    """n more frames (--pad), for measuring deeper stacks."""
+    if n == 0:
+        return list(map(via_c, [fd]))
+    return pad(n - 1, fd)
+
+
+async def inner(fd, npad):
     await asyncio.sleep(0)
-    here("inner"); return list(map(via_c, [fd]))  # noqa: E702
+    here("inner"); return pad(npad, fd) if npad else list(map(via_c, [fd]))  # noqa: E702
 
 
-async def handler(fd):
-    here("handler"); return await inner(fd)  # noqa: E702
+async def handler(fd, npad=0):
+    here("handler"); return await inner(fd, npad)  # noqa: E702
 
 
 def emit(obj):
@@ -124,6 +132,7 @@ def gc_phase(rounds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--pad", type=int, default=0)
     a = ap.parse_args()
     rfd, wfd = os.pipe()
     about_to_block = threading.Event()
@@ -135,7 +144,7 @@ def main():
 
         async def task():
             about_to_block.set()
-            await handler(rfd)
+            await handler(rfd, a.pad)
             gc_phase(a.rounds)
 
         asyncio.run(task())
