@@ -1051,6 +1051,12 @@ int sw_pyframes__add_process_at(struct sw_pyframes *r, const struct sw_proc_info
 				 "agent/runtime/python.c and checked against a debug build with "
 				 "scripts/py-layout-dwarf.sh",
 				 pi->pid, pi->version, major, minor);
+		else if (pi->runtime == SW_RT_PYTHON && !pi->free_threaded && major == 3 &&
+			 minor < 9)
+			snprintf(p->note, sizeof(p->note),
+				 "pid %d: CPython %s is older than the layout table (3.9 to 3.13): "
+				 "Python frames are not read; they are for 3.9 and later",
+				 pi->pid, pi->version);
 		else
 			sw_python_layout_error(pi, p->note, sizeof(p->note));
 		return p->err = -ENOTSUP;

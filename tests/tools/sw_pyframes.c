@@ -5,12 +5,17 @@
  * and for recording fixtures.
  *
  *   sw-pyframes PID TID [--record IMAGE] [--bench N]
+ *   sw-pyframes PID TID --watch N [--every-ms MS]
  *
  * Prints one JSON object: the frames innermost first (func, file, line,
  * entry), gc_collecting, truncated, the error of the read (0 or -errno and
  * its name), the addresses the reader found (to replay a recording), and
  * what one read cost: memory reads (process_vm_readv calls) and, with
  * --bench N, the mean wall time of N reads after the first.
+ *
+ * --watch: N reads MS apart (default 5), one JSON line each: CLOCK_MONOTONIC
+ * ns before and after the read (t0, t1), err, gc_collecting, the number of
+ * frames and the innermost (top, line).
  *
  * Exit 0 when the stack was read, 2 when the read failed (the JSON says
  * why), 1 with one line on stderr for bad usage or a process that is not
@@ -69,6 +74,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"record", required_argument, NULL, 'r'},
 	    {"bench", required_argument, NULL, 'b'},
+	    {"watch", required_argument, NULL, 'w'},
+	    {"every-ms", required_argument, NULL, 'e'},
 	    {},
 	};
 	static struct sw_py_stack st;
@@ -78,7 +85,7 @@ int main(int argc, char **argv)
 	struct sw_proc_info pi;
 	struct sw_py_addrs a = {0};
 	uint64_t reads0, reads1, t0, bench_ns = 0, bench_reads = 0;
-	long bench = 0, pid, tid;
+	long bench = 0, watch = 0, every_ms = 5, pid, tid;
 	int c, err, ret = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -88,6 +95,12 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			bench = parse_pos("--bench count", optarg);
+			break;
+		case 'w':
+			watch = parse_pos("--watch count", optarg);
+			break;
+		case 'e':
+			every_ms = parse_pos("--every-ms", optarg);
 			break;
 		default:
 			return 1;
@@ -121,6 +134,23 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	sw_pyframes__addrs(r, (uint32_t)pid, &a);
+	for (long i = 0; i < watch; i++) {
+		struct timespec pause = {.tv_sec = every_ms / 1000,
+					 .tv_nsec = (every_ms % 1000) * 1000000L};
+		uint64_t w0 = now_ns(), w1;
+
+		err = sw_pyframes__read(r, (uint32_t)pid, (uint32_t)tid, &st);
+		w1 = now_ns();
+		printf("{\"t0\":%llu,\"t1\":%llu,\"err\":%d,\"gc_collecting\":%s,\"n\":%u,\"top\":",
+		       (unsigned long long)w0, (unsigned long long)w1, err,
+		       st.gc_collecting ? "true" : "false", st.n);
+		json_str(st.n ? st.f[0].func : "");
+		printf(",\"line\":%u}\n", st.n ? st.f[0].line : 0);
+		fflush(stdout);
+		nanosleep(&pause, NULL);
+	}
+	if (watch)
+		goto out;
 	reads0 = t->mem_calls;
 	err = sw_pyframes__read(r, (uint32_t)pid, (uint32_t)tid, &st);
 	reads1 = t->mem_calls;
