@@ -95,6 +95,7 @@ struct sw_pyframes {
 	struct pf_proc *procs;
 	struct pf_page *pages;
 	unsigned n_pages, next_page;
+	bool exact;
 };
 
 struct sw_pyframes *sw_pyframes__new(struct sw_tio *t)
@@ -185,6 +186,11 @@ static bool addr_ok(uint64_t a, unsigned align)
 	return a >= PF_PAGE && a < PF_USER_END && !(a & (align - 1));
 }
 
+void sw_pyframes__exact_reads(struct sw_pyframes *r, bool on)
+{
+	r->exact = on;
+}
+
 static void pc_reset(struct sw_pyframes *r)
 {
 	for (unsigned i = 0; i < r->n_pages; i++)
@@ -220,6 +226,8 @@ static void pc_prefetch(struct sw_pyframes *r, pid_t pid, const uint64_t *addr, 
 	struct sw_tio_vec v[PF_PAGES];
 	size_t k = 0, first = r->n_pages;
 
+	if (r->exact)
+		return;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t end;
 
@@ -262,6 +270,8 @@ static int pc_read(struct sw_pyframes *r, pid_t pid, uint64_t addr, void *out, s
 
 	if (!addr_ok(addr, 1) || len > PF_USER_END - addr)
 		return -EFAULT;
+	if (r->exact)
+		return sw_tio__read_mem(r->t, pid, addr, out, len);
 	while (len) {
 		uint64_t base = addr & ~(uint64_t)(PF_PAGE - 1), in = addr - base;
 		size_t n = PF_PAGE - in < len ? PF_PAGE - in : len;

@@ -73,6 +73,11 @@ void sw_pyframes__remove_process(struct sw_pyframes *r, uint32_t pid);
  */
 int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct sw_py_stack *out);
 
+/* Read only the bytes each object takes instead of whole pages: slower, but
+ * a recording (tests/fixtures/python) then holds the objects read and not
+ * the memory around them. Off by default. */
+void sw_pyframes__exact_reads(struct sw_pyframes *r, bool on);
+
 /* What pid was added with (for tools that record fixtures). 0 or -ESRCH. */
 int sw_pyframes__addrs(struct sw_pyframes *r, uint32_t pid, struct sw_py_addrs *out);
 

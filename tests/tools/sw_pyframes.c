@@ -119,6 +119,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	r = sw_pyframes__new(t);
+	if (r && record)
+		sw_pyframes__exact_reads(r, true); /* just the objects, not their pages */
 	err = sw_discover_process((pid_t)pid, &pi);
 	if (err || !r) {
 		fprintf(stderr, "sw-pyframes: pid %ld: %s\n", pid, strerror(err ? -err : ENOMEM));
