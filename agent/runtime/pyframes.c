@@ -96,6 +96,7 @@ struct sw_pyframes {
 	struct pf_page *pages;
 	unsigned n_pages, next_page;
 	bool exact;
+	struct sw_pyframes_stats stats;
 };
 
 struct sw_pyframes *sw_pyframes__new(struct sw_tio *t)
@@ -560,6 +561,7 @@ static int refresh_threads(struct sw_pyframes *r, struct pf_proc *p)
 	uint64_t head = 0;
 	int err;
 
+	r->stats.thread_maps++;
 	th = calloc(PF_MAX_THREADS, sizeof(*th));
 	if (!th)
 		return -ENOMEM;
@@ -910,7 +912,7 @@ static int walk(struct sw_pyframes *r, struct pf_proc *p, uint64_t top, struct s
 	return err;
 }
 
-int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct sw_py_stack *out)
+static int read_stack(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct sw_py_stack *out)
 {
 	struct pf_proc *p = find(r, pid);
 	struct pf_thread th;
@@ -962,6 +964,29 @@ int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct 
 	if (err)
 		out->n = 0;
 	return err;
+}
+
+int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct sw_py_stack *out)
+{
+	int err = read_stack(r, pid, tid, out);
+
+	r->stats.reads++;
+	if (!err)
+		r->stats.ok++;
+	else if (err == -EAGAIN)
+		r->stats.changed++;
+	else if (err == -EFAULT)
+		r->stats.faults++;
+	else if (err == -ENOENT)
+		r->stats.no_python++;
+	else
+		r->stats.other++;
+	return err;
+}
+
+void sw_pyframes__stats(const struct sw_pyframes *r, struct sw_pyframes_stats *out)
+{
+	*out = r->stats;
 }
 
 /* ---- adding a process ---- */

@@ -81,6 +81,18 @@ void sw_pyframes__exact_reads(struct sw_pyframes *r, bool on);
 /* What pid was added with (for tools that record fixtures). 0 or -ESRCH. */
 int sw_pyframes__addrs(struct sw_pyframes *r, uint32_t pid, struct sw_py_addrs *out);
 
+/* What the reads came to, over all processes, for health counters: each
+ * read that gave no stack is counted under its reason. */
+struct sw_pyframes_stats {
+	uint64_t reads, ok;
+	uint64_t changed;   /* -EAGAIN: the chain moved (or was not a chain) */
+	uint64_t faults;    /* -EFAULT: a pointer into unmapped memory */
+	uint64_t no_python; /* -ENOENT: no Python state or frame on that thread */
+	uint64_t other;	    /* -ENOTSUP, -ESRCH, -ENOMEM... */
+	uint64_t thread_maps; /* walks of a thread list to map tids (a new tid) */
+};
+void sw_pyframes__stats(const struct sw_pyframes *r, struct sw_pyframes_stats *out);
+
 /* One line for people when frames of pid cannot be read, else NULL. */
 const char *sw_pyframes__note(struct sw_pyframes *r, uint32_t pid);
 

@@ -234,6 +234,17 @@ Test(pyframes, what_is_not_read_says_why)
 		     "not a thread with a Python state");
 	cr_assert_eq(st.n, 0);
 	cr_assert_eq(sw_pyframes__read(pf, r.pid, r.tid, &st), 0, "the map still works");
+	{
+		struct sw_pyframes_stats s;
+
+		sw_pyframes__stats(pf, &s);
+		cr_assert_eq(s.reads, 4);
+		cr_assert_eq(s.ok, 1);
+		cr_assert_eq(s.no_python, 1);
+		cr_assert_eq(s.other, 2, "-ENOTSUP and -ESRCH");
+		cr_assert_eq(s.thread_maps, 1, "the unknown tid mapped the threads once: %llu",
+			     (unsigned long long)s.thread_maps);
+	}
 	/* a wrong _PyRuntime is refused when added, with a note */
 	a = r.a;
 	a.runtime += 64;
