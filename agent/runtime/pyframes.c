@@ -18,10 +18,14 @@
  * and 3.10 keep only pthread_self(), the address of glibc's struct pthread;
  * its tid field is found where libthread_db finds it, libc's exported
  * descriptor _thread_db_pthread_tid {bits, count, offset} (nptl/structs.def),
- * read from the libc the process maps. It is glibc's own answer for that
- * build, so no offset is guessed; a libc without it (musl) leaves those
- * threads unmapped and the note says so.
+ * read from the libc the process maps: glibc's own answer for that build.
+ * A libc without it (musl, or one stripped of .dynsym's private symbols)
+ * falls back to finding the one offset at which every Python thread's
+ * struct pthread holds a distinct tid of the process and the main thread's
+ * is the pid (sw_pyframes__pthread_tid_scan); when neither works the
+ * threads stay unmapped and the note says so.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1027,6 +1031,106 @@ static int pthread_tid_offset(struct sw_tio *t, pid_t pid, int32_t *off)
 	return -ENOENT;
 }
 
+#define PF_SCAN_BYTES 1024
+#define PF_SCAN_THREADS 64
+#define PF_SCAN_TIDS 4096
+
+static bool in_set(const uint32_t *set, size_t n, uint32_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == v)
+			return true;
+	return false;
+}
+
+int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *pi,
+				  uint64_t runtime, int32_t *off)
+{
+	const struct sw_py_layout *L = sw_python_layout_of(pi);
+	struct sw_py_thread th[PF_SCAN_THREADS];
+	uint8_t(*mem)[PF_SCAN_BYTES] = NULL;
+	uint32_t *tids = NULL;
+	size_t n = 0, n_tids = 0, len[PF_SCAN_THREADS];
+	int found = -1, err;
+	struct dirent *de;
+	char rel[32];
+	DIR *d;
+
+	if (!L)
+		return -ENOTSUP;
+	err = sw_python_threads(t, pi->pid, L, runtime, th, PF_SCAN_THREADS, &n);
+	if ((err && err != -E2BIG) || !n)
+		return err ? err : -ENOENT;
+	snprintf(rel, sizeof(rel), "%d/task", pi->pid);
+	d = sw_tio__open_dir(t, rel);
+	if (!d)
+		return -errno;
+	tids = calloc(PF_SCAN_TIDS, sizeof(*tids));
+	mem = calloc(n, sizeof(*mem));
+	if (!tids || !mem) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while ((de = readdir(d)) && n_tids < PF_SCAN_TIDS) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+
+		if (!*end && tid > 0)
+			tids[n_tids++] = (uint32_t)tid;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t a = th[i].thread_id;
+
+		len[i] = PF_SCAN_BYTES;
+		if (!addr_ok(a, 8)) {
+			err = -EFAULT;
+			goto out;
+		}
+		/* a small struct pthread (musl) may end its mapping: then
+		 * read to the end of its page */
+		if (sw_tio__read_mem(t, pi->pid, a, mem[i], len[i])) {
+			len[i] = PF_PAGE - (a & (PF_PAGE - 1));
+			if (len[i] > PF_SCAN_BYTES)
+				len[i] = PF_SCAN_BYTES;
+			err = sw_tio__read_mem(t, pi->pid, a, mem[i], len[i]);
+			if (err)
+				goto out;
+		}
+	}
+	for (size_t x = 0; x + 4 <= PF_SCAN_BYTES; x += 4) {
+		bool fits = true, main_seen = false;
+
+		for (size_t i = 0; i < n && fits; i++) {
+			uint32_t v;
+
+			if (x + 4 > len[i]) {
+				fits = false;
+				break;
+			}
+			memcpy(&v, mem[i] + x, 4);
+			fits = in_set(tids, n_tids, v);
+			main_seen |= v == (uint32_t)pi->pid;
+			for (size_t k = 0; k < i && fits; k++)
+				fits = memcmp(mem[k] + x, mem[i] + x, 4) != 0;
+		}
+		if (!fits || !main_seen)
+			continue;
+		if (found >= 0) {
+			err = -ENOENT; /* two offsets fit: trust neither */
+			goto out;
+		}
+		found = (int)x;
+	}
+	err = found >= 0 ? 0 : -ENOENT;
+	if (!err)
+		*off = found;
+out:
+	closedir(d);
+	free(tids);
+	free(mem);
+	return err;
+}
+
 static struct pf_proc *new_proc(struct sw_pyframes *r, uint32_t pid)
 {
 	struct pf_proc *p;
@@ -1125,7 +1229,9 @@ int sw_pyframes__add_process(struct sw_pyframes *r, const struct sw_proc_info *p
 		a.unicode_type = 0;
 	if (sw_python_symbol_addr(r->t, pi, "PyBytes_Type", &a.bytes_type))
 		a.bytes_type = 0;
-	if (sw_python_layout_of(pi)->tstate.native_thread_id == SW_PY_NONE)
-		pthread_tid_offset(r->t, pi->pid, &a.pthread_tid);
+	if (sw_python_layout_of(pi)->tstate.native_thread_id == SW_PY_NONE &&
+	    pthread_tid_offset(r->t, pi->pid, &a.pthread_tid) &&
+	    sw_pyframes__pthread_tid_scan(r->t, pi, a.runtime, &a.pthread_tid))
+		a.pthread_tid = -1;
 	return sw_pyframes__add_process_at(r, pi, &a);
 }

@@ -38,6 +38,7 @@ struct sw_py_stack {
 	struct sw_py_frame f[SW_PY_MAX_FRAMES];
 };
 
+/* A reader is used from one thread at a time. */
 struct sw_pyframes;
 
 /* t: how target memory is read (live or a fixture); not owned. */
@@ -77,6 +78,16 @@ int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct 
  * a recording (tests/fixtures/python) then holds the objects read and not
  * the memory around them. Off by default. */
 void sw_pyframes__exact_reads(struct sw_pyframes *r, bool on);
+
+/*
+ * Where struct pthread keeps the kernel tid, found without libc's help (a
+ * libc with no _thread_db_pthread_tid: musl, a stripped glibc): the one
+ * 4-aligned offset under 1 KiB at which every Python thread's pthread_t holds
+ * a distinct tid of /proc/PID/task, the main thread's being PID. 0, or
+ * -ENOENT when no single offset fits. Exposed for tests.
+ */
+int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *pi,
+				  uint64_t runtime, int32_t *off);
 
 /* What pid was added with (for tools that record fixtures). 0 or -ESRCH. */
 int sw_pyframes__addrs(struct sw_pyframes *r, uint32_t pid, struct sw_py_addrs *out);

@@ -84,7 +84,7 @@ class PyFrames(unittest.TestCase):
 
     def check_stack(self, python, minor, blocked):
         label = "%s (%s)" % (python, blocked["version"])
-        r = tool(blocked["pid"], blocked["tid"])
+        r = tool(blocked["pid"], blocked["tid"], "--scan-tid")
         self.assertEqual(r.returncode, 0, "%s: sw-pyframes: %s %s" % (label, r.stdout, r.stderr))
         got = json.loads(r.stdout)
         want = blocked["frames"]
@@ -92,6 +92,13 @@ class PyFrames(unittest.TestCase):
         self.assertEqual(strip, want, "%s: the frames, innermost first, as CPython sees them"
                          % label)
         self.assertFalse(got["truncated"], label)
+        # struct pthread's tid: glibc 2.36 (Debian 12) keeps it at 720; the
+        # scan must find it without libc's descriptor, and on 3.9/3.10 the
+        # reader must have taken it from the descriptor
+        self.assertEqual(got["scan_pthread_tid"], 720, "%s: tid offset by scan" % label)
+        if minor <= 10:
+            self.assertEqual(got["addrs"]["pthread_tid"], 720,
+                             "%s: _thread_db_pthread_tid of the libc it maps" % label)
         self.assertFalse(got["gc_collecting"], "%s: no collection while blocked" % label)
         by_func = {f["func"]: f for f in got["frames"]}
         for func, line in blocked["calls"].items():
@@ -195,6 +202,24 @@ class PyFrames(unittest.TestCase):
             self.assertIn("older than the layout table (3.9 to 3.13)", r.stderr)
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
             print("  3.8.18: %s" % r.stderr.strip(), flush=True)
+        finally:
+            swtest.kill_proc(p)
+
+    def test_a_deep_stack_is_truncated(self):
+        python = self.pyenv.get((3, 12), (None, SYS_PYTHON))[1]
+        if not os.access(python, os.X_OK):
+            missing(self, "%s not installed" % python)
+        p = swtest.spawn([python, workload("py_frames.py"), "--pad", "150"])
+        try:
+            blocked = read_event(p, "blocked", 60)
+            self.assertGreater(len(blocked["frames"]), 128)
+            r = tool(blocked["pid"], blocked["tid"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got = json.loads(r.stdout)
+            self.assertTrue(got["truncated"])
+            self.assertEqual(len(got["frames"]), 128, "SW_PY_MAX_FRAMES, innermost first")
+            self.assertEqual([f["func"] for f in got["frames"]],
+                             [f["func"] for f in blocked["frames"][:128]])
         finally:
             swtest.kill_proc(p)
 

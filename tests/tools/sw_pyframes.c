@@ -4,7 +4,7 @@
  * frame reader (agent/runtime/pyframes.c), for tests/root/test_pyframes.py
  * and for recording fixtures.
  *
- *   sw-pyframes PID TID [--record IMAGE] [--bench N]
+ *   sw-pyframes PID TID [--record IMAGE] [--bench N] [--scan-tid]
  *   sw-pyframes PID TID --watch N [--every-ms MS]
  *
  * Prints one JSON object: the frames innermost first (func, file, line,
@@ -13,6 +13,8 @@
  * what one read cost: memory reads (process_vm_readv calls) and, with
  * --bench N, the mean wall time of N reads after the first.
  *
+ * --scan-tid: also find struct pthread's tid offset without libc's help
+ * (scan_pthread_tid, -1 when it cannot).
  * --watch: N reads MS apart (default 5), one JSON line each: CLOCK_MONOTONIC
  * ns before and after the read (t0, t1), err, gc_collecting, the number of
  * frames and the innermost (top, line).
@@ -76,6 +78,7 @@ int main(int argc, char **argv)
 	    {"bench", required_argument, NULL, 'b'},
 	    {"watch", required_argument, NULL, 'w'},
 	    {"every-ms", required_argument, NULL, 'e'},
+	    {"scan-tid", no_argument, NULL, 's'},
 	    {},
 	};
 	static struct sw_py_stack st;
@@ -86,6 +89,8 @@ int main(int argc, char **argv)
 	struct sw_py_addrs a = {0};
 	uint64_t reads0, reads1, t0, bench_ns = 0, bench_reads = 0;
 	long bench = 0, watch = 0, every_ms = 5, pid, tid;
+	int32_t scanned = -1;
+	bool scan = false;
 	int c, err, ret = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -101,6 +106,9 @@ int main(int argc, char **argv)
 			break;
 		case 'e':
 			every_ms = parse_pos("--every-ms", optarg);
+			break;
+		case 's':
+			scan = true;
 			break;
 		default:
 			return 1;
@@ -136,6 +144,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	sw_pyframes__addrs(r, (uint32_t)pid, &a);
+	if (scan)
+		sw_pyframes__pthread_tid_scan(t, &pi, a.runtime, &scanned);
 	for (long i = 0; i < watch; i++) {
 		struct timespec pause = {.tv_sec = every_ms / 1000,
 					 .tv_nsec = (every_ms % 1000) * 1000000L};
@@ -190,11 +200,11 @@ int main(int argc, char **argv)
 	}
 	printf("],\"addrs\":{\"runtime\":%llu,\"code_type\":%llu,\"unicode_type\":%llu,"
 	       "\"bytes_type\":%llu,\"pthread_tid\":%d},\"mem_reads\":%llu,\"ns_per_read\":%llu,"
-	       "\"mem_reads_per_read\":%llu}\n",
+	       "\"mem_reads_per_read\":%llu,\"scan_pthread_tid\":%d}\n",
 	       (unsigned long long)a.runtime, (unsigned long long)a.code_type,
 	       (unsigned long long)a.unicode_type, (unsigned long long)a.bytes_type, a.pthread_tid,
 	       (unsigned long long)(reads1 - reads0), (unsigned long long)bench_ns,
-	       (unsigned long long)bench_reads);
+	       (unsigned long long)bench_reads, scanned);
 	if (err)
 		ret = 2;
 out:
