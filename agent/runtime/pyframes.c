@@ -46,8 +46,8 @@
 #define PF_PAGES 48 /* per read: ~200 KiB, enough for a 128-deep 3.9 stack */
 /* The raw chain may hold a C-stack shim per Python frame (3.12+) */
 #define PF_MAX_RAW (2 * SW_PY_MAX_FRAMES + 2)
-#define PF_CODES 512 /* decoded code objects kept per process (~220 KiB) */
-#define PF_PROBE 8   /* slots a code object may sit in: its hash and the next 7 */
+#define PF_CODES 512		    /* decoded code objects kept per process (~220 KiB) */
+#define PF_PROBE 8		    /* slots a code object may sit in: its hash and the next 7 */
 #define PF_MAX_LINETABLE (1u << 20) /* bytes; larger tables give line 0 */
 #define PF_MAX_THREADS 4096
 /* x86_64 user space ends below 2^47 (2^56 with 5-level paging) */
@@ -87,7 +87,7 @@ struct pf_proc {
 	uint64_t interp;
 	struct pf_thread *th;
 	size_t n_th;
-	uint64_t th_head; /* interp's thread list head at the last refresh */
+	uint64_t th_head;  /* interp's thread list head at the last refresh */
 	uint32_t miss[16]; /* tids with no tstate while th_head is unchanged */
 	unsigned n_miss;
 	struct pf_code *codes;
@@ -191,10 +191,7 @@ static bool addr_ok(uint64_t a, unsigned align)
 	return a >= PF_PAGE && a < PF_USER_END && !(a & (align - 1));
 }
 
-void sw_pyframes__exact_reads(struct sw_pyframes *r, bool on)
-{
-	r->exact = on;
-}
+void sw_pyframes__exact_reads(struct sw_pyframes *r, bool on) { r->exact = on; }
 
 static void pc_reset(struct sw_pyframes *r)
 {
@@ -385,9 +382,9 @@ static int read_str(struct sw_pyframes *r, const struct pf_proc *p, uint64_t add
 	if (!((state >> L->unicode.compact_bit) & 1) || (kind != 1 && kind != 2 && kind != 4) ||
 	    length < 0 || length > (1 << 20))
 		return -EAGAIN;
-	data_addr = addr + (uint64_t)(((state >> L->unicode.ascii_bit) & 1)
-					  ? L->unicode_ascii_data
-					  : L->unicode.compact_data);
+	data_addr =
+	    addr + (uint64_t)(((state >> L->unicode.ascii_bit) & 1) ? L->unicode_ascii_data
+								    : L->unicode.compact_data);
 	/* at most size-1 characters: each is at least one UTF-8 byte */
 	want = (size_t)length < size - 1 ? (size_t)length : size - 1;
 	if (want * kind > sizeof(data))
@@ -625,8 +622,8 @@ static int thread_of(struct sw_pyframes *r, struct pf_proc *p, uint32_t tid, boo
 		*out = *th;
 		return 0;
 	}
-	err = sw_tio__read_u64(r->t, (pid_t)p->pid,
-			       p->interp + (uint64_t)p->L->interp.threads_head, &head);
+	err = sw_tio__read_u64(r->t, (pid_t)p->pid, p->interp + (uint64_t)p->L->interp.threads_head,
+			       &head);
 	if (err)
 		return err;
 	if (!force && head == p->th_head)
@@ -655,8 +652,8 @@ static int current_frame(struct sw_pyframes *r, struct pf_proc *p, const struct 
 			 uint32_t tid, uint64_t *frame, uint64_t *where)
 {
 	const struct sw_py_layout *L = p->L;
-	const int32_t offs[] = {L->tstate.interp,	 L->tstate.thread_id, L->tstate.native_thread_id,
-				L->tstate.frame,	 L->tstate.cframe,    L->tstate.current_frame};
+	const int32_t offs[] = {L->tstate.interp, L->tstate.thread_id, L->tstate.native_thread_id,
+				L->tstate.frame,  L->tstate.cframe,    L->tstate.current_frame};
 	uint8_t ts[256];
 	size_t len = max_end(offs, sizeof(offs) / sizeof(offs[0]), 8);
 	uint32_t now_tid;
@@ -718,8 +715,8 @@ static int code_info(struct sw_pyframes *r, struct pf_proc *p, uint64_t addr, co
 	/* Fibonacci hashing of the address: code objects are 16-aligned */
 	size_t h = (size_t)((addr * 0x9e3779b97f4a7c15ull) >> 55) % PF_CODES;
 	struct pf_code *c = NULL;
-	uint64_t name = get_u64(hdr, L->code.qualname != SW_PY_NONE ? L->code.qualname
-								     : L->code.name);
+	uint64_t name =
+	    get_u64(hdr, L->code.qualname != SW_PY_NONE ? L->code.qualname : L->code.name);
 	uint64_t filename = get_u64(hdr, L->code.filename);
 	uint64_t linetable = get_u64(hdr, L->code.linetable);
 	int32_t first = get_i32(hdr, L->code.firstlineno);
@@ -812,7 +809,7 @@ static int emit(struct sw_pyframes *r, struct pf_proc *p, const struct pf_raw *x
 		struct sw_py_stack *out)
 {
 	const struct sw_py_layout *L = p->L;
-	const int32_t offs[] = {L->code.name,	   L->code.qualname,  L->code.filename,
+	const int32_t offs[] = {L->code.name,	     L->code.qualname,	L->code.filename,
 				L->code.firstlineno, L->code.linetable, L->code.firsttraceable,
 				L->bytes_size};
 	size_t len = max_end(offs, sizeof(offs) / sizeof(offs[0]), 8);
@@ -1043,8 +1040,8 @@ static bool in_set(const uint32_t *set, size_t n, uint32_t v)
 	return false;
 }
 
-int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *pi,
-				  uint64_t runtime, int32_t *off)
+int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t runtime,
+				  int32_t *off)
 {
 	const struct sw_py_layout *L = sw_python_layout_of(pi);
 	struct sw_py_thread th[PF_SCAN_THREADS];
@@ -1156,10 +1153,11 @@ static int add(struct sw_pyframes *r, struct pf_proc *p, const struct sw_proc_in
 		return p->err = -ENOMEM;
 	err = sw_python_main_interp(r->t, (pid_t)p->pid, p->L, a->runtime, &p->interp);
 	if (err) {
-		snprintf(p->note, sizeof(p->note),
-			 "pid %u: CPython %s: no main interpreter at _PyRuntime 0x%llx (%s): Python "
-			 "frames are not read; if it is still starting, attach again",
-			 p->pid, pi->version, (unsigned long long)a->runtime, strerror(-err));
+		snprintf(
+		    p->note, sizeof(p->note),
+		    "pid %u: CPython %s: no main interpreter at _PyRuntime 0x%llx (%s): Python "
+		    "frames are not read; if it is still starting, attach again",
+		    p->pid, pi->version, (unsigned long long)a->runtime, strerror(-err));
 		return p->err = err;
 	}
 	if (p->L->tstate.native_thread_id == SW_PY_NONE && a->pthread_tid < 0)

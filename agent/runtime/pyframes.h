@@ -86,8 +86,8 @@ void sw_pyframes__exact_reads(struct sw_pyframes *r, bool on);
  * a distinct tid of /proc/PID/task, the main thread's being PID. 0, or
  * -ENOENT when no single offset fits. Exposed for tests.
  */
-int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *pi,
-				  uint64_t runtime, int32_t *off);
+int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t runtime,
+				  int32_t *off);
 
 /* What pid was added with (for tools that record fixtures). 0 or -ESRCH. */
 int sw_pyframes__addrs(struct sw_pyframes *r, uint32_t pid, struct sw_py_addrs *out);
@@ -96,10 +96,10 @@ int sw_pyframes__addrs(struct sw_pyframes *r, uint32_t pid, struct sw_py_addrs *
  * read that gave no stack is counted under its reason. */
 struct sw_pyframes_stats {
 	uint64_t reads, ok;
-	uint64_t changed;   /* -EAGAIN: the chain moved (or was not a chain) */
-	uint64_t faults;    /* -EFAULT: a pointer into unmapped memory */
-	uint64_t no_python; /* -ENOENT: no Python state or frame on that thread */
-	uint64_t other;	    /* -ENOTSUP, -ESRCH, -ENOMEM... */
+	uint64_t changed;     /* -EAGAIN: the chain moved (or was not a chain) */
+	uint64_t faults;      /* -EFAULT: a pointer into unmapped memory */
+	uint64_t no_python;   /* -ENOENT: no Python state or frame on that thread */
+	uint64_t other;	      /* -ENOTSUP, -ESRCH, -ENOMEM... */
 	uint64_t thread_maps; /* walks of a thread list to map tids (a new tid) */
 };
 void sw_pyframes__stats(const struct sw_pyframes *r, struct sw_pyframes_stats *out);

@@ -74,12 +74,9 @@ static uint64_t now_ns(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"record", required_argument, NULL, 'r'},
-	    {"bench", required_argument, NULL, 'b'},
-	    {"watch", required_argument, NULL, 'w'},
-	    {"every-ms", required_argument, NULL, 'e'},
-	    {"scan-tid", no_argument, NULL, 's'},
-	    {},
+	    {"record", required_argument, NULL, 'r'}, {"bench", required_argument, NULL, 'b'},
+	    {"watch", required_argument, NULL, 'w'},  {"every-ms", required_argument, NULL, 'e'},
+	    {"scan-tid", no_argument, NULL, 's'},     {},
 	};
 	static struct sw_py_stack st;
 	const char *record = NULL;
@@ -196,7 +193,8 @@ int main(int argc, char **argv)
 		json_str(st.f[i].func);
 		printf(",\"file\":");
 		json_str(st.f[i].file);
-		printf(",\"line\":%u,\"entry\":%s}", st.f[i].line, st.f[i].entry ? "true" : "false");
+		printf(",\"line\":%u,\"entry\":%s}", st.f[i].line,
+		       st.f[i].entry ? "true" : "false");
 	}
 	printf("],\"addrs\":{\"runtime\":%llu,\"code_type\":%llu,\"unicode_type\":%llu,"
 	       "\"bytes_type\":%llu,\"pthread_tid\":%d},\"mem_reads\":%llu,\"ns_per_read\":%llu,"

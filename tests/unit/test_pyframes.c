@@ -179,7 +179,11 @@ static void replay(const char *name, unsigned minor)
 	cr_assert_str_eq(st.f[0].func, "blocking_read");
 	cr_assert_str_eq(st.f[1].func, "\xf0\xa0\x80\x80_deep", "U+20000, a UCS4 str");
 	cr_assert_str_eq(st.f[2].func, "\xe5\x87\xa6\xe7\x90\x86", "処理, a UCS2 str");
-	cr_assert_str_eq(st.f[3].func, minor >= 11 ? "Blocker.fa\xc3\xa7" "ade" : "fa\xc3\xa7" "ade",
+	cr_assert_str_eq(st.f[3].func,
+			 minor >= 11 ? "Blocker.fa\xc3\xa7"
+				       "ade"
+				     : "fa\xc3\xa7"
+				       "ade",
 			 "a UCS1 str, qualname from 3.11");
 	/* entries: all on 3.9/3.10; on 3.11+ map()'s callee and the first
 	 * frame, not the inlined Python calls */
@@ -278,11 +282,10 @@ static uint64_t top_frame(struct sw_tio *t, const struct rec *r, const struct sw
 	cr_assert_neq(*tstate, 0);
 	if (L->tstate.cframe != SW_PY_NONE) {
 		cr_assert_eq(sw_tio__read_u64(t, 1, *tstate + (uint64_t)L->tstate.cframe, &cf), 0);
-		cr_assert_eq(
-		    sw_tio__read_u64(t, 1, cf + (uint64_t)L->cframe_current_frame, &f), 0);
+		cr_assert_eq(sw_tio__read_u64(t, 1, cf + (uint64_t)L->cframe_current_frame, &f), 0);
 	} else {
-		int32_t off = L->tstate.frame != SW_PY_NONE ? L->tstate.frame
-							  : L->tstate.current_frame;
+		int32_t off =
+		    L->tstate.frame != SW_PY_NONE ? L->tstate.frame : L->tstate.current_frame;
 
 		cr_assert_eq(sw_tio__read_u64(t, 1, *tstate + (uint64_t)off, &f), 0);
 	}
