@@ -552,6 +552,16 @@ static int line_locations(const uint8_t *t, uint32_t n, int firstlineno, int add
 	return -1;
 }
 
+int sw_py_addr2line(const struct sw_py_layout *L, const uint8_t *table, uint32_t len,
+		    int firstlineno, int addrq)
+{
+	if (L->linetable_kind == SW_PY_LNOTAB)
+		return line_lnotab(table, len, firstlineno, addrq);
+	if (L->linetable_kind == SW_PY_LINETABLE)
+		return line_310(table, len, firstlineno, addrq);
+	return line_locations(table, len, firstlineno, addrq);
+}
+
 /* ---- threads ---- */
 
 static int refresh_threads(struct sw_pyframes *r, struct pf_proc *p)
@@ -851,15 +861,7 @@ static int emit(struct sw_pyframes *r, struct pf_proc *p, const struct pf_raw *x
 		return err;
 	snprintf(o->func, sizeof(o->func), "%s", c->func);
 	snprintf(o->file, sizeof(o->file), "%s", c->file);
-	line = -1;
-	if (c->lt_ok) {
-		if (L->linetable_kind == SW_PY_LNOTAB)
-			line = line_lnotab(c->lt, c->lt_len, c->firstlineno, addrq);
-		else if (L->linetable_kind == SW_PY_LINETABLE)
-			line = line_310(c->lt, c->lt_len, c->firstlineno, addrq);
-		else
-			line = line_locations(c->lt, c->lt_len, c->firstlineno, addrq);
-	}
+	line = c->lt_ok ? sw_py_addr2line(L, c->lt, c->lt_len, c->firstlineno, addrq) : -1;
 	o->line = line > 0 ? (uint32_t)line : 0;
 	o->entry = entry;
 	out->n++;

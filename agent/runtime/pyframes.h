@@ -89,6 +89,13 @@ void sw_pyframes__exact_reads(struct sw_pyframes *r, bool on);
 int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t runtime,
 				  int32_t *off);
 
+struct sw_py_layout;
+/* CPython's PyCode_Addr2Line for version L's line table (co_lnotab,
+ * co_linetable or the location table), addrq in bytes of bytecode: the
+ * line, or -1 where the table has none. Exposed for tests. */
+int sw_py_addr2line(const struct sw_py_layout *L, const uint8_t *table, uint32_t len,
+		    int firstlineno, int addrq);
+
 /* What pid was added with (for tools that record fixtures). 0 or -ESRCH. */
 int sw_pyframes__addrs(struct sw_pyframes *r, uint32_t pid, struct sw_py_addrs *out);
 

@@ -20,6 +20,10 @@ sw-pyframes --watch reads the thread every few ms: a read made wholly
 inside a collection must say gc_collecting, one made wholly outside (1 ms
 clear of any) must not.
 
+The line-table decoders are also checked against CPython's own
+PyCode_Addr2Line on every instruction of ~700 stdlib code objects per
+interpreter (py_linetables.py).
+
 Also: a version not in the table (pyenv 3.8, when installed) is refused
 with a note naming it, and the cost of one read of a 30-deep stack is
 printed (not asserted: the machine is shared), with the number of
@@ -187,6 +191,28 @@ class PyFrames(unittest.TestCase):
                 if mm not in self.pyenv:
                     missing(self, "no pyenv CPython %d.%d under /root/.pyenv/versions" % mm)
                 self.run_python(self.pyenv[mm][1], mm[1])
+
+    def test_line_tables_match_cpython(self):
+        """The decoders against PyCode_Addr2Line, every instruction of ~700
+        code objects per interpreter (py_linetables.py calls it via ctypes)."""
+        pythons = [("%d.%d" % mm, self.pyenv[mm][1]) for mm in WANT_MINORS if mm in self.pyenv]
+        if os.access(SYS_PYTHON, os.X_OK):
+            pythons.append(("3.11", SYS_PYTHON))
+        if len(pythons) < 6:
+            missing(self, "not every CPython 3.9-3.13 is installed")
+        for ver, python in pythons:
+            with self.subTest(python=python):
+                gen = subprocess.run([python, workload("py_linetables.py")], capture_output=True,
+                                     timeout=300)
+                self.assertEqual(gen.returncode, 0, gen.stderr.decode("replace")[-2000:])
+                r = subprocess.run([TOOL, "--lines", ver], input=gen.stdout,
+                                   capture_output=True, timeout=300)
+                self.assertEqual(r.returncode, 0, r.stderr.decode("replace"))
+                res = json.loads(r.stdout)
+                self.assertGreater(res["codes"], 300, python)
+                self.assertEqual(res["mismatches"], 0, "%s: %s" % (python, res["first"]))
+                print("  %s: %d code objects, %d instructions, lines equal to "
+                      "PyCode_Addr2Line" % (python, res["codes"], res["checked"]), flush=True)
 
     def test_version_not_in_table(self):
         exe = "/root/.pyenv/versions/3.8.18/bin/python3.8"

@@ -6,6 +6,7 @@
  *
  *   sw-pyframes PID TID [--record IMAGE] [--bench N] [--scan-tid]
  *   sw-pyframes PID TID --watch N [--every-ms MS]
+ *   sw-pyframes --lines MAJOR.MINOR < tables.jsonl
  *
  * Prints one JSON object: the frames innermost first (func, file, line,
  * entry), gc_collecting, truncated, the error of the read (0 or -errno and
@@ -19,6 +20,10 @@
  * ns before and after the read (t0, t1), err, gc_collecting, the number of
  * frames and the innermost (top, line).
  *
+ * --lines: the line-table decoders against CPython's own PyCode_Addr2Line
+ * (tests/workloads/py_linetables.py prints the tables and its answers):
+ * prints {"codes", "checked", "mismatches", "first": [...]}.
+ *
  * Exit 0 when the stack was read, 2 when the read failed (the JSON says
  * why), 1 with one line on stderr for bad usage or a process that is not
  * Python.
@@ -29,7 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <json-c/json.h>
 #include "discovery.h"
+#include "runtime/python.h"
 #include "runtime/pyframes.h"
 #include "target_io.h"
 
@@ -71,12 +78,73 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static int check_lines(const char *ver)
+{
+	const struct sw_py_layout *L;
+	unsigned major, minor;
+	unsigned long long codes = 0, checked = 0, bad = 0;
+	static char line[1 << 22];
+	static uint8_t table[1 << 20];
+
+	if (sscanf(ver, "%u.%u", &major, &minor) != 2 || !(L = sw_python_layout(major, minor))) {
+		fprintf(stderr, "sw-pyframes: no layout for '%s'\n", ver);
+		return 1;
+	}
+	printf("{\"first\":[");
+	while (fgets(line, sizeof(line), stdin)) {
+		json_object *o = json_tokener_parse(line), *v, *want;
+		const char *hex;
+		size_t n = 0;
+		int first;
+
+		if (!o || !json_object_object_get_ex(o, "table", &v) ||
+		    !(hex = json_object_get_string(v)) ||
+		    !json_object_object_get_ex(o, "first", &v) ||
+		    !json_object_object_get_ex(o, "want", &want)) {
+			fprintf(stderr, "sw-pyframes: bad line: %.80s\n", line);
+			json_object_put(o);
+			return 1;
+		}
+		first = json_object_get_int(v);
+		for (; hex[0] && hex[1] && n < sizeof(table); hex += 2)
+			table[n++] = (uint8_t)(hexval(hex[0]) << 4 | hexval(hex[1]));
+		codes++;
+		for (size_t i = 0; i < json_object_array_length(want); i++) {
+			json_object *pair = json_object_array_get_idx(want, i);
+			int q = json_object_get_int(json_object_array_get_idx(pair, 0));
+			int w = json_object_get_int(json_object_array_get_idx(pair, 1));
+			int got = sw_py_addr2line(L, table, (uint32_t)n, first, q);
+
+			checked++;
+			if (got != w && bad++ < 10) {
+				json_object *name = NULL;
+
+				json_object_object_get_ex(o, "name", &name);
+				printf("%s{\"name\":\"%s\",\"addrq\":%d,\"want\":%d,\"got\":%d}",
+				       bad > 1 ? "," : "", json_object_get_string(name), q, w, got);
+			}
+		}
+		json_object_put(o);
+	}
+	printf("],\"codes\":%llu,\"checked\":%llu,\"mismatches\":%llu}\n", codes, checked, bad);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"record", required_argument, NULL, 'r'}, {"bench", required_argument, NULL, 'b'},
-	    {"watch", required_argument, NULL, 'w'},  {"every-ms", required_argument, NULL, 'e'},
-	    {"scan-tid", no_argument, NULL, 's'},     {},
+	    {"record", required_argument, NULL, 'r'},
+	    {"bench", required_argument, NULL, 'b'},
+	    {"watch", required_argument, NULL, 'w'},
+	    {"every-ms", required_argument, NULL, 'e'},
+	    {"scan-tid", no_argument, NULL, 's'},
+	    {"lines", required_argument, NULL, 'l'},
+	    {},
 	};
 	static struct sw_py_stack st;
 	const char *record = NULL;
@@ -107,6 +175,8 @@ int main(int argc, char **argv)
 		case 's':
 			scan = true;
 			break;
+		case 'l':
+			return check_lines(optarg);
 		default:
 			return 1;
 		}
