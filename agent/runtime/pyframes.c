@@ -573,6 +573,11 @@ static int refresh_threads(struct sw_pyframes *r, struct pf_proc *p)
 	int err;
 
 	r->stats.thread_maps++;
+	/* 3.9/3.10 with no tid offset yet: a process with one thread when it
+	 * was added may have had two offsets that fit; more threads decide */
+	if (L->tstate.native_thread_id == SW_PY_NONE && p->a.pthread_tid < 0 &&
+	    !sw_pyframes__pthread_tid_scan(r->t, (pid_t)p->pid, L, p->a.runtime, &p->a.pthread_tid))
+		p->note[0] = '\0';
 	th = calloc(PF_MAX_THREADS, sizeof(*th));
 	if (!th)
 		return -ENOMEM;
@@ -928,6 +933,11 @@ static int read_stack(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct 
 	out->gc_collecting = false;
 	if (!p)
 		return -ESRCH;
+	if (p->err == -EAGAIN &&
+	    !sw_python_main_interp(r->t, (pid_t)pid, p->L, p->a.runtime, &p->interp)) {
+		p->err = 0;
+		p->note[0] = '\0';
+	}
 	if (p->err)
 		return p->err;
 	pc_reset(r);
@@ -1042,10 +1052,9 @@ static bool in_set(const uint32_t *set, size_t n, uint32_t v)
 	return false;
 }
 
-int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t runtime,
-				  int32_t *off)
+int sw_pyframes__pthread_tid_scan(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
+				  uint64_t runtime, int32_t *off)
 {
-	const struct sw_py_layout *L = sw_python_layout_of(pi);
 	struct sw_py_thread th[PF_SCAN_THREADS];
 	uint8_t(*mem)[PF_SCAN_BYTES] = NULL;
 	uint32_t *tids = NULL;
@@ -1057,10 +1066,10 @@ int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *p
 
 	if (!L)
 		return -ENOTSUP;
-	err = sw_python_threads(t, pi->pid, L, runtime, th, PF_SCAN_THREADS, &n);
+	err = sw_python_threads(t, pid, L, runtime, th, PF_SCAN_THREADS, &n);
 	if ((err && err != -E2BIG) || !n)
 		return err ? err : -ENOENT;
-	snprintf(rel, sizeof(rel), "%d/task", pi->pid);
+	snprintf(rel, sizeof(rel), "%d/task", pid);
 	d = sw_tio__open_dir(t, rel);
 	if (!d)
 		return -errno;
@@ -1087,11 +1096,11 @@ int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *p
 		}
 		/* a small struct pthread (musl) may end its mapping: then
 		 * read to the end of its page */
-		if (sw_tio__read_mem(t, pi->pid, a, mem[i], len[i])) {
+		if (sw_tio__read_mem(t, pid, a, mem[i], len[i])) {
 			len[i] = PF_PAGE - (a & (PF_PAGE - 1));
 			if (len[i] > PF_SCAN_BYTES)
 				len[i] = PF_SCAN_BYTES;
-			err = sw_tio__read_mem(t, pi->pid, a, mem[i], len[i]);
+			err = sw_tio__read_mem(t, pid, a, mem[i], len[i]);
 			if (err)
 				goto out;
 		}
@@ -1108,7 +1117,7 @@ int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *p
 			}
 			memcpy(&v, mem[i] + x, 4);
 			fits = in_set(tids, n_tids, v);
-			main_seen |= v == (uint32_t)pi->pid;
+			main_seen |= v == (uint32_t)pid;
 			for (size_t k = 0; k < i && fits; k++)
 				fits = memcmp(mem[k] + x, mem[i] + x, 4) != 0;
 		}
@@ -1154,6 +1163,15 @@ static int add(struct sw_pyframes *r, struct pf_proc *p, const struct sw_proc_in
 	if (!p->codes)
 		return p->err = -ENOMEM;
 	err = sw_python_main_interp(r->t, (pid_t)p->pid, p->L, a->runtime, &p->interp);
+	if (err == -EAGAIN) {
+		/* not initialised yet (or finalising): reads try again */
+		snprintf(p->note, sizeof(p->note),
+			 "pid %u: CPython %s has no main interpreter yet: Python frames are read "
+			 "once it has",
+			 p->pid, pi->version);
+		p->err = err;
+		return 0;
+	}
 	if (err) {
 		snprintf(
 		    p->note, sizeof(p->note),
@@ -1231,7 +1249,8 @@ int sw_pyframes__add_process(struct sw_pyframes *r, const struct sw_proc_info *p
 		a.bytes_type = 0;
 	if (sw_python_layout_of(pi)->tstate.native_thread_id == SW_PY_NONE &&
 	    pthread_tid_offset(r->t, pi->pid, &a.pthread_tid) &&
-	    sw_pyframes__pthread_tid_scan(r->t, pi, a.runtime, &a.pthread_tid))
+	    sw_pyframes__pthread_tid_scan(r->t, pi->pid, sw_python_layout_of(pi), a.runtime,
+					  &a.pthread_tid))
 		a.pthread_tid = -1;
 	return sw_pyframes__add_process_at(r, pi, &a);
 }

@@ -18,9 +18,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "discovery.h"
 
 struct sw_tio;
+struct sw_py_layout;
 
 #define SW_PY_MAX_FRAMES 128
 
@@ -47,7 +49,8 @@ void sw_pyframes__free(struct sw_pyframes *r);
 
 /* Start reading a Python process. 0, or -ENOTSUP when its version is not in
  * the layout table (sw_pyframes__note then says so in one line); other
- * errors (no _PyRuntime, an interpreter not initialised) also leave a note. */
+ * errors (no _PyRuntime, a wrong one) also leave a note. An interpreter
+ * not initialised yet is 0: its reads are -EAGAIN until it is. */
 int sw_pyframes__add_process(struct sw_pyframes *r, const struct sw_proc_info *pi);
 
 /* What sw_pyframes__add_process finds in the binaries (ELF symbols plus the
@@ -86,10 +89,9 @@ void sw_pyframes__exact_reads(struct sw_pyframes *r, bool on);
  * a distinct tid of /proc/PID/task, the main thread's being PID. 0, or
  * -ENOENT when no single offset fits. Exposed for tests.
  */
-int sw_pyframes__pthread_tid_scan(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t runtime,
-				  int32_t *off);
+int sw_pyframes__pthread_tid_scan(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
+				  uint64_t runtime, int32_t *off);
 
-struct sw_py_layout;
 /* CPython's PyCode_Addr2Line for version L's line table (co_lnotab,
  * co_linetable or the location table), addrq in bytes of bytecode: the
  * line, or -1 where the table has none. Exposed for tests. */

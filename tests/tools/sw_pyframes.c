@@ -212,7 +212,8 @@ int main(int argc, char **argv)
 	}
 	sw_pyframes__addrs(r, (uint32_t)pid, &a);
 	if (scan)
-		sw_pyframes__pthread_tid_scan(t, &pi, a.runtime, &scanned);
+		sw_pyframes__pthread_tid_scan(t, (pid_t)pid, sw_python_layout_of(&pi), a.runtime,
+					      &scanned);
 	for (long i = 0; i < watch; i++) {
 		struct timespec pause = {.tv_sec = every_ms / 1000,
 					 .tv_nsec = (every_ms % 1000) * 1000000L};

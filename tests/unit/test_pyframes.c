@@ -259,6 +259,35 @@ Test(pyframes, what_is_not_read_says_why)
 	free_rec(&r);
 }
 
+Test(pyframes, an_interpreter_still_starting_is_read_once_it_has_started)
+{
+	const struct sw_py_layout *L = sw_python_layout(3, 11);
+	struct sw_tio *t = image("frames-3.11.2");
+	struct sw_pyframes *pf = sw_pyframes__new(t);
+	uint64_t main_at, interp, zero = 0;
+	struct rec r;
+
+	load_rec("frames-3.11.2", &r);
+	main_at = r.a.runtime + (uint64_t)L->runtime.interpreters_main;
+	cr_assert_eq(sw_tio__read_u64(t, 1, main_at, &interp), 0);
+	cr_assert_eq(sw_tio__add_segment(t, main_at, &zero, 8), 0); /* not yet */
+	cr_assert_eq(sw_pyframes__add_process_at(pf, &r.pi, &r.a), 0);
+	cr_assert_not_null(strstr(sw_pyframes__note(pf, r.pid), "no main interpreter yet"));
+	cr_assert_eq(sw_pyframes__read(pf, r.pid, r.tid, &st), -EAGAIN);
+	/* started (16 bytes: an image keeps a copy equal to an older one once) */
+	{
+		uint64_t started[2] = {interp, 0};
+
+		cr_assert_eq(sw_tio__add_segment(t, main_at, started, sizeof(started)), 0);
+	}
+	cr_assert_eq(sw_pyframes__read(pf, r.pid, r.tid, &st), 0);
+	cr_assert_null(sw_pyframes__note(pf, r.pid));
+	cr_assert_str_eq(st.f[0].func, "blocking_read");
+	sw_pyframes__free(pf);
+	sw_tio__free(t);
+	free_rec(&r);
+}
+
 /* ---- corruption ---- */
 
 /* The innermost frame's address, walked by hand through the layout. */
