@@ -43,7 +43,7 @@
 #define PF_OWNED_BY_GENERATOR 1
 
 #define PF_PAGE 4096u
-#define PF_PAGES 48 /* per read: ~200 KiB, enough for a 128-deep 3.9 stack */
+#define PF_PAGES 48 /* per read (~200 KiB): a deeper stack reuses the oldest */
 /* The raw chain may hold a C-stack shim per Python frame (3.12+) */
 #define PF_MAX_RAW (2 * SW_PY_MAX_FRAMES + 2)
 #define PF_CODES 512		    /* decoded code objects kept per process (~220 KiB) */
