@@ -68,7 +68,7 @@ static void human_stack(FILE *out, const struct sw_diag_stacks *st)
 static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 {
 	struct sink_human *h = (struct sink_human *)s;
-	bool named = strcmp(inc->verdict.pattern, "blocked") != 0;
+	bool named = strcmp(inc->verdict.pattern, "unknown") != 0;
 	char t[32];
 
 	wall_time(h, inc->start_ns, t, sizeof(t));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include "clock.h"
 #include "frame.h"
+#include "diag_proto.h"
 #include "sink.h"
 #include "stallwatch.pb-c.h"
 #include "stream.h"
@@ -63,7 +64,10 @@ static void free_inc(Stallwatch__V1__Incident *i)
 	free(i->role);
 	free(i->pattern);
 	free(i->advice);
+	if (i->summary != protobuf_c_empty_string)
+		free(i->summary);
 	free(i->top_syscall);
+	sw_diag_proto_free(i);
 	free(i);
 }
 
@@ -210,7 +214,9 @@ static void proto_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 	m->top_syscall_ns = inc->top_syscall_ns;
 	m->switches = inc->switches;
 	m->start_unknown = inc->start_unknown;
-	if (!m->thread || !m->runtime || !m->role || !m->pattern || !m->advice || !m->top_syscall) {
+	m->summary = dup_str(inc->verdict.summary);
+	if (!m->thread || !m->runtime || !m->role || !m->pattern || !m->advice || !m->top_syscall ||
+	    !m->summary || sw_diag_to_proto(m, inc->stacks, inc->sys)) {
 		free_inc(m);
 		p->lost++;
 		return;

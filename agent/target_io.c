@@ -77,6 +77,49 @@ static int live_read_mem(struct sw_tio *t, pid_t pid, uint64_t addr, void *buf, 
 	return n == (ssize_t)len ? 0 : -EFAULT; /* a partial read crossed into a hole */
 }
 
+/* process_vm_readv stops at the first range it cannot read and returns the
+ * bytes it moved: the ranges before are whole, the one it stopped in failed,
+ * the rest are tried again in the next call. */
+static void live_read_memv(struct sw_tio *t, pid_t pid, struct sw_tio_vec *v, size_t n)
+{
+	struct iovec local[64], remote[64];
+
+	while (n) {
+		size_t k = n < 64 ? n : 64, done = 0;
+		ssize_t got;
+
+		for (size_t i = 0; i < k; i++) {
+			local[i] = (struct iovec){.iov_base = v[i].buf, .iov_len = v[i].len};
+			remote[i] = (struct iovec){.iov_base = (void *)(uintptr_t)v[i].addr,
+						   .iov_len = v[i].len};
+		}
+		t->mem_calls++;
+		got = process_vm_readv(pid, local, k, remote, k, 0);
+		if (got < 0) {
+			int err = errno == ESRCH ? -ESRCH : -EFAULT;
+
+			/* the first range failed (or all did): say so, go on */
+			v[0].err = err;
+			if (err == -ESRCH) {
+				for (size_t i = 1; i < n; i++)
+					v[i].err = err;
+				return;
+			}
+			v++;
+			n--;
+			continue;
+		}
+		while (done < k && (size_t)got >= v[done].len) {
+			got -= (ssize_t)v[done].len;
+			v[done++].err = 0;
+		}
+		if (done < k)
+			v[done++].err = -EFAULT; /* partly read: it crossed into a hole */
+		v += done;
+		n -= done;
+	}
+}
+
 static void plain_free(struct sw_tio *t) { free(t); }
 
 static const struct sw_tio_ops proc_ops = {
@@ -85,6 +128,7 @@ static const struct sw_tio_ops proc_ops = {
     .open_dir = dir_open_dir,
     .read_link = dir_read_link,
     .read_mem = live_read_mem,
+    .read_memv = live_read_memv,
     .free = plain_free,
 };
 
@@ -235,12 +279,25 @@ static int rec_read_mem(struct sw_tio *t, pid_t pid, uint64_t addr, void *buf, s
 	return err;
 }
 
+static void rec_read_memv(struct sw_tio *t, pid_t pid, struct sw_tio_vec *v, size_t n)
+{
+	struct sw_tio_image *im = (struct sw_tio_image *)t;
+	uint64_t calls = im->inner->mem_calls;
+
+	sw_tio__read_memv(im->inner, pid, v, n);
+	t->mem_calls += im->inner->mem_calls - calls;
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].err && image_add(im, v[i].addr, v[i].buf, v[i].len))
+			t->mem_faults++;
+}
+
 static const struct sw_tio_ops recorder_ops = {
     .read_file = rec_read_file,
     .open_file = rec_open_file,
     .open_dir = rec_open_dir,
     .read_link = rec_read_link,
     .read_mem = rec_read_mem,
+    .read_memv = rec_read_memv,
     .free = image_free,
 };
 
@@ -347,10 +404,29 @@ int sw_tio__read_mem(struct sw_tio *t, pid_t pid, uint64_t addr, void *buf, size
 	int err;
 
 	t->mem_reads++;
+	if (t->ops->read_mem == live_read_mem)
+		t->mem_calls++;
 	err = t->ops->read_mem(t, pid, addr, buf, len);
 	if (err)
 		t->mem_faults++;
 	return err;
+}
+
+size_t sw_tio__read_memv(struct sw_tio *t, pid_t pid, struct sw_tio_vec *v, size_t n)
+{
+	size_t failed = 0;
+
+	if (t->ops->read_memv) {
+		t->ops->read_memv(t, pid, v, n);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			v[i].err = t->ops->read_mem(t, pid, v[i].addr, v[i].buf, v[i].len);
+	}
+	for (size_t i = 0; i < n; i++)
+		failed += v[i].err != 0;
+	t->mem_reads += n;
+	t->mem_faults += failed;
+	return failed;
 }
 
 static struct sw_tio live;

@@ -21,6 +21,14 @@
 
 struct sw_tio;
 
+/* One of several reads made at once: err is 0 or -EFAULT (or -errno). */
+struct sw_tio_vec {
+	uint64_t addr;
+	void *buf;
+	size_t len;
+	int err;
+};
+
 struct sw_tio_ops {
 	/* The whole of a small file into buf (NUL-terminated, trailing
 	 * newlines and spaces cut). 0 or -errno. */
@@ -32,6 +40,8 @@ struct sw_tio_ops {
 	ssize_t (*read_link)(struct sw_tio *t, const char *rel, char *buf, size_t len);
 	/* Exactly len bytes at addr of pid, or -EFAULT (or -errno). */
 	int (*read_mem)(struct sw_tio *t, pid_t pid, uint64_t addr, void *buf, size_t len);
+	/* Optional: n independent reads at once (see sw_tio__read_memv). */
+	void (*read_memv)(struct sw_tio *t, pid_t pid, struct sw_tio_vec *v, size_t n);
 	void (*free)(struct sw_tio *t);
 };
 
@@ -41,6 +51,7 @@ struct sw_tio {
 	 * <root>/PID/root/<path>, a container's without entering its mounts */
 	char root[256];
 	uint64_t mem_reads, mem_faults; /* what read_mem was asked, what failed */
+	uint64_t mem_calls; /* reads of target memory made: process_vm_readv calls */
 };
 
 /* The live system: files under root ("/proc" when NULL), memory with
@@ -85,6 +96,10 @@ static inline ssize_t sw_tio__read_link(struct sw_tio *t, const char *rel, char 
 	return t->ops->read_link(t, rel, buf, len);
 }
 int sw_tio__read_mem(struct sw_tio *t, pid_t pid, uint64_t addr, void *buf, size_t len);
+/* n independent reads (each counted in mem_reads), in as few calls as the
+ * tio allows: one process_vm_readv for many ranges when live. Each gets its
+ * own err; returns how many failed. */
+size_t sw_tio__read_memv(struct sw_tio *t, pid_t pid, struct sw_tio_vec *v, size_t n);
 
 static inline int sw_tio__read_u64(struct sw_tio *t, pid_t pid, uint64_t addr, uint64_t *v)
 {

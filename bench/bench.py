@@ -269,6 +269,94 @@ def stage_http(a, rows, notes):
             srv.stop(signal.SIGTERM)
 
 
+def vm_kb(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def stage_incident(a, rows, notes):
+    """The incident path (issue 6): stacks, syscalls and symbols are captured
+    only for blocks past the threshold. Measured: the Node server's
+    throughput with one pbkdf2Sync block a second, without and with the
+    agent; the time from a block crossing the threshold to an incident line
+    that carries its stack; the agent's RSS with a Node and a Python target
+    attached and their symbol tables loaded."""
+    node, nready = start_server([NODE, os.path.join(SERVERS, "node_http.js")], "node http")
+    py, pready = start_server([PY, os.path.join(SERVERS, "py_http.py"), "--app", "aiohttp"],
+                              "python aiohttp")
+    nport, npid, pport, ppid = nready["port"], nready["pid"], pready["port"], pready["pid"]
+    try:
+        run_wrk(nport, 5)  # warm-up
+        # one block a second of ~100 ms, whichever variant is running
+        stop = threading.Event()
+
+        def blocker():
+            while not stop.wait(1.0):
+                try:
+                    http_get(nport, "/pbkdf2?iter=%d" % a.incident_iter)
+                except Exception as e:  # noqa: BLE001 - reported, not fatal
+                    log(f"incident: blocker request failed: {e}")
+        t = threading.Thread(target=blocker, daemon=True)
+        t.start()
+        agent_cpu, rss = [], []
+
+        def measure(v):
+            if v == "agent":
+                with Agent([npid, ppid]) as ag:
+                    x = run_wrk(nport, a.wrk_seconds)
+                    rss.append(vm_kb(ag.proc.p.pid, "VmHWM"))
+                agent_cpu.append(ag.cpu_frac)
+                return x
+            return run_wrk(nport, a.wrk_seconds)
+        res = alternate(a.reps, ["off", "agent"], measure)
+        stop.set()
+        t.join()
+        rows.append(row(f"Node 20 http, one pbkdf2Sync block/s: req/s, wrk -t1 -c32 -d{a.wrk_seconds}s",
+                        "stallwatch agent attached (stacks, syscalls)", res["off"], res["agent"]))
+        if agent_cpu and None not in agent_cpu:
+            notes.append(f"Agent CPU with one incident a second under load: median "
+                         f"{100 * statistics.median(agent_cpu):.2f} % of one core.")
+
+        # time to the stack: 400 ms blocks, the first incident line with a stack
+        lat, lat_py = [], []
+        with Agent([npid, ppid]) as ag:
+            for k in range(a.reps):
+                http_get(nport, "/block?ms=400")
+                http_get(pport, "/block?ms=400")
+                time.sleep(0.5)
+            time.sleep(1.5)
+            thr = 50.0
+            firsts = {}
+            for o in ag.proc.objs():
+                if o.get("kind") != "incident" or "stack" not in o:
+                    continue
+                key = (o["pid"], o["start_ns"])
+                if key not in firsts:
+                    firsts[key] = o
+            for (pid, _), o in firsts.items():
+                d = float(o["duration_ms"]) - thr if o.get("ongoing") else None
+                (lat if pid == npid else lat_py).append(d)
+            rss.append(vm_kb(ag.proc.p.pid, "VmHWM"))
+        for label, l in (("Node", lat), ("Python", lat_py)):
+            known = [x for x in l if x is not None]
+            notes.append(f"{label}: {len(l)} blocks of 400 ms got a stack; {len(known)} of them "
+                         f"while ongoing, at threshold + " +
+                         (", ".join(f"{x:.0f}" for x in sorted(known)) or "-") + " ms.")
+        rss = [x for x in rss if x]
+        if rss:
+            notes.append(f"Agent peak RSS (VmHWM) with the Node and the Python server attached: "
+                         f"{max(rss) / 1024:.1f} MiB (max over {len(rss)} runs).")
+    finally:
+        node.stop(signal.SIGTERM)
+        py.stop(signal.SIGTERM)
+
+
 def stage_loop(a, rows, notes):
     loads = [
         ("Node 20", [NODE, os.path.join(WL, "node_pingpong.js")]),
@@ -666,9 +754,11 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--wrk-seconds", type=int, default=10)
     ap.add_argument("--loop-seconds", type=int, default=5)
-    ap.add_argument("--stages", default="http,loop,bystander,bpfstats,switch,uprobe")
+    ap.add_argument("--stages", default="http,loop,incident,bystander,bpfstats,switch,uprobe")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "results.md"))
     ap.add_argument("--agent-arg", action="append", default=[], help="extra agent argument")
+    ap.add_argument("--incident-iter", type=int, default=100000,
+                    help="pbkdf2Sync iterations of the incident stage's block (~100 ms here)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         die("must run as root: the agent loads BPF programs (run it from a root shell, or: sudo ./bench/run.sh)")
@@ -696,6 +786,8 @@ def main():
             stage_http(a, rows, notes)
         elif s == "loop":
             stage_loop(a, rows, notes)
+        elif s == "incident":
+            stage_incident(a, rows, notes)
         elif s == "bystander":
             stage_bystander(a, rows, notes)
         elif s == "bpfstats":
@@ -705,7 +797,7 @@ def main():
         elif s == "uprobe":
             stage_uprobe(a, rows, notes, mech)
         else:
-            die(f"unknown stage {s!r} (http, loop, bystander, bpfstats, switch, uprobe)")
+            die(f"unknown stage {s!r} (http, loop, incident, bystander, bpfstats, switch, uprobe)")
     md = report(a, rows, notes, mech, started, stages)
     with open(a.out, "w") as f:
         f.write(md)

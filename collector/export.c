@@ -101,6 +101,19 @@ static void put_label(struct sw_buf *b, bool first, const char *name, const char
 }
 
 /* name{host=..,runtime=..,pid=..,tid=..,role=..,comm=..[,k=v][,k2=v2]} */
+/* "node.x" patterns are a Node loop's, "python.x" a Python loop's; the
+ * others (unknown, cpu_starvation) any loop's. */
+static bool pattern_applies(const char *pattern, const char *runtime)
+{
+	const char *dot = strchr(pattern, '.');
+	size_t n;
+
+	if (!dot)
+		return true;
+	n = (size_t)(dot - pattern);
+	return strlen(runtime) == n && strncmp(pattern, runtime, n) == 0;
+}
+
 static void put_loop_series(struct sw_buf *b, const char *name, const struct sw_loop_view *l,
 			    const char *k, const char *v, const char *k2, const char *v2)
 {
@@ -261,14 +274,17 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 		put_u64(b, l->iterations);
 	}
 
-	/* every pattern of every loop, zeros included: rate() needs the series
-	 * to exist before the first incident, and the pattern set is bounded */
+	/* every pattern a loop can have, zeros included: rate() needs the series
+	 * to exist before the first incident, and the pattern set is bounded
+	 * (a Node loop gets no python.* series and the other way round) */
 	put_family(b, "stallwatch_eventloop_blocked_total", "counter",
 		   "Blocked-loop incidents that ended, by pattern");
 	for (size_t i = 0; i < n; i++) {
 		const struct sw_loop_view *l = sw_store__loop(s, i);
 
 		for (size_t p = 0; p < npat; p++) {
+			if (!pattern_applies(sw_rule_patterns[p], l->runtime) && !l->blocked[p])
+				continue;
 			put_loop_series(b, "stallwatch_eventloop_blocked_total", l, "pattern",
 					sw_rule_patterns[p], NULL, NULL);
 			put_u64(b, l->blocked[p]);
@@ -280,6 +296,8 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 		const struct sw_loop_view *l = sw_store__loop(s, i);
 
 		for (size_t p = 0; p < npat; p++) {
+			if (!pattern_applies(sw_rule_patterns[p], l->runtime) && !l->blocked[p])
+				continue;
 			put_loop_series(b, "stallwatch_eventloop_blocked_seconds_total", l,
 					"pattern", sw_rule_patterns[p], NULL, NULL);
 			put_seconds(b, (double)l->blocked_ns[p]);
@@ -376,6 +394,20 @@ int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest,
 
 /* ---- incidents JSON ---- */
 
+static bool incident_selected(const struct sw_incident_query *q,
+			      const struct sw_incident_view *in)
+{
+	uint64_t ms = in->start_unix_ns / 1000000;
+
+	if (!q)
+		return true;
+	if (q->have_pid && in->pid != q->pid)
+		return false;
+	if (q->have_from && ms < q->from_unix_ms)
+		return false;
+	return !(q->have_to && ms > q->to_unix_ms);
+}
+
 static int cmp_newest_first(const void *pa, const void *pb)
 {
 	const struct sw_incident_view *a = *(const struct sw_incident_view *const *)pa;
@@ -397,6 +429,54 @@ static int add(json_object *o, const char *k, json_object *v)
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+/* "stack" (innermost first), "stack_samples", "gc_share", "stack_note",
+ * "syscalls": as the agent's JSON lines name them. */
+static int diag_json(json_object *o, const struct sw_incident_view *in)
+{
+	json_object *a;
+	int err = 0;
+
+	if (in->stack[0]) {
+		const char *p = in->stack, *nl;
+
+		if (add(o, "stack", a = json_object_new_array()))
+			return -ENOMEM;
+		for (; *p && (nl = strchr(p, '\n')); p = nl + 1)
+			err |= json_object_array_add(
+			    a, json_object_new_string_len(p, (int)(nl - p)));
+		err |= add(o, "stack_samples", json_object_new_int64(in->stack_samples));
+	}
+	if (in->gc_share >= 0)
+		err |= add(o, "gc_share", json_object_new_double(in->gc_share));
+	if (in->stack_note[0])
+		err |= add(o, "stack_note", json_object_new_string(in->stack_note));
+	if (!in->n_sys)
+		return err;
+	if (add(o, "syscalls", a = json_object_new_array()))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < in->n_sys; i++) {
+		const struct sw_diag_syscall *c = &in->sys[i];
+		json_object *so = json_object_new_object();
+
+		if (!so || json_object_array_add(a, so)) {
+			json_object_put(so);
+			return -ENOMEM;
+		}
+		err |= add(so, "name", json_object_new_string(c->name));
+		err |= add(so, "count", json_object_new_uint64(c->count));
+		err |= add(so, "total_ms", json_object_new_double((double)c->total_ns / 1e6));
+		if (c->fd >= 0)
+			err |= add(so, "fd", json_object_new_int(c->fd));
+		if (c->kind != SW_FD_NONE)
+			err |= add(so, "fd_kind", json_object_new_string(sw_fd_kind_name(c->kind)));
+		if (c->target[0])
+			err |= add(so, "target", json_object_new_string(c->target));
+		if (c->port)
+			err |= add(so, "port", json_object_new_int(c->port));
+	}
+	return err;
 }
 
 static json_object *incident_json(const struct sw_incident_view *in)
@@ -426,6 +506,7 @@ static json_object *incident_json(const struct sw_incident_view *in)
 	err |= add(o, "offcpu_ms", json_object_new_double((double)in->offcpu_ns / 1e6));
 	err |= add(o, "runq_ms", json_object_new_double((double)in->runq_ns / 1e6));
 	err |= add(o, "top_syscall", json_object_new_string(in->top_syscall));
+	err |= diag_json(o, in);
 	if (err) {
 		json_object_put(o);
 		return NULL;
@@ -467,7 +548,7 @@ int sw_export__incidents(struct sw_store *s, const struct sw_incident_query *q, 
 	for (size_t i = 0; i < n; i++) {
 		const struct sw_incident_view *in = sw_store__incident(s, i);
 
-		if (q && q->have_pid && in->pid != q->pid)
+		if (!incident_selected(q, in))
 			continue;
 		v[k++] = in;
 	}
@@ -505,4 +586,37 @@ cleanup:
 	free(v);
 	json_object_put(root);
 	return err;
+}
+
+int sw_export__folded(struct sw_store *s, const struct sw_incident_query *q, char **txt,
+		      size_t *len)
+{
+	struct sw_buf b = {0};
+	size_t n;
+
+	*txt = NULL;
+	*len = 0;
+	sw_store__lock(s);
+	n = sw_store__nincidents(s);
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_incident_view *in = sw_store__incident(s, i);
+		const char *p = in->folded, *nl;
+
+		/* an ongoing incident's stacks come again, whole, when it ends */
+		if (in->ongoing || !incident_selected(q, in))
+			continue;
+		for (; *p && (nl = strchr(p, '\n')); p = nl + 1)
+			sw_buf__printf(&b, "%s;%.*s\n", in->thread[0] ? in->thread : "?",
+				       (int)(nl - p), p);
+	}
+	sw_store__unlock(s);
+	if (!b.p)
+		sw_buf__printf(&b, "%s", ""); /* an empty answer is still a string */
+	if (b.oom || !b.p) {
+		sw_buf__free(&b);
+		return -ENOMEM;
+	}
+	*txt = b.p;
+	*len = b.len;
+	return 0;
 }

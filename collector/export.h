@@ -33,11 +33,20 @@ struct sw_incident_query {
 	size_t limit; /* 0: all */
 	bool have_pid;
 	uint32_t pid;
+	/* incidents that started in [from, to], unix milliseconds */
+	bool have_from, have_to;
+	uint64_t from_unix_ms, to_unix_ms;
 };
 
 /* {"incidents":[...]} newest first by start; *json is malloc'ed.
  * Returns 0 or -ENOMEM. */
 int sw_export__incidents(struct sw_store *s, const struct sw_incident_query *q, char **json,
 			 size_t *len);
+
+/* The blocked time of the incidents q selects as folded stacks, one line
+ * per stack: "comm;outermost;...;innermost weight_us" (flamegraph.pl,
+ * speedscope), "comm" being the thread's name. 0 or -ENOMEM. */
+int sw_export__folded(struct sw_store *s, const struct sw_incident_query *q, char **txt,
+		      size_t *len);
 
 #endif

@@ -62,7 +62,7 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned int status,
 
 /* Query numbers: digits only, so "?limit=-1" or "?pid=12abc" is a 400, not
  * a silent "all". Returns 0, -ENOENT when absent, -EINVAL when bad. */
-static int query_u32(struct MHD_Connection *c, const char *key, uint32_t *out)
+static int query_u64(struct MHD_Connection *c, const char *key, uint64_t max, uint64_t *out)
 {
 	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
 	unsigned long long x;
@@ -74,10 +74,59 @@ static int query_u32(struct MHD_Connection *c, const char *key, uint32_t *out)
 		return -EINVAL;
 	errno = 0;
 	x = strtoull(v, &end, 10);
-	if (*end || errno || x > UINT32_MAX)
+	if (*end || errno || x > max)
 		return -EINVAL;
-	*out = (uint32_t)x;
+	*out = x;
 	return 0;
+}
+
+static int query_u32(struct MHD_Connection *c, const char *key, uint32_t *out)
+{
+	uint64_t x;
+	int rc = query_u64(c, key, UINT32_MAX, &x);
+
+	if (!rc)
+		*out = (uint32_t)x;
+	return rc;
+}
+
+/* pid, from and to (unix ms) of /api/incidents and /api/folded; NULL or
+ * the line to answer 400 with. */
+static const char *query_filter(struct MHD_Connection *c, struct sw_incident_query *q)
+{
+	uint32_t v;
+	int rc;
+
+	rc = query_u32(c, "pid", &v);
+	if (rc == -EINVAL)
+		return "pid must be a number\n";
+	if (rc == 0) {
+		q->have_pid = true;
+		q->pid = v;
+	}
+	rc = query_u64(c, "from", UINT64_MAX / 1000000, &q->from_unix_ms);
+	if (rc == -EINVAL)
+		return "from must be a time in unix milliseconds\n";
+	q->have_from = rc == 0;
+	rc = query_u64(c, "to", UINT64_MAX / 1000000, &q->to_unix_ms);
+	if (rc == -EINVAL)
+		return "to must be a time in unix milliseconds\n";
+	q->have_to = rc == 0;
+	return NULL;
+}
+
+static enum MHD_Result serve_folded(struct sw_http *h, struct MHD_Connection *c)
+{
+	struct sw_incident_query q = {0};
+	const char *bad = query_filter(c, &q);
+	size_t len;
+	char *txt;
+
+	if (bad)
+		return reply_text(c, MHD_HTTP_BAD_REQUEST, bad);
+	if (sw_export__folded(h->store, &q, &txt, &len))
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", txt, len, true);
 }
 
 static enum MHD_Result serve_metrics(struct sw_http *h, struct MHD_Connection *c)
@@ -96,6 +145,7 @@ static enum MHD_Result serve_metrics(struct sw_http *h, struct MHD_Connection *c
 static enum MHD_Result serve_incidents(struct sw_http *h, struct MHD_Connection *c)
 {
 	struct sw_incident_query q = {0};
+	const char *bad;
 	uint32_t v;
 	size_t len;
 	char *json;
@@ -109,13 +159,9 @@ static enum MHD_Result serve_incidents(struct sw_http *h, struct MHD_Connection 
 	/* q.limit 0 means "all" to the exporter; ?limit=0 asks for none */
 	if (rc == 0 && v == 0)
 		return reply(c, MHD_HTTP_OK, "application/json", "{\"incidents\":[]}\n", 17, false);
-	rc = query_u32(c, "pid", &v);
-	if (rc == -EINVAL)
-		return reply_text(c, MHD_HTTP_BAD_REQUEST, "pid must be a number\n");
-	if (rc == 0) {
-		q.have_pid = true;
-		q.pid = v;
-	}
+	bad = query_filter(c, &q);
+	if (bad)
+		return reply_text(c, MHD_HTTP_BAD_REQUEST, bad);
 	if (sw_export__incidents(h->store, &q, &json, &len))
 		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
 	return reply(c, MHD_HTTP_OK, "application/json", json, len, true);
@@ -141,8 +187,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0; /* discard */
 		return MHD_YES;
 	}
-	known =
-	    !strcmp(url, "/metrics") || !strcmp(url, "/api/incidents") || !strcmp(url, "/healthz");
+	known = !strcmp(url, "/metrics") || !strcmp(url, "/api/incidents") ||
+		!strcmp(url, "/api/folded") || !strcmp(url, "/healthz");
 	if (!known)
 		return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
@@ -151,6 +197,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return reply_text(c, MHD_HTTP_OK, "ok\n");
 	if (!strcmp(url, "/metrics"))
 		return serve_metrics(h, c);
+	if (!strcmp(url, "/api/folded"))
+		return serve_folded(h, c);
 	return serve_incidents(h, c);
 }
 

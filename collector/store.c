@@ -42,7 +42,7 @@ size_t sw_store__pattern_index(const char *pattern)
 	for (size_t i = 0; sw_rule_patterns[i]; i++)
 		if (pattern && strcmp(sw_rule_patterns[i], pattern) == 0)
 			return i;
-	return 0; /* sw_rule_patterns[0] is the catch-all "blocked" */
+	return 0; /* sw_rule_patterns[0] is the catch-all "unknown" */
 }
 
 /* Compared after the copy into a label-sized buffer, so that what decides is

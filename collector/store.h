@@ -25,9 +25,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "diag.h"
 
-/* Room for the pattern ids of common/rules.c (6 today); checked at __new. */
-#define SW_STORE_MAX_PATTERNS 16
+/* Room for the pattern ids of common/rules.c (16 today); checked at __new. */
+#define SW_STORE_MAX_PATTERNS 24
 /* Agents outlive their connection by the expiry period; a peer cycling
  * through agent ids must not grow the table without end. */
 #define SW_STORE_MAX_AGENTS 1024
@@ -84,6 +85,11 @@ struct sw_agent_view {
 	uint64_t health[SW_HEALTH__COUNT]; /* common/health.h, cumulative */
 };
 
+/* Per incident, inline so the ring of incidents stays one allocation. */
+#define SW_INCIDENT_STACK_LEN 2048
+#define SW_INCIDENT_FOLDED_LEN 4096
+#define SW_INCIDENT_SYSCALLS 8
+
 struct sw_incident_view {
 	char host[SW_NAME_LEN];
 	char agent[SW_NAME_LEN];
@@ -98,8 +104,18 @@ struct sw_incident_view {
 	uint64_t oncpu_ns, offcpu_ns, runq_ns, top_syscall_ns;
 	bool ongoing;
 	bool start_unknown; /* began before the agent attached: a lower bound */
-	/* re-derived by common/rules.c; static strings */
-	const char *pattern, *summary, *advice;
+	/* re-derived by common/rules.c from the facts below */
+	const char *pattern; /* static */
+	char summary[256];
+	char advice[512];
+	/* what blocked it, bounded copies (common/diag.h) */
+	char stack[SW_INCIDENT_STACK_LEN];   /* stacks[0], frames innermost first, '\n'-separated */
+	char folded[SW_INCIDENT_FOLDED_LEN]; /* every stack kept: "outer;...;inner weight_us\n" */
+	char stack_note[128];
+	uint32_t stack_samples;
+	double gc_share; /* <0: not read */
+	uint32_t n_sys;
+	struct sw_diag_syscall sys[SW_INCIDENT_SYSCALLS];
 };
 
 struct sw_store_counters {

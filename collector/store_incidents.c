@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Incidents by (agent id, pid, tid, start_ns), in a bounded ring. */
+#include "diag_proto.h"
 #include "rules.h"
 #include "store_internal.h"
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,12 +89,85 @@ struct sw_incident *sw_incidents__at(const struct sw_incidents *t, size_t i)
 	return &t->ring[(t->head + t->cap - 1 - i) % t->cap];
 }
 
+/* Append s to buf at *off unless it does not fit whole; false then. */
+static bool put(char *buf, size_t size, size_t *off, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*off + n + 1 > size)
+		return false;
+	memcpy(buf + *off, s, n + 1);
+	*off += n;
+	return true;
+}
+
+/* One folded line, "outer;...;inner weight_us\n", whole or not at all. */
+static bool put_folded(char *buf, size_t size, size_t *off, const struct sw_diag_stack *s)
+{
+	size_t start = *off;
+	char frame[256], w[32];
+
+	for (uint32_t i = s->n_frames; i-- > 0;) {
+		/* ';' separates frames and ' ' the count: neither may be in one */
+		sw_utf8_copy_str(frame, sizeof(frame), s->frames[i]);
+		for (char *p = frame; *p; p++)
+			if (*p == ';' || *p == '\n')
+				*p = ',';
+		if (!put(buf, size, off, frame) || (i && !put(buf, size, off, ";")))
+			goto undo;
+	}
+	snprintf(w, sizeof(w), " %llu\n", (unsigned long long)(s->weight_ns / 1000));
+	if (put(buf, size, off, w))
+		return true;
+undo:
+	*off = start;
+	buf[start] = 0;
+	return false;
+}
+
+/* Bounded copies of the diagnosis, for /api/incidents and /api/folded. */
+static void keep_diag(struct sw_incident_view *v, const struct sw_diag_stacks *st,
+		      const struct sw_diag_syscalls *sys, const Stallwatch__V1__Incident *pi)
+{
+	size_t off = 0;
+
+	v->stack[0] = v->folded[0] = v->stack_note[0] = 0;
+	v->stack_samples = 0;
+	v->gc_share = pi->gc_share_known ? pi->gc_share : -1;
+	v->n_sys = 0;
+	if (st) {
+		char frame[256];
+
+		v->stack_samples = st->samples;
+		if (st->note)
+			sw_utf8_copy_str(v->stack_note, sizeof(v->stack_note), st->note);
+		for (uint32_t i = 0; i < st->stacks[0].n_frames; i++) {
+			sw_utf8_copy_str(frame, sizeof(frame), st->stacks[0].frames[i]);
+			for (char *p = frame; *p; p++)
+				if (*p == '\n')
+					*p = ' ';
+			if (!put(v->stack, sizeof(v->stack), &off, frame) ||
+			    !put(v->stack, sizeof(v->stack), &off, "\n"))
+				break;
+		}
+		off = 0;
+		for (uint32_t k = 0; k < st->n_stacks; k++)
+			if (!put_folded(v->folded, sizeof(v->folded), &off, &st->stacks[k]))
+				break;
+	}
+	if (sys)
+		for (uint32_t i = 0; i < sys->n && v->n_sys < SW_INCIDENT_SYSCALLS; i++)
+			v->sys[v->n_sys++] = sys->s[i];
+}
+
 void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident *pi,
 			 const char *runtime)
 {
 	struct sw_incident_view *v = &in->v;
 	struct sw_incident_facts f = {0};
 	struct sw_verdict verdict;
+	struct sw_diag_stacks st;
+	struct sw_diag_syscalls sys;
 
 	sw_utf8_copy_str(v->thread, sizeof(v->thread), pi->thread);
 	sw_utf8_copy_str(v->role, sizeof(v->role), sw_store_norm_role(pi->role));
@@ -108,6 +183,9 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 
 	/* the agent's own verdict is ignored: every agent version is judged by
 	 * this collector's rules */
+	f.stacks = sw_diag_from_proto_stacks(pi, &st);
+	f.sys = sw_diag_from_proto_syscalls(pi, &sys);
+	keep_diag(v, f.stacks, f.sys, pi);
 	f.runtime = v->runtime;
 	f.duration_ns = v->duration_ns;
 	f.ongoing = v->ongoing;
@@ -118,6 +196,6 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	f.top_syscall_ns = v->top_syscall_ns;
 	sw_rules_classify(&f, &verdict);
 	v->pattern = verdict.pattern;
-	v->summary = verdict.summary;
-	v->advice = verdict.advice;
+	sw_utf8_copy_str(v->summary, sizeof(v->summary), verdict.summary);
+	sw_utf8_copy_str(v->advice, sizeof(v->advice), verdict.advice);
 }

@@ -4,6 +4,13 @@
  * event loop to a named anti-pattern and the fix. One module, linked into the
  * standalone agent (for its own output) and into the collector (which
  * re-derives the verdict so that every agent version is judged the same).
+ *
+ * The evidence, strongest first: the frames the stack samples spent their
+ * weight in (JSON.parse, pbkdf2, deflate, the V8 or CPython GC, a DB or HTTP
+ * driver's files), then the syscalls and the fd behind them (a TCP peer on
+ * :5432, a regular file, a child process), then the on/off-CPU split. The
+ * summary and the advice name what was seen in *this* incident: the frame,
+ * the peer, the path, the time.
  */
 #ifndef SW_RULES_H
 #define SW_RULES_H
@@ -28,17 +35,23 @@ struct sw_incident_facts {
 };
 
 struct sw_verdict {
-	const char *pattern; /* stable id, e.g. "cpu-sync", never NULL */
-	const char *summary; /* one line for people */
-	const char *advice;  /* the fix */
+	const char *pattern; /* stable id from sw_rule_patterns, never NULL */
+	char summary[256];   /* one line for people: what was seen */
+	char advice[512];    /* the fix, one or two sentences fitting this incident */
 };
 
-/* Fill v from f. Always succeeds; "blocked" is the verdict when the facts
- * do not point at one pattern. Strings are static. */
+/* Fill v from f. Always succeeds; "unknown" is the verdict when the facts
+ * do not point at one pattern (its summary says what was seen). */
 void sw_rules_classify(const struct sw_incident_facts *f, struct sw_verdict *v);
 
-/* All pattern ids, NULL-terminated: the collector pre-declares one series
- * per pattern so label values stay bounded. */
+/* All pattern ids, NULL-terminated, "unknown" first: the collector
+ * pre-declares one series per pattern so label values stay bounded. */
 extern const char *const sw_rule_patterns[];
+
+/* Database ports the sync-driver rule recognises (PostgreSQL 5432, MySQL
+ * 3306, Redis 6379, MongoDB 27017, ...). */
+bool sw_rules_db_port(unsigned port);
+/* Ports that speak HTTP by convention (80, 443, 8080, ...). */
+bool sw_rules_http_port(unsigned port);
 
 #endif

@@ -31,7 +31,7 @@ case $ver in
 *)
 	args="$args $(off interp.gil_ptr "$is" ceval.gil)" ;;
 esac
-args="$args $(off interp.runtime "$is" runtime)"
+args="$args $(off interp.runtime "$is" runtime) $(off interp.gc_collecting "$is" gc.collecting)"
 case $ver in
 3.9|3.10) args="$args $(off interp.threads_head "$is" tstate_head)" ;;
 *) args="$args $(off interp.threads_head "$is" threads.head)" ;;
@@ -64,7 +64,9 @@ case $ver in
 		args="$args $(off frame.code "$fr" f_executable) $(off frame.instr "$fr" instr_ptr)" ;;
 	esac
 	args="$args $(off frame.previous "$fr" previous) $(off frame.owner "$fr" owner)"
+	[ "$ver" = 3.11 ] && args="$args $(off frame.is_entry "$fr" is_entry)"
 	args="$args $(off code.qualname "$code" co_qualname) $(off code.code "$code" co_code_adaptive)"
+	args="$args $(off code.firsttraceable "$code" _co_firsttraceable)"
 	;;
 esac
 case $ver in
@@ -72,5 +74,17 @@ case $ver in
 *) args="$args $(off code.linetable "$code" co_linetable)" ;;
 esac
 args="$args $(off code.name "$code" co_name) $(off code.filename "$code" co_filename) $(off code.firstlineno "$code" co_firstlineno)"
-args="$args $(size unicode.ascii_data PyASCIIObject)"
+args="$args $(size unicode.ascii_data PyASCIIObject) $(size unicode.compact_data PyCompactUnicodeObject)"
+args="$args $(off unicode.length 'PyASCIIObject *' length) $(off unicode.state 'PyASCIIObject *' state)"
+args="$args $(off bytes.size 'PyBytesObject *' ob_base.ob_size)"
 eval "gdb -batch -nx $args \"\$lib\"" 2>&1 | grep -v "^$"
+# The bit positions in PyASCIIObject.state: gdb's expressions cannot take a
+# bit field's position, its ptype /o prints it ("/*  32: 2 | 4 */ ... kind : 3;").
+gdb -batch -nx -ex 'ptype /o PyASCIIObject' "$lib" 2>&1 |
+	sed -n 's#^/\* *[0-9]*: *\([0-9]*\) .* \(kind\|compact\|ascii\) : [0-9];$#\2 \1#p' |
+	while read -r field bit; do
+		case $field in
+		kind) echo "unicode.kind_shift=$bit" ;;
+		*) echo "unicode.${field}_bit=$bit" ;;
+		esac
+	done

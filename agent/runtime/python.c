@@ -53,13 +53,21 @@
 		.size = 208,                                                                       \
 	}
 
+/* PyASCIIObject.state (Include/cpython/unicodeobject.h, 3.9-3.13):
+ * interned:2, kind:3, compact:1, ascii:1, then ready (to 3.11) or
+ * statically_allocated (3.12+); length and state are where they were */
+#define UNICODE_LAYOUT(compact)                                                                    \
+	.unicode = { .length = 16, .state = 32, .compact_data = (compact), .kind_shift = 2,      \
+		     .compact_bit = 5, .ascii_bit = 6 }
+
 static const struct sw_py_layout layouts[] = {
 	{
 		.major = 3,
 		.minor = 9,
 		.source = "v3.9.18: Include/internal/pycore_runtime.h (pyruntimestate), "
 			  "Include/internal/pycore_interp.h (_is), Include/cpython/pystate.h (_ts), "
-			  "Include/internal/pycore_gil.h, Include/cpython/frameobject.h, "
+			  "Include/internal/pycore_gil.h, Include/internal/pycore_gc.h, "
+			  "Include/cpython/frameobject.h, "
 			  "Include/cpython/code.h, Include/cpython/unicodeobject.h, "
 			  "Include/cpython/bytesobject.h",
 		.verified = "DWARF of pyenv 3.9.18; live read of pyenv 3.9.18",
@@ -69,7 +77,8 @@ static const struct sw_py_layout layouts[] = {
 		/* bpo-39984 moved gil_drop_request into interp->ceval in 3.9 */
 		.drop_home = SW_PY_DROP_INTERP_INT,
 		.interp = { .threads_head = 8, /* tstate_head */
-			    .runtime = 16, .gil_ptr = SW_PY_NONE, .gil_drop_request = 76 },
+			    .runtime = 16, .gil_ptr = SW_PY_NONE, .gil_drop_request = 76,
+			    .gc_collecting = 816 },
 		/* no native_thread_id before 3.11: only pthread_self() */
 		.tstate = { .next = 8, .interp = 16, .thread_id = 176, .native_thread_id = SW_PY_NONE,
 			    .frame = 24, .cframe = SW_PY_NONE, .current_frame = SW_PY_NONE,
@@ -77,14 +86,17 @@ static const struct sw_py_layout layouts[] = {
 		.cframe_current_frame = SW_PY_NONE,
 		.frame_kind = SW_PY_FRAME_OBJECT,
 		.frame = { .code = 32, .previous = 24 /* f_back */, .instr = 104 /* f_lasti */,
-			   .owner = SW_PY_NONE, .owner_cstack = SW_PY_NONE },
+			   .owner = SW_PY_NONE, .owner_cstack = SW_PY_NONE, .is_entry = SW_PY_NONE },
 		.instr_kind = SW_PY_INSTR_LASTI_BYTES,
 		.code = { .name = 112, .qualname = SW_PY_NONE, .filename = 104, .firstlineno = 40,
-			  .linetable = 120 /* co_lnotab */, .code = 48 /* co_code */ },
+			  .linetable = 120 /* co_lnotab */, .code = 48 /* co_code */,
+			  .firsttraceable = SW_PY_NONE },
 		.linetable_kind = SW_PY_LNOTAB,
 		.bytecode_kind = SW_PY_CODE_BYTES,
 		.bytes_sval = 32,
 		.unicode_ascii_data = 48, /* PyASCIIObject still has wstr */
+		.bytes_size = 16,
+		UNICODE_LAYOUT(72),
 		GIL_LAYOUT,
 	},
 	{
@@ -92,7 +104,8 @@ static const struct sw_py_layout layouts[] = {
 		.minor = 10,
 		.source = "v3.10.13: Include/internal/pycore_runtime.h, "
 			  "Include/internal/pycore_interp.h, Include/cpython/pystate.h, "
-			  "Include/internal/pycore_gil.h, Include/cpython/frameobject.h, "
+			  "Include/internal/pycore_gil.h, Include/internal/pycore_gc.h, "
+			  "Include/cpython/frameobject.h, "
 			  "Include/cpython/code.h, Include/cpython/unicodeobject.h, "
 			  "Include/cpython/bytesobject.h",
 		.verified = "DWARF of pyenv 3.10.13; live read of pyenv 3.10.13",
@@ -101,7 +114,8 @@ static const struct sw_py_layout layouts[] = {
 		.gil_home = SW_PY_GIL_IN_RUNTIME,
 		.drop_home = SW_PY_DROP_INTERP_INT,
 		.interp = { .threads_head = 8, .runtime = 16, .gil_ptr = SW_PY_NONE,
-			    .gil_drop_request = 72 },
+			    .gil_drop_request = 72,
+			    .gc_collecting = 816 },
 		/* 3.10's tstate->cframe (+48) holds only use_tracing: the frame
 		 * is still tstate->frame */
 		.tstate = { .next = 8, .interp = 16, .thread_id = 176, .native_thread_id = SW_PY_NONE,
@@ -110,15 +124,18 @@ static const struct sw_py_layout layouts[] = {
 		.cframe_current_frame = SW_PY_NONE,
 		.frame_kind = SW_PY_FRAME_OBJECT,
 		.frame = { .code = 32, .previous = 24, .instr = 96, .owner = SW_PY_NONE,
-			   .owner_cstack = SW_PY_NONE },
+			   .owner_cstack = SW_PY_NONE, .is_entry = SW_PY_NONE },
 		/* f_lasti counts code units since 3.10 (bpo-27129) */
 		.instr_kind = SW_PY_INSTR_LASTI_UNITS,
 		.code = { .name = 112, .qualname = SW_PY_NONE, .filename = 104, .firstlineno = 40,
-			  .linetable = 120, .code = 48 },
+			  .linetable = 120, .code = 48,
+			  .firsttraceable = SW_PY_NONE },
 		.linetable_kind = SW_PY_LINETABLE,
 		.bytecode_kind = SW_PY_CODE_BYTES,
 		.bytes_sval = 32,
 		.unicode_ascii_data = 48,
+		.bytes_size = 16,
+		UNICODE_LAYOUT(72),
 		GIL_LAYOUT,
 	},
 	{
@@ -126,7 +143,7 @@ static const struct sw_py_layout layouts[] = {
 		.minor = 11,
 		.source = "v3.11.7: Include/internal/pycore_runtime.h, "
 			  "Include/internal/pycore_interp.h, Include/cpython/pystate.h (_ts, "
-			  "_PyCFrame), Include/internal/pycore_gil.h, "
+			  "_PyCFrame), Include/internal/pycore_gil.h, Include/internal/pycore_gc.h, "
 			  "Include/internal/pycore_frame.h, Include/cpython/code.h, "
 			  "Include/cpython/unicodeobject.h",
 		.verified = "DWARF of pyenv 3.11.7; live read of pyenv 3.11.7 and of Debian's "
@@ -136,7 +153,8 @@ static const struct sw_py_layout layouts[] = {
 		.gil_home = SW_PY_GIL_IN_RUNTIME,
 		.drop_home = SW_PY_DROP_INTERP_INT,
 		.interp = { .threads_head = 16, .runtime = 40, .gil_ptr = SW_PY_NONE,
-			    .gil_drop_request = 104 },
+			    .gil_drop_request = 104,
+			    .gc_collecting = 848 },
 		.tstate = { .next = 8, .interp = 16, .thread_id = 152, .native_thread_id = 160,
 			    .frame = SW_PY_NONE, .cframe = 56, .current_frame = SW_PY_NONE,
 			    .eval_breaker = SW_PY_NONE },
@@ -145,14 +163,17 @@ static const struct sw_py_layout layouts[] = {
 		/* FRAME_OWNED_BY_CSTACK arrives in 3.12; 3.11 marks C entry
 		 * with is_entry (+68) instead, on a real Python frame */
 		.frame = { .code = 32, .previous = 48, .instr = 56 /* prev_instr */, .owner = 69,
-			   .owner_cstack = SW_PY_NONE },
+			   .owner_cstack = SW_PY_NONE, .is_entry = 68 },
 		.instr_kind = SW_PY_INSTR_PREV_PTR,
 		.code = { .name = 120, .qualname = 128, .filename = 112, .firstlineno = 72,
-			  .linetable = 136, .code = 184 /* co_code_adaptive */ },
+			  .linetable = 136, .code = 184 /* co_code_adaptive */,
+			  .firsttraceable = 168 },
 		.linetable_kind = SW_PY_LOCATIONS,
 		.bytecode_kind = SW_PY_CODE_INLINE,
 		.bytes_sval = 32,
 		.unicode_ascii_data = 48,
+		.bytes_size = 16,
+		UNICODE_LAYOUT(72),
 		GIL_LAYOUT,
 	},
 	{
@@ -161,7 +182,8 @@ static const struct sw_py_layout layouts[] = {
 		.source = "v3.12.1: Include/internal/pycore_runtime.h, "
 			  "Include/internal/pycore_interp.h, Include/internal/pycore_ceval_state.h, "
 			  "Include/cpython/pystate.h (_ts, _PyCFrame), "
-			  "Include/internal/pycore_gil.h, Include/internal/pycore_frame.h, "
+			  "Include/internal/pycore_gil.h, Include/internal/pycore_gc.h, "
+			  "Include/internal/pycore_frame.h, "
 			  "Include/cpython/code.h, Include/cpython/unicodeobject.h",
 		.verified = "DWARF of pyenv 3.12.1; live read of pyenv 3.12.1",
 		/* gilstate.tstate_current moved to thread-local storage
@@ -173,20 +195,25 @@ static const struct sw_py_layout layouts[] = {
 		.gil_home = SW_PY_GIL_INTERP_POINTER,
 		.drop_home = SW_PY_DROP_INTERP_INT,
 		.interp = { .threads_head = 72, .runtime = 96, .gil_ptr = 384,
-			    .gil_drop_request = 372 },
+			    .gil_drop_request = 372,
+			    .gc_collecting = 312 },
 		.tstate = { .next = 8, .interp = 16, .thread_id = 136, .native_thread_id = 144,
 			    .frame = SW_PY_NONE, .cframe = 56, .current_frame = SW_PY_NONE,
 			    .eval_breaker = SW_PY_NONE },
 		.cframe_current_frame = 0,
 		.frame_kind = SW_PY_FRAME_INTERP,
-		.frame = { .code = 0, .previous = 8, .instr = 56, .owner = 70, .owner_cstack = 3 },
+		.frame = { .code = 0, .previous = 8, .instr = 56, .owner = 70, .owner_cstack = 3,
+			   .is_entry = SW_PY_NONE },
 		.instr_kind = SW_PY_INSTR_PREV_PTR,
 		.code = { .name = 120, .qualname = 128, .filename = 112, .firstlineno = 68,
-			  .linetable = 136, .code = 192 },
+			  .linetable = 136, .code = 192,
+			  .firsttraceable = 176 },
 		.linetable_kind = SW_PY_LOCATIONS,
 		.bytecode_kind = SW_PY_CODE_INLINE,
 		.bytes_sval = 32,
 		.unicode_ascii_data = 40, /* PEP 623: wstr gone from PyASCIIObject */
+		.bytes_size = 16,
+		UNICODE_LAYOUT(56),
 		GIL_LAYOUT,
 	},
 	{
@@ -195,7 +222,8 @@ static const struct sw_py_layout layouts[] = {
 		.source = "v3.13.0: Include/internal/pycore_runtime.h (and its _Py_DebugOffsets), "
 			  "Include/internal/pycore_interp.h, Include/internal/pycore_ceval_state.h, "
 			  "Include/internal/pycore_ceval.h (_PY_GIL_DROP_REQUEST_BIT), Include/cpython/pystate.h, "
-			  "Include/internal/pycore_gil.h, Include/internal/pycore_frame.h, "
+			  "Include/internal/pycore_gil.h, Include/internal/pycore_gc.h, "
+			  "Include/internal/pycore_frame.h, "
 			  "Include/cpython/code.h, Include/cpython/unicodeobject.h",
 		.verified = "DWARF of pyenv 3.13.0; live read of pyenv 3.13.0",
 		.runtime = { .interpreters_head = 632, .interpreters_main = 640, .gil = SW_PY_NONE,
@@ -206,7 +234,8 @@ static const struct sw_py_layout layouts[] = {
 		.drop_home = SW_PY_DROP_TSTATE_BIT,
 		.drop_bit = 0,
 		.interp = { .threads_head = 7344, .runtime = 7376, .gil_ptr = 16,
-			    .gil_drop_request = SW_PY_NONE },
+			    .gil_drop_request = SW_PY_NONE,
+			    .gc_collecting = 7600 },
 		/* _PyCFrame is gone: tstate->current_frame */
 		.tstate = { .next = 8, .interp = 16, .thread_id = 152, .native_thread_id = 160,
 			    .frame = SW_PY_NONE, .cframe = SW_PY_NONE, .current_frame = 72,
@@ -216,14 +245,17 @@ static const struct sw_py_layout layouts[] = {
 		/* f_executable: a code object for Python frames, something else
 		 * (None) for the C-stack shim: check the type before use */
 		.frame = { .code = 0, .previous = 8, .instr = 56 /* instr_ptr */, .owner = 70,
-			   .owner_cstack = 3 },
+			   .owner_cstack = 3, .is_entry = SW_PY_NONE },
 		.instr_kind = SW_PY_INSTR_PTR,
 		.code = { .name = 120, .qualname = 128, .filename = 112, .firstlineno = 68,
-			  .linetable = 136, .code = 200 },
+			  .linetable = 136, .code = 200,
+			  .firsttraceable = 184 },
 		.linetable_kind = SW_PY_LOCATIONS,
 		.bytecode_kind = SW_PY_CODE_INLINE,
 		.bytes_sval = 32,
 		.unicode_ascii_data = 40,
+		.bytes_size = 16,
+		UNICODE_LAYOUT(56),
 		GIL_LAYOUT,
 	},
 };
@@ -395,7 +427,8 @@ const struct sw_runtime_desc sw_runtime_python = {
 
 /* ---- reading an interpreter ---- */
 
-int sw_python_runtime_addr(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t *addr)
+int sw_python_symbol_addr(struct sw_tio *t, const struct sw_proc_info *pi, const char *name,
+			  uint64_t *addr)
 {
 	char path[PATH_MAX + 300];
 	struct sw_elf_sym sym;
@@ -403,12 +436,17 @@ int sw_python_runtime_addr(struct sw_tio *t, const struct sw_proc_info *pi, uint
 	int err;
 
 	python_elf(t, pi, path, sizeof(path), &mapped);
-	/* exported since 3.7 (Py_BUILD_CORE users and debuggers need it), so
-	 * found in .dynsym of a stripped binary too */
-	err = sw_elf_find_symbol(path, "_PyRuntime", &sym);
+	err = sw_elf_find_symbol(path, name, &sym);
 	if (err)
 		return err;
 	return sw_proc_symbol_addr(t, pi->pid, mapped, &sym, addr);
+}
+
+int sw_python_runtime_addr(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t *addr)
+{
+	/* exported since 3.7 (Py_BUILD_CORE users and debuggers need it), so
+	 * found in .dynsym of a stripped binary too */
+	return sw_python_symbol_addr(t, pi, "_PyRuntime", addr);
 }
 
 static int read_u64_at(struct sw_tio *t, pid_t pid, uint64_t base, int32_t off, uint64_t *v)
@@ -422,8 +460,8 @@ static int read_u64_at(struct sw_tio *t, pid_t pid, uint64_t base, int32_t off, 
  * the _PyRuntime we came from, and on 3.13+ _PyRuntime must start with the
  * _Py_DebugOffsets cookie of this minor version. A wrong address or a wrong
  * row fails here instead of yielding plausible garbage. */
-static int main_interp(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L, uint64_t runtime,
-		       uint64_t *interp)
+int sw_python_main_interp(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
+			  uint64_t runtime, uint64_t *interp)
 {
 	uint64_t back;
 	int err;
@@ -463,7 +501,7 @@ int sw_python_threads(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
 	int err;
 
 	*n = 0;
-	err = main_interp(t, pid, L, runtime, &interp);
+	err = sw_python_main_interp(t, pid, L, runtime, &interp);
 	if (err)
 		return err;
 	err = read_u64_at(t, pid, interp, L->interp.threads_head, &ts);
@@ -500,7 +538,7 @@ int sw_python_gil(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L, uin
 	memset(st, 0, sizeof(*st));
 	if (L->gil.size <= 0 || (size_t)L->gil.size > sizeof(buf))
 		return -EINVAL;
-	err = main_interp(t, pid, L, runtime, &interp);
+	err = sw_python_main_interp(t, pid, L, runtime, &interp);
 	if (err)
 		return err;
 	if (L->gil_home == SW_PY_GIL_IN_RUNTIME) {

@@ -93,6 +93,9 @@ struct sw_py_layout {
 		int32_t runtime;	  /* back to _PyRuntime: proves an address */
 		int32_t gil_ptr;	  /* SW_PY_GIL_INTERP_POINTER */
 		int32_t gil_drop_request; /* SW_PY_DROP_INTERP_INT */
+		/* int gc.collecting: the cyclic GC is running (struct
+		 * _gc_runtime_state, Include/internal/pycore_gc.h) */
+		int32_t gc_collecting;
 	} interp;
 	struct {
 		int32_t next, interp;
@@ -111,15 +114,29 @@ struct sw_py_layout {
 		int32_t instr;
 		int32_t owner;	      /* 3.11+: char, enum _frameowner */
 		int32_t owner_cstack; /* 3.12+: FRAME_OWNED_BY_CSTACK, a C entry shim frame */
+		int32_t is_entry;     /* 3.11 only: bool, the first frame of a C call */
 	} frame;
 	enum sw_py_instr_kind instr_kind;
 	struct {
 		int32_t name, qualname, filename, firstlineno, linetable, code;
+		/* 3.11+: int, the unit index of the first instruction a
+		 * traceback may show (after the prologue): a frame before it
+		 * is "incomplete" and CPython hides it */
+		int32_t firsttraceable;
 	} code;
 	enum sw_py_linetable_kind linetable_kind;
 	enum sw_py_bytecode_kind bytecode_kind;
 	int32_t bytes_sval;	    /* PyBytesObject.ob_sval, for SW_PY_CODE_BYTES */
+	int32_t bytes_size;	    /* PyBytesObject.ob_base.ob_size: its length */
 	int32_t unicode_ascii_data; /* sizeof(PyASCIIObject): a compact ASCII str's chars */
+	/* The rest of a str (Include/cpython/unicodeobject.h): length in code
+	 * points, the state bit field, and where a compact non-ASCII str's
+	 * UCS1/2/4 data starts (sizeof(PyCompactUnicodeObject)). */
+	struct {
+		int32_t length, state, compact_data;
+		uint8_t kind_shift; /* state.kind: 3 bits, 1, 2 or 4 bytes a char */
+		uint8_t compact_bit, ascii_bit;
+	} unicode;
 	struct sw_py_gil_layout gil;
 };
 
@@ -150,6 +167,16 @@ void sw_python_hex_version(uint64_t hex, char *out, size_t len);
 /* The address of _PyRuntime in pid: the exported symbol of the executable
  * or of libpython (pi->runtime_lib), plus its load bias. 0 or -errno. */
 int sw_python_runtime_addr(struct sw_tio *t, const struct sw_proc_info *pi, uint64_t *addr);
+/* Any exported symbol of the interpreter (PyCode_Type, ...), the same way. */
+int sw_python_symbol_addr(struct sw_tio *t, const struct sw_proc_info *pi, const char *name,
+			  uint64_t *addr);
+
+/* The main interpreter's PyInterpreterState, proved: its runtime pointer
+ * leads back to runtime (and on 3.13+ the _Py_DebugOffsets cookie names this
+ * minor version). 0, -EAGAIN (not initialised), -EPROTO (wrong row or
+ * address) or -EFAULT. */
+int sw_python_main_interp(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
+			  uint64_t runtime, uint64_t *interp);
 
 struct sw_py_thread {
 	uint64_t tstate;

@@ -128,7 +128,7 @@ static void full_init(struct full *f, uint64_t seq, const char *exe)
 	t_incident(&f->in[1], 101, 105, seq * 1000 * MS, 300 * MS, 1);
 	f->in[1].runtime = (char *)"python";
 	f->in[1].role = (char *)"asyncio";
-	f->in[1].pattern = (char *)"sleep-in-async";
+	f->in[1].pattern = (char *)"python.blocking_sleep_in_async";
 	f->in[1].offcpu_ns = 290 * MS;
 	f->in[1].oncpu_ns = 10 * MS;
 	f->in[1].top_syscall = (char *)"clock_nanosleep";

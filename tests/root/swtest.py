@@ -570,15 +570,20 @@ def gap_runq_ns(block, incident):
     return max(0, round(float(incident["runq_ms"]) * 1e6 - inside))
 
 
+# What the rules call CPU-bound work on the loop, per runtime.
+CPU_PATTERNS = {"node": "node.cpu_bound_callback", "python": "python.cpu_bound_coroutine"}
+CPU_PATTERNS = dict(CPU_PATTERNS, **{v: v for v in CPU_PATTERNS.values()})
+
+
 def pattern_matches(want, i):
     """The incident's pattern is the one expected of its block. A CPU block on
     this shared 2-core machine may spend most of its time waiting for a CPU;
-    the rules then say cpu-starved, which is accepted only when the run-queue
+    the rules then say cpu_starvation, which is accepted only when the run-queue
     time measured is really half of it."""
     got = i.get("pattern")
-    if want == "cpu-sync" and got == "cpu-starved" and \
+    if want in CPU_PATTERNS and got == "cpu_starvation" and \
             float(i.get("runq_ms", 0)) * 2 >= float(i["duration_ms"]):
-        log("NOTE: block judged cpu-starved (run queue %s of %s ms)"
+        log("NOTE: block judged cpu_starvation (run queue %s of %s ms)"
             % (i.get("runq_ms"), i["duration_ms"]))
         return True
     return got == want
@@ -692,11 +697,12 @@ class Checks(unittest.TestCase):
     # time waiting for a CPU; the agent then says cpu-starved, which is
     # accepted only when the run-queue time measured is really half of it.
     PATTERNS = {
-        "spin": "cpu-sync", "cpu": "cpu-sync",
-        "sleep_py": "sleep-in-async",   # time.sleep in a coroutine
-        "socket": "sync-io",            # a blocking socket call (poll + recv)
-        "execSync": "sync-child",       # a nested libuv loop waiting for a child
-        "sleep_node": "blocked",        # Atomics.wait: a futex, not a named pattern
+        "spin_node": "node.cpu_bound_callback", "cpu_node": "node.cpu_bound_callback",
+        "spin_python": "python.cpu_bound_coroutine", "cpu_python": "python.cpu_bound_coroutine",
+        "sleep_python": "python.blocking_sleep_in_async",  # time.sleep in a coroutine
+        "socket_python": "python.sync_io_in_async",  # a blocking socket call (poll + recv)
+        "execSync_node": "node.sync_child",  # a nested libuv loop waiting for a child
+        "sleep_node": "unknown",        # Atomics.wait: a futex, not a named pattern
     }
 
     def assertPatterns(self, pairs, runtime, context=""):
@@ -704,9 +710,7 @@ class Checks(unittest.TestCase):
             if i is None:
                 continue  # assertBlocksFound reports it
             kind = b["kind"]
-            if kind == "sleep":
-                kind = "sleep_node" if runtime == "node" else "sleep_py"
-            want = self.PATTERNS.get(kind)
+            want = self.PATTERNS.get("%s_%s" % (kind, runtime))
             if want is None:
                 continue
             self.assertTrue(pattern_matches(want, i), "%s block: pattern %r, expected %r\n%s\n%s"

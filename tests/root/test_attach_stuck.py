@@ -58,7 +58,7 @@ class AttachStuck(swtest.Checks):
                         "end %.0f vs truth %d (%+.3f ms, the loop busy after the "
                         "workload's window at most %.3f ms)\n%s"
                         % (end_ns, b["end_ns"], (end_ns - b["end_ns"]) / 1e6, after / 1e6, f))
-        self.assertTrue(swtest.pattern_matches("cpu-sync", f), f)
+        self.assertTrue(swtest.pattern_matches("node.cpu_bound_callback", f), f)
 
     def test_agent_exit_clean(self):
         self.assertEqual(self.rc, 0, self.agent.describe())

@@ -79,12 +79,12 @@ class EndToEnd(swtest.Checks):
             self.assertGreater(i["start_unix_ms"], 1.6e12, i)
 
     def test_node_incident_in_api(self):
-        self.check_blocks(self.node, self.node_inc, ["cpu-sync"])
+        self.check_blocks(self.node, self.node_inc, ["node.cpu_bound_callback"])
         self.assertEqual(self.node_inc[0]["runtime"], "node")
         self.assertEqual(self.node_inc[0]["role"], "main")
 
     def test_python_incidents_in_api(self):
-        self.check_blocks(self.py, self.py_inc, ["sleep-in-async", "cpu-sync"])
+        self.check_blocks(self.py, self.py_inc, ["python.blocking_sleep_in_async", "python.cpu_bound_coroutine"])
         self.assertEqual(self.py_inc[0]["runtime"], "python")
         self.assertEqual(self.py_inc[0]["role"], "asyncio")
 

@@ -162,10 +162,10 @@ class LoadBase(SummaryChecks):
         inc = self.sc.agent.incidents(pid=self.pid)
         # On a 2-core machine shared with wrk, the loop can wait for a CPU
         # longer than the threshold. That stall is real and the agent says so
-        # (pattern cpu-starved: the run-queue wait is most of it, measured by
+        # (pattern cpu_starvation: the run-queue wait is most of it, measured by
         # sched_switch), but it is the machine's, not the app's: it is shown,
         # not failed on. Every other incident fails the test.
-        starved = [i for i in inc if i.get("pattern") == "cpu-starved"
+        starved = [i for i in inc if i.get("pattern") == "cpu_starvation"
                    and float(i.get("runq_ms", 0)) * 2 >= float(i["duration_ms"])]
         if starved:
             swtest.log("NOTE: %d run-queue stalls (the machine's, not the loop's):\n%s"

@@ -45,6 +45,7 @@ static int dump(const char *ver)
 	kv("interp.runtime", L->interp.runtime);
 	kv("interp.gil_ptr", L->interp.gil_ptr);
 	kv("interp.gil_drop_request", L->interp.gil_drop_request);
+	kv("interp.gc_collecting", L->interp.gc_collecting);
 	kv("tstate.eval_breaker", L->tstate.eval_breaker);
 	kv("gil.interval", L->gil.interval);
 	kv("gil.last_holder", L->gil.last_holder);
@@ -67,15 +68,24 @@ static int dump(const char *ver)
 	kv("frame.previous", L->frame.previous);
 	kv("frame.instr", L->frame.instr);
 	kv("frame.owner", L->frame.owner);
+	kv("frame.is_entry", L->frame.is_entry);
 	kv("code.name", L->code.name);
 	kv("code.qualname", L->code.qualname);
 	kv("code.filename", L->code.filename);
 	kv("code.firstlineno", L->code.firstlineno);
 	kv("code.linetable", L->code.linetable);
 	kv("code.code", L->code.code);
+	kv("code.firsttraceable", L->code.firsttraceable);
 	if (L->bytecode_kind == SW_PY_CODE_BYTES)
 		kv("bytes.sval", L->bytes_sval);
 	kv("unicode.ascii_data", L->unicode_ascii_data);
+	kv("unicode.compact_data", L->unicode.compact_data);
+	kv("unicode.length", L->unicode.length);
+	kv("unicode.state", L->unicode.state);
+	kv("unicode.kind_shift", L->unicode.kind_shift);
+	kv("unicode.compact_bit", L->unicode.compact_bit);
+	kv("unicode.ascii_bit", L->unicode.ascii_bit);
+	kv("bytes.size", L->bytes_size);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* /metrics text and /api/incidents JSON for a known store. */
+#define _GNU_SOURCE /* memmem */
 #include "store.h"
 #include "export.h"
 #include "test_collector_helpers.h"
@@ -196,11 +197,23 @@ Test(export, node_only_series_and_gauges)
 	cr_assert_not_null(strstr(text.p, "nodejs_eventloop_state=\"idle\"} "));
 	cr_assert_eq(value_of("stallwatch_eventloop_time_seconds_total{", "state=\"idle\""),
 		     90.2155);
-	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"cpu-sync\""), 1);
-	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"sync-io\""), 0);
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"node.cpu_bound_callback\""), 1);
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"node.sync_fs\""), 0);
 	cr_assert_eq(
-	    value_of("stallwatch_eventloop_blocked_seconds_total{", "pattern=\"cpu-sync\""), 0.7);
+	    value_of("stallwatch_eventloop_blocked_seconds_total{", "pattern=\"node.cpu_bound_callback\""), 0.7);
 	cr_assert_eq(value_of("stallwatch_eventloop_blocked_ongoing_seconds{", "pid=\"100\""), 0);
+	/* a loop gets its runtime's patterns and the generic ones, no others */
+	l = line_with("stallwatch_eventloop_blocked_total{", "pattern=\"python.gc\"");
+	cr_assert(l && strstr(l, "pid=\"300\""), "python.gc on a node loop: %s", l);
+	l = line_with("stallwatch_eventloop_blocked_total{", "pid=\"100\"");
+	cr_assert(l && strstr(l, "pattern=\"") && !strstr(l, "pattern=\"python."), "%s", l);
+	for (char *p = text.p; (p = strstr(p, "pid=\"100\"")); p++) {
+		char *eol = strchr(p, '\n');
+
+		cr_assert(!eol || !memmem(p, (size_t)(eol - p), "pattern=\"python.", 16),
+			  "a python pattern on the node loop: %.*s", (int)(eol ? eol - p : 80), p);
+	}
+	cr_assert_eq(value_of("stallwatch_eventloop_blocked_total{", "pattern=\"cpu_starvation\""), 0);
 	cr_assert_eq(value_of("stallwatch_agent_up{host=\"web-1\",agent=\"web-1:77\"}", NULL), 1);
 	cr_assert_eq(value_of("stallwatch_agent_ringbuf_drops_total{host=\"web-1\",agent=\"web-1:77\"}", NULL), 3);
 }
@@ -319,7 +332,7 @@ Test(export, incidents_json_newest_first_and_updated_in_place)
 		cr_assert(json_object_object_get_ex(o, keys[i], &v), "missing %s", keys[i]);
 	cr_assert_str_eq(str(o, "host"), "web-1");
 	cr_assert_str_eq(str(o, "agent"), "web-1:77");
-	cr_assert_str_eq(str(o, "pattern"), "cpu-sync");
+	cr_assert_str_eq(str(o, "pattern"), "node.cpu_bound_callback");
 	cr_assert_eq(num(o, "start_unix_ms"), 1700000000000ll + 9000);
 	cr_assert(json_object_get_boolean(json_object_object_get(o, "ongoing")));
 	json_object_put(root);

@@ -172,7 +172,7 @@ Test(store, incident_ongoing_then_final_is_updated_in_place)
 	const struct sw_incident_view *in;
 	const struct sw_loop_view *l;
 	Stallwatch__V1__Incident inc;
-	size_t cpu = sw_store__pattern_index("cpu-sync");
+	size_t cpu = sw_store__pattern_index("node.cpu_bound_callback");
 
 	new_store(16, 16);
 	t_incident(&inc, 100, 100, 5000 * MS, 300 * MS, 1);
@@ -181,7 +181,7 @@ Test(store, incident_ongoing_then_final_is_updated_in_place)
 	cr_assert_eq(sw_store__nincidents(s), 1);
 	in = sw_store__incident(s, 0);
 	cr_assert(in->ongoing);
-	cr_assert_str_eq(in->pattern, "cpu-sync", "re-derived by the rules, not the agent's");
+	cr_assert_str_eq(in->pattern, "node.cpu_bound_callback", "re-derived by the rules, not the agent's");
 	l = sw_store__loop(s, 0);
 	cr_assert_eq(l->ongoing_ns, 300 * MS);
 	cr_assert_eq(l->blocked[cpu], 0, "not counted until it ends");
@@ -224,7 +224,7 @@ Test(store, incident_ring_is_bounded_newest_first)
 	sw_store__counters(s, &c);
 	cr_assert_eq(c.incidents_dropped, 2);
 	/* evicted incidents still counted in the loop's counters */
-	cr_assert_eq(sw_store__loop(s, 0)->blocked[sw_store__pattern_index("cpu-sync")], 5);
+	cr_assert_eq(sw_store__loop(s, 0)->blocked[sw_store__pattern_index("node.cpu_bound_callback")], 5);
 	sw_store__unlock(s);
 }
 
@@ -723,7 +723,7 @@ Test(store, incident_ring_under_churn)
 	static struct ref_ring ref;
 	const size_t total = 20000;
 	struct sw_store_counters c;
-	size_t cpu = sw_store__pattern_index("cpu-sync");
+	size_t cpu = sw_store__pattern_index("node.cpu_bound_callback");
 	uint64_t ended = 0, blocked = 0;
 
 	new_store(16, 64);

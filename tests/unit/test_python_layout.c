@@ -99,6 +99,14 @@ Test(python_layout, each_row_has_one_way_to_each_thing)
 		cr_assert_eq(L->unicode_ascii_data == 40, m >= 12);
 		if (L->runtime.debug_offsets)
 			cr_assert_geq(m, 13, "_Py_DebugOffsets is 3.13+");
+		/* what the frame reader needs */
+		cr_assert(has(L->interp.gc_collecting), "3.%u: gc.collecting", m);
+		cr_assert_eq(has(L->frame.is_entry), m == 11, "is_entry: 3.11 only");
+		cr_assert_eq(has(L->frame.owner_cstack), m >= 12, "the C-stack shim: 3.12+");
+		cr_assert_eq(has(L->code.firsttraceable), m >= 11);
+		cr_assert_eq(L->unicode.compact_data, L->unicode_ascii_data + (m >= 12 ? 16 : 24),
+			     "PyCompactUnicodeObject: utf8_length, utf8 (and wstr_length to 3.11)");
+		cr_assert(L->unicode.length == 16 && L->unicode.state == 32 && L->bytes_size == 16);
 	}
 }
 

@@ -56,7 +56,7 @@ static struct sw_incident_rec incident(void)
 	    .switches = 3,
 	    .top_syscall = "read",
 	    .top_syscall_ns = 3000000ull,
-	    .verdict = {"cpu-sync", "synchronous CPU work", "move it to a worker"},
+	    .verdict = {"node.cpu_bound_callback", "synchronous CPU work", "move it to a worker"},
 	};
 	return inc;
 }
@@ -104,14 +104,14 @@ Test(sink_json, lines_are_exact)
 	    "{\"kind\":\"incident\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
 	    "\"main\","
 	    "\"runtime\":\"node\",\"start_ns\":5000000000,\"duration_ms\":83.343,\"ongoing\":false,"
-	    "\"pattern\":\"cpu-sync\",\"summary\":\"synchronous CPU work\",\"advice\":\"move it to "
+	    "\"pattern\":\"node.cpu_bound_callback\",\"summary\":\"synchronous CPU work\",\"advice\":\"move it to "
 	    "a "
 	    "worker\",\"oncpu_ms\":80.000,\"offcpu_ms\":3.343,\"runq_ms\":1.000,\"switches\":3,"
 	    "\"top_syscall\":\"read\",\"top_syscall_ms\":3.000}\n"
 	    "{\"kind\":\"incident\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
 	    "\"main\","
 	    "\"runtime\":\"node\",\"start_ns\":5000000000,\"duration_ms\":83.343,\"ongoing\":true,"
-	    "\"start_before_attach\":true,\"pattern\":\"cpu-sync\",\"summary\":\"synchronous CPU "
+	    "\"start_before_attach\":true,\"pattern\":\"node.cpu_bound_callback\",\"summary\":\"synchronous CPU "
 	    "work\",\"advice\":\"move it to a worker\"}\n"
 	    "{\"kind\":\"loop_summary\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
 	    "\"main\",\"runtime\":\"node\",\"start_ns\":1000000000,\"end_ns\":11000000000,"
@@ -191,7 +191,7 @@ Test(sink_human, line_formats)
 	    "pid 4242 exited\n"
 	    "01:02:08.000 BLOCK    node pid 4242 tid 4243 (main, node) loop blocked 83.3 ms "
 	    "[on-CPU 80 ms, off-CPU 3 ms in read, run-queue 1 ms]\n"
-	    "    cpu-sync: synchronous CPU work\n"
+	    "    node.cpu_bound_callback: synchronous CPU work\n"
 	    "    fix: move it to a worker\n"
 	    "01:02:08.000 BLOCKED  node pid 4242 tid 4243 (main, node) stuck for 83 ms so far: "
 	    "synchronous CPU work\n"
@@ -306,7 +306,7 @@ Test(sink_proto, batch_round_trip)
 	cr_assert_eq(b->n_incidents, 1);
 	cr_assert_eq(b->incidents[0]->tid, 4243);
 	cr_assert_eq(b->incidents[0]->duration_ns, 83343000ull);
-	cr_assert_str_eq(b->incidents[0]->pattern, "cpu-sync");
+	cr_assert_str_eq(b->incidents[0]->pattern, "node.cpu_bound_callback");
 	cr_assert_str_eq(b->incidents[0]->top_syscall, "read");
 	cr_assert_eq(b->incidents[0]->switches, 3);
 	cr_assert_eq(b->n_loops, 1);
