@@ -580,6 +580,10 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 			}
 		}
 		check_ongoing(l, lp, s, now);
+		/* a Python loop thread asleep in a block: its frames now, while
+		 * they are the sleep's (agent/stacks.h) */
+		if (l->stacks && sw_thread_busy(s) && s->off_start_ns && s->off_kind == SW_OFF_SLEEP)
+			sw_stacks__sleeping(l->stacks, lp->pid, lp->tid, s->off_start_ns);
 		i++;
 	}
 }

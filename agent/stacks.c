@@ -46,6 +46,21 @@ struct thread_samples {
 	struct sample *ring;
 };
 
+/*
+ * Python frames of a loop thread read while it sleeps (the agent's tick
+ * sees it asleep in loopmon's state): a sleep's capture reaches the agent
+ * at the wake-up, when the thread has moved on and its frames are another
+ * place's. Used for the capture if read inside that sleep.
+ */
+#define PY_SLEEP_CACHE 8
+struct py_sleep {
+	uint32_t pid, tid;
+	uint64_t since_ns;		/* the sleep's start, as loopmon saw it */
+	uint64_t read_start, read_end;	/* when the frames were read */
+	bool ok;
+	struct sw_py_stack *py;
+};
+
 struct sproc {
 	uint32_t pid;
 	enum sw_runtime rt;
@@ -93,6 +108,8 @@ struct sw_stacks {
 	struct sw_stk_frame frames[UNWIND_FRAMES + SW_PY_MAX_FRAMES];
 	struct sw_py_stack py;
 	struct sw_stk_slot slot;
+	struct py_sleep pys[PY_SLEEP_CACHE];
+	struct sw_thread st; /* loopmon's state of a sampled thread */
 	/* the sleep in progress, unwound once per sleep */
 	struct sample cur_sleep;
 	uint32_t cur_sleep_tid;
@@ -414,12 +431,81 @@ static struct thread_samples *thread_slot(struct sw_stacks *s, uint32_t pid, uin
 	return lru;
 }
 
+static int read_py(struct sw_stacks *s, uint32_t pid, uint32_t tid, struct sw_py_stack *out)
+{
+	int err = sw_pyframes__read(s->pyf, pid, tid, out);
+
+	if (err == -EAGAIN) /* changed under the reader: once more */
+		err = sw_pyframes__read(s->pyf, pid, tid, out);
+	return err;
+}
+
+/* Is the block a sample was taken in still running? Its Python frames can
+ * be read now only then. */
+static bool block_goes_on(struct sw_stacks *s, const struct sw_stk_sample *r)
+{
+	__u32 tid = r->tid;
+
+	if (bpf_map__lookup_elem(s->skel->maps.threads, &tid, sizeof(tid), &s->st, sizeof(s->st),
+				 0))
+		return false;
+	return sw_thread_busy(&s->st) && sw_thread_block_start(&s->st) == r->block_start_ns;
+}
+
+/* Frames read by sw_stacks__sleeping inside the sleep r captured. */
+static const struct sw_py_stack *py_of_sleep(struct sw_stacks *s, const struct sw_stk_sample *r)
+{
+	for (int i = 0; i < PY_SLEEP_CACHE; i++) {
+		const struct py_sleep *c = &s->pys[i];
+
+		if (c->ok && c->tid == r->tid && c->pid == r->pid &&
+		    c->read_start >= r->sleep_start_ns && c->read_end <= r->ts_ns)
+			return c->py;
+	}
+	return NULL;
+}
+
+void sw_stacks__sleeping(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t since_ns)
+{
+	struct sproc *p = find_sproc(s, pid);
+	struct py_sleep *c = NULL;
+
+	if (!p || p->rt != SW_RT_PYTHON || !p->py_ok)
+		return;
+	for (int i = 0; i < PY_SLEEP_CACHE && !c; i++)
+		if (s->pys[i].tid == tid && s->pys[i].pid == pid)
+			c = &s->pys[i];
+	if (c && c->ok && c->since_ns == since_ns)
+		return; /* read once per sleep */
+	/* else an empty entry, or the one read longest ago */
+	if (!c) {
+		c = &s->pys[0];
+		for (int i = 1; i < PY_SLEEP_CACHE && c->py; i++)
+			if (!s->pys[i].py || s->pys[i].read_end < c->read_end)
+				c = &s->pys[i];
+	}
+	if (!c->py) {
+		c->py = malloc(sizeof(*c->py));
+		if (!c->py)
+			return;
+	}
+	c->pid = pid;
+	c->tid = tid;
+	c->since_ns = since_ns;
+	c->read_start = sw_mono_ns();
+	c->ok = read_py(s, pid, tid, c->py) == 0;
+	c->read_end = sw_mono_ns();
+}
+
 /*
- * Unwind a record into sm (frames owned by sm). For a Python thread the
- * interpreter's frames are read now, while the block still runs.
+ * Unwind a record into sm (frames owned by sm). live: the thread is still
+ * where the record caught it (a sleep in progress). For a Python thread the
+ * interpreter's frames are read now if the block still runs (an on-CPU
+ * sample, taken a moment ago), or taken from a read made inside the sleep
+ * (a capture sent at the wake-up); otherwise the stack stays native.
  */
 static int take_sample(struct sw_stacks *s, const struct sw_stk_sample *r, size_t stack_len,
-		       struct sample *sm)
+		       bool live, struct sample *sm)
 {
 	struct sproc *p = find_sproc(s, r->pid);
 	const struct sw_py_stack *py = NULL;
@@ -444,13 +530,15 @@ static int take_sample(struct sw_stacks *s, const struct sw_stk_sample *r, size_
 
 			s->is_eval[i] = sym && !strcmp(sym, CEVAL);
 		}
-		err = sw_pyframes__read(s->pyf, r->pid, r->tid, &s->py);
-		if (err == -EAGAIN) /* changed under the reader: once more */
-			err = sw_pyframes__read(s->pyf, r->pid, r->tid, &s->py);
-		if (!err) {
-			py = &s->py;
-			sm->gc = s->py.gc_collecting;
+		if (r->kind == SW_STK_SLEEP && !live) {
+			py = py_of_sleep(s, r);
+		} else if (live || block_goes_on(s, r)) {
+			err = read_py(s, r->pid, r->tid, &s->py);
+			if (!err)
+				py = &s->py;
 		}
+		if (py)
+			sm->gc = py->gc_collecting;
 	}
 	n_out = sw_stacks_splice(s->pcs, s->is_ret, s->is_eval, (uint32_t)n, py, s->frames,
 				 UNWIND_FRAMES + SW_PY_MAX_FRAMES);
@@ -491,7 +579,7 @@ static int on_sample(void *ctx, void *data, size_t len)
 	}
 	sm = &t->ring[t->head];
 	sample_free(sm);
-	if (take_sample(s, r, r->stack_len, sm)) {
+	if (take_sample(s, r, r->stack_len, false, sm)) {
 		s->lost++;
 		return 0;
 	}
@@ -634,6 +722,8 @@ void sw_stacks__free(struct sw_stacks *s)
 	for (int i = 0; i < MAX_THREADS; i++)
 		thread_free(&s->th[i]);
 	sample_free(&s->cur_sleep);
+	for (int i = 0; i < PY_SLEEP_CACHE; i++)
+		free(s->pys[i].py);
 	sw_unwind__free(s->uw);
 	sw_pyframes__free(s->pyf);
 	arena_free(s->arena);
@@ -773,7 +863,7 @@ static struct sample *sleep_in_progress(struct sw_stacks *s, uint32_t pid, uint3
 	if (s->cur_sleep_tid != tid || s->cur_sleep_start != r->sleep_start_ns) {
 		sample_free(&s->cur_sleep);
 		s->cur_sleep_tid = 0;
-		if (take_sample(s, r, r->stack_len, &s->cur_sleep))
+		if (take_sample(s, r, r->stack_len, true, &s->cur_sleep))
 			return NULL;
 		s->cur_sleep_tid = tid;
 		s->cur_sleep_start = r->sleep_start_ns;
@@ -905,9 +995,13 @@ void sw_stacks__write_folded(struct sw_stacks *s, FILE *f, const char *comm)
 void sw_stacks__health(struct sw_stacks *s, uint64_t *v)
 {
 	const struct sw_bpf_stats *b = &s->skel->bss->stats;
+	struct sw_pyframes_stats ps;
 
 	for (int i = 0; i < SW_HEALTH__COUNT; i++)
 		v[i] += b->v[i];
 	v[SW_HEALTH_stack_samples_lost] += s->lost;
 	v[SW_HEALTH_unwind_failed] += s->unwind_failed;
+	/* a thread with no Python frame running is not a failure */
+	sw_pyframes__stats(s->pyf, &ps);
+	v[SW_HEALTH_py_frames_failed] += ps.changed + ps.faults + ps.other;
 }

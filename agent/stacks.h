@@ -45,6 +45,14 @@ void sw_stacks__remove_process(struct sw_stacks *s, uint32_t pid);
 int sw_stacks__collect(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t start_ns,
 		       uint64_t end_ns, struct sw_diag_stacks *out);
 
+/*
+ * Loop thread tid of pid has been asleep in a busy stretch since since_ns
+ * (loopmon's state, read at the agent's tick): a Python thread's frames
+ * are read now, once per sleep, for the capture of that sleep that comes
+ * at its wake-up, when the frames would be another place's.
+ */
+void sw_stacks__sleeping(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t since_ns);
+
 /* The note of the last collect (sw_diag_stacks.note) reached a final
  * incident of pid: it is not repeated for that process. Ongoing incidents
  * repeat it until then, so that whoever reads only final lines sees it. */

@@ -24,7 +24,8 @@
 	X(batches_sent, "Batches the agent handed to its socket")                                   \
 	X(stack_samples_lost, "Stack samples lost (ring buffer full, sleep slot reused)")           \
 	X(stack_copy_failed, "Stack samples whose registers or user stack could not be copied")     \
-	X(unwind_failed, "Stack samples the agent could not unwind past their first frame")
+	X(unwind_failed, "Stack samples the agent could not unwind past their first frame")         \
+	X(py_frames_failed, "Python stack reads that gave no frames (chain changed, bad memory, unsupported)")
 
 enum sw_health_id {
 #define SW_HEALTH_ENUM(name, help) SW_HEALTH_##name,

@@ -35,6 +35,15 @@ CULPRITS = {
 }
 
 
+def source_line(path, text):
+    """1-based line of the first line of path containing text."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if text in line:
+                return n
+    raise AssertionError("%r not in %s" % (text, path))
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -99,7 +108,7 @@ class NodeAndPython(StacksBase):
         cls.folded = tempfile.NamedTemporaryFile(prefix="sw-folded-", delete=False).name
         cls.sc = run([[NODE, workload("node_culprits.js"), "--schedule",
                        "json:250,gzip:250,pbkdf2:250,jsfn:250"],
-                      [SYS_PYTHON, workload("py_asyncio.py"), "--schedule", "sleep:300,sleep:300"]],
+                      [SYS_PYTHON, workload("py_asyncio.py"), "--schedule", "sleep:300,cpu:250,sleep:300"]],
                      extra=("--folded", cls.folded))
         cls.node, cls.py = cls.sc.workloads
         cls.incidents = cls.sc.agent.incidents()
@@ -160,7 +169,14 @@ class NodeAndPython(StacksBase):
             self.assertIn("--perf-basic-prof", notes[0])
 
     def test_python_sleep(self):
+        py = workload("py_asyncio.py")
+        # Python frames spliced in where the native stack enters the
+        # interpreter, read while the thread slept (the capture comes at
+        # its wake-up, when the thread is elsewhere)
+        want = "do_block (%s:%d)" % (py, source_line(py, "time.sleep(ms / 1000.0)"))
         for b, inc in self.py_pairs:
+            if b["kind"] != "sleep":
+                continue
             self.assertIsNotNone(inc, "no incident for %s" % b)
             stack = inc.get("stack") or []
             self.assertTrue(stack, "no stack: %s\nfor the block %s\nall incidents of pid %d:\n%s"
@@ -173,13 +189,46 @@ class NodeAndPython(StacksBase):
             # the sleep capture's weight is the sleep: most of the block
             share = {s["frame"]: s["share"] for s in inc["stack_share"]}
             self.assertGreaterEqual(share.get("clock_nanosleep", 0), 0.8, inc["stack_share"])
+            self.assertIn(want, stack, "the Python frame of the sleep is missing: %s" % stack)
+            self.assertLess(stack.index("clock_nanosleep"), stack.index(want))
+
+    def test_python_cpu(self):
+        # on-CPU samples of a Python loop: the spinning function's frame, at
+        # one of its loop's lines, in most of the sampled time
+        py = workload("py_asyncio.py")
+        first = source_line(py, "def spin(ms):")
+        pat = re.compile(r"^spin \(%s:(\d+)\)$" % re.escape(py))
+        for b, inc in self.py_pairs:
+            if b["kind"] != "cpu":
+                continue
+            self.assertIsNotNone(inc, "no incident for %s" % b)
+            stack = inc.get("stack") or []
+            lines = [int(m.group(1)) for m in map(pat.match, stack) if m]
+            self.assertTrue(lines, "no spin frame in %s" % stack)
+            self.assertTrue(all(first < n <= first + 3 for n in lines), lines)
+            self.assertCulprit(inc, pat, min_share=0.5)
 
     def test_ongoing_carries_stack(self):
+        # An ongoing line must carry a stack once the block can have one: a
+        # sleep's is captured when it begins; on CPU, samples start a
+        # quarter of the threshold into the block, one per 10.1 ms of CPU
+        # time, so 25 ms on CPU past that guarantee one. A loaded machine
+        # may keep a block off the CPU before its first ongoing line.
+        gate_ms = THRESHOLD_MS / 4.0
+        checked = 0
         for b, inc in self.node_pairs + self.py_pairs:
             if inc is None:
                 continue
-            self.assertIsNotNone(first_stack_latency_ms(self.incidents, inc),
-                                 "no ongoing line of the %s block carried a stack" % b["kind"])
+            for i in self.incidents:
+                if (i.get("ongoing") is not True or i.get("tid") != inc["tid"]
+                        or i.get("start_ns") != inc["start_ns"]):
+                    continue
+                if float(i.get("oncpu_ms", 0)) < gate_ms + 25 and float(i.get("offcpu_ms", 0)) < 5:
+                    continue
+                checked += 1
+                self.assertTrue(i.get("stack"), "an ongoing line of the %s block has no stack: %s"
+                                % (b["kind"], swtest.incident_str(i)))
+        self.assertGreater(checked, 0, "no ongoing line could be checked")
 
     def test_folded(self):
         self.assertTrue(self.folded_lines, "--folded wrote nothing")
