@@ -23,7 +23,7 @@ import swtest
 from swtest import NODE, workload
 
 THRESHOLD_MS = 50
-BIG_FILE_MB = 96
+BIG_FILE_MB = 256
 
 
 def _big_json(mb=8):

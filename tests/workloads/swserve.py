@@ -46,7 +46,8 @@ def ready(port, **extra):
 
 def emit_block_later(block, delay=0.02):
     """Print a handler's ground truth from a later loop iteration."""
-    ev = {"event": "block", "tid": threading.get_native_id(), **block}
+    ev = {"event": "block", "tid": threading.get_native_id(),
+          "ms": round((block["end_ns"] - block["start_ns"]) / 1e6, 3), **block}
     asyncio.get_running_loop().call_later(delay, emit, ev)
 
 
