@@ -199,7 +199,7 @@ class Regex(NodePatternCase):
 class Gc(NodePatternCase):
     # a service whose heap is mostly a long-lived cache, near its limit
     argv = [NODE, "--max-old-space-size=256", workload("node_gc.js"), "--cache", "1000000",
-            "--nodes", "400000"]
+            "--nodes", "800000"]
     requests = [("GET", "/tree", None)] * 4
     pattern = "node.gc"
     culprit = (r"v8::internal::(Heap::|Scavenger|MarkCompact|MinorMarkCompact|MarkingVisitor|"

@@ -92,6 +92,13 @@ class SyncFile(PyPatternCase):
         cls.before = staticmethod(lambda: swtest.evict_file(cls.path))
         super().setUpClass()
 
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            os.unlink(cls.path)
+        except OSError:
+            pass
+
     def test_file_path(self):
         self.each(lambda b, i: self.assertSyscallTarget(b, i, "file", want_target=b["path"]))
 
