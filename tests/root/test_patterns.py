@@ -197,10 +197,9 @@ class Regex(NodePatternCase):
 
 
 class Gc(NodePatternCase):
-    # a service whose heap is mostly a long-lived cache, near its limit
-    argv = [NODE, "--max-old-space-size=256", workload("node_gc.js"), "--cache", "1000000",
-            "--nodes", "800000"]
-    requests = [("GET", "/tree", None)] * 4
+    # a sliding dedup window: every record survives a few scavenges
+    argv = [NODE, workload("node_gc.js"), "--records", "1000000", "--window", "100000"]
+    requests = [("GET", "/dedup", None)] * 3
     pattern = "node.gc"
     culprit = (r"v8::internal::(Heap::|Scavenger|MarkCompact|MinorMarkCompact|MarkingVisitor|"
                r"ConcurrentMarking|GCTracer)", "V8's garbage collector (v8::internal::Heap...)")
