@@ -1117,6 +1117,21 @@ class PatternChecks(Checks):
                      syscalls_str(i)))
 
 
+def gc_explains(i, pauses, tid):
+    """A GC pause the workload itself reported (its runtime's collector,
+    swlib.js watchGc) covers at least half of incident i on the same
+    thread: a real stall of the loop, but the runtime's, not a handler's.
+    Returns the pause or None."""
+    if i.get("tid") != tid:
+        return None
+    s = int(i["start_ns"])
+    e = s + int(float(i["duration_ms"]) * 1e6)
+    for p in pauses:
+        if min(e, p["end_ns"]) - max(s, p["start_ns"]) >= (e - s) / 2:
+            return p
+    return None
+
+
 def http_request(port, method, path, body=None, timeout=60):
     """One request to a workload; returns (status, body bytes)."""
     import http.client
@@ -1175,6 +1190,8 @@ class PatternRun:
         self.agent = self.run.agent
         self.pid = self.w.pid
         self.blocks = self.w.blocks()
+        # the runtime's own GC pauses the workload saw (swlib.js watchGc)
+        self.gc_pauses = self.w.out.all(lambda o: o.get("event") == "gc")
         self.incidents = self.agent.incidents(pid=self.pid)
         self.pairs = [(b, overlap_incident(b, self.incidents)) for b in self.blocks]
         log("%s: pid %d, %d blocks\n%s" % (" ".join(os.path.basename(a) for a in argv[:2]),

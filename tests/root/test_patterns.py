@@ -115,8 +115,15 @@ class NodePatternCase(swtest.PatternChecks):
         used = {id(i) for _, i in self.pairs if i is not None}
         extra = [i for i in self.r.incidents if i.get("ongoing") is False
                  and id(i) not in used and not swtest.starved(i)]
+        for i in list(extra):
+            p = swtest.gc_explains(i, getattr(self.r, "gc_pauses", []), self.r.pid)
+            if p:
+                swtest.log("NOTE: incident explained by a %.1f ms GC pause the workload saw: %s"
+                           % ((p["end_ns"] - p["start_ns"]) / 1e6, swtest.incident_str(i)))
+                extra.remove(i)
         self.assertEqual(extra, [], "incidents that match no block (20 healthy requests and "
-                         "the mistakes):\n%s" % "\n".join(swtest.incident_str(i) for i in extra))
+                         "the mistakes) nor a GC pause of the runtime:\n%s"
+                         % "\n".join(swtest.incident_str(i) for i in extra))
 
 
 class LargeJson(NodePatternCase):
