@@ -355,6 +355,9 @@ static void fill_diag(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t 
 	f.runq_ns = inc->runq_ns;
 	f.top_syscall = inc->top_syscall;
 	f.top_syscall_ns = inc->top_syscall_ns;
+	f.threshold_ns = l->threshold_ns;
+	f.stacks = inc->stacks;
+	f.sys = inc->sys;
 	sw_rules_classify(&f, &inc->verdict);
 }
 

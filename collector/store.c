@@ -305,7 +305,7 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 		else
 			in->v.start_unix_ns = sw_realtime_ns() - pi->duration_ns;
 	}
-	sw_incident__update(in, pi, runtime);
+	sw_incident__update(in, pi, runtime, a->threshold_ns);
 
 	l = loop_get(s, a, pi->pid, pi->tid, runtime, pi->role, pi->thread);
 	if (!l)
