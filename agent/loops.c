@@ -566,8 +566,8 @@ static void proc_gone(struct sw_loops *l, size_t i, const struct sw_event *e, ui
 	f.core = ex.core;
 	f.in_incident = ex.in_incident;
 	f.blocked_ns = ex.blocked_ns;
-	f.uncaught = words && l->lw.uncaught;
-	f.from_promise = words && l->lw.from_promise;
+	ex.uncaught = f.uncaught = words && l->lw.uncaught;
+	ex.from_promise = f.from_promise = words && l->lw.uncaught && l->lw.from_promise;
 	f.stderr_tail = ex.stderr_tail;
 	sw_exit_classify(&f, &ex.verdict);
 	drop_loops_of(l, pid);

@@ -64,6 +64,7 @@ struct sw_exit_rec {
 	bool core;
 	bool in_incident;    /* a loop of it was blocked (>= threshold) as it died */
 	uint64_t blocked_ns; /* the longest such block */
+	bool uncaught, from_promise; /* Node's uncaught-exception report, if seen */
 	const char *stderr_tail; /* its last writes to fd 2 as text, NULL when none */
 	struct sw_proc_verdict verdict;
 };

@@ -42,6 +42,9 @@ struct sw_proc_verdict {
 	X(crashed, "crashed (a fault or abort signal)")                                             \
 	X(unknown, "gone, exit code not seen")
 
+/* Sent as the exit pattern of a process that exec'd: not an exit. */
+#define SW_EXEC_PATTERN "exec"
+
 /* The pattern id of each (the dotted names for the runtime ones). */
 extern const char *const sw_exit_patterns[];
 
