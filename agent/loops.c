@@ -238,10 +238,12 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 	err = l->src.ops->add_target(l->src.ctx, (uint32_t)pi->pid, target_flags(pi));
 	if (err)
 		return err;
-	sw_report__process(l->rep, pi);
-	seed_threads(l, pi);
+	/* before the process line: whoever acts on that line (a test, a
+	 * user) finds the probes in place */
 	if (l->exits.watch)
 		l->exits.watch(l->exits.ctx, pi); /* says why itself when it cannot */
+	sw_report__process(l->rep, pi);
+	seed_threads(l, pi);
 	return 0;
 }
 
