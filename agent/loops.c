@@ -18,6 +18,9 @@
  * once a second, and half a second keeps a dashboard's view fresh. */
 #define ONGOING_REFRESH_NS 500000000ull
 #define PROC_CHECK_NS 1000000000ull
+/* How long a process found gone in /proc waits for its exit event (one
+ * check, less the jitter of the tick). */
+#define PROC_EXIT_GRACE_NS 900000000ull
 /* While a thread looks blocked, its loop fd is re-checked this often: a
  * closed asyncio loop is not a blocked one. */
 #define LOOP_CLOSED_CHECK_NS 2000000000ull
@@ -25,6 +28,7 @@
 struct proc {
 	struct sw_proc_info info;
 	uint64_t rss_bytes; /* last sample, 0: none */
+	uint64_t gone_seen_ns; /* first found gone in /proc, waiting for its exit event */
 	struct sw_memgrowth *mg;
 };
 
@@ -620,6 +624,19 @@ static void check_processes(struct sw_loops *l, uint64_t now)
 
 		if (sw_process_alive(p->info.pid)) {
 			sample_memory(l, p, now);
+			i++;
+			continue;
+		}
+		/* Its exit event comes when the last thread is gone, but /proc
+		 * says zombie as soon as the leader is: a group exit with
+		 * other threads still in do_exit. Give the event a check's
+		 * time before concluding without it. */
+		if (!p->gone_seen_ns) {
+			p->gone_seen_ns = now;
+			i++;
+			continue;
+		}
+		if (now - p->gone_seen_ns < PROC_EXIT_GRACE_NS) {
 			i++;
 			continue;
 		}

@@ -9,7 +9,8 @@
  * the numbers): over the last window_s seconds of samples, the
  * least-squares slope must be
  *   - material: at least min_rate_bps and at least min_rel of the window's
- *     starting size over the window;
+ *     starting size over the window, and above the noise (the line explains
+ *     at least half of the variance, r2 >= 0.5);
  *   - sustained: the slopes of the window's first and second halves are
  *     each at least half of it (a single step, such as a cache warming up,
  *     gives one flat half), and the floor rises: the lowest sample of the
@@ -41,6 +42,9 @@ struct sw_memgrowth_cfg {
 #define SW_MEMGROWTH_MIN_RATE (16.0 * 1024)
 /* Growth over the window of at least 5 % of the starting size. */
 #define SW_MEMGROWTH_MIN_REL 0.05
+/* The line must explain at least half of the variance of the samples: the
+ * growth over the window stands out of the GC's sawtooth. */
+#define SW_MEMGROWTH_MIN_R2 0.5
 
 struct sw_memgrowth_finding {
 	double window_s;	/* span of the samples judged */

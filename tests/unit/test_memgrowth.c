@@ -159,3 +159,43 @@ Test(memgrowth, streaming_needs_a_full_window)
 						(uint64_t)(30 * MB + i * MB), &f));
 	sw_memgrowth__free(m);
 }
+
+/* What flagged a healthy workload once (tests/root/test_process.py): a GC
+ * every 5 s freeing 12 MB, sampled once a second by a clock that drifts
+ * against the workload's, judged over 20 s. No phase may flag it. */
+Test(memgrowth, short_window_over_a_big_sawtooth_never_flagged)
+{
+	struct sw_memgrowth_cfg c = { .window_s = 20 };
+	struct sw_memgrowth_finding f;
+	double ts[21], rs[21];
+
+	for (int phase = 0; phase < 50; phase++) {
+		for (int drift = 0; drift < 5; drift++) {
+			for (int i = 0; i <= 20; i++) {
+				double tt = i * (1.0 + drift * 0.003) + phase * 0.1;
+				double ph = fmod(tt, 5.0);
+
+				ts[i] = i;
+				rs[i] = 21 * MB + ph / 5.0 * 12 * MB + noise(i + phase) * 0.1 * MB;
+			}
+			cr_assert_not(sw_memgrowth_judge(ts, rs, 21, &c, &f),
+				      "phase %d drift %d: %.0f B/s r2 %.2f", phase, drift, f.rate_bps,
+				      f.r2);
+		}
+	}
+}
+
+Test(memgrowth, short_window_leak_under_a_sawtooth_flagged)
+{
+	struct sw_memgrowth_cfg c = { .window_s = 20 };
+	struct sw_memgrowth_finding f;
+	double ts[21], rs[21];
+
+	/* 768 KiB/s under a 2 MB cycle: the leak test's workload with GC */
+	for (int i = 0; i <= 20; i++) {
+		ts[i] = i;
+		rs[i] = 20 * MB + i * 768 * 1024.0 + fmod(i * 1.0, 5.0) / 5.0 * 2 * MB;
+	}
+	cr_assert(sw_memgrowth_judge(ts, rs, 21, &c, &f));
+	cr_assert_float_eq(f.rate_bps, 768 * 1024.0, 80 * 1024.0);
+}
