@@ -80,6 +80,14 @@ int lastwords__watch(struct lastwords *lw, const struct sw_proc_info *pi)
 	struct probe *np;
 	char exe[64];
 
+	/* an exec'd process is watched again: its old image's probe goes */
+	for (size_t i = 0; i < lw->n_probes; i++) {
+		if (lw->probes[i].pid != (uint32_t)pi->pid)
+			continue;
+		bpf_link__destroy(lw->probes[i].link);
+		lw->probes[i] = lw->probes[--lw->n_probes];
+		break;
+	}
 	if (pi->runtime != SW_RT_NODE)
 		return 0;
 	/* the magic link: the binary as the process sees it, in its mount

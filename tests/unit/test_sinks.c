@@ -499,3 +499,26 @@ Test(sink_proto, exit_memory_and_split_round_trip)
 	sw_sink__free(s);
 	cap_free(&cap);
 }
+
+Test(sink_human, exit_and_memory_lines)
+{
+	struct sw_exit_rec ex = exit_rec();
+	struct sw_sink *s;
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	s = sw_sink_human__new(out, 3723000000000ll);
+	cr_assert_not_null(s);
+	s->ops->process_exit(s, &ex);
+	s->ops->memory(s, &mem_rec);
+	sw_sink__free(s);
+	fflush(out);
+	cr_assert_str_eq(buf,
+			 "01:02:08.000 EXIT     node pid 4242 (node) died\n"
+			 "    node.unhandled_rejection\n"
+			 "    fix: catch\n"
+			 "01:02:10.000 MEMORY   python pid 4242 (python3) grew\n"
+			 "    memory_growth\n"
+			 "    fix: tracemalloc\n",
+			 "got:\n%s", buf);
+}
