@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "discovery.h"
+#include "lastwords.h"
 #include "report.h"
 #include "thread_source.h"
 
@@ -34,6 +35,13 @@ const char *sw_role_name(enum sw_role role);
 struct sw_loops *sw_loops__new(const struct sw_thread_source *src, struct sw_report *rep,
 			       uint64_t threshold_ns, bool diag);
 void sw_loops__free(struct sw_loops *l);
+
+/* Where the last words of an exiting process come from (agent/lastwords.c);
+ * without one, an exit is explained by its code alone. */
+void sw_loops__set_exit_source(struct sw_loops *l, const struct sw_exit_source *src);
+/* The memory-growth window (common/memgrowth.h); 0: its default. Applies to
+ * processes added after the call. */
+void sw_loops__set_memory_window(struct sw_loops *l, uint32_t window_s);
 
 /* Start watching a discovered process (adds it to the BPF target filter). */
 int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi);

@@ -99,6 +99,10 @@ struct sw_proc {
 	char runtime[SW_SHORT_LEN]; /* normalized; "" until a ProcessInfo says */
 	char comm[SW_SHORT_LEN];
 	uint64_t stale_since_ns;
+	uint64_t rss_bytes;
+	bool have_growth;
+	double growth_bps, growth_window_s;
+	bool exit_counted; /* its exit is in the exits counters */
 };
 
 struct sw_procs {
