@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "discovery.h"
 #include "utf8.h"
 #include "runtime/runtime.h"
@@ -57,6 +58,25 @@ bool sw_process_alive(pid_t pid)
 	if (!rp || rp[1] != ' ')
 		return true;
 	return rp[2] != 'Z' && rp[2] != 'X';
+}
+
+int sw_process_rss(pid_t pid, uint64_t *out)
+{
+	static long page;
+	unsigned long long size, resident;
+	char rel[32], buf[256];
+	int err;
+
+	if (!page)
+		page = sysconf(_SC_PAGESIZE);
+	snprintf(rel, sizeof(rel), "%d/statm", pid);
+	err = sw_tio__read_file(sw_tio_default(), rel, buf, sizeof(buf));
+	if (err)
+		return err;
+	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+		return -EINVAL;
+	*out = (uint64_t)resident * (uint64_t)page;
+	return 0;
 }
 
 int sw_thread_syscall(pid_t pid, pid_t tid, long *nr, unsigned long args[6])

@@ -45,6 +45,10 @@ void sw_thread_comm(pid_t pid, pid_t tid, char *out, size_t len);
 
 bool sw_process_alive(pid_t pid);
 
+/* Resident size of pid in bytes, from /proc/PID/statm (resident pages:
+ * anonymous, file and shmem, what the OOM killer and top call RSS). */
+int sw_process_rss(pid_t pid, uint64_t *out);
+
 /* Does fd of pid still name an epoll instance? (a closed asyncio loop) */
 bool sw_fd_is_epoll(pid_t pid, int fd);
 

@@ -138,6 +138,16 @@ void loopmon__free(struct loopmon *lm)
 	free(lm);
 }
 
+int loopmon__targets_fd(struct loopmon *lm)
+{
+	return bpf_map__fd(lm->skel->maps.targets);
+}
+
+bool loopmon__tracefs(const struct loopmon *lm)
+{
+	return lm->classic_tp;
+}
+
 int loopmon__add_target(struct loopmon *lm, uint32_t pid, uint32_t flags)
 {
 	struct sw_target t = { .flags = flags };

@@ -38,6 +38,11 @@ void loopmon__free(struct loopmon *lm);
 /* "syscall tracepoints" or "raw syscall tracepoints (tracefs unavailable)" */
 const char *loopmon__mode(const struct loopmon *lm);
 
+/* The target filter map, for units that share it (agent/lastwords.c). */
+int loopmon__targets_fd(struct loopmon *lm);
+/* Classic syscall tracepoints are usable (tracefs is mounted). */
+bool loopmon__tracefs(const struct loopmon *lm);
+
 int loopmon__add_target(struct loopmon *lm, uint32_t pid, uint32_t flags);
 int loopmon__del_target(struct loopmon *lm, uint32_t pid);
 

@@ -4,8 +4,11 @@
 #include <string.h>
 #include <time.h>
 #include "clock.h"
+#include "lastwords.h"
 #include "log.h"
 #include "loops.h"
+#include "memgrowth.h"
+#include "procrules.h"
 #include "rules.h"
 #include "runtime/runtime.h"
 #include "stacks.h"
@@ -16,12 +19,18 @@
  * once a second, and half a second keeps a dashboard's view fresh. */
 #define ONGOING_REFRESH_NS 500000000ull
 #define PROC_CHECK_NS 1000000000ull
+/* How long a process found gone in /proc waits for its exit event (one
+ * check, less the jitter of the tick). */
+#define PROC_EXIT_GRACE_NS 900000000ull
 /* While a thread looks blocked, its loop fd is re-checked this often: a
  * closed asyncio loop is not a blocked one. */
 #define LOOP_CLOSED_CHECK_NS 2000000000ull
 
 struct proc {
 	struct sw_proc_info info;
+	uint64_t rss_bytes; /* last sample, 0: none */
+	uint64_t gone_seen_ns; /* first found gone in /proc, waiting for its exit event */
+	struct sw_memgrowth *mg;
 };
 
 struct loop {
@@ -30,6 +39,7 @@ struct loop {
 	char comm[16];
 	/* baseline of the last summary */
 	uint64_t snap_ns, prev_iters, prev_idle, prev_max;
+	uint64_t prev_off, prev_runq; /* cumulative off-CPU and run-queue time of busy stretches */
 	uint32_t prev_hist[SW_HIST_NBUCKETS];
 	uint64_t interval_incident_max;
 	/* the block in progress, if any */
@@ -54,7 +64,21 @@ struct sw_loops {
 	struct sw_diag_stacks dstacks; /* the incident's, valid until the next */
 	struct sw_thread st;  /* scratch: 7 KiB, too big for the stack */
 	struct sw_hist hist;  /* scratch for one interval */
+	struct sw_exit_source exits;
+	uint32_t mem_window_s;
+	struct sw_last_words lw; /* scratch */
+	char tail[SW_LW_WRITES * (SW_LW_WRITE_LEN + 8) + 1];
 };
+
+void sw_loops__set_exit_source(struct sw_loops *l, const struct sw_exit_source *src)
+{
+	l->exits = *src;
+}
+
+void sw_loops__set_memory_window(struct sw_loops *l, uint32_t window_s)
+{
+	l->mem_window_s = window_s;
+}
 
 struct sw_loops *sw_loops__new(const struct sw_thread_source *src, struct sw_report *rep,
 			       uint64_t threshold_ns, bool diag)
@@ -77,6 +101,8 @@ void sw_loops__free(struct sw_loops *l)
 	for (size_t i = 0; i < l->n_loops; i++)
 		free(l->loops[i]);
 	free(l->loops);
+	for (size_t i = 0; i < l->n_procs; i++)
+		sw_memgrowth__free(l->procs[i].mg);
 	free(l->procs);
 	free(l);
 }
@@ -211,11 +237,25 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 			return -ENOMEM;
 		l->procs = np;
 		p = &l->procs[l->n_procs++];
+		memset(p, 0, sizeof(*p));
 	}
 	p->info = *pi;
+	/* an exec'd process starts a new window: a new program's memory */
+	sw_memgrowth__free(p->mg);
+	{
+		struct sw_memgrowth_cfg mc = { .window_s = l->mem_window_s };
+
+		p->mg = sw_memgrowth__new(&mc); /* NULL: no growth finding, counted */
+		if (!p->mg)
+			l->lost_events++;
+	}
 	err = l->src.ops->add_target(l->src.ctx, (uint32_t)pi->pid, target_flags(pi));
 	if (err)
 		return err;
+	/* before the process line: whoever acts on that line (a test, a
+	 * user) finds the probes in place */
+	if (l->exits.watch)
+		l->exits.watch(l->exits.ctx, pi); /* says why itself when it cannot */
 	sw_report__process(l->rep, pi);
 	if (l->stacks)
 		sw_stacks__add_process(l->stacks, pi);
@@ -224,8 +264,23 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 }
 
 /* Snapshot baseline: what the next summary is a delta from. */
+/* Cumulative off-CPU and run-queue time of the busy stretches up to now,
+ * the off-CPU stretch in progress included. */
+static void cum_offcpu(const struct sw_thread *s, uint64_t now, uint64_t *off, uint64_t *runq)
+{
+	*off = s->cum_offcpu_ns;
+	*runq = s->cum_runq_ns;
+	if (s->off_start_ns && now > s->off_start_ns) {
+		if (s->off_kind == SW_OFF_RUNQ)
+			*runq += now - s->off_start_ns;
+		else
+			*off += now - s->off_start_ns;
+	}
+}
+
 static void set_baseline(struct loop *lp, const struct sw_thread *s, uint64_t now)
 {
+	cum_offcpu(s, now, &lp->prev_off, &lp->prev_runq);
 	lp->snap_ns = now;
 	lp->prev_iters = s->iterations;
 	lp->prev_idle = sw_thread_idle_ns(s, now);
@@ -367,6 +422,7 @@ static void fill_diag(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t 
 	f.runq_ns = inc->runq_ns;
 	f.top_syscall = inc->top_syscall;
 	f.top_syscall_ns = inc->top_syscall_ns;
+	f.threshold_ns = l->threshold_ns;
 	f.stacks = inc->stacks;
 	f.sys = inc->sys;
 	sw_rules_classify(&f, &inc->verdict);
@@ -395,6 +451,7 @@ static void fill_stacks(struct sw_loops *l, struct sw_incident_rec *inc, uint64_
 	    l->dstacks.note)
 		inc->stacks = &l->dstacks;
 }
+static void proc_gone(struct sw_loops *l, size_t i, const struct sw_event *e, uint64_t now);
 
 static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_event *e)
 {
@@ -452,6 +509,13 @@ int sw_loops__on_event(void *ctx, const struct sw_event *e)
 				break;
 			}
 		break;
+	case SW_EV_PROC_EXIT:
+		for (size_t i = 0; i < l->n_procs; i++)
+			if ((uint32_t)l->procs[i].info.pid == e->pid) {
+				proc_gone(l, i, e, e->ts_ns);
+				break;
+			}
+		break;
 	case SW_EV_EXEC:
 		if (!find_proc(l, e->pid))
 			break;
@@ -506,7 +570,88 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 	sw_report__incident(l->rep, &inc);
 }
 
-static void check_processes(struct sw_loops *l)
+/*
+ * Process i is gone: e is its PROC_EXIT event (exit code, whether a loop
+ * died blocked), or NULL when it was found gone from /proc (the event was
+ * lost, or it died before BPF watched it).
+ */
+static void proc_gone(struct sw_loops *l, size_t i, const struct sw_event *e, uint64_t now)
+{
+	struct proc *p = &l->procs[i];
+	uint32_t pid = (uint32_t)p->info.pid;
+	struct sw_exit_rec ex = {};
+	struct sw_exit_facts f = {};
+	bool words = false;
+
+	ex.pid = pid;
+	ex.runtime = sw_runtime_name(p->info.runtime);
+	sw_utf8_copy(ex.comm, sizeof(ex.comm), p->info.comm, sizeof(p->info.comm));
+	ex.ts_ns = e ? e->ts_ns : now;
+	if (e) {
+		ex.known = true;
+		ex.signal = sw_exit_signal(e->exit_code);
+		ex.status = ex.signal ? 0 : sw_exit_status(e->exit_code);
+		ex.core = sw_exit_core(e->exit_code);
+		ex.in_incident = e->busy;
+		ex.blocked_ns = e->dur_ns;
+	}
+	if (l->exits.take && l->exits.take(l->exits.ctx, pid, &l->lw) == 0) {
+		words = true;
+		if (sw_last_words_text(&l->lw, l->tail, sizeof(l->tail)))
+			ex.stderr_tail = l->tail;
+	}
+	f.runtime = ex.runtime;
+	f.known = ex.known;
+	f.status = ex.status;
+	f.signal = ex.signal;
+	f.core = ex.core;
+	f.in_incident = ex.in_incident;
+	f.blocked_ns = ex.blocked_ns;
+	ex.uncaught = f.uncaught = words && l->lw.uncaught;
+	ex.from_promise = f.from_promise = words && l->lw.uncaught && l->lw.from_promise;
+	f.stderr_tail = ex.stderr_tail;
+	sw_exit_classify(&f, &ex.verdict);
+	drop_loops_of(l, pid);
+	if (l->stacks)
+		sw_stacks__remove_process(l->stacks, pid);
+	l->src.ops->del_target(l->src.ctx, pid);
+	sw_report__process_exit(l->rep, &ex);
+	sw_memgrowth__free(p->mg);
+	l->procs[i] = l->procs[--l->n_procs];
+}
+
+/* Resident size once a second, and whether it grows steadily. */
+static void sample_memory(struct sw_loops *l, struct proc *p, uint64_t now)
+{
+	struct sw_memgrowth_finding mf;
+	struct sw_memgrowth_facts f;
+	struct sw_memory_rec m = {};
+	uint64_t rss;
+
+	if (sw_process_rss(p->info.pid, &rss))
+		return; /* gone: the exit says so */
+	p->rss_bytes = rss;
+	if (!p->mg || !sw_memgrowth__add(p->mg, now, rss, &mf))
+		return;
+	m.pid = (uint32_t)p->info.pid;
+	m.runtime = sw_runtime_name(p->info.runtime);
+	sw_utf8_copy(m.comm, sizeof(m.comm), p->info.comm, sizeof(p->info.comm));
+	m.ts_ns = now;
+	m.window_s = mf.window_s;
+	m.rate_bps = mf.rate_bps;
+	m.r2 = mf.r2;
+	m.rss_start = mf.rss_start;
+	m.rss_end = mf.rss_end;
+	f.runtime = m.runtime;
+	f.window_s = mf.window_s;
+	f.rate_bps = mf.rate_bps;
+	f.rss_start = mf.rss_start;
+	f.rss_end = mf.rss_end;
+	sw_memgrowth_classify(&f, &m.verdict);
+	sw_report__memory(l->rep, &m);
+}
+
+static void check_processes(struct sw_loops *l, uint64_t now)
 {
 	uint32_t key, next;
 	int err;
@@ -515,15 +660,24 @@ static void check_processes(struct sw_loops *l)
 		struct proc *p = &l->procs[i];
 
 		if (sw_process_alive(p->info.pid)) {
+			sample_memory(l, p, now);
 			i++;
 			continue;
 		}
-		drop_loops_of(l, (uint32_t)p->info.pid);
-		if (l->stacks)
-			sw_stacks__remove_process(l->stacks, (uint32_t)p->info.pid);
-		l->src.ops->del_target(l->src.ctx, (uint32_t)p->info.pid);
-		sw_report__process_gone(l->rep, (uint32_t)p->info.pid, false);
-		l->procs[i] = l->procs[--l->n_procs];
+		/* Its exit event comes when the last thread is gone, but /proc
+		 * says zombie as soon as the leader is: a group exit with
+		 * other threads still in do_exit. Give the event a check's
+		 * time before concluding without it. */
+		if (!p->gone_seen_ns) {
+			p->gone_seen_ns = now;
+			i++;
+			continue;
+		}
+		if (now - p->gone_seen_ns < PROC_EXIT_GRACE_NS) {
+			i++;
+			continue;
+		}
+		proc_gone(l, i, NULL, now);
 	}
 	/* threads whose THREAD_NEW event was lost still get tracked */
 	for (err = l->src.ops->next_thread(l->src.ctx, NULL, &next); !err;
@@ -540,7 +694,7 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 {
 	if (now - l->last_proc_check >= PROC_CHECK_NS) {
 		l->last_proc_check = now;
-		check_processes(l);
+		check_processes(l, now);
 	}
 	for (size_t i = 0; i < l->n_loops;) {
 		struct loop *lp = l->loops[i];
@@ -620,8 +774,9 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 		struct loop *lp = l->loops[i];
 		struct sw_thread *s = &l->st;
 		struct sw_summary_rec rec = {};
-		uint64_t idle, elapsed, d_idle;
+		uint64_t idle, elapsed, d_idle, off, runq;
 		enum sw_role role;
+		struct proc *p;
 
 		if (read_thread(l, lp->tid, s))
 			continue; /* exited since the tick: its exit event removes it */
@@ -652,6 +807,21 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 			rec.busy_ns = elapsed - d_idle;
 			rec.max_ns = l->hist.max_ns;
 			rec.hist = &l->hist;
+			p = find_proc(l, lp->pid);
+			rec.rss_bytes = p ? p->rss_bytes : 0;
+			rec.diag = l->diag;
+			if (l->diag) {
+				cum_offcpu(s, now, &off, &runq);
+				rec.offcpu_ns = off > lp->prev_off ? off - lp->prev_off : 0;
+				rec.runq_ns = runq > lp->prev_runq ? runq - lp->prev_runq : 0;
+				/* a stretch that began before the interval may put more
+				 * off-CPU time in it than busy time: clamp */
+				if (rec.offcpu_ns > rec.busy_ns)
+					rec.offcpu_ns = rec.busy_ns;
+				if (rec.runq_ns > rec.busy_ns - rec.offcpu_ns)
+					rec.runq_ns = rec.busy_ns - rec.offcpu_ns;
+				rec.oncpu_ns = rec.busy_ns - rec.offcpu_ns - rec.runq_ns;
+			}
 			sw_report__summary(l->rep, &rec);
 		}
 		set_baseline(lp, s, now);

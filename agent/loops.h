@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include "discovery.h"
+#include "lastwords.h"
 #include "report.h"
 #include "thread_source.h"
 
@@ -40,6 +41,12 @@ struct sw_stacks;
 /* Give incidents their stacks (agent/stacks.h); folded: where --folded
  * appends each final incident's stacks, or NULL. Neither is owned. */
 void sw_loops__set_stacks(struct sw_loops *l, struct sw_stacks *stacks, FILE *folded);
+/* Where the last words of an exiting process come from (agent/lastwords.c);
+ * without one, an exit is explained by its code alone. */
+void sw_loops__set_exit_source(struct sw_loops *l, const struct sw_exit_source *src);
+/* The memory-growth window (common/memgrowth.h); 0: its default. Applies to
+ * processes added after the call. */
+void sw_loops__set_memory_window(struct sw_loops *l, uint32_t window_s);
 
 /* Start watching a discovered process (adds it to the BPF target filter). */
 int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi);

@@ -15,9 +15,11 @@
 #include <bpf/libbpf.h>
 #include "clock.h"
 #include "discovery.h"
+#include "lastwords.h"
 #include "log.h"
 #include "loopmon.h"
 #include "loops.h"
+#include "memgrowth.h"
 #include "recording.h"
 #include "report.h"
 #include "stacks.h"
@@ -43,6 +45,7 @@ static struct env {
 	uint64_t sample_hz;
 	const char *folded;
 	bool raw_syscalls;
+	uint64_t memory_window_s;
 	const char *record;
 	int verbose;
 } env = {
@@ -50,6 +53,7 @@ static struct env {
 	.interval_s = 10,
 	.buffer_kb = 4096,
 	.sample_hz = 99,
+	.memory_window_s = SW_MEMGROWTH_WINDOW_S,
 };
 
 const char *argp_program_version = "stallwatch-agent " SW_VERSION;
@@ -75,6 +79,7 @@ enum {
 	OPT_NO_STACKS,
 	OPT_SAMPLE_HZ,
 	OPT_FOLDED,
+	OPT_MEMORY_WINDOW,
 };
 
 static const struct argp_option opts[] = {
@@ -96,6 +101,8 @@ static const struct argp_option opts[] = {
 	  "Append each incident's stacks to FILE in folded format (flamegraph.pl, speedscope)", 0 },
 	{ "raw-syscalls", OPT_RAW_SYSCALLS, NULL, 0,
 	  "Use tp_btf/sys_enter instead of per-syscall tracepoints (no tracefs)", 0 },
+	{ "memory-window", OPT_MEMORY_WINDOW, "SEC", 0,
+	  "Window over which steady RSS growth is flagged (default 300)", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose debug output (twice: libbpf too)", 0 },
 	/* for developers: tests/fixtures/loops/ are made with it */
 	{ "record", OPT_RECORD, "FILE", OPTION_HIDDEN,
@@ -181,6 +188,12 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_RECORD:
 		env.record = arg;
 		break;
+	case OPT_MEMORY_WINDOW:
+		/* at least 10 samples at one a second; at most the samples kept */
+		if (parse_u64(arg, "--memory-window", 10, SW_MEMGROWTH_MAX_SAMPLES - 1,
+			      &env.memory_window_s))
+			bad_usage(state);
+		break;
 	case 'v':
 		env.verbose++;
 		break;
@@ -239,11 +252,17 @@ static int on_event(void *ctx, const struct sw_event *e)
 	return sw_loops__on_event(ec->loops, e);
 }
 
-static void health_extra(struct sw_stream *stream, struct sw_health *h)
+static void health_extra(struct sw_stream *stream, struct lastwords *lw, struct sw_health *h)
 {
 	struct sw_stream_stats st;
+	struct sw_bpf_stats bs;
 
 	memset(h, 0, sizeof(*h));
+	if (lw) {
+		lastwords__bpf_stats(lw, &bs);
+		for (int i = 0; i < SW_HEALTH__COUNT; i++)
+			h->v[i] += bs.v[i];
+	}
 	if (!stream)
 		return;
 	sw_stream__stats(stream, &st);
@@ -266,6 +285,8 @@ int main(int argc, char **argv)
 	struct sw_recorder *rec = NULL;
 	struct sw_stacks *stacks = NULL;
 	FILE *folded = NULL;
+	struct lastwords *lw = NULL;
+	struct sw_exit_source xs;
 	struct event_ctx ec = {};
 	struct sw_health h;
 	uint64_t start, last_summary, now;
@@ -406,6 +427,17 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	sw_loops__set_stacks(loops, stacks, folded);
+	sw_loops__set_memory_window(loops, (uint32_t)env.memory_window_s);
+	/* Not fatal: without it an exit is explained by its code alone. */
+	lw = lastwords__new(loopmon__targets_fd(lm), loopmon__tracefs(lm));
+	if (lw) {
+		xs = lastwords__source(lw);
+		sw_loops__set_exit_source(loops, &xs);
+	} else {
+		sw_warn("cannot load the exit-cause probes (%s): exits are reported with their "
+			"code only; run with -v for libbpf's log",
+			strerror(errno));
+	}
 	ec.loops = loops;
 	ec.rec = rec;
 	for (int i = 0; i < env.n_pids; i++) {
@@ -453,7 +485,7 @@ int main(int argc, char **argv)
 		sw_loops__tick(loops, now);
 		if (now - last_summary >= env.interval_s * 1000000000ull) {
 			last_summary = now;
-			health_extra(stream, &h);
+			health_extra(stream, lw, &h);
 			if (stacks)
 				sw_stacks__health(stacks, h.v);
 			if (rec)
@@ -472,7 +504,7 @@ int main(int argc, char **argv)
 	}
 	/* a last summary so a short run still reports, and a clean detach */
 	loopmon__poll(lm, 0, on_event, &ec);
-	health_extra(stream, &h);
+	health_extra(stream, lw, &h);
 	if (stacks)
 		sw_stacks__health(stacks, h.v);
 	now = sw_mono_ns();
@@ -484,6 +516,7 @@ int main(int argc, char **argv)
 		sw_stream__drain(stream, 2000);
 cleanup:
 	sw_loops__free(loops);
+	lastwords__free(lw);
 	if (rec && sw_recorder__errors(rec))
 		sw_warn("the recording %s is incomplete: %llu failed writes", env.record,
 			(unsigned long long)sw_recorder__errors(rec));

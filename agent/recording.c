@@ -15,10 +15,10 @@
 	X(pid) X(tid) X(loop_fd) X(wait_fd) X(wait_timeout) X(flags) X(wait_enter_ns)              \
 	X(iter_start_ns) X(first_seen_ns) X(iterations) X(busy_ns) X(idle_ns) X(max_busy_ns)        \
 	X(incidents) X(pz_enter_ns) X(pz_exit_ns) X(off_start_ns) X(off_kind) X(off_nr)             \
-	X(blk_offcpu_ns) X(blk_runq_ns) X(blk_switches)
+	X(blk_offcpu_ns) X(blk_runq_ns) X(blk_switches) X(cum_offcpu_ns) X(cum_runq_ns)
 #define REC_EVENT_FIELDS(X)                                                                         \
 	X(type) X(pid) X(tid) X(loop_fd) X(ts_ns) X(start_ns) X(dur_ns) X(offcpu_ns) X(runq_ns)     \
-	X(switches) X(busy) X(start_unknown)
+	X(switches) X(busy) X(start_unknown) X(exit_code)
 
 struct same_slot {
 	bool used;

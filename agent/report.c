@@ -77,6 +77,20 @@ void sw_report__process_gone(struct sw_report *r, uint32_t pid, bool exec)
 	for_each_sink(r, s) if (s->ops->process_gone) s->ops->process_gone(s, pid, exec);
 }
 
+void sw_report__process_exit(struct sw_report *r, const struct sw_exit_rec *ex)
+{
+	struct sw_sink *s;
+
+	for_each_sink(r, s) if (s->ops->process_exit) s->ops->process_exit(s, ex);
+}
+
+void sw_report__memory(struct sw_report *r, const struct sw_memory_rec *m)
+{
+	struct sw_sink *s;
+
+	for_each_sink(r, s) if (s->ops->memory) s->ops->memory(s, m);
+}
+
 void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc)
 {
 	struct sw_sink *s;

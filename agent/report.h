@@ -14,6 +14,7 @@
 #include "discovery.h"
 #include "health.h"
 #include "histogram.h"
+#include "procrules.h"
 #include "rules.h"
 
 struct sw_stream;
@@ -45,7 +46,45 @@ struct sw_summary_rec {
 	uint64_t start_ns, end_ns;
 	uint64_t iterations, busy_ns, idle_ns, max_ns;
 	const struct sw_hist *hist; /* this interval's iterations */
+	uint64_t rss_bytes; /* the process's resident size at the end; 0: not read */
+	/* the split of busy_ns, measured with diag (sched_switch) on */
+	bool diag;
+	uint64_t oncpu_ns, offcpu_ns, runq_ns;
 };
+
+/* A process exited (not an exec: sw_report__process_gone says that). */
+struct sw_exit_rec {
+	uint32_t pid;
+	const char *runtime;
+	char comm[16];
+	uint64_t ts_ns;	     /* when the agent learned it */
+	bool known;	     /* the kernel's exit code was seen, else gone from /proc */
+	uint32_t status;     /* exit status, when signal is 0 */
+	uint32_t signal;     /* killing signal, 0 for none */
+	bool core;
+	bool in_incident;    /* a loop of it was blocked (>= threshold) as it died */
+	uint64_t blocked_ns; /* the longest such block */
+	bool uncaught, from_promise; /* Node's uncaught-exception report, if seen */
+	const char *stderr_tail; /* its last writes to fd 2 as text, NULL when none */
+	struct sw_proc_verdict verdict;
+};
+
+/* Steady resident-size growth (common/memgrowth.h). */
+struct sw_memory_rec {
+	uint32_t pid;
+	const char *runtime;
+	char comm[16];
+	uint64_t ts_ns;
+	double window_s, rate_bps, r2;
+	uint64_t rss_start, rss_end;
+	struct sw_proc_verdict verdict;
+};
+
+/* on-CPU share of the busy time, 0 when there was none */
+static inline double sw_summary_cpu_share(const struct sw_summary_rec *s)
+{
+	return s->busy_ns ? (double)s->oncpu_ns / (double)s->busy_ns : 0;
+}
 
 static inline uint64_t sw_summary_elapsed(const struct sw_summary_rec *s)
 {
@@ -69,7 +108,10 @@ struct sw_report *sw_report__new(bool json, struct sw_stream *stream, uint64_t t
 void sw_report__free(struct sw_report *r);
 
 void sw_report__process(struct sw_report *r, const struct sw_proc_info *pi);
+/* exec: it exec'd a new program (followed by a new process record) */
 void sw_report__process_gone(struct sw_report *r, uint32_t pid, bool exec);
+void sw_report__process_exit(struct sw_report *r, const struct sw_exit_rec *ex);
+void sw_report__memory(struct sw_report *r, const struct sw_memory_rec *m);
 void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc);
 void sw_report__summary(struct sw_report *r, const struct sw_summary_rec *sum);
 void sw_report__health(struct sw_report *r, const struct sw_health *h);

@@ -22,6 +22,8 @@ struct sw_sink_ops {
 	const char *name;
 	void (*process)(struct sw_sink *s, const struct sw_proc_info *pi);
 	void (*process_gone)(struct sw_sink *s, uint32_t pid, bool exec);
+	void (*process_exit)(struct sw_sink *s, const struct sw_exit_rec *ex);
+	void (*memory)(struct sw_sink *s, const struct sw_memory_rec *m);
 	void (*incident)(struct sw_sink *s, const struct sw_incident_rec *inc);
 	void (*summary)(struct sw_sink *s, const struct sw_summary_rec *sum);
 	/* h already holds every sink's own losses (see lost) */

@@ -43,6 +43,28 @@ static void human_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
 	fflush(h->out);
 }
 
+static void human_process_exit(struct sw_sink *s, const struct sw_exit_rec *ex)
+{
+	struct sink_human *h = (struct sink_human *)s;
+	char t[32];
+
+	wall_time(h, ex->ts_ns, t, sizeof(t));
+	fprintf(h->out, "%s EXIT     %s pid %u (%s) %s\n    %s\n    fix: %s\n", t, ex->runtime,
+		ex->pid, ex->comm, ex->verdict.summary, ex->verdict.pattern, ex->verdict.advice);
+	fflush(h->out);
+}
+
+static void human_memory(struct sw_sink *s, const struct sw_memory_rec *m)
+{
+	struct sink_human *h = (struct sink_human *)s;
+	char t[32];
+
+	wall_time(h, m->ts_ns, t, sizeof(t));
+	fprintf(h->out, "%s MEMORY   %s pid %u (%s) %s\n    %s\n    fix: %s\n", t, m->runtime,
+		m->pid, m->comm, m->verdict.summary, m->verdict.pattern, m->verdict.advice);
+	fflush(h->out);
+}
+
 /* Frames shown under a final incident: enough to see the culprit and what
  * called it, few enough for a terminal. */
 #define HUMAN_FRAMES 6
@@ -111,10 +133,16 @@ static void human_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
 
 	fprintf(h->out,
 		"loop %s pid %u tid %u (%s): %llu iterations, delay p50 %.3f p99 %.3f max %.1f ms, "
-		"utilization %.1f%%\n",
+		"utilization %.1f%%",
 		sum->runtime, sum->pid, sum->tid, sum->role, (unsigned long long)sum->iterations,
 		sw_hist_quantile(sum->hist, 0.5) / 1e6, sw_hist_quantile(sum->hist, 0.99) / 1e6,
 		sum->max_ns / 1e6, sw_summary_utilization(sum) * 100);
+	if (sum->diag && sum->busy_ns)
+		fprintf(h->out, ", on-CPU %.0f%% of busy (%s)", sw_summary_cpu_share(sum) * 100,
+			sw_loop_bound(sum->busy_ns, sum->oncpu_ns, sum->runq_ns));
+	if (sum->rss_bytes)
+		fprintf(h->out, ", RSS %.1f MB", (double)sum->rss_bytes / 1e6);
+	fputc('\n', h->out);
 	fflush(h->out);
 }
 
@@ -152,6 +180,8 @@ static const struct sw_sink_ops human_ops = {
     .name = "human",
     .process = human_process,
     .process_gone = human_process_gone,
+    .process_exit = human_process_exit,
+    .memory = human_memory,
     .incident = human_incident,
     .summary = human_summary,
     .health = human_health,

@@ -84,6 +84,55 @@ static void json_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
 	emit((struct sink_json *)s, o);
 }
 
+static void json_process_exit(struct sw_sink *s, const struct sw_exit_rec *ex)
+{
+	json_object *o = json_object_new_object();
+	char sbuf[24];
+
+	jadd_str(o, "kind", "process_exit");
+	jadd_u64(o, "pid", ex->pid);
+	jadd_str(o, "runtime", ex->runtime);
+	jadd_str(o, "comm", ex->comm);
+	jadd_u64(o, "ts_ns", ex->ts_ns);
+	json_object_object_add(o, "exit_known", json_object_new_boolean(ex->known));
+	if (ex->known && ex->signal) {
+		jadd_u64(o, "signal", ex->signal);
+		jadd_str(o, "signal_name", sw_signal_name(ex->signal, sbuf, sizeof(sbuf)));
+		json_object_object_add(o, "core_dumped", json_object_new_boolean(ex->core));
+	} else if (ex->known) {
+		jadd_u64(o, "exit_code", ex->status);
+	}
+	json_object_object_add(o, "in_incident", json_object_new_boolean(ex->in_incident));
+	if (ex->in_incident)
+		jadd_ms(o, "blocked_ms", ex->blocked_ns);
+	jadd_str(o, "pattern", ex->verdict.pattern);
+	jadd_str(o, "summary", ex->verdict.summary);
+	jadd_str(o, "advice", ex->verdict.advice);
+	if (ex->stderr_tail && ex->stderr_tail[0])
+		jadd_str(o, "stderr_tail", ex->stderr_tail);
+	emit((struct sink_json *)s, o);
+}
+
+static void json_memory(struct sw_sink *s, const struct sw_memory_rec *m)
+{
+	json_object *o = json_object_new_object();
+
+	jadd_str(o, "kind", "memory_growth");
+	jadd_u64(o, "pid", m->pid);
+	jadd_str(o, "runtime", m->runtime);
+	jadd_str(o, "comm", m->comm);
+	jadd_u64(o, "ts_ns", m->ts_ns);
+	jadd_fixed(o, "window_s", m->window_s, 1);
+	jadd_fixed(o, "rate_bytes_per_s", m->rate_bps, 0);
+	jadd_u64(o, "rss_start", m->rss_start);
+	jadd_u64(o, "rss_end", m->rss_end);
+	jadd_fixed(o, "r2", m->r2, 3);
+	jadd_str(o, "pattern", m->verdict.pattern);
+	jadd_str(o, "summary", m->verdict.summary);
+	jadd_str(o, "advice", m->verdict.advice);
+	emit((struct sink_json *)s, o);
+}
+
 /* "stack": the heaviest stack's frames, innermost first; "stack_share":
  * its top frames with the share of all samples each appears in; "stacks":
  * every distinct stack kept, with its weight. */
@@ -199,6 +248,15 @@ static void json_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
 	jadd_ms(o, "p99_ms", sw_hist_quantile(sum->hist, 0.99));
 	jadd_ms(o, "max_ms", sum->max_ns);
 	jadd_fixed(o, "utilization", sw_summary_utilization(sum), 4);
+	if (sum->rss_bytes)
+		jadd_u64(o, "rss_bytes", sum->rss_bytes);
+	if (sum->diag) {
+		jadd_ms(o, "oncpu_ms", sum->oncpu_ns);
+		jadd_ms(o, "offcpu_ms", sum->offcpu_ns);
+		jadd_ms(o, "runq_ms", sum->runq_ns);
+		jadd_fixed(o, "cpu_share", sw_summary_cpu_share(sum), 4);
+		jadd_str(o, "bound", sw_loop_bound(sum->busy_ns, sum->oncpu_ns, sum->runq_ns));
+	}
 	emit((struct sink_json *)s, o);
 }
 
@@ -218,6 +276,8 @@ static const struct sw_sink_ops json_ops = {
     .name = "json",
     .process = json_process,
     .process_gone = json_process_gone,
+    .process_exit = json_process_exit,
+    .memory = json_memory,
     .incident = json_incident,
     .summary = json_summary,
     .health = json_health,

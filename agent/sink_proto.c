@@ -24,6 +24,8 @@ struct sink_proto {
 	size_t n_loops;
 	Stallwatch__V1__Incident **incs;
 	size_t n_incs;
+	Stallwatch__V1__MemoryGrowth **mems;
+	size_t n_mems;
 	Stallwatch__V1__AgentHealth health;
 	Stallwatch__V1__AgentHealth__CountersEntry health_kv[SW_HEALTH__COUNT];
 	Stallwatch__V1__AgentHealth__CountersEntry *health_kvp[SW_HEALTH__COUNT];
@@ -43,7 +45,19 @@ static void free_proc(Stallwatch__V1__ProcessInfo *p)
 	free(p->exe);
 	free(p->comm);
 	free(p->container);
+	free(p->exit_stderr);
+	free(p->exit_pattern);
+	free(p->exit_summary);
+	free(p->exit_advice);
 	free(p);
+}
+
+static void free_mem(Stallwatch__V1__MemoryGrowth *m)
+{
+	free(m->runtime);
+	free(m->summary);
+	free(m->advice);
+	free(m);
 }
 
 static void free_loop(Stallwatch__V1__LoopSummary *l)
@@ -79,7 +93,9 @@ static void clear_pending(struct sink_proto *p)
 		free_loop(p->loops[i]);
 	for (size_t i = 0; i < p->n_incs; i++)
 		free_inc(p->incs[i]);
-	p->n_procs = p->n_loops = p->n_incs = 0;
+	for (size_t i = 0; i < p->n_mems; i++)
+		free_mem(p->mems[i]);
+	p->n_procs = p->n_loops = p->n_incs = p->n_mems = 0;
 }
 
 static Stallwatch__V1__ProcessInfo *proc_msg(const struct sw_proc_info *pi, bool exited)
@@ -96,7 +112,12 @@ static Stallwatch__V1__ProcessInfo *proc_msg(const struct sw_proc_info *pi, bool
 	m->comm = dup_str(pi->comm);
 	m->container = dup_str(pi->cgroup);
 	m->exited = exited;
-	if (!m->runtime || !m->runtime_version || !m->exe || !m->comm || !m->container) {
+	m->exit_stderr = dup_str("");
+	m->exit_pattern = dup_str("");
+	m->exit_summary = dup_str("");
+	m->exit_advice = dup_str("");
+	if (!m->runtime || !m->runtime_version || !m->exe || !m->comm || !m->container ||
+	    !m->exit_stderr || !m->exit_pattern || !m->exit_summary || !m->exit_advice) {
 		free_proc(m);
 		return NULL;
 	}
@@ -174,15 +195,92 @@ static void proto_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
 {
 	struct sink_proto *p = (struct sink_proto *)s;
 
-	(void)exec; /* an exec'd process is announced again by process() */
+	/* an exec'd process is announced again by process(); the collector
+	 * must not count its exec as an exit */
 	for (size_t i = 0; i < p->n_known; i++) {
 		if ((uint32_t)p->known[i].pid != pid)
 			continue;
 		queue_proc(p, &p->known[i], true);
+		if (exec && p->n_procs && p->procs[p->n_procs - 1]->pid == pid) {
+			free(p->procs[p->n_procs - 1]->exit_pattern);
+			p->procs[p->n_procs - 1]->exit_pattern = dup_str(SW_EXEC_PATTERN);
+		}
 		p->known[i] = p->known[--p->n_known];
 		break;
 	}
 	update_hello(p);
+}
+
+static void proto_process_exit(struct sw_sink *s, const struct sw_exit_rec *ex)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+	Stallwatch__V1__ProcessInfo *m = NULL;
+	size_t i;
+
+	for (i = 0; i < p->n_known; i++)
+		if ((uint32_t)p->known[i].pid == ex->pid)
+			break;
+	if (i == p->n_known)
+		return; /* never announced: nothing to say it ended */
+	if (p->n_procs >= SW_BATCH_MAX_ITEMS || !(m = proc_msg(&p->known[i], true)))
+		goto lost;
+	m->exit_known = ex->known;
+	m->exit_code = ex->status;
+	m->exit_signal = ex->signal;
+	m->exit_core = ex->core;
+	m->exit_in_incident = ex->in_incident;
+	m->exit_blocked_ns = ex->blocked_ns;
+	m->exit_uncaught = ex->uncaught;
+	m->exit_from_promise = ex->from_promise;
+	free(m->exit_stderr);
+	free(m->exit_pattern);
+	free(m->exit_summary);
+	free(m->exit_advice);
+	m->exit_stderr = dup_str(ex->stderr_tail);
+	m->exit_pattern = dup_str(ex->verdict.pattern);
+	m->exit_summary = dup_str(ex->verdict.summary);
+	m->exit_advice = dup_str(ex->verdict.advice);
+	if (!m->exit_stderr || !m->exit_pattern || !m->exit_summary || !m->exit_advice) {
+		free_proc(m);
+		goto lost;
+	}
+	p->procs[p->n_procs++] = m;
+	goto out;
+lost:
+	p->lost++;
+out:
+	p->known[i] = p->known[--p->n_known];
+	update_hello(p);
+}
+
+static void proto_memory(struct sw_sink *s, const struct sw_memory_rec *mr)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+	Stallwatch__V1__MemoryGrowth *m;
+
+	m = malloc(sizeof(*m));
+	if (!m || p->n_mems >= SW_BATCH_MAX_ITEMS) {
+		free(m);
+		p->lost++;
+		return;
+	}
+	stallwatch__v1__memory_growth__init(m);
+	m->pid = mr->pid;
+	m->runtime = dup_str(mr->runtime);
+	m->summary = dup_str(mr->verdict.summary);
+	m->advice = dup_str(mr->verdict.advice);
+	m->ts_ns = mr->ts_ns;
+	m->window_s = mr->window_s;
+	m->rate_bytes_per_s = mr->rate_bps;
+	m->rss_start = mr->rss_start;
+	m->rss_end = mr->rss_end;
+	m->r2 = mr->r2;
+	if (!m->runtime || !m->summary || !m->advice) {
+		free_mem(m);
+		p->lost++;
+		return;
+	}
+	p->mems[p->n_mems++] = m;
 }
 
 static void proto_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
@@ -267,6 +365,11 @@ static void proto_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
 	m->idle_ns = sum->idle_ns;
 	m->max_busy_ns = sum->max_ns;
 	m->hist_schema = SW_HIST_SCHEMA;
+	m->rss_bytes = sum->rss_bytes;
+	m->cpu_split = sum->diag;
+	m->oncpu_ns = sum->oncpu_ns;
+	m->offcpu_ns = sum->offcpu_ns;
+	m->runq_ns = sum->runq_ns;
 	p->loops[p->n_loops++] = m;
 	return;
 fail:
@@ -300,7 +403,7 @@ static void proto_flush(struct sw_sink *s)
 	uint8_t *buf, *frame;
 	size_t len, flen;
 
-	if (!p->n_procs && !p->n_loops && !p->n_incs && !p->have_health)
+	if (!p->n_procs && !p->n_loops && !p->n_incs && !p->n_mems && !p->have_health)
 		return;
 	b.seq = ++p->seq;
 	b.processes = p->procs;
@@ -309,6 +412,8 @@ static void proto_flush(struct sw_sink *s)
 	b.n_loops = p->n_loops;
 	b.incidents = p->incs;
 	b.n_incidents = p->n_incs;
+	b.memory = p->mems;
+	b.n_memory = p->n_mems;
 	b.health = p->have_health ? &p->health : NULL;
 	b.sent_unix_ns = sw_realtime_ns();
 	len = stallwatch__v1__batch__get_packed_size(&b);
@@ -338,6 +443,7 @@ static void proto_free(struct sw_sink *s)
 	free(p->procs);
 	free(p->loops);
 	free(p->incs);
+	free(p->mems);
 	free(p->known);
 	free(p);
 }
@@ -346,6 +452,8 @@ static const struct sw_sink_ops proto_ops = {
     .name = "proto",
     .process = proto_process,
     .process_gone = proto_process_gone,
+    .process_exit = proto_process_exit,
+    .memory = proto_memory,
     .incident = proto_incident,
     .summary = proto_summary,
     .health = proto_health,
@@ -368,7 +476,8 @@ struct sw_sink *sw_sink_proto__new(const struct sw_sink_frames *out, uint64_t th
 	p->procs = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->procs));
 	p->loops = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->loops));
 	p->incs = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->incs));
-	if (!p->procs || !p->loops || !p->incs) {
+	p->mems = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->mems));
+	if (!p->procs || !p->loops || !p->incs || !p->mems) {
 		proto_free(&p->base);
 		return NULL;
 	}

@@ -452,8 +452,10 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 		d = now - t->off_start_ns;
 		if (t->off_kind == SW_OFF_RUNQ) {
 			t->blk_runq_ns += d;
+			t->cum_runq_ns += d;
 		} else {
 			t->blk_offcpu_ns += d;
+			t->cum_offcpu_ns += d;
 			blk_sys_add(t, t->off_nr, d);
 		}
 		t->off_start_ns = 0;
@@ -462,37 +464,75 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	return 0;
 }
 
+/* include/linux/sched/signal.h: a group exit (exit_group, fatal signal) is
+ * under way; not in BTF, being a macro. Stable since 2.6. */
+#define SW_SIGNAL_GROUP_EXIT 0x00000004
+
+/*
+ * A tracked loop thread exits: its state goes, and a block it dies in is
+ * closed. A thread of a target process exits: if it is the last one (the
+ * signal struct's live count, decremented in do_exit before this
+ * tracepoint, is 0), the process is gone, with its exit code, reported at
+ * once rather than at the agent's next /proc check.
+ */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_process_exit, struct task_struct *p)
 {
-	__u32 tid = p->pid;
-	struct sw_thread *t;
+	__u32 tid = p->pid, pid = p->tgid;
+	struct signal_struct *sig = p->signal;
+	bool group_dead = sig->live.counter == 0;
+	bool group_exit = group_dead || (sig->flags & SW_SIGNAL_GROUP_EXIT);
+	struct sw_thread *t = NULL;
+	struct sw_target *tgt;
 	struct sw_event *e;
-	__u64 now;
+	__u64 now = 0, start;
 
-	if (!maybe_tracked(tid))
-		return 0;
-	t = bpf_map_lookup_elem(&threads, &tid);
-	if (!t)
-		return 0;
-	now = bpf_ktime_get_ns();
-	e = event_reserve(SW_EV_THREAD_EXIT, t, now);
-	if (e) {
-		/* died inside a busy stretch: user space closes its incident */
-		if (sw_thread_busy(t)) {
-			/* after an empty zero-timeout poll, the block starts at
-			 * its return: no real poll followed */
-			__u64 start = sw_thread_block_start(t);
-
-			e->busy = 1;
-			fill_block(e, t, start, now - start);
-			/* the block in progress, not the iteration: see the helper */
-			e->start_unknown = sw_thread_block_start_unknown(t);
+	if (maybe_tracked(tid))
+		t = bpf_map_lookup_elem(&threads, &tid);
+	if (t) {
+		now = bpf_ktime_get_ns();
+		e = event_reserve(SW_EV_THREAD_EXIT, t, now);
+		if (e) {
+			/* died inside a busy stretch: user space closes its incident */
+			if (sw_thread_busy(t)) {
+				/* after an empty zero-timeout poll, the block starts at
+				 * its return: no real poll followed */
+				start = sw_thread_block_start(t);
+				e->busy = 1;
+				fill_block(e, t, start, now - start);
+				/* the block in progress, not the iteration: see the helper */
+				e->start_unknown = sw_thread_block_start_unknown(t);
+			}
+			bpf_ringbuf_submit(e, 0);
 		}
+		/* a loop blocked as its process goes down: the exit says so */
+		if (group_exit && sw_thread_busy(t)) {
+			start = sw_thread_block_start(t);
+			tgt = bpf_map_lookup_elem(&targets, &pid);
+			if (tgt && now - start >= threshold_ns && now - start > tgt->exit_blocked_ns)
+				tgt->exit_blocked_ns = now - start;
+		}
+		if (bpf_map_delete_elem(&threads, &tid) == 0)
+			hint_add(tid, -1);
+	}
+	if (!group_dead)
+		return 0;
+	tgt = bpf_map_lookup_elem(&targets, &pid);
+	if (!tgt)
+		return 0;
+	if (!now)
+		now = bpf_ktime_get_ns();
+	e = event_new(SW_EV_PROC_EXIT, pid, tid, now);
+	if (e) {
+		e->exit_code = (sig->flags & SW_SIGNAL_GROUP_EXIT) ? (__u32)sig->group_exit_code
+								   : p->exit_code;
+		e->busy = tgt->exit_blocked_ns != 0;
+		e->dur_ns = tgt->exit_blocked_ns;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		bpf_ringbuf_submit(e, 0);
 	}
-	if (bpf_map_delete_elem(&threads, &tid) == 0)
-		hint_add(tid, -1);
+	/* two threads dying together may both see live == 0: one event */
+	bpf_map_delete_elem(&targets, &pid);
 	return 0;
 }
 

@@ -59,6 +59,11 @@
 struct sw_target {
 	__u32 flags;
 	__u32 pad;
+	/* Set by BPF when a loop thread of the process dies inside a block of
+	 * at least the threshold as the process goes down (exit_group or a
+	 * fatal signal): the longest such block so far. The process exit event
+	 * carries it: "it died while its loop was blocked". */
+	__u64 exit_blocked_ns;
 };
 
 /* Why a thread is off CPU in a busy stretch (sw_thread.off_kind). */
@@ -109,6 +114,10 @@ struct sw_thread {
 	__u32 blk_switches;
 	__u32 pad;
 	struct sw_blk_sys blk_sys[SW_BLK_SYSCALLS];
+	/* cumulative over every busy stretch since first seen: the interval's
+	 * on-CPU share of busy time is busy - (delta of these) over busy */
+	__u64 cum_offcpu_ns;
+	__u64 cum_runq_ns;
 	char comm[SW_COMM_LEN];
 	__u32 hist[SW_HIST_NBUCKETS]; /* busy time per iteration */
 };
@@ -118,6 +127,7 @@ enum sw_event_type {
 	SW_EV_THREAD_NEW = 2,  /* first loop wait of a thread */
 	SW_EV_THREAD_EXIT = 3, /* a tracked thread exited (state deleted) */
 	SW_EV_EXEC = 4,	       /* a target process exec'd */
+	SW_EV_PROC_EXIT = 5,   /* the last thread of a target process exited */
 };
 
 /* Ring buffer record: rare events only (hot data is aggregated in maps). */
@@ -133,9 +143,11 @@ struct sw_event {
 	__u64 offcpu_ns;
 	__u64 runq_ns;
 	__u32 switches;
-	__u32 busy; /* THREAD_EXIT: it died inside a busy stretch */
+	__u32 busy; /* THREAD_EXIT: it died inside a busy stretch;
+		     * PROC_EXIT: a loop thread died inside a block >= threshold
+		     * (dur_ns: the longest) */
 	__u32 start_unknown; /* the stretch began before the agent attached */
-	__u32 pad2;
+	__u32 exit_code; /* PROC_EXIT: wait(2) status, see sw_exit_status() */
 	struct sw_blk_sys blk_sys[SW_BLK_SYSCALLS];
 	char comm[SW_COMM_LEN];
 };
@@ -146,6 +158,27 @@ struct sw_event {
 struct sw_bpf_stats {
 	__u64 v[SW_HEALTH__COUNT];
 };
+
+/* --- Rules on exit codes --- */
+
+/* The kernel's exit code of a task (task->exit_code, or
+ * signal->group_exit_code for a group exit) is a wait(2) status: the
+ * exit status in bits 8-15, or the killing signal in bits 0-6 with 0x80 for
+ * a core dump (kernel/exit.c do_exit, do_group_exit; fs/coredump.c). */
+SW_INLINE __u32 sw_exit_status(__u32 code)
+{
+	return (code >> 8) & 0xff;
+}
+
+SW_INLINE __u32 sw_exit_signal(__u32 code)
+{
+	return code & 0x7f;
+}
+
+SW_INLINE bool sw_exit_core(__u32 code)
+{
+	return code & 0x80;
+}
 
 /* --- Rules on struct sw_thread, one definition for both sides --- */
 

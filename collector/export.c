@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "export.h"
+#include "procrules.h"
 #include "rules.h"
 #include <errno.h>
 #include <inttypes.h>
@@ -314,6 +315,94 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 	}
 }
 
+/* name{host=..,runtime=..,pid=..,comm=..} */
+static void put_proc_series(struct sw_buf *b, const char *name, const struct sw_proc_view *p)
+{
+	char num[16];
+
+	sw_buf__printf(b, "%s{", name);
+	put_label(b, true, "host", p->host);
+	put_label(b, false, "runtime", p->runtime);
+	snprintf(num, sizeof(num), "%" PRIu32, p->pid);
+	put_label(b, false, "pid", num);
+	put_label(b, false, "comm", p->comm);
+	sw_buf__printf(b, "} ");
+}
+
+/* The busy-time split and the process-wide figures (docs/METRICS.md). */
+static void export_processes(struct sw_store *s, struct sw_buf *b)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} split[] = {
+	    {"stallwatch_eventloop_oncpu_seconds_total",
+	     "Busy loop time spent running on a CPU", offsetof(struct sw_loop_view, oncpu_ns)},
+	    {"stallwatch_eventloop_offcpu_seconds_total",
+	     "Busy loop time spent sleeping in the kernel (I/O, locks, sleeps)",
+	     offsetof(struct sw_loop_view, offcpu_ns)},
+	    {"stallwatch_eventloop_runq_seconds_total",
+	     "Busy loop time spent runnable, waiting for a CPU", offsetof(struct sw_loop_view, runq_ns)},
+	};
+	size_t n = sw_store__nloops(s), np = sw_store__nprocs(s), nc = sw_store__nexit_causes();
+	struct sw_proc_view pv;
+	uint64_t v;
+
+	for (size_t k = 0; k < sizeof(split) / sizeof(split[0]); k++) {
+		put_family(b, split[k].name, "counter", split[k].help);
+		for (size_t i = 0; i < n; i++) {
+			const struct sw_loop_view *l = sw_store__loop(s, i);
+
+			if (!l->have_split)
+				continue;
+			memcpy(&v, (const char *)l + split[k].off, sizeof(v));
+			put_loop_series(b, split[k].name, l, NULL, NULL, NULL, NULL);
+			put_seconds(b, (double)v);
+		}
+	}
+	put_family(b, "stallwatch_eventloop_cpu_share", "gauge",
+		   "On-CPU share of the loop's busy time, last reporting interval (below 0.2: "
+		   "I/O-bound)");
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_loop_view *l = sw_store__loop(s, i);
+
+		if (!l->have_split)
+			continue;
+		put_loop_series(b, "stallwatch_eventloop_cpu_share", l, NULL, NULL, NULL, NULL);
+		sw_buf__printf(b, "%.6g\n", l->cpu_share);
+	}
+
+	put_family(b, "stallwatch_process_resident_bytes", "gauge",
+		   "Resident size of the process at its last loop summary");
+	for (size_t i = 0; i < np; i++) {
+		sw_store__proc(s, i, &pv);
+		if (!pv.rss_bytes || pv.exited)
+			continue;
+		put_proc_series(b, "stallwatch_process_resident_bytes", &pv);
+		put_u64(b, pv.rss_bytes);
+	}
+	put_family(b, "stallwatch_process_memory_growth_bytes_per_second", "gauge",
+		   "Rate of the last steady resident-size growth found (memory_growth)");
+	for (size_t i = 0; i < np; i++) {
+		sw_store__proc(s, i, &pv);
+		if (!pv.have_growth || pv.exited)
+			continue;
+		put_proc_series(b, "stallwatch_process_memory_growth_bytes_per_second", &pv);
+		sw_buf__printf(b, "%.6g\n", pv.growth_bps);
+	}
+	/* every runtime and cause, zeros included: the set is bounded */
+	put_family(b, "stallwatch_process_exits_total", "counter",
+		   "Watched processes that exited, by runtime and cause");
+	for (size_t r = 0; r < SW_STORE_RUNTIMES; r++)
+		for (size_t c = 0; c < nc; c++) {
+			sw_buf__printf(b, "stallwatch_process_exits_total{");
+			put_label(b, true, "runtime", sw_store_runtimes[r]);
+			put_label(b, false, "cause", sw_exit_patterns[c]);
+			sw_buf__printf(b, "} ");
+			put_u64(b, sw_store__exits(s, r, c));
+		}
+}
+
 static void export_agents(struct sw_store *s, struct sw_buf *b)
 {
 	size_t n = sw_store__nagents(s);
@@ -386,6 +475,7 @@ int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest,
 {
 	sw_store__lock(s);
 	export_loops(s, out);
+	export_processes(s, out);
 	export_agents(s, out);
 	export_collector(s, ingest, out);
 	sw_store__unlock(s);

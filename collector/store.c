@@ -6,6 +6,7 @@
  * store_procs.c, store_series.c, store_incidents.c.
  */
 #include "clock.h"
+#include "procrules.h"
 #include "rules.h"
 #include "store_internal.h"
 #include <errno.h>
@@ -21,7 +22,35 @@ struct sw_store {
 	struct sw_series series;
 	struct sw_incidents incidents;
 	struct sw_store_counters ctr; /* but incidents_dropped: incidents.evicted */
+	uint64_t exits[SW_STORE_RUNTIMES][SW_STORE_MAX_EXIT_CAUSES];
 };
+
+const char *const sw_store_runtimes[SW_STORE_RUNTIMES] = { "node", "python", "native" };
+
+size_t sw_store__nexit_causes(void)
+{
+	size_t n = 0;
+
+	while (sw_exit_patterns[n])
+		n++;
+	return n;
+}
+
+static size_t runtime_index(const char *rt)
+{
+	for (size_t i = 0; i < SW_STORE_RUNTIMES; i++)
+		if (!strcmp(rt, sw_store_runtimes[i]))
+			return i;
+	return SW_STORE_RUNTIMES - 1;
+}
+
+static size_t exit_cause_index(const char *pattern)
+{
+	for (size_t i = 0; sw_exit_patterns[i]; i++)
+		if (!strcmp(sw_exit_patterns[i], pattern))
+			return i;
+	return sw_store__nexit_causes() - 1; /* "unknown", last */
+}
 
 static size_t npatterns;
 
@@ -77,7 +106,8 @@ struct sw_store *sw_store__new(const struct sw_store_opts *opts)
 	int err = 0;
 
 	if (!opts || opts->max_loops == 0 || opts->max_incidents == 0 ||
-	    sw_store__npatterns() > SW_STORE_MAX_PATTERNS) {
+	    sw_store__npatterns() > SW_STORE_MAX_PATTERNS ||
+	    sw_store__nexit_causes() > SW_STORE_MAX_EXIT_CAUSES) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -261,6 +291,34 @@ static void proc_mark_loops(struct sw_store *s, struct sw_agent *a, uint32_t pid
 
 /* ---- batches ---- */
 
+/* Judged again here, so every agent version gets this collector's verdict
+ * (an exec is sent as an exit without exit_known: "unknown"). */
+static void exit_count(struct sw_store *s, const char *runtime,
+		       const Stallwatch__V1__ProcessInfo *pi)
+{
+	struct sw_exit_facts f = {
+		.runtime = runtime,
+		.known = pi->exit_known,
+		.status = pi->exit_code,
+		.signal = pi->exit_signal,
+		.core = pi->exit_core,
+		.in_incident = pi->exit_in_incident,
+		.blocked_ns = pi->exit_blocked_ns,
+		.uncaught = pi->exit_uncaught,
+		.from_promise = pi->exit_from_promise,
+		.stderr_tail = pi->exit_stderr,
+	};
+	struct sw_proc_verdict v;
+
+	sw_exit_classify(&f, &v);
+	s->exits[runtime_index(runtime)][exit_cause_index(v.pattern)]++;
+}
+
+static bool exec_of(const Stallwatch__V1__ProcessInfo *pi)
+{
+	return pi->exit_pattern && !strcmp(pi->exit_pattern, SW_EXEC_PATTERN);
+}
+
 static void process_apply(struct sw_store *s, struct sw_agent *a,
 			  const Stallwatch__V1__ProcessInfo *pi, uint64_t now_ns)
 {
@@ -268,8 +326,10 @@ static void process_apply(struct sw_store *s, struct sw_agent *a,
 
 	if (!p && pi->exited) {
 		/* no ProcessInfo kept (collector restarted, cap): its loops
-		 * still go stale below */
+		 * still go stale below, its exit still counts */
 		proc_mark_loops(s, a, pi->pid, true, now_ns);
+		if (!exec_of(pi))
+			exit_count(s, sw_store_norm_runtime(pi->runtime), pi);
 		return;
 	}
 	if (!p) {
@@ -281,6 +341,9 @@ static void process_apply(struct sw_store *s, struct sw_agent *a,
 	}
 	sw_proc__update(p, pi, now_ns);
 	proc_mark_loops(s, a, pi->pid, pi->exited, now_ns);
+	if (pi->exited && !p->exit_counted && !exec_of(pi))
+		exit_count(s, p->runtime[0] ? p->runtime : sw_store_norm_runtime(pi->runtime), pi);
+	p->exit_counted = pi->exited;
 }
 
 static void incident_apply(struct sw_store *s, struct sw_agent *a,
@@ -305,7 +368,7 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 		else
 			in->v.start_unix_ns = sw_realtime_ns() - pi->duration_ns;
 	}
-	sw_incident__update(in, pi, runtime);
+	sw_incident__update(in, pi, runtime, a->threshold_ns);
 
 	l = loop_get(s, a, pi->pid, pi->tid, runtime, pi->role, pi->thread);
 	if (!l)
@@ -352,8 +415,23 @@ int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Ba
 		struct sw_loop *l =
 		    loop_get(s, a, ls->pid, ls->tid, ls->runtime, ls->role, ls->thread);
 
+		struct sw_proc *p;
+
 		if (l)
 			sw_series__apply(&s->series, l, ls);
+		if (ls->rss_bytes && (p = sw_procs__find(&s->procs, a, ls->pid)))
+			p->rss_bytes = ls->rss_bytes;
+	}
+
+	for (size_t i = 0; i < b->n_memory; i++) {
+		const Stallwatch__V1__MemoryGrowth *m = b->memory[i];
+		struct sw_proc *p = sw_procs__find(&s->procs, a, m->pid);
+
+		if (!p)
+			continue; /* its ProcessInfo was refused by the cap: counted there */
+		p->have_growth = true;
+		p->growth_bps = m->rate_bytes_per_s;
+		p->growth_window_s = m->window_s;
 	}
 
 	for (size_t i = 0; i < b->n_incidents; i++)
@@ -434,6 +512,31 @@ size_t sw_store__nincidents(const struct sw_store *s) { return s->incidents.coun
 const struct sw_incident_view *sw_store__incident(const struct sw_store *s, size_t i)
 {
 	return i < s->incidents.count ? &sw_incidents__at(&s->incidents, i)->v : NULL;
+}
+
+size_t sw_store__nprocs(const struct sw_store *s) { return s->procs.n; }
+
+void sw_store__proc(const struct sw_store *s, size_t i, struct sw_proc_view *out)
+{
+	const struct sw_proc *p = s->procs.v[i];
+
+	memset(out, 0, sizeof(*out));
+	sw_utf8_copy_str(out->host, sizeof(out->host), p->agent->v.host);
+	sw_utf8_copy_str(out->runtime, sizeof(out->runtime), p->runtime[0] ? p->runtime : "native");
+	sw_utf8_copy_str(out->comm, sizeof(out->comm), p->comm);
+	out->pid = p->pid;
+	out->rss_bytes = p->rss_bytes;
+	out->have_growth = p->have_growth;
+	out->growth_bps = p->growth_bps;
+	out->growth_window_s = p->growth_window_s;
+	out->exited = p->stale_since_ns != 0;
+}
+
+uint64_t sw_store__exits(const struct sw_store *s, size_t runtime, size_t cause)
+{
+	if (runtime >= SW_STORE_RUNTIMES || cause >= SW_STORE_MAX_EXIT_CAUSES)
+		return 0;
+	return s->exits[runtime][cause];
 }
 
 void sw_store__counters(const struct sw_store *s, struct sw_store_counters *c)

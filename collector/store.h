@@ -73,7 +73,25 @@ struct sw_loop_view {
 	double utilization;
 	uint64_t ongoing_ns; /* block in progress, 0 when none */
 
+	/* busy time split by sched_switch, cumulative; only while the agent
+	 * sends it (cpu_split) */
+	bool have_split;
+	uint64_t oncpu_ns, offcpu_ns, runq_ns;
+	double cpu_share; /* on-CPU / busy, last interval */
+
 	uint64_t stale_since_ns; /* 0 while live */
+};
+
+/* A process: its resident size and memory growth (copied out). */
+struct sw_proc_view {
+	char host[SW_NAME_LEN];
+	char runtime[SW_SHORT_LEN];
+	char comm[SW_SHORT_LEN];
+	uint32_t pid;
+	uint64_t rss_bytes; /* last LoopSummary's, 0: unknown */
+	bool have_growth;   /* a MemoryGrowth came for it */
+	double growth_bps, growth_window_s;
+	bool exited;
 };
 
 struct sw_agent_view {
@@ -164,6 +182,16 @@ const struct sw_agent_view *sw_store__agent(const struct sw_store *s, size_t i);
 size_t sw_store__nincidents(const struct sw_store *s);
 const struct sw_incident_view *sw_store__incident(const struct sw_store *s, size_t i);
 void sw_store__counters(const struct sw_store *s, struct sw_store_counters *c);
+size_t sw_store__nprocs(const struct sw_store *s);
+void sw_store__proc(const struct sw_store *s, size_t i, struct sw_proc_view *out);
+/* Process exits by runtime ("node", "python", "native": 0, 1, 2) and cause
+ * (an index into sw_exit_patterns, common/procrules.h), cumulative since
+ * the collector started, judged again by common/procrules.c. */
+#define SW_STORE_RUNTIMES 3
+#define SW_STORE_MAX_EXIT_CAUSES 16
+extern const char *const sw_store_runtimes[SW_STORE_RUNTIMES];
+uint64_t sw_store__exits(const struct sw_store *s, size_t runtime, size_t cause);
+size_t sw_store__nexit_causes(void);
 
 /* Number of pattern ids and the index of one ("blocked" for unknown ids). */
 size_t sw_store__npatterns(void);

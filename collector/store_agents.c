@@ -92,4 +92,6 @@ void sw_agent__hello(struct sw_agent *a, const Stallwatch__V1__Hello *h)
 		sw_utf8_copy_str(a->v.version, sizeof(a->v.version), h->version);
 	if (h->mono_to_unix_ns)
 		a->mono_to_unix_ns = h->mono_to_unix_ns;
+	if (h->threshold_ms)
+		a->threshold_ns = (uint64_t)h->threshold_ms * 1000000ull;
 }

@@ -161,7 +161,7 @@ static void keep_diag(struct sw_incident_view *v, const struct sw_diag_stacks *s
 }
 
 void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident *pi,
-			 const char *runtime)
+			 const char *runtime, uint64_t threshold_ns)
 {
 	struct sw_incident_view *v = &in->v;
 	struct sw_incident_facts f = {0};
@@ -187,6 +187,7 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	f.sys = sw_diag_from_proto_syscalls(pi, &sys);
 	keep_diag(v, f.stacks, f.sys, pi);
 	f.runtime = v->runtime;
+	f.threshold_ns = threshold_ns;
 	f.duration_ns = v->duration_ns;
 	f.ongoing = v->ongoing;
 	f.oncpu_ns = v->oncpu_ns;

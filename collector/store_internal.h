@@ -64,6 +64,7 @@ struct sw_agent {
 	struct sw_agent *hnext;
 	unsigned int conns;
 	uint64_t mono_to_unix_ns; /* 0 while no Hello said */
+	uint64_t threshold_ns;	  /* the agent's blocked-loop threshold; 0 unknown */
 	uint64_t last_seq;
 	bool have_seq;
 	uint64_t down_since_ns; /* 0 while connected */
@@ -98,6 +99,10 @@ struct sw_proc {
 	char runtime[SW_SHORT_LEN]; /* normalized; "" until a ProcessInfo says */
 	char comm[SW_SHORT_LEN];
 	uint64_t stale_since_ns;
+	uint64_t rss_bytes;
+	bool have_growth;
+	double growth_bps, growth_window_s;
+	bool exit_counted; /* its exit is in the exits counters */
 };
 
 struct sw_procs {
@@ -175,6 +180,6 @@ struct sw_incident *sw_incidents__at(const struct sw_incidents *t, size_t i);
 /* What the agent says of it now, runtime already resolved; re-judged by
  * common/rules.c, never by the agent's own verdict. */
 void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident *pi,
-			 const char *runtime);
+			 const char *runtime, uint64_t threshold_ns);
 
 #endif

@@ -149,6 +149,15 @@ void sw_series__apply(struct sw_series *t, struct sw_loop *l, const Stallwatch__
 		 * (each value within 0.8 % of its bucket's middle) */
 		l->v.hist_sum_ns += (uint64_t)sum;
 	}
+	if (ls->cpu_split) {
+		l->v.have_split = true;
+		l->v.oncpu_ns += ls->oncpu_ns;
+		l->v.offcpu_ns += ls->offcpu_ns;
+		l->v.runq_ns += ls->runq_ns;
+		l->v.cpu_share = ls->busy_ns ? (double)ls->oncpu_ns / (double)ls->busy_ns : 0;
+		if (l->v.cpu_share > 1)
+			l->v.cpu_share = 1;
+	}
 	/* libuv's ELU: active / (active + idle) of the interval */
 	if (ls->busy_ns + ls->idle_ns)
 		l->v.utilization = (double)ls->busy_ns / (double)(ls->busy_ns + ls->idle_ns);

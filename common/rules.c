@@ -558,6 +558,18 @@ static void unknown(struct ctx *c)
 			   "coroutine that ran then, and await an asynchronous version of it.");
 }
 
+/* A block the code made that also waited long for a CPU says so: both
+ * are true, and the SRE reading it should see the second. */
+static void also_starved(struct ctx *c)
+{
+	size_t n = strlen(c->v->summary);
+
+	if (c->f->runq_ns * 4 < c->d || n + 1 >= sizeof(c->v->summary))
+		return;
+	say(c->v->summary + n, sizeof(c->v->summary) - n,
+	    "; it also waited %.0f ms for a CPU (CPU limit or neighbours)", MSF(c->f->runq_ns));
+}
+
 void sw_rules_classify(const struct sw_incident_facts *f, struct sw_verdict *v)
 {
 	struct ctx c = { .f = f, .v = v, .d = f->duration_ns ? f->duration_ns : 1 };
@@ -577,7 +589,12 @@ void sw_rules_classify(const struct sw_incident_facts *f, struct sw_verdict *v)
 		unknown(&c);
 		return;
 	}
-	if (measured >= c.d / 2 && f->runq_ns * 2 >= c.d) {
+	/* Starved: waiting for a CPU half of the time, and the time it ran or
+	 * slept would not have crossed the threshold on its own. When it would
+	 * have (a 200 ms JSON.parse also starved by the GC's own threads), the
+	 * code is the finding, and the summary says how long it also waited. */
+	if (measured >= c.d / 2 && f->runq_ns * 2 >= c.d &&
+	    !(f->threshold_ns && c.d - f->runq_ns >= f->threshold_ns)) {
 		set(&c, "cpu_starvation");
 		say(v->summary, sizeof(v->summary),
 			 "the loop was runnable but got no CPU for %.0f of %.0f ms", MSF(f->runq_ns),
@@ -590,19 +607,21 @@ void sw_rules_classify(const struct sw_incident_facts *f, struct sw_verdict *v)
 	}
 	if (c.node) {
 		fc = node_dominant(f->stacks, &share);
-		if (fc != FC_NONE && fc != FC_FS && fc != FC_CHILD) {
+		if (fc != FC_NONE && fc != FC_FS && fc != FC_CHILD)
 			node_verdict(&c, fc, share);
-			return;
-		}
-		if (node_sys(&c, fc))
-			return;
-	} else if (is(f->runtime, "python")) {
-		if (python_verdict(&c))
-			return;
+		else if (!node_sys(&c, fc))
+			goto cpu;
+	} else if (!is(f->runtime, "python") || !python_verdict(&c)) {
+		goto cpu;
 	}
+	also_starved(&c);
+	return;
+cpu:
 	/* Run-queue time is time the thread wanted the CPU: on a busy machine a
-	 * CPU-bound stretch is partly spent waiting for one. */
-	if ((f->oncpu_ns + f->runq_ns) * 10 >= c.d * 7 && f->oncpu_ns >= f->runq_ns) {
+	 * CPU-bound stretch is partly spent waiting for one (all of its wait,
+	 * when starvation alone would not have made it a block). */
+	if ((f->oncpu_ns + f->runq_ns) * 10 >= c.d * 7 &&
+	    (f->oncpu_ns >= f->runq_ns || f->runq_ns * 2 >= c.d)) {
 		if (c.node) {
 			set(&c, "node.cpu_bound_callback");
 			say(v->summary, sizeof(v->summary),
@@ -612,6 +631,7 @@ void sw_rules_classify(const struct sw_incident_facts *f, struct sw_verdict *v)
 				 "Move this computation to a worker_threads Worker (or a separate "
 				 "service), or split it into chunks that yield with setImmediate "
 				 "between them.");
+			also_starved(&c);
 			return;
 		}
 		if (is(f->runtime, "python")) {
@@ -624,6 +644,7 @@ void sw_rules_classify(const struct sw_incident_facts *f, struct sw_verdict *v)
 				 "Run it in a process pool (await loop.run_in_executor("
 				 "ProcessPoolExecutor(), ...)) or use a native library that releases "
 				 "the GIL (numpy); a thread would still hold the GIL the loop needs.");
+			also_starved(&c);
 			return;
 		}
 	}

@@ -27,6 +27,8 @@ struct sw_incident_facts {
 	uint64_t oncpu_ns;
 	uint64_t offcpu_ns;
 	uint64_t runq_ns;
+	/* the blocked-loop threshold in use; 0 when unknown */
+	uint64_t threshold_ns;
 	const char *top_syscall; /* NULL or "" when unknown */
 	uint64_t top_syscall_ns;
 	/* what blocked it; NULL when not known */

@@ -165,15 +165,17 @@ class LoadBase(SummaryChecks):
         # (pattern cpu_starvation: the run-queue wait is most of it, measured by
         # sched_switch), but it is the machine's, not the app's: it is shown,
         # not failed on. Every other incident fails the test.
-        starved = [i for i in inc if i.get("pattern") == "cpu_starvation"
-                   and float(i.get("runq_ms", 0)) * 2 >= float(i["duration_ms"])]
+        starved = [i for i in inc if swtest.starved(i)]
         if starved:
             swtest.log("NOTE: %d run-queue stalls (the machine's, not the loop's):\n%s"
                        % (len(starved), "\n".join(swtest.incident_str(i) for i in starved)))
         inc = [i for i in inc if i not in starved]
+        # Any other incident is a false one, whatever its pattern: a healthy
+        # load has no code pattern to name (issue 6 §5), `unknown` included.
         self.assertEqual(inc, [], "incidents on a healthy loop under load (%d requests by %s, "
-                         "threshold 50 ms):\n%s" % (self.requests, self.tool,
-                                                     "\n".join(swtest.incident_str(i) for i in inc)))
+                         "threshold 50 ms), patterns %s:\n%s"
+                         % (self.requests, self.tool, sorted({str(i.get("pattern")) for i in inc}),
+                            "\n".join(swtest.incident_str(i) for i in inc)))
 
     def test_iterations_counted(self):
         n = sum(int(s.get("iterations", 0)) for s in self.sums)

@@ -589,3 +589,66 @@ Test(export, agent_strings_are_utf8_cut_on_character_boundaries)
 	free(host);
 	free(thread);
 }
+
+Test(export, process_metrics_and_busy_split)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
+	Stallwatch__V1__MemoryGrowth mg = STALLWATCH__V1__MEMORY_GROWTH__INIT, *mp[1] = {&mg};
+	struct t_loop n;
+	Stallwatch__V1__LoopSummary *lp[1] = {&n.ls};
+	char *l;
+
+	fill_store();
+	t_loop_init(&n, 100, 100, "node");
+	t_loop_add(&n, 100 * MS, 2);
+	n.ls.rss_bytes = 50000000;
+	n.ls.cpu_split = true;
+	n.ls.oncpu_ns = 150 * MS;
+	n.ls.offcpu_ns = 40 * MS;
+	n.ls.runq_ns = 10 * MS;
+	mg.pid = 100;
+	mg.rate_bytes_per_s = 65536;
+	b.seq = 2;
+	b.loops = lp;
+	b.n_loops = 1;
+	b.memory = mp;
+	b.n_memory = 1;
+	cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
+	/* and a python process that died of an uncaught exception */
+	stallwatch__v1__batch__init(&b);
+	b.seq = 3;
+	pi.pid = 300;
+	pi.runtime = "python";
+	pi.exited = true;
+	pi.exit_known = true;
+	pi.exit_code = 1;
+	pi.exit_stderr = "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: x\n";
+	b.processes = pp;
+	b.n_processes = 1;
+	cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
+	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
+
+	cr_assert_float_eq(value_of("stallwatch_eventloop_oncpu_seconds_total{", "pid=\"100\""),
+			   0.15, 1e-9);
+	cr_assert_float_eq(value_of("stallwatch_eventloop_offcpu_seconds_total{", "pid=\"100\""),
+			   0.04, 1e-9);
+	cr_assert_float_eq(value_of("stallwatch_eventloop_runq_seconds_total{", "pid=\"100\""),
+			   0.01, 1e-9);
+	cr_assert_float_eq(value_of("stallwatch_eventloop_cpu_share{", "pid=\"100\""), 0.75,
+			   1e-9);
+	/* the python loop's agent sent no split: no series claims one */
+	l = line_with("stallwatch_eventloop_cpu_share{", "pid=\"300\"");
+	cr_assert_null(l);
+	cr_assert_float_eq(value_of("stallwatch_process_resident_bytes{", "pid=\"100\""), 5e7,
+			   0.5);
+	cr_assert_float_eq(
+	    value_of("stallwatch_process_memory_growth_bytes_per_second{", "pid=\"100\""), 65536,
+	    1e-6);
+	cr_assert_float_eq(value_of("stallwatch_process_exits_total{",
+				    "runtime=\"python\",cause=\"python.uncaught_exception\""),
+			   1, 1e-9);
+	cr_assert_float_eq(value_of("stallwatch_process_exits_total{",
+				    "runtime=\"node\",cause=\"node.unhandled_rejection\""),
+			   0, 1e-9);
+}

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The collector's store: merging deltas, interval gauges, incidents, caps,
  * the Hello rule, and the hashed lookups of every store under churn. */
+#include "procrules.h"
 #include "store.h"
 #include "test_collector_helpers.h"
 #include <criterion/criterion.h>
@@ -771,5 +772,156 @@ Test(store, incident_ring_under_churn)
 	for (size_t i = 0; i < sw_store__nloops(s); i++)
 		blocked += sw_store__loop(s, i)->blocked[cpu];
 	cr_assert_eq(blocked, ended);
+	sw_store__unlock(s);
+}
+
+static void apply_procs(Stallwatch__V1__ProcessInfo **pi, size_t n)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+
+	b.processes = pi;
+	b.n_processes = n;
+	cr_assert_eq(sw_store__apply(s, "h1:42", &b, NOW), 0);
+}
+
+static size_t cause(const char *name)
+{
+	for (size_t i = 0; sw_exit_patterns[i]; i++)
+		if (!strcmp(sw_exit_patterns[i], name))
+			return i;
+	cr_assert_fail("no exit cause %s", name);
+	return 0;
+}
+
+Test(store, busy_split_accumulates_and_share_is_the_last_interval)
+{
+	struct t_loop a, b2, c;
+	Stallwatch__V1__LoopSummary *lp[1];
+	const struct sw_loop_view *v;
+
+	new_store(4, 4);
+	/* an agent without the split: nothing claimed */
+	t_loop_init(&c, 100, 100, "node");
+	t_loop_add(&c, 10 * MS, 10);
+	lp[0] = &c.ls;
+	apply_loops(lp, 1, 1);
+	sw_store__lock(s);
+	v = sw_store__loop(s, 0);
+	cr_assert_not(v->have_split);
+	sw_store__unlock(s);
+
+	t_loop_init(&a, 100, 100, "node");
+	t_loop_add(&a, 10 * MS, 10); /* 100 ms busy */
+	a.ls.cpu_split = true;
+	a.ls.oncpu_ns = 90 * MS;
+	a.ls.offcpu_ns = 6 * MS;
+	a.ls.runq_ns = 4 * MS;
+	lp[0] = &a.ls;
+	apply_loops(lp, 1, 2);
+	t_loop_init(&b2, 100, 100, "node");
+	t_loop_add(&b2, 50 * MS, 2); /* 100 ms busy, mostly waiting */
+	b2.ls.cpu_split = true;
+	b2.ls.oncpu_ns = 10 * MS;
+	b2.ls.offcpu_ns = 90 * MS;
+	lp[0] = &b2.ls;
+	apply_loops(lp, 1, 3);
+	sw_store__lock(s);
+	v = sw_store__loop(s, 0);
+	cr_assert(v->have_split);
+	cr_assert_eq(v->oncpu_ns, 100 * MS);
+	cr_assert_eq(v->offcpu_ns, 96 * MS);
+	cr_assert_eq(v->runq_ns, 4 * MS);
+	cr_assert_float_eq(v->cpu_share, 0.1, 1e-9);
+	sw_store__unlock(s);
+}
+
+Test(store, rss_and_memory_growth_reach_the_process)
+{
+	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
+	Stallwatch__V1__MemoryGrowth mg = STALLWATCH__V1__MEMORY_GROWTH__INIT, *mp[1] = {&mg};
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	struct t_loop a;
+	Stallwatch__V1__LoopSummary *lp[1] = {&a.ls};
+	struct sw_proc_view pv;
+
+	new_store(4, 4);
+	pi.pid = 300;
+	pi.runtime = "python";
+	pi.comm = "python3";
+	apply_procs(pp, 1);
+	t_loop_init(&a, 300, 300, "python");
+	a.ls.rss_bytes = 123456789;
+	apply_loops(lp, 1, 1);
+	mg.pid = 300;
+	mg.rate_bytes_per_s = 2048.5;
+	mg.window_s = 60;
+	b.memory = mp;
+	b.n_memory = 1;
+	cr_assert_eq(sw_store__apply(s, "h1:42", &b, NOW), 0);
+	/* a finding for a process never announced is dropped, not invented */
+	mg.pid = 999;
+	cr_assert_eq(sw_store__apply(s, "h1:42", &b, NOW), 0);
+	sw_store__lock(s);
+	cr_assert_eq(sw_store__nprocs(s), 1);
+	sw_store__proc(s, 0, &pv);
+	cr_assert_eq(pv.pid, 300);
+	cr_assert_str_eq(pv.runtime, "python");
+	cr_assert_eq(pv.rss_bytes, 123456789);
+	cr_assert(pv.have_growth);
+	cr_assert_float_eq(pv.growth_bps, 2048.5, 1e-9);
+	cr_assert_float_eq(pv.growth_window_s, 60, 1e-9);
+	cr_assert_not(pv.exited);
+	sw_store__unlock(s);
+}
+
+Test(store, exits_are_judged_again_and_counted_once)
+{
+	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
+	size_t node = 0;
+
+	new_store(8, 4);
+	cr_assert_str_eq(sw_store_runtimes[node], "node");
+	pi.pid = 100;
+	pi.runtime = "node";
+	apply_procs(pp, 1);
+	/* exit 1 after Node reported an uncaught exception from a promise;
+	 * the agent's own pattern is not trusted */
+	pi.exited = true;
+	pi.exit_known = true;
+	pi.exit_code = 1;
+	pi.exit_uncaught = true;
+	pi.exit_from_promise = true;
+	pi.exit_pattern = "whatever";
+	apply_procs(pp, 1);
+	apply_procs(pp, 1); /* a late copy counts nothing */
+	/* killed while blocked; never announced before: still counted */
+	stallwatch__v1__process_info__init(&pi);
+	pi.pid = 101;
+	pi.runtime = "node";
+	pi.exited = true;
+	pi.exit_known = true;
+	pi.exit_signal = 9;
+	pi.exit_in_incident = true;
+	apply_procs(pp, 1);
+	/* an exec is no exit */
+	stallwatch__v1__process_info__init(&pi);
+	pi.pid = 102;
+	pi.runtime = "python";
+	apply_procs(pp, 1);
+	pi.exited = true;
+	pi.exit_pattern = "exec";
+	apply_procs(pp, 1);
+	/* an old agent: exited, nothing more */
+	stallwatch__v1__process_info__init(&pi);
+	pi.pid = 103;
+	pi.runtime = "python";
+	pi.exited = true;
+	apply_procs(pp, 1);
+	sw_store__lock(s);
+	cr_assert_eq(sw_store__exits(s, node, cause("node.unhandled_rejection")), 1);
+	cr_assert_eq(sw_store__exits(s, node, cause("killed")), 1);
+	cr_assert_eq(sw_store__exits(s, 1, cause("unknown")), 1);
+	cr_assert_eq(sw_store__exits(s, 1, cause("exit_ok")), 0);
+	cr_assert_eq(sw_store__exits(s, node, cause("exit_error")), 0);
 	sw_store__unlock(s);
 }

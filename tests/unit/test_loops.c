@@ -730,17 +730,58 @@ Test(loops, process_exit)
 	sw_loops__tick(l, 2 * SEC + 500 * MS); /* /proc is checked once a second */
 	cr_assert_eq(sw_loops__live_processes(l), 1);
 	sw_loops__tick(l, 3 * SEC);
+	/* a zombie leader may have threads still exiting: its exit event gets
+	 * one more check to come */
+	cr_assert_eq(sw_loops__live_processes(l), 1);
+	sw_loops__tick(l, 4 * SEC);
 	cr_assert_eq(sw_loops__live_processes(l), 0);
-	sw_loops__summarize(l, 4 * SEC, &no_health);
+	sw_loops__summarize(l, 5 * SEC, &no_health);
 	sw_loops__free(l);
 	capture_end(rep);
 
 	cr_assert_eq(lines("process_exit", 0, res, 8), 1);
 	cr_assert_eq(jint(res[0], "pid"), 700);
+	cr_assert(!json_object_get_boolean(json_object_object_get(res[0], "exit_known")),
+		  "found gone in /proc: no code claimed");
+	cr_assert_str_eq(json_object_get_string(json_object_object_get(res[0], "pattern")),
+			 "unknown");
 	cr_assert_eq(F.n_deleted, 1);
 	cr_assert_eq(F.deleted[0], 700);
 	cr_assert_eq(F.n_forgot, 1, "its thread states are dropped");
 	cr_assert_eq(lines("loop_summary", 0, res, 8), 0);
+}
+
+/* The exit event reports at once, with its code; the block a loop died in
+ * makes it an exit in an incident; /proc later has nothing more to say. */
+Test(loops, process_exit_event)
+{
+	struct sw_report *rep = capture_begin();
+	struct sw_loops *l = start(710, SW_RT_NODE, rep);
+	struct sw_thread *t = loop_thread(710, 710, 20, 1 * SEC);
+	struct sw_event e = event(SW_EV_THREAD_NEW, t, 1 * SEC);
+	json_object *res[8];
+
+	sw_loops__on_event(l, &e);
+	e = event(SW_EV_PROC_EXIT, t, 2 * SEC);
+	e.exit_code = 9; /* SIGKILL */
+	e.busy = 1;
+	e.dur_ns = 700 * MS;
+	sw_loops__on_event(l, &e);
+	cr_assert_eq(sw_loops__live_processes(l), 0);
+	proc_process(710, false);
+	sw_loops__tick(l, 4 * SEC);
+	sw_loops__tick(l, 6 * SEC);
+	sw_loops__free(l);
+	capture_end(rep);
+
+	cr_assert_eq(lines("process_exit", 0, res, 8), 1);
+	cr_assert_eq(jint(res[0], "pid"), 710);
+	cr_assert_eq(jint(res[0], "signal"), 9);
+	cr_assert_eq(jint(res[0], "ts_ns"), 2 * SEC);
+	cr_assert(json_object_get_boolean(json_object_object_get(res[0], "in_incident")));
+	cr_assert_str_eq(json_object_get_string(json_object_object_get(res[0], "pattern")),
+			 "killed");
+	cr_assert_eq(F.n_deleted, 1);
 }
 
 /* asyncio.run() returned and closed its epoll fd: a loop that looks

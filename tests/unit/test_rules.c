@@ -285,3 +285,33 @@ Test(rules, every_verdict_is_declared)
 		cr_assert(found, "%s missing from sw_rule_patterns", seen[i]);
 	}
 }
+
+/* Starvation is the finding only when the block would not exist without
+ * it; a JSON.parse that ran past the threshold on its own stays the parse,
+ * and says it also waited. */
+Test(rules, starvation_versus_the_code)
+{
+	static struct sw_diag_stacks st;
+	const char *json[] = { "Builtins_JsonParse", NULL };
+	struct sw_incident_facts f = { .runtime = "node", .duration_ns = 300 * MS,
+				       .oncpu_ns = 120 * MS, .runq_ns = 180 * MS,
+				       .threshold_ns = 50 * MS };
+
+	one_stack(&st, 120 * MS, json);
+	f.stacks = &st;
+	cr_assert_str_eq(classify_f(&f), "node.large_json");
+	cr_assert(strstr(v.summary, "waited 180 ms for a CPU"), "%s", v.summary);
+	/* 40 ms of its own work: below the threshold, starvation made it */
+	f.oncpu_ns = 40 * MS;
+	f.runq_ns = 260 * MS;
+	cr_assert_str_eq(classify_f(&f), "cpu_starvation");
+	/* a plain CPU loop, starved, but long enough on its own */
+	f.stacks = NULL;
+	f.oncpu_ns = 110 * MS;
+	f.runq_ns = 190 * MS;
+	cr_assert_str_eq(classify_f(&f), "node.cpu_bound_callback");
+	cr_assert(strstr(v.summary, "waited 190 ms for a CPU"), "%s", v.summary);
+	/* no threshold known (an older agent): the run queue decides alone */
+	f.threshold_ns = 0;
+	cr_assert_str_eq(classify_f(&f), "cpu_starvation");
+}

@@ -364,3 +364,161 @@ Test(sink_proto, pending_items_are_bounded_and_counted)
 	sw_sink__free(s);
 	cap_free(&cap);
 }
+
+/* ---- the process as a whole: exits, memory growth, the busy split ---- */
+
+static struct sw_exit_rec exit_rec(void)
+{
+	struct sw_exit_rec ex = {
+	    .pid = 4242,
+	    .runtime = "node",
+	    .comm = "node",
+	    .ts_ns = 5000000000ull,
+	    .known = true,
+	    .status = 1,
+	    .uncaught = true,
+	    .from_promise = true,
+	    .stderr_tail = "Error: boom\n",
+	    .verdict = {.pattern = "node.unhandled_rejection", .summary = "died", .advice = "catch"},
+	};
+	return ex;
+}
+
+static const struct sw_memory_rec mem_rec = {
+    .pid = 4242,
+    .runtime = "python",
+    .comm = "python3",
+    .ts_ns = 7000000000ull,
+    .window_s = 60,
+    .rate_bps = 102400.4,
+    .r2 = 0.9876,
+    .rss_start = 1000000,
+    .rss_end = 7144000,
+    .verdict = {.pattern = "memory_growth", .summary = "grew", .advice = "tracemalloc"},
+};
+
+Test(sink_json, exit_memory_and_split_lines)
+{
+	struct sw_sink *s = sw_sink_json__new(out);
+	struct sw_exit_rec ex = exit_rec();
+	struct sw_hist hist;
+	struct sw_summary_rec sum = {
+	    .pid = 4242, .tid = 4242, .thread = "node", .role = "main", .runtime = "node",
+	    .start_ns = 0, .end_ns = 1000000000ull, .iterations = 2, .busy_ns = 400000000ull,
+	    .idle_ns = 600000000ull, .hist = &hist, .rss_bytes = 52428800, .diag = true,
+	    .oncpu_ns = 40000000ull, .offcpu_ns = 350000000ull, .runq_ns = 10000000ull,
+	};
+
+	sw_hist_reset(&hist);
+	s->ops->process_exit(s, &ex);
+	ex.signal = 9;
+	ex.status = 0;
+	ex.in_incident = true;
+	ex.blocked_ns = 1500000000ull;
+	ex.stderr_tail = NULL;
+	ex.verdict.pattern = "killed";
+	s->ops->process_exit(s, &ex);
+	s->ops->memory(s, &mem_rec);
+	s->ops->summary(s, &sum);
+	sw_sink__free(s);
+	fflush(out);
+	cr_assert_str_eq(
+	    buf,
+	    "{\"kind\":\"process_exit\",\"pid\":4242,\"runtime\":\"node\",\"comm\":\"node\","
+	    "\"ts_ns\":5000000000,\"exit_known\":true,\"exit_code\":1,\"in_incident\":false,"
+	    "\"pattern\":\"node.unhandled_rejection\",\"summary\":\"died\",\"advice\":\"catch\","
+	    "\"stderr_tail\":\"Error: boom\\n\"}\n"
+	    "{\"kind\":\"process_exit\",\"pid\":4242,\"runtime\":\"node\",\"comm\":\"node\","
+	    "\"ts_ns\":5000000000,\"exit_known\":true,\"signal\":9,\"signal_name\":\"SIGKILL\","
+	    "\"core_dumped\":false,\"in_incident\":true,\"blocked_ms\":1500.000,"
+	    "\"pattern\":\"killed\",\"summary\":\"died\",\"advice\":\"catch\"}\n"
+	    "{\"kind\":\"memory_growth\",\"pid\":4242,\"runtime\":\"python\",\"comm\":\"python3\","
+	    "\"ts_ns\":7000000000,\"window_s\":60.0,\"rate_bytes_per_s\":102400,"
+	    "\"rss_start\":1000000,\"rss_end\":7144000,\"r2\":0.988,\"pattern\":\"memory_growth\","
+	    "\"summary\":\"grew\",\"advice\":\"tracemalloc\"}\n"
+	    "{\"kind\":\"loop_summary\",\"pid\":4242,\"tid\":4242,\"thread\":\"node\",\"role\":"
+	    "\"main\",\"runtime\":\"node\",\"start_ns\":0,\"end_ns\":1000000000,"
+	    "\"interval_ms\":1000.000,\"iterations\":2,\"busy_ms\":400.000,\"idle_ms\":600.000,"
+	    "\"p50_ms\":0.000,\"p90_ms\":0.000,\"p99_ms\":0.000,\"max_ms\":0.000,"
+	    "\"utilization\":0.4000,\"rss_bytes\":52428800,\"oncpu_ms\":40.000,"
+	    "\"offcpu_ms\":350.000,\"runq_ms\":10.000,\"cpu_share\":0.1000,\"bound\":\"io\"}\n",
+	    "got:\n%s", buf);
+}
+
+Test(sink_proto, exit_memory_and_split_round_trip)
+{
+	struct capture cap = {0};
+	const struct sw_sink_frames fo = {cap_queue, cap_hello, &cap};
+	struct sw_sink *s = sw_sink_proto__new(&fo, 50000000ull, 0);
+	struct sw_exit_rec ex = exit_rec();
+	struct sw_hist hist;
+	struct sw_summary_rec sum = {
+	    .pid = 4242, .tid = 4242, .thread = "node", .role = "main", .runtime = "node",
+	    .hist = &hist, .rss_bytes = 777, .diag = true, .oncpu_ns = 1, .offcpu_ns = 2,
+	    .runq_ns = 3,
+	};
+	Stallwatch__V1__Batch *b;
+
+	sw_hist_reset(&hist);
+	s->ops->process(s, &proc);
+	s->ops->summary(s, &sum);
+	s->ops->memory(s, &mem_rec);
+	s->ops->process_exit(s, &ex);
+	s->ops->flush(s);
+	cr_assert_eq(cap.n, 1);
+	b = unpack(cap.frames[0], cap.lens[0]);
+	cr_assert_eq(b->n_processes, 2);
+	cr_assert_not(b->processes[0]->exited);
+	cr_assert(b->processes[1]->exited);
+	cr_assert(b->processes[1]->exit_known);
+	cr_assert_eq(b->processes[1]->exit_code, 1);
+	cr_assert(b->processes[1]->exit_uncaught);
+	cr_assert(b->processes[1]->exit_from_promise);
+	cr_assert_str_eq(b->processes[1]->exit_pattern, "node.unhandled_rejection");
+	cr_assert_str_eq(b->processes[1]->exit_stderr, "Error: boom\n");
+	cr_assert_eq(b->n_loops, 1);
+	cr_assert_eq(b->loops[0]->rss_bytes, 777);
+	cr_assert(b->loops[0]->cpu_split);
+	cr_assert_eq(b->loops[0]->oncpu_ns + b->loops[0]->offcpu_ns + b->loops[0]->runq_ns, 6);
+	cr_assert_eq(b->n_memory, 1);
+	cr_assert_float_eq(b->memory[0]->rate_bytes_per_s, 102400.4, 1e-9);
+	cr_assert_eq(b->memory[0]->rss_end, 7144000);
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+	/* gone from the hello */
+	b = unpack(cap.hello, cap.hello_len);
+	cr_assert_eq(b->n_processes, 0);
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+	/* an exec is marked as one, not an exit */
+	s->ops->process(s, &proc);
+	s->ops->process_gone(s, 4242, true);
+	s->ops->flush(s);
+	b = unpack(cap.frames[1], cap.lens[1]);
+	cr_assert_eq(b->n_processes, 2);
+	cr_assert_str_eq(b->processes[1]->exit_pattern, "exec");
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+	sw_sink__free(s);
+	cap_free(&cap);
+}
+
+Test(sink_human, exit_and_memory_lines)
+{
+	struct sw_exit_rec ex = exit_rec();
+	struct sw_sink *s;
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	s = sw_sink_human__new(out, 3723000000000ll);
+	cr_assert_not_null(s);
+	s->ops->process_exit(s, &ex);
+	s->ops->memory(s, &mem_rec);
+	sw_sink__free(s);
+	fflush(out);
+	cr_assert_str_eq(buf,
+			 "01:02:08.000 EXIT     node pid 4242 (node) died\n"
+			 "    node.unhandled_rejection\n"
+			 "    fix: catch\n"
+			 "01:02:10.000 MEMORY   python pid 4242 (python3) grew\n"
+			 "    memory_growth\n"
+			 "    fix: tracemalloc\n",
+			 "got:\n%s", buf);
+}
