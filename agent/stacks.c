@@ -235,7 +235,6 @@ static int cmp_hash(const void *x, const void *y)
 
 struct group_sort {
 	struct sw_stk_group g;
-	uint64_t leaf_weight;
 };
 
 static int cmp_group(const void *x, const void *y)
@@ -244,8 +243,6 @@ static int cmp_group(const void *x, const void *y)
 
 	if (a->g.weight_ns != b->g.weight_ns)
 		return a->g.weight_ns > b->g.weight_ns ? -1 : 1;
-	if (a->leaf_weight != b->leaf_weight)
-		return a->leaf_weight > b->leaf_weight ? -1 : 1;
 	if (a->g.samples != b->g.samples)
 		return a->g.samples > b->g.samples ? -1 : 1;
 	return a->g.sample < b->g.sample ? -1 : a->g.sample > b->g.sample;
@@ -259,14 +256,66 @@ static bool has_frame(const struct sw_stk_agg *a, const char *f)
 	return false;
 }
 
-static uint64_t leaf_weight(const struct sw_stk_agg *s, size_t n, const char *leaf)
+/* Frame d from the outermost of a sample (d < a->n). */
+static const char *outer(const struct sw_stk_agg *a, uint32_t d)
 {
-	uint64_t w = 0;
+	return a->frames[a->n - 1 - d];
+}
+
+/*
+ * The hot path: from the outermost frame, the heaviest callee at each
+ * level, until the samples that stop at a level outweigh its heaviest
+ * callee (a flame graph's widest path). On-CPU samples of one culprit end
+ * in many different leaves (V8's collector in a dozen functions), so no
+ * single exact stack is frequent; the path they share is. Returns a sample
+ * whose stack is the path, marking the survivors in alive[] (scratch).
+ */
+static size_t hot_path_sample(const struct sw_stk_agg *s, size_t n, bool *alive,
+			      const char **names, uint64_t *w)
+{
+	uint32_t d = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (s[i].n && !strcmp(s[i].frames[0], leaf))
-			w += s[i].weight_ns;
-	return w;
+		alive[i] = true;
+	for (;;) {
+		uint64_t self = 0, best_w = 0;
+		const char *best = NULL;
+		size_t k = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			size_t j;
+
+			if (!alive[i])
+				continue;
+			if (s[i].n <= d) {
+				self += s[i].weight_ns;
+				continue;
+			}
+			for (j = 0; j < k; j++)
+				if (!strcmp(names[j], outer(&s[i], d)))
+					break;
+			if (j == k) {
+				names[k] = outer(&s[i], d);
+				w[k++] = 0;
+			}
+			w[j] += s[i].weight_ns;
+		}
+		for (size_t j = 0; j < k; j++)
+			if (w[j] > best_w) {
+				best_w = w[j];
+				best = names[j];
+			}
+		if (!best || self >= best_w) {
+			for (size_t i = 0; i < n; i++)
+				if (alive[i] && s[i].n == d)
+					return i;
+			return 0; /* not reached: self > 0 means such a sample */
+		}
+		for (size_t i = 0; i < n; i++)
+			if (alive[i] && (s[i].n <= d || strcmp(outer(&s[i], d), best)))
+				alive[i] = false;
+		d++;
+	}
 }
 
 void sw_stacks_aggregate(const struct sw_stk_agg *s, size_t n, struct sw_diag_stacks *out,
@@ -324,12 +373,29 @@ void sw_stacks_aggregate(const struct sw_stk_agg *s, size_t n, struct sw_diag_st
 		gs[ng].g.samples = 1;
 		ng++;
 	}
-	for (size_t g = 0; g < ng; g++) {
-		const struct sw_stk_agg *a = &s[gs[g].g.sample];
-
-		gs[g].leaf_weight = a->n ? leaf_weight(s, n, a->frames[0]) : 0;
-	}
 	qsort(gs, ng, sizeof(*gs), cmp_group);
+	/* "the" stack is the hot path's; the others follow by weight */
+	{
+		bool *alive = calloc(n, sizeof(*alive));
+		const char **names = calloc(n, sizeof(*names));
+		uint64_t *w = calloc(n, sizeof(*w));
+
+		if (alive && names && w) {
+			size_t h = hot_path_sample(s, n, alive, names, w);
+
+			for (size_t g = 0; g < ng; g++)
+				if (same_stack(&s[gs[g].g.sample], &s[h])) {
+					struct group_sort hot = gs[g];
+
+					memmove(&gs[1], &gs[0], g * sizeof(*gs));
+					gs[0] = hot;
+					break;
+				}
+		}
+		free(alive);
+		free(names);
+		free(w);
+	}
 	for (size_t g = 0; g < ng && out->n_stacks < SW_DIAG_STACKS; g++) {
 		const struct sw_stk_agg *a = &s[gs[g].g.sample];
 		struct sw_diag_stack *d = &out->stacks[out->n_stacks++];

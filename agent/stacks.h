@@ -99,9 +99,11 @@ struct sw_stk_agg {
 };
 
 /*
- * Distinct stacks, heaviest first (ties: the stack whose innermost frame
- * carries more weight over all samples); shares of stacks[0]'s innermost
- * distinct frames over all samples' weight; gc_share. Stacks deeper than
+ * Distinct stacks: first the hot path's (from the outermost frame, the
+ * heaviest callee at each level: what a flame graph shows widest; on-CPU
+ * samples of one culprit end in many leaves, so no exact stack need be
+ * frequent), then the others heaviest first; shares of stacks[0]'s
+ * innermost distinct frames over all samples' weight; gc_share. Stacks deeper than
  * SW_DIAG_FRAMES are cut at the outer end with a last frame "[truncated]".
  * out's strings point into the samples' frames (or the literal).
  * all/n_all, if not NULL, get every distinct stack (the folded output):

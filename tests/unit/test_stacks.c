@@ -280,17 +280,53 @@ Test(aggregate, heaviest_first_and_shares)
 	cr_assert_null(d.note);
 }
 
-Test(aggregate, ties_go_to_the_most_common_leaf)
+Test(aggregate, the_stack_is_the_hot_path)
 {
+	/* V8's collector in 70 % of the samples, each in another leaf; the
+	 * JS caller alone in 30 %, all with one stack: the heaviest exact
+	 * stack is the JS one, the stack people need is the collector's */
 	struct sw_stk_agg s[] = {
-		{ S("a", "x"), 2, 10, -1 },
-		{ S("b", "y"), 2, 10, -1 },
-		{ S("b", "z"), 2, 10, -1 },
+		{ S("[jit]", "main"), 2, 10, -1 },
+		{ S("[jit]", "main"), 2, 10, -1 },
+		{ S("[jit]", "main"), 2, 10, -1 },
+		{ S("Scavenge1", "Heap::CollectGarbage", "Heap::AllocateRaw", "[jit]", "main"), 5, 10, -1 },
+		{ S("Scavenge2", "Heap::CollectGarbage", "Heap::AllocateRaw", "[jit]", "main"), 5, 10, -1 },
+		{ S("Mark", "Heap::CollectGarbage", "Heap::AllocateRaw", "[jit]", "main"), 5, 10, -1 },
+		{ S("Sweep", "Heap::CollectGarbage", "Heap::AllocateRaw", "[jit]", "main"), 5, 10, -1 },
+		{ S("Scavenge1", "Heap::CollectGarbage", "Heap::AllocateRaw", "[jit]", "main"), 5, 10, -1 },
+		{ S("Evacuate", "Heap::CollectGarbage", "Heap::AllocateRaw", "[jit]", "main"), 5, 10, -1 },
+		{ S("Mark", "Heap::CollectGarbage", "Heap::AllocateRaw", "[jit]", "main"), 5, 10, -1 },
 	};
 	struct sw_diag_stacks d;
 
-	sw_stacks_aggregate(s, 3, &d, NULL, NULL);
-	cr_assert_str_eq(d.stacks[0].frames[0], "b");
+	sw_stacks_aggregate(s, 10, &d, NULL, NULL);
+	cr_assert_eq(d.stacks[0].n_frames, 5);
+	cr_assert_str_eq(d.stacks[0].frames[1], "Heap::CollectGarbage");
+	/* of the collector's leaves, the heaviest: Scavenge1 and Mark tie at
+	 * 20, the first seen wins */
+	cr_assert_str_eq(d.stacks[0].frames[0], "Scavenge1");
+	cr_assert_eq(d.stacks[0].weight_ns, 20);
+	/* then by weight: the JS stack */
+	cr_assert_str_eq(d.stacks[1].frames[0], "[jit]");
+	cr_assert_eq(d.stacks[1].weight_ns, 30);
+	cr_assert_str_eq(d.top[1].frame, "Heap::CollectGarbage");
+	cr_assert_float_eq(d.top[1].share, 0.7, 1e-9);
+}
+
+Test(aggregate, samples_that_stop_outweigh_callees)
+{
+	/* 60 % in the caller itself, 40 % spread over two callees */
+	struct sw_stk_agg s[] = {
+		{ S("parse", "main"), 2, 30, -1 },
+		{ S("parse", "main"), 2, 30, -1 },
+		{ S("alloc", "parse", "main"), 3, 20, -1 },
+		{ S("hash", "parse", "main"), 3, 20, -1 },
+	};
+	struct sw_diag_stacks d;
+
+	sw_stacks_aggregate(s, 4, &d, NULL, NULL);
+	cr_assert_eq(d.stacks[0].n_frames, 2);
+	cr_assert_str_eq(d.stacks[0].frames[0], "parse");
 }
 
 Test(aggregate, gc_share_and_deep_stacks_are_cut)
