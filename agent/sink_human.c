@@ -69,7 +69,7 @@ static void human_memory(struct sw_sink *s, const struct sw_memory_rec *m)
  * called it, few enough for a terminal. */
 #define HUMAN_FRAMES 6
 
-/* The innermost frames of the heaviest stack, each with the share of the
+/* The innermost frames of "the" stack (the hot path's), each with the share of the
  * blocked time in whose stacks it appears. */
 static void human_stack(FILE *out, const struct sw_diag_stacks *st)
 {

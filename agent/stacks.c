@@ -417,7 +417,7 @@ void sw_stacks_aggregate(const struct sw_stk_agg *s, size_t n, struct sw_diag_st
 			all[g] = gs[g].g;
 		*n_all = ng;
 	}
-	/* the innermost distinct frames of the heaviest stack, and in how
+	/* the innermost distinct frames of the hot path's stack, and in how
 	 * much of the blocked time each appears */
 	if (out->n_stacks && total) {
 		const struct sw_diag_stack *d = &out->stacks[0];
