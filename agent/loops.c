@@ -9,6 +9,7 @@
 #include "rules.h"
 #include "runtime/runtime.h"
 #include "syscalls.h"
+#include "sysio.h"
 #include "utf8.h"
 
 /* Ongoing incidents are refreshed this often: the issue asks for at least
@@ -50,6 +51,8 @@ struct sw_loops {
 	uint64_t failed_reads;
 	struct sw_thread st;  /* scratch: 7 KiB, too big for the stack */
 	struct sw_hist hist;  /* scratch for one interval */
+	struct sw_sysio *sysio;	      /* NULL: syscalls not collected */
+	struct sw_diag_syscalls sys;  /* scratch: the incident being reported */
 };
 
 struct sw_loops *sw_loops__new(const struct sw_thread_source *src, struct sw_report *rep,
@@ -355,6 +358,7 @@ static void fill_diag(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t 
 	f.runq_ns = inc->runq_ns;
 	f.top_syscall = inc->top_syscall;
 	f.top_syscall_ns = inc->top_syscall_ns;
+	f.sys = inc->sys;
 	sw_rules_classify(&f, &inc->verdict);
 }
 
@@ -372,6 +376,21 @@ static void incident_base(struct sw_loops *l, struct loop *lp, struct sw_inciden
 	inc->ongoing = ongoing;
 }
 
+/* What the loop thread's syscalls were in the stretch that began at start
+ * (agent/sysio.c), when that unit runs. */
+static void add_syscalls(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t start)
+{
+	if (!l->sysio)
+		return;
+	if (sw_sysio__collect(l->sysio, inc->pid, inc->tid, start, &l->sys) == 0 && l->sys.n)
+		inc->sys = &l->sys;
+}
+
+void sw_loops__set_sysio(struct sw_loops *l, struct sw_sysio *sysio)
+{
+	l->sysio = sysio;
+}
+
 static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_event *e)
 {
 	struct sw_incident_rec inc;
@@ -386,6 +405,7 @@ static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_
 		return;
 	incident_base(l, lp, &inc, role, e->start_ns, e->dur_ns, false);
 	inc.start_unknown = e->start_unknown;
+	add_syscalls(l, &inc, e->start_ns);
 	fill_diag(l, &inc, e->offcpu_ns, e->runq_ns, e->switches, e->blk_sys, -2, 0);
 	sw_report__incident(l->rep, &inc);
 }
@@ -467,6 +487,7 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 		return;
 	incident_base(l, lp, &inc, role, start, now - start, true);
 	inc.start_unknown = sw_thread_block_start_unknown(s);
+	add_syscalls(l, &inc, start);
 	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);
 	sw_report__incident(l->rep, &inc);
 }

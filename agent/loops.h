@@ -35,6 +35,11 @@ struct sw_loops *sw_loops__new(const struct sw_thread_source *src, struct sw_rep
 			       uint64_t threshold_ns, bool diag);
 void sw_loops__free(struct sw_loops *l);
 
+/* Syscalls of each incident from this sysio unit (agent/sysio.h); NULL or
+ * never called: none. */
+struct sw_sysio;
+void sw_loops__set_sysio(struct sw_loops *l, struct sw_sysio *sysio);
+
 /* Start watching a discovered process (adds it to the BPF target filter). */
 int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi);
 

@@ -21,6 +21,7 @@
 #include "recording.h"
 #include "report.h"
 #include "stream.h"
+#include "sysio.h"
 
 #define MAX_PIDS 256
 #define TICK_MS 100
@@ -37,6 +38,7 @@ static struct env {
 	const char *collector;
 	uint64_t buffer_kb;
 	bool no_diag;
+	bool no_syscalls;
 	bool raw_syscalls;
 	const char *record;
 	int verbose;
@@ -60,7 +62,7 @@ static const char doc[] =
 	"  stallwatch-agent --pid $(pgrep -f server.js) --threshold-ms 20 --duration 60\n"
 	"  stallwatch-agent --pid 1234 --collector 127.0.0.1:7470   # stream to a collector\n";
 
-enum { OPT_INTERVAL = 1000, OPT_BUFFER, OPT_NO_DIAG, OPT_RAW_SYSCALLS, OPT_RECORD };
+enum { OPT_INTERVAL = 1000, OPT_BUFFER, OPT_NO_DIAG, OPT_RAW_SYSCALLS, OPT_RECORD, OPT_NO_SYSCALLS };
 
 static const struct argp_option opts[] = {
 	{ "pid", 'p', "PID", 0, "Process to attach to (repeatable)", 0 },
@@ -72,6 +74,10 @@ static const struct argp_option opts[] = {
 	{ "buffer-kb", OPT_BUFFER, "KB", 0,
 	  "Unsent data kept while the collector is away (default 4096)", 0 },
 	{ "no-diag", OPT_NO_DIAG, NULL, 0, "Do not split blocks into on/off-CPU (no sched_switch)",
+	  0 },
+	{ "no-syscalls", OPT_NO_SYSCALLS, NULL, 0,
+	  "Do not list the syscalls of an incident and the file, peer or child behind them "
+	  "(--no-diag implies it)",
 	  0 },
 	{ "raw-syscalls", OPT_RAW_SYSCALLS, NULL, 0,
 	  "Use tp_btf/sys_enter instead of per-syscall tracepoints (no tracefs)", 0 },
@@ -144,6 +150,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_NO_DIAG:
 		env.no_diag = true;
 		break;
+	case OPT_NO_SYSCALLS:
+		env.no_syscalls = true;
+		break;
 	case OPT_RAW_SYSCALLS:
 		env.raw_syscalls = true;
 		break;
@@ -193,6 +202,30 @@ static void explain_bpf_error(const char *what, int err)
 		sw_err("%s: %s; run with -v (or -vv) for libbpf's log", what, strerror(-err));
 }
 
+/* The syscalls of incidents (bpf/sysio.bpf.c), on loopmon's thread maps. */
+static struct sw_sysio *open_sysio(struct loopmon *lm, uint64_t threshold_ns)
+{
+	struct sw_sysio_opts so = { .threshold_ns = threshold_ns };
+	struct sw_sysio *sysio;
+
+	so.threads_fd = loopmon__map_fd(lm, "threads");
+	so.tid_hint_fd = loopmon__map_fd(lm, "tid_hint");
+	if (so.threads_fd < 0 || so.tid_hint_fd < 0) {
+		errno = EINVAL;
+		sw_err("cannot find the loop thread maps for the syscall unit; run without it "
+		       "(--no-syscalls)");
+		return NULL;
+	}
+	sysio = sw_sysio__new(&so);
+	if (!sysio) {
+		int err = -errno;
+
+		explain_bpf_error("cannot load the syscall unit (--no-syscalls turns it off)", err);
+		errno = -err;
+	}
+	return sysio;
+}
+
 /* The ring buffer's consumer, with --record in between. */
 struct event_ctx {
 	struct sw_loops *loops;
@@ -208,11 +241,13 @@ static int on_event(void *ctx, const struct sw_event *e)
 	return sw_loops__on_event(ec->loops, e);
 }
 
-static void health_extra(struct sw_stream *stream, struct sw_health *h)
+static void health_extra(struct sw_stream *stream, struct sw_sysio *sysio, struct sw_health *h)
 {
 	struct sw_stream_stats st;
 
 	memset(h, 0, sizeof(*h));
+	if (sysio)
+		sw_sysio__health(sysio, h);
 	if (!stream)
 		return;
 	sw_stream__stats(stream, &st);
@@ -228,6 +263,7 @@ int main(int argc, char **argv)
 	struct loopmon_opts lo = {};
 	struct sw_proc_info *infos = NULL;
 	struct loopmon *lm = NULL;
+	struct sw_sysio *sysio = NULL;
 	struct sw_stream *stream = NULL;
 	struct sw_report *rep = NULL;
 	struct sw_loops *loops = NULL;
@@ -332,6 +368,13 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	sw_dbg("attached with %s", loopmon__mode(lm));
+	if (!env.no_diag && !env.no_syscalls) {
+		sysio = open_sysio(lm, lo.threshold_ns);
+		if (!sysio) {
+			err = -errno;
+			goto cleanup;
+		}
+	}
 
 	src = loopmon__source(lm);
 	if (env.record) {
@@ -348,6 +391,7 @@ int main(int argc, char **argv)
 		err = -ENOMEM;
 		goto cleanup;
 	}
+	sw_loops__set_sysio(loops, sysio);
 	ec.loops = loops;
 	ec.rec = rec;
 	for (int i = 0; i < env.n_pids; i++) {
@@ -395,7 +439,7 @@ int main(int argc, char **argv)
 		sw_loops__tick(loops, now);
 		if (now - last_summary >= env.interval_s * 1000000000ull) {
 			last_summary = now;
-			health_extra(stream, &h);
+			health_extra(stream, sysio, &h);
 			if (rec)
 				sw_recorder__summary(rec, now);
 			sw_loops__summarize(loops, now, &h);
@@ -412,7 +456,7 @@ int main(int argc, char **argv)
 	}
 	/* a last summary so a short run still reports, and a clean detach */
 	loopmon__poll(lm, 0, on_event, &ec);
-	health_extra(stream, &h);
+	health_extra(stream, sysio, &h);
 	now = sw_mono_ns();
 	if (rec)
 		sw_recorder__summary(rec, now);
@@ -426,6 +470,7 @@ cleanup:
 		sw_warn("the recording %s is incomplete: %llu failed writes", env.record,
 			(unsigned long long)sw_recorder__errors(rec));
 	sw_recorder__free(rec);
+	sw_sysio__free(sysio);
 	loopmon__free(lm);
 	sw_report__free(rep);
 	sw_stream__free(stream);

@@ -43,6 +43,25 @@ static void human_process_gone(struct sw_sink *s, uint32_t pid, bool exec)
 	fflush(h->out);
 }
 
+/* The three syscalls the loop spent most time in, and what was behind
+ * each: "    waited: recvfrom x1 200.1 ms on tcp 127.0.0.1:5432" */
+static void human_syscalls(struct sink_human *h, const struct sw_diag_syscalls *sys)
+{
+	if (!sys)
+		return;
+	for (uint32_t i = 0; i < sys->n && i < 3; i++) {
+		const struct sw_diag_syscall *c = &sys->s[i];
+		const char *kind = sw_fd_kind_name(c->kind);
+
+		fprintf(h->out, "    %s %s x%llu %.1f ms", i ? "      " : "waited:", c->name,
+			(unsigned long long)c->count, (double)c->total_ns / 1e6);
+		if (kind[0] || c->target[0])
+			fprintf(h->out, " on %s%s%s", kind, kind[0] && c->target[0] ? " " : "",
+				c->target);
+		fprintf(h->out, "\n");
+	}
+}
+
 static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 {
 	struct sink_human *h = (struct sink_human *)s;
@@ -75,6 +94,7 @@ static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 	}
 	fprintf(h->out, "\n    %s: %s\n    fix: %s\n", inc->verdict.pattern, inc->verdict.summary,
 		inc->verdict.advice);
+	human_syscalls(h, inc->sys);
 	fflush(h->out);
 }
 
