@@ -39,6 +39,7 @@ static struct env {
 	uint64_t buffer_kb;
 	bool no_diag;
 	bool no_syscalls;
+	bool syscalls_gated;
 	bool raw_syscalls;
 	const char *record;
 	int verbose;
@@ -62,7 +63,8 @@ static const char doc[] =
 	"  stallwatch-agent --pid $(pgrep -f server.js) --threshold-ms 20 --duration 60\n"
 	"  stallwatch-agent --pid 1234 --collector 127.0.0.1:7470   # stream to a collector\n";
 
-enum { OPT_INTERVAL = 1000, OPT_BUFFER, OPT_NO_DIAG, OPT_RAW_SYSCALLS, OPT_RECORD, OPT_NO_SYSCALLS };
+enum { OPT_INTERVAL = 1000, OPT_BUFFER, OPT_NO_DIAG, OPT_RAW_SYSCALLS, OPT_RECORD, OPT_NO_SYSCALLS,
+       OPT_SYSCALLS_GATED };
 
 static const struct argp_option opts[] = {
 	{ "pid", 'p', "PID", 0, "Process to attach to (repeatable)", 0 },
@@ -79,6 +81,9 @@ static const struct argp_option opts[] = {
 	  "Do not list the syscalls of an incident and the file, peer or child behind them "
 	  "(--no-diag implies it)",
 	  0 },
+	/* for benchmarks: docs/PERFORMANCE.md, "sysio" */
+	{ "syscalls-gated", OPT_SYSCALLS_GATED, NULL, OPTION_HIDDEN,
+	  "Count a stretch's syscalls only once it is a quarter of the threshold old", 0 },
 	{ "raw-syscalls", OPT_RAW_SYSCALLS, NULL, 0,
 	  "Use tp_btf/sys_enter instead of per-syscall tracepoints (no tracefs)", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose debug output (twice: libbpf too)", 0 },
@@ -153,6 +158,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_NO_SYSCALLS:
 		env.no_syscalls = true;
 		break;
+	case OPT_SYSCALLS_GATED:
+		env.syscalls_gated = true;
+		break;
 	case OPT_RAW_SYSCALLS:
 		env.raw_syscalls = true;
 		break;
@@ -205,7 +213,7 @@ static void explain_bpf_error(const char *what, int err)
 /* The syscalls of incidents (bpf/sysio.bpf.c), on loopmon's thread maps. */
 static struct sw_sysio *open_sysio(struct loopmon *lm, uint64_t threshold_ns)
 {
-	struct sw_sysio_opts so = { .threshold_ns = threshold_ns };
+	struct sw_sysio_opts so = { .threshold_ns = threshold_ns, .count_gated = env.syscalls_gated };
 	struct sw_sysio *sysio;
 
 	so.threads_fd = loopmon__map_fd(lm, "threads");

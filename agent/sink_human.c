@@ -55,6 +55,10 @@ static void human_syscalls(struct sink_human *h, const struct sw_diag_syscalls *
 
 		fprintf(h->out, "    %s %s x%llu %.1f ms", i ? "      " : "waited:", c->name,
 			(unsigned long long)c->count, (double)c->total_ns / 1e6);
+		/* "other" says nothing a target does not: an eventfd, the
+		 * command line of a child a nested loop waited for */
+		if (c->kind == SW_FD_OTHER || c->kind == SW_FD_NONE)
+			kind = "";
 		if (kind[0] || c->target[0])
 			fprintf(h->out, " on %s%s%s", kind, kind[0] && c->target[0] ? " " : "",
 				c->target);

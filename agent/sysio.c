@@ -66,7 +66,7 @@ struct sw_sysio *sw_sysio__new(const struct sw_sysio_opts *opts)
 	/* a quarter of the threshold: a stretch that old may become an
 	 * incident, and its fds are worth classifying from then on */
 	s->skel->rodata->gate_ns = opts->threshold_ns / 4;
-	s->skel->rodata->count_gate_ns = 0;
+	s->skel->rodata->count_gate_ns = opts->count_gated ? opts->threshold_ns / 4 : 0;
 	err = bpf_map__reuse_fd(s->skel->maps.threads, opts->threads_fd);
 	if (!err)
 		err = bpf_map__reuse_fd(s->skel->maps.tid_hint, opts->tid_hint_fd);
@@ -451,7 +451,7 @@ static void describe(struct sw_sysio *s, uint32_t pid, const struct sw_sysio_tab
 		/* all its calls were short and early in the stretch: ask
 		 * /proc, which sees the fd as it is now */
 		if (sw_sysio_classify_proc(sw_tio_default(), (pid_t)pid, e->fd, c))
-			c->kind = SW_FD_OTHER;
+			c->kind = SW_FD_NONE; /* closed since: unknown */
 		goto child;
 	}
 	switch (e->kind) {
@@ -549,6 +549,7 @@ int sw_sysio__collect(struct sw_sysio *s, uint32_t pid, uint32_t tid, uint64_t b
 	struct sw_sysio_thread *st = &s->st;
 	const struct sw_sysio_tab *tab = NULL;
 	struct sw_sysio_ent inflight;
+	uint64_t busy_in = 0;
 	uint32_t n = 0, k;
 	int err;
 
@@ -557,16 +558,20 @@ int sw_sysio__collect(struct sw_sysio *s, uint32_t pid, uint32_t tid, uint64_t b
 	err = bpf_map__lookup_elem(s->skel->maps.sysio, &tid, sizeof(tid), st, sizeof(*st), 0);
 	if (err)
 		return err == -ENOENT ? -ENOENT : (s->failed_reads++, err);
+	/* a block in progress after an empty pre-poll starts at its return,
+	 * but BPF counts in the iteration it interrupted (sw_sysio_stretch) */
+	if (bpf_map_lookup_elem(s->threads_fd, &tid, &s->thr) == 0 && sw_thread_busy(&s->thr) &&
+	    sw_thread_block_start(&s->thr) == block_start_ns)
+		busy_in = sw_sysio_stretch(&s->thr);
 	for (int i = 0; i < 2; i++)
-		if (st->tab[i].block_start == block_start_ns)
+		if (st->tab[i].block_start == block_start_ns ||
+		    (busy_in && st->tab[i].block_start == busy_in))
 			tab = &st->tab[i];
 	memset(&inflight, 0, sizeof(inflight));
 	/* The syscall in flight of a stretch still in progress: its time so
 	 * far (the loop wait that ends a finished one is not in flight
 	 * while the thread is busy) */
-	if (st->cur_inflight && st->cur_enter_ns >= block_start_ns &&
-	    bpf_map_lookup_elem(s->threads_fd, &tid, &s->thr) == 0 && sw_thread_busy(&s->thr) &&
-	    sw_thread_block_start(&s->thr) == block_start_ns) {
+	if (st->cur_inflight && busy_in && st->cur_enter_ns >= block_start_ns) {
 		uint64_t now = sw_mono_ns();
 
 		inflight.nr = st->cur_nr;

@@ -11,6 +11,7 @@
 #ifndef SW_AGENT_SYSIO_H
 #define SW_AGENT_SYSIO_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "diag.h"
@@ -22,6 +23,9 @@ struct sw_sysio;
 
 struct sw_sysio_opts {
 	uint64_t threshold_ns;
+	/* count only once a stretch is gate old (threshold/4), as for
+	 * classification; for benchmarks (docs/PERFORMANCE.md, "sysio") */
+	bool count_gated;
 	int threads_fd;	 /* loopmon's maps */
 	int tid_hint_fd;
 };

@@ -309,12 +309,17 @@ static __always_inline struct sw_sysio_tab *stretch_tab(struct sw_sysio_thread *
 	return tab;
 }
 
-/* The entry of (nr, fd, arg) in the stretch's table, added if new; NULL
- * when the table is full (counted). */
+/*
+ * The entry of (nr, fd, arg) in the stretch's table, added if new. A full
+ * table gives up its shortest entry for a call longer than it (what the
+ * loop waited on is the long call, which may come last: execSync's wait
+ * follows a dozen short setup calls); the loser is counted as dropped.
+ * NULL when the call is not worth a place.
+ */
 static __always_inline struct sw_sysio_ent *tab_entry(struct sw_sysio_tab *tab, __s32 nr,
-						      __s32 fd, __u64 arg)
+						      __s32 fd, __u64 arg, __u64 dur)
 {
-	struct sw_sysio_ent *e;
+	struct sw_sysio_ent *e, *min = NULL;
 	__u32 n = tab->n;
 	int i;
 
@@ -324,18 +329,23 @@ static __always_inline struct sw_sysio_ent *tab_entry(struct sw_sysio_tab *tab, 
 		e = &tab->ent[i];
 		if (e->nr == nr && e->fd == fd && e->key_arg == arg)
 			return e;
+		if (!min || e->ns < min->ns)
+			min = e;
 	}
 	if (n >= SW_SYSIO_ENTRIES) {
 		tab->dropped++;
 		count(&stats.v[SW_HEALTH_syscalls_dropped]);
-		return NULL;
+		if (!min || min->ns >= dur)
+			return NULL;
+		e = min;
+	} else {
+		e = &tab->ent[n & (SW_SYSIO_ENTRIES - 1)];
+		tab->n = n + 1;
 	}
-	e = &tab->ent[n & (SW_SYSIO_ENTRIES - 1)];
 	__builtin_memset(e, 0, sizeof(*e));
 	e->nr = nr;
 	e->fd = fd;
 	e->key_arg = arg;
-	tab->n = n + 1;
 	return e;
 }
 
@@ -386,7 +396,7 @@ int BPF_PROG(sysio_exit, struct pt_regs *regs, long ret)
 		sysio_new(id >> 32, tid);
 		return 0;
 	}
-	start = sw_thread_block_start(t);
+	start = sw_sysio_stretch(t);
 	tab = stretch_tab(s, t, start);
 	/* the loop wait that began the stretch, a syscall entered before it */
 	if (s->cur_enter_ns < start)
@@ -396,7 +406,7 @@ int BPF_PROG(sysio_exit, struct pt_regs *regs, long ret)
 	age = now - start;
 	if (count_gate_ns && age < count_gate_ns && dur < count_gate_ns)
 		goto out;
-	e = tab_entry(tab, s->cur_nr, s->cur_fd, s->cur_arg);
+	e = tab_entry(tab, s->cur_nr, s->cur_fd, s->cur_arg, dur);
 	if (!e)
 		goto out;
 	e->count++;
@@ -433,7 +443,7 @@ int BPF_PROG(sysio_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	/* the clone may be the stretch's first syscall: its exit, which
 	 * would reset the table, comes after this */
-	stretch_tab(s, t, sw_thread_block_start(t))->child_pid = cpid;
+	stretch_tab(s, t, sw_sysio_stretch(t))->child_pid = cpid;
 	zero = bpf_map_lookup_elem(&child_zero, &k);
 	if (!zero)
 		return 0;

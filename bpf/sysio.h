@@ -111,6 +111,20 @@ struct sw_sysio_child {
 };
 
 /*
+ * The stretch a busy thread's syscalls are counted in: the iteration that
+ * began at iter_start_ns. Not sw_thread_block_start(): after libuv's empty
+ * pre-poll that is the pre-poll's return, but the iteration usually goes
+ * on to the real poll (loopmon then reports it from iter_start_ns), and a
+ * table reset there would lose the block's syscalls. When the pre-poll
+ * turns out to have been an iteration of its own (setImmediate), loopmon
+ * moves iter_start_ns to its return and the table starts again.
+ */
+SW_INLINE __u64 sw_sysio_stretch(const struct sw_thread *t)
+{
+	return t->iter_start_ns;
+}
+
+/*
  * Where a syscall's fd is: 0 = first argument, 1 = first fd of a pollfd
  * array (arg 0, count in arg 1), -1 = no fd. The syscalls that take an fd
  * first, x86_64 numbers; *at() dirfds are not what a thread waits on.
