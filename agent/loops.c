@@ -520,6 +520,17 @@ static void check_processes(struct sw_loops *l)
 	}
 }
 
+/* A stretch a quarter of the threshold old may become an incident: the
+ * sysio unit, in on-demand mode, starts watching syscalls now. */
+static void sysio_watch(struct sw_loops *l, struct loop *lp, const struct sw_thread *s,
+			uint64_t now)
+{
+	uint64_t start = sw_thread_block_start(s);
+
+	if (l->sysio && sw_thread_busy(s) && now > start && now - start >= l->threshold_ns / 4)
+		sw_sysio__blocked(l->sysio, lp->pid, lp->tid, s, now);
+}
+
 void sw_loops__tick(struct sw_loops *l, uint64_t now)
 {
 	if (now - l->last_proc_check >= PROC_CHECK_NS) {
@@ -563,9 +574,11 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 				continue;
 			}
 		}
+		sysio_watch(l, lp, s, now);
 		check_ongoing(l, lp, s, now);
 		i++;
 	}
+	sw_sysio__tick(l->sysio, now);
 }
 
 /* Largest iteration of the interval: exact when the all-time maximum moved

@@ -40,6 +40,7 @@ static struct env {
 	bool no_diag;
 	bool no_syscalls;
 	bool syscalls_gated;
+	bool syscalls_on_demand;
 	bool raw_syscalls;
 	const char *record;
 	int verbose;
@@ -64,7 +65,7 @@ static const char doc[] =
 	"  stallwatch-agent --pid 1234 --collector 127.0.0.1:7470   # stream to a collector\n";
 
 enum { OPT_INTERVAL = 1000, OPT_BUFFER, OPT_NO_DIAG, OPT_RAW_SYSCALLS, OPT_RECORD, OPT_NO_SYSCALLS,
-       OPT_SYSCALLS_GATED };
+       OPT_SYSCALLS_GATED, OPT_SYSCALLS };
 
 static const struct argp_option opts[] = {
 	{ "pid", 'p', "PID", 0, "Process to attach to (repeatable)", 0 },
@@ -80,6 +81,11 @@ static const struct argp_option opts[] = {
 	{ "no-syscalls", OPT_NO_SYSCALLS, NULL, 0,
 	  "Do not list the syscalls of an incident and the file, peer or child behind them "
 	  "(--no-diag implies it)",
+	  0 },
+	{ "syscalls", OPT_SYSCALLS, "WHEN", 0,
+	  "When to trace syscalls for incidents: 'always' (default; every syscall of the host "
+	  "runs a BPF program) or 'blocked' (only while a loop is blocked: the first block after "
+	  "a quiet spell is counted from a quarter of the threshold on)",
 	  0 },
 	/* for benchmarks: docs/PERFORMANCE.md, "sysio" */
 	{ "syscalls-gated", OPT_SYSCALLS_GATED, NULL, OPTION_HIDDEN,
@@ -158,6 +164,16 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_NO_SYSCALLS:
 		env.no_syscalls = true;
 		break;
+	case OPT_SYSCALLS:
+		if (!strcmp(arg, "always")) {
+			env.syscalls_on_demand = false;
+		} else if (!strcmp(arg, "blocked")) {
+			env.syscalls_on_demand = true;
+		} else {
+			sw_err("invalid --syscalls '%s': expected 'always' or 'blocked'", arg);
+			bad_usage(state);
+		}
+		break;
 	case OPT_SYSCALLS_GATED:
 		env.syscalls_gated = true;
 		break;
@@ -213,7 +229,11 @@ static void explain_bpf_error(const char *what, int err)
 /* The syscalls of incidents (bpf/sysio.bpf.c), on loopmon's thread maps. */
 static struct sw_sysio *open_sysio(struct loopmon *lm, uint64_t threshold_ns)
 {
-	struct sw_sysio_opts so = { .threshold_ns = threshold_ns, .count_gated = env.syscalls_gated };
+	struct sw_sysio_opts so = {
+		.threshold_ns = threshold_ns,
+		.count_gated = env.syscalls_gated,
+		.on_demand = env.syscalls_on_demand,
+	};
 	struct sw_sysio *sysio;
 
 	so.threads_fd = loopmon__map_fd(lm, "threads");

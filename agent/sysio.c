@@ -24,12 +24,17 @@
 #include <bpf/libbpf.h>
 #include "bpf/sysio.h"
 #include "clock.h"
+#include "discovery.h"
 #include "log.h"
 #include "syscalls.h"
 #include "sysio.h"
 #include "sysio.skel.h"
 #include "utf8.h"
 
+/* On-demand mode keeps the syscall programs attached this long after the
+ * last blocked stretch: a service that blocks now and then pays the attach
+ * (~0.1 ms) once per spell, not per incident. */
+#define SYSIO_LINGER_NS 10000000000ull
 /* Resolved file paths kept, round robin: an incident touches a few files. */
 #define PATH_CACHE 64
 
@@ -48,6 +53,9 @@ struct sw_sysio {
 	struct path_ent cache[PATH_CACHE];
 	unsigned int cache_next;
 	uint64_t failed_reads;
+	bool on_demand;
+	bool attached;	       /* the syscall programs */
+	uint64_t last_blocked; /* on-demand: last sw_sysio__blocked() */
 };
 
 struct sw_sysio *sw_sysio__new(const struct sw_sysio_opts *opts)
@@ -58,6 +66,7 @@ struct sw_sysio *sw_sysio__new(const struct sw_sysio_opts *opts)
 	if (!s)
 		return NULL;
 	s->threads_fd = opts->threads_fd;
+	s->on_demand = opts->on_demand;
 	s->skel = sysio_bpf__open();
 	if (!s->skel) {
 		err = -errno;
@@ -75,9 +84,14 @@ struct sw_sysio *sw_sysio__new(const struct sw_sysio_opts *opts)
 	err = sysio_bpf__load(s->skel);
 	if (err)
 		goto cleanup;
+	if (s->on_demand) {
+		bpf_program__set_autoattach(s->skel->progs.sysio_enter, false);
+		bpf_program__set_autoattach(s->skel->progs.sysio_exit, false);
+	}
 	err = sysio_bpf__attach(s->skel);
 	if (err)
 		goto cleanup;
+	s->attached = !s->on_demand;
 	return s;
 cleanup:
 	sw_sysio__free(s);
@@ -91,6 +105,121 @@ void sw_sysio__free(struct sw_sysio *s)
 		return;
 	sysio_bpf__destroy(s->skel);
 	free(s);
+}
+
+const char *sw_sysio__mode(const struct sw_sysio *s)
+{
+	return s->on_demand ? "while a loop is blocked" : "always";
+}
+
+static int attach_syscalls(struct sw_sysio *s)
+{
+	struct sysio_bpf *k = s->skel;
+
+	k->links.sysio_enter = bpf_program__attach(k->progs.sysio_enter);
+	if (!k->links.sysio_enter)
+		return -errno;
+	k->links.sysio_exit = bpf_program__attach(k->progs.sysio_exit);
+	if (!k->links.sysio_exit) {
+		int err = -errno;
+
+		bpf_link__destroy(k->links.sysio_enter);
+		k->links.sysio_enter = NULL;
+		return err;
+	}
+	s->attached = true;
+	return 0;
+}
+
+static void detach_syscalls(struct sw_sysio *s)
+{
+	bpf_link__destroy(s->skel->links.sysio_enter);
+	bpf_link__destroy(s->skel->links.sysio_exit);
+	s->skel->links.sysio_enter = NULL;
+	s->skel->links.sysio_exit = NULL;
+	s->attached = false;
+}
+
+/*
+ * The syscall tid is blocked in, as if BPF had seen it enter: its start is
+ * when loopmon saw the thread go to sleep in it (a few µs after the enter),
+ * else now. Written from here while the thread sleeps; a racing exit on
+ * that thread may overwrite it, which loses that one call.
+ */
+static void seed_inflight(struct sw_sysio *s, uint32_t pid, uint32_t tid,
+			  const struct sw_thread *t, uint64_t now)
+{
+	struct sw_sysio_thread *st = &s->st;
+	struct sw_sysio_tab *tab;
+	unsigned long args[6] = { 0 };
+	long nr;
+	int where, err;
+
+	err = sw_thread_syscall((pid_t)pid, (pid_t)tid, &nr, args);
+	if (err) {
+		if (err != -EAGAIN && err != -ENOENT)
+			s->failed_reads++;
+		return;
+	}
+	if (bpf_map__lookup_elem(s->skel->maps.sysio, &tid, sizeof(tid), st, sizeof(*st), 0))
+		memset(st, 0, sizeof(*st));
+	st->pid = pid;
+	st->tid = tid;
+	tab = &st->tab[st->cur & 1];
+	if (tab->block_start != sw_sysio_stretch(t)) {
+		memset(tab, 0, sizeof(*tab));
+		tab->block_start = sw_sysio_stretch(t);
+		tab->incidents = t->incidents;
+	}
+	st->cur_nr = (int32_t)nr;
+	st->cur_fd = -1;
+	where = sw_sysio_fd_arg(nr);
+	if (where == 0) {
+		st->cur_fd = (int32_t)args[0];
+	} else if (where == 1 && args[1] >= 1) {
+		struct { int32_t fd; int16_t ev, rev; } pfd;
+
+		if (sw_tio__read_mem(sw_tio_default(), (pid_t)pid, args[0], &pfd, sizeof(pfd)) == 0)
+			st->cur_fd = pfd.fd;
+		else
+			s->failed_reads++;
+	}
+	st->cur_arg = sw_sysio_key_arg(nr, args[0], args[1], args[2]);
+	st->cur_enter_ns = t->off_start_ns && t->off_kind == SW_OFF_SLEEP && t->off_nr == nr
+				   ? t->off_start_ns
+				   : now;
+	st->cur_inflight = 1;
+	if (bpf_map__update_elem(s->skel->maps.sysio, &tid, sizeof(tid), st, sizeof(*st), 0))
+		s->failed_reads++;
+}
+
+void sw_sysio__blocked(struct sw_sysio *s, uint32_t pid, uint32_t tid, const struct sw_thread *t,
+		       uint64_t now)
+{
+	int err;
+
+	if (!s || !s->on_demand)
+		return;
+	s->last_blocked = now;
+	if (s->attached)
+		return;
+	err = attach_syscalls(s);
+	if (err) {
+		s->failed_reads++;
+		sw_dbg("cannot attach the syscall programs: %s", strerror(-err));
+		return;
+	}
+	sw_dbg("syscall programs attached: tid %u of pid %u is blocked", tid, pid);
+	seed_inflight(s, pid, tid, t, now);
+}
+
+void sw_sysio__tick(struct sw_sysio *s, uint64_t now)
+{
+	if (s && s->on_demand && s->attached && now - s->last_blocked > SYSIO_LINGER_NS) {
+		detach_syscalls(s);
+		sw_dbg("syscall programs detached: no loop blocked for %llu s",
+		       SYSIO_LINGER_NS / 1000000000ull);
+	}
 }
 
 void sw_sysio__health(struct sw_sysio *s, struct sw_health *h)

@@ -26,6 +26,9 @@ struct sw_sysio_opts {
 	/* count only once a stretch is gate old (threshold/4), as for
 	 * classification; for benchmarks (docs/PERFORMANCE.md, "sysio") */
 	bool count_gated;
+	/* attach the syscall programs only while a loop is blocked (see
+	 * sw_sysio__blocked); false: always, from sw_sysio__new on */
+	bool on_demand;
 	int threads_fd;	 /* loopmon's maps */
 	int tid_hint_fd;
 };
@@ -42,6 +45,22 @@ void sw_sysio__free(struct sw_sysio *s);
  */
 int sw_sysio__collect(struct sw_sysio *s, uint32_t pid, uint32_t tid, uint64_t block_start_ns,
 		      struct sw_diag_syscalls *out);
+
+/*
+ * Thread tid of pid has been busy for at least a quarter of the threshold
+ * (its state t, as loopmon has it). In on-demand mode this attaches the
+ * syscall programs if they are not, and seeds the syscall the thread is
+ * blocked in, read from /proc/PID/task/TID/syscall, with its start as
+ * loopmon saw it go to sleep: the first blocked stretch after a quiet
+ * spell is counted from here on, its wait included. No-op otherwise.
+ */
+struct sw_thread;
+void sw_sysio__blocked(struct sw_sysio *s, uint32_t pid, uint32_t tid, const struct sw_thread *t,
+		       uint64_t now_ns);
+/* On-demand mode: detach once no loop has been blocked for a while. */
+void sw_sysio__tick(struct sw_sysio *s, uint64_t now_ns);
+/* "always" or "while a loop is blocked" */
+const char *sw_sysio__mode(const struct sw_sysio *s);
 
 /* BPF-side counters (syscalls_dropped, failed_reads, thread_map_full) added
  * to h. */

@@ -398,8 +398,9 @@ int BPF_PROG(sysio_exit, struct pt_regs *regs, long ret)
 	}
 	start = sw_sysio_stretch(t);
 	tab = stretch_tab(s, t, start);
-	/* the loop wait that began the stretch, a syscall entered before it */
-	if (s->cur_enter_ns < start)
+	/* the loop wait that began the stretch, a syscall entered before it;
+	 * or, in on-demand mode, an enter left from before a detach */
+	if (s->cur_enter_ns < start || s->cur_nr != (__s32)regs->orig_ax)
 		goto out;
 	now = bpf_ktime_get_ns();
 	dur = now - s->cur_enter_ns;
