@@ -35,6 +35,8 @@
  * last blocked stretch: a service that blocks now and then pays the attach
  * (~0.1 ms) once per spell, not per incident. */
 #define SYSIO_LINGER_NS 10000000000ull
+/* How often the tables of threads loopmon forgot are deleted. */
+#define SYSIO_GC_NS 5000000000ull
 /* Resolved file paths kept, round robin: an incident touches a few files. */
 #define PATH_CACHE 64
 
@@ -48,7 +50,7 @@ struct path_ent {
 struct sw_sysio {
 	struct sysio_bpf *skel;
 	int threads_fd;
-	struct sw_sysio_thread st; /* scratch: ~4.6 KiB */
+	struct sw_sysio_thread st; /* scratch: ~15 KiB */
 	struct sw_thread thr;	   /* scratch: ~7 KiB */
 	struct path_ent cache[PATH_CACHE];
 	unsigned int cache_next;
@@ -56,6 +58,7 @@ struct sw_sysio {
 	bool on_demand;
 	bool attached;	       /* the syscall programs */
 	uint64_t last_blocked; /* on-demand: last sw_sysio__blocked() */
+	uint64_t last_gc;
 };
 
 struct sw_sysio *sw_sysio__new(const struct sw_sysio_opts *opts)
@@ -213,8 +216,34 @@ void sw_sysio__blocked(struct sw_sysio *s, uint32_t pid, uint32_t tid, const str
 	seed_inflight(s, pid, tid, t, now);
 }
 
+/*
+ * Tables of threads that loopmon no longer tracks (exited, forgotten).
+ * Not deleted by BPF at the thread's exit: the incident of a loop that died
+ * blocked is read after it, from the ring buffer.
+ */
+static void gc_tables(struct sw_sysio *s)
+{
+	uint32_t key, next, gone[64];
+	unsigned int n = 0;
+	int err;
+
+	for (err = bpf_map__get_next_key(s->skel->maps.sysio, NULL, &next, sizeof(next));
+	     !err && n < 64;
+	     err = bpf_map__get_next_key(s->skel->maps.sysio, &key, &next, sizeof(next))) {
+		key = next;
+		if (bpf_map_lookup_elem(s->threads_fd, &key, &s->thr) && errno == ENOENT)
+			gone[n++] = key;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		bpf_map__delete_elem(s->skel->maps.sysio, &gone[i], sizeof(gone[i]), 0);
+}
+
 void sw_sysio__tick(struct sw_sysio *s, uint64_t now)
 {
+	if (s && now - s->last_gc >= SYSIO_GC_NS) {
+		s->last_gc = now;
+		gc_tables(s);
+	}
 	if (s && s->on_demand && s->attached && now - s->last_blocked > SYSIO_LINGER_NS) {
 		detach_syscalls(s);
 		sw_dbg("syscall programs detached: no loop blocked for %llu s",

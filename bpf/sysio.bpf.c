@@ -68,8 +68,9 @@ struct {
 	__type(value, __u32);
 } tid_hint SEC(".maps");
 
-/* Per loop thread; ~4.6 KiB a value, so not preallocated. Entries of
- * threads that exited are deleted at sched_process_exit. */
+/* Per loop thread; ~15 KiB a value, so not preallocated. The agent deletes
+ * the entries of threads loopmon no longer tracks, after it has read the
+ * last incident of a thread that died blocked. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SW_MAX_THREADS);
@@ -480,15 +481,5 @@ int BPF_PROG(sysio_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	}
 	c->cmd[len & (SW_SYSIO_CMD_LEN - 1)] = 0;
 	c->len = len;
-	return 0;
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(sysio_thread_exit, struct task_struct *p)
-{
-	__u32 tid = p->pid;
-
-	if (maybe_tracked(tid))
-		bpf_map_delete_elem(&sysio, &tid);
 	return 0;
 }
