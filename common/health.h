@@ -22,7 +22,7 @@
 	X(stream_dropped_bytes, "Bytes of the batches the agent evicted")                           \
 	X(reconnects, "Agent reconnections to the collector")                                       \
 	X(batches_sent, "Batches the agent handed to its socket")                                   \
-	X(syscalls_dropped, "Distinct (syscall, fd) pairs of a blocked stretch beyond the per-thread table")
+	X(syscalls_dropped, "Syscalls of a busy stretch left out of its table (full: the shortest kinds give way)")
 
 enum sw_health_id {
 #define SW_HEALTH_ENUM(name, help) SW_HEALTH_##name,
