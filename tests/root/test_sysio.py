@@ -4,7 +4,8 @@
 Real processes block on purpose and report their own truth:
   - Python asyncio (Debian's /usr/bin/python3.11): a blocking recv() from a
     local TCP server on a free port (peer 127.0.0.1:<port>, one recvfrom,
-    its time within TOL of the workload's clock around that one call); a
+    its time within TOL of the workload's clock around that one call), the
+    same with a timeout (poll on the socket, the fd from the pollfd); a
     run of pread() of a known file (the path, the exact number of calls);
     time.sleep (one clock_nanosleep, no fd);
   - Node 20: execSync('sleep 0.3') (the child's command line names the
@@ -52,7 +53,7 @@ def find(i, name, **match):
 
 
 class PythonSysio(swtest.Checks):
-    schedule = "recv:200,read:120,sleep:150"
+    schedule = "recv:200,precv:150,read:120,sleep:150"
     agent_extra = ()
 
     @classmethod
@@ -106,6 +107,23 @@ class PythonSysio(swtest.Checks):
             for c in find(i, name):
                 self.assertEqual(c.get("target"), s["target"], sys_str(i))
 
+    def test_poll_on_socket_names_the_peer(self):
+        # socket with a timeout: the wait is poll() on it, the fd is read
+        # from the pollfd array
+        b, i = self.blocks["precv"], self.incident("precv")
+        got = find(i, "poll", target="127.0.0.1:%d" % b["port"])
+        self.assertEqual(len(got), 1, sys_str(i))
+        s = got[0]
+        self.assertEqual(s.get("fd_kind"), "tcp", sys_str(i))
+        self.assertEqual(s.get("port"), b["port"], sys_str(i))
+        # the poll before the recv: at least the workload's recv, at most
+        # its whole block
+        self.assertGreaterEqual(float(s["total_ms"]) * 1e6, b["recv_ns"] * 0.9 - TOL_NS,
+                                sys_str(i))
+        self.assertLessEqual(float(s["total_ms"]) * 1e6, b["end_ns"] - b["start_ns"] + TOL_NS,
+                             sys_str(i))
+        self.assertEqual(syscalls(i)[0]["name"], "poll", sys_str(i))
+
     def test_file_read_path_and_count(self):
         b, i = self.blocks["read"], self.incident("read")
         got = find(i, "pread64", target=b["path"])
@@ -144,7 +162,7 @@ class PythonSysioOnDemand(PythonSysio):
     """--syscalls blocked: the programs are attached by the first block (the
     sleep, seeded in flight from /proc and loopmon's sleep start) and stay
     for the next ones, which are then counted whole."""
-    schedule = "sleep:150,recv:200,read:120"
+    schedule = "sleep:150,recv:200,precv:150,read:120"
     agent_extra = ("--syscalls", "blocked")
 
 

@@ -8,6 +8,9 @@ Block kinds (each runs synchronously in a coroutine on the loop thread):
             separate process on a free port, which answers MS ms after the
             request: the recv() (one recvfrom syscall) is the wait;
             truth: recv_ns around that one call, port
+  precv:MS  the same with a timeout (settimeout(5)): CPython waits in
+            poll() on the socket (sock_call), as libpq and requests do;
+            truth: recv_ns around the recv() call, port
   read:MS   os.pread() of 1 MiB chunks of --file, round and round, for MS
             ms; truth: the number of calls (one pread64 each), the path
   sleep:MS  time.sleep(MS/1000): clock_nanosleep, no fd; truth: sleep_ns
@@ -60,9 +63,11 @@ def run_server(delay_ms):
             conn.close()
 
 
-def recv_block(port):
+def recv_block(port, timeout=None):
     s = socket.create_connection(("127.0.0.1", port))
     try:
+        if timeout:
+            s.settimeout(timeout)
         s.sendall(b"ping")
         t0 = time.monotonic_ns()
         data = s.recv(16)
@@ -104,6 +109,8 @@ async def main(a, go, servers):
         with swtruth.Block() as t:
             if kind == "recv":
                 extra = recv_block(servers[ms])
+            elif kind == "precv":
+                extra = recv_block(servers[ms], timeout=5)
             elif kind == "read":
                 extra = read_block(a.file, ms)
             elif kind == "sleep":
@@ -132,7 +139,7 @@ if __name__ == "__main__":
     servers, procs = {}, []
     for item in a.schedule.split(","):
         kind, _, ms = item.partition(":")
-        if kind == "recv" and float(ms) not in servers:
+        if kind in ("recv", "precv") and float(ms) not in servers:
             p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--server",
                                   "--delay-ms", ms], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE)
