@@ -21,7 +21,8 @@
 	X(stream_dropped_batches, "Batches the agent evicted while the collector was away")         \
 	X(stream_dropped_bytes, "Bytes of the batches the agent evicted")                           \
 	X(reconnects, "Agent reconnections to the collector")                                       \
-	X(batches_sent, "Batches the agent handed to its socket")
+	X(batches_sent, "Batches the agent handed to its socket")                                   \
+	X(syscalls_dropped, "Syscalls of a busy stretch left out of its table (full: the shortest kinds give way)")
 
 enum sw_health_id {
 #define SW_HEALTH_ENUM(name, help) SW_HEALTH_##name,
