@@ -149,6 +149,48 @@ static void detach_syscalls(struct sw_sysio *s)
  * else now. Written from here while the thread sleeps; a racing exit on
  * that thread may overwrite it, which loses that one call.
  */
+/*
+ * A thread found blocked waiting for a child (wait4, an execSync's nested
+ * poll) when the programs were attached forked it before they were: its
+ * fork was not seen. The child is alive (it is being waited for), so its
+ * command line is read now and kept where BPF keeps the ones it saw, for
+ * the final incident after it has gone.
+ */
+static void seed_child(struct sw_sysio *s, uint32_t pid, uint32_t tid, struct sw_sysio_tab *tab,
+		       uint64_t now)
+{
+	struct sw_sysio_child c;
+	char rel[64], list[256], *last, *end;
+	unsigned long cpid;
+	uint32_t key;
+	size_t n;
+	FILE *f;
+
+	snprintf(rel, sizeof(rel), "%u/task/%u/children", pid, tid);
+	if (sw_tio__read_file(sw_tio_default(), rel, list, sizeof(list)) || !list[0])
+		return;
+	/* the newest child is the last listed */
+	last = strrchr(list, ' ');
+	last = last ? last + 1 : list;
+	cpid = strtoul(last, &end, 10);
+	if (end == last || !cpid || cpid > UINT32_MAX)
+		return;
+	key = (uint32_t)cpid;
+	memset(&c, 0, sizeof(c));
+	c.parent_pid = pid;
+	c.fork_ns = now;
+	snprintf(rel, sizeof(rel), "%u/cmdline", key);
+	f = sw_tio__open_file(sw_tio_default(), rel);
+	if (f) {
+		n = fread(c.cmd, 1, sizeof(c.cmd) - 1, f);
+		fclose(f);
+		c.len = (uint32_t)n;
+	}
+	if (bpf_map__update_elem(s->skel->maps.children, &key, sizeof(key), &c, sizeof(c), 0))
+		s->failed_reads++;
+	tab->child_pid = key;
+}
+
 static void seed_inflight(struct sw_sysio *s, uint32_t pid, uint32_t tid,
 			  const struct sw_thread *t, uint64_t now)
 {
@@ -192,6 +234,8 @@ static void seed_inflight(struct sw_sysio *s, uint32_t pid, uint32_t tid,
 				   ? t->off_start_ns
 				   : now;
 	st->cur_inflight = 1;
+	if (!tab->child_pid && (sw_nr_is_epoll_wait(nr) || nr == SW_NR_WAIT4 || nr == SW_NR_WAITID))
+		seed_child(s, pid, tid, tab, now);
 	if (bpf_map__update_elem(s->skel->maps.sysio, &tid, sizeof(tid), st, sizeof(*st), 0))
 		s->failed_reads++;
 }

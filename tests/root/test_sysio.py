@@ -53,8 +53,9 @@ def find(i, name, **match):
 
 
 class PythonSysio(swtest.Checks):
+    """--syscalls always: every call of the stretch is counted."""
     schedule = "recv:200,precv:150,read:120,sleep:150"
-    agent_extra = ()
+    agent_extra = ("--syscalls", "always")
 
     @classmethod
     def setUpClass(cls):
