@@ -205,6 +205,11 @@ int loopmon__next_thread(struct loopmon *lm, const uint32_t *prev, uint32_t *nex
 	return bpf_map__get_next_key(lm->skel->maps.threads, prev, next, sizeof(*next));
 }
 
+int loopmon__map_fd(struct loopmon *lm, const char *name)
+{
+	return bpf_object__find_map_fd_by_name(lm->skel->obj, name);
+}
+
 void loopmon__bpf_stats(struct loopmon *lm, struct sw_bpf_stats *out)
 {
 	/* .bss is mmap'ed: a plain read sees the counters the BPF side bumps */

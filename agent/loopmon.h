@@ -61,6 +61,9 @@ int loopmon__forget_thread(struct loopmon *lm, uint32_t tid);
  * it in the tid hint. -EEXIST when BPF got there first. */
 int loopmon__seed_thread(struct loopmon *lm, const struct sw_thread *t);
 int loopmon__next_thread(struct loopmon *lm, const uint32_t *prev, uint32_t *next);
+/* fd of one of the unit's maps (loaded), for units that share its thread
+ * states (bpf_map__reuse_fd); -errno when there is none of that name. */
+int loopmon__map_fd(struct loopmon *lm, const char *name);
 void loopmon__bpf_stats(struct loopmon *lm, struct sw_bpf_stats *out);
 
 /* For BPF units that share loopmon's thread states (bpf/stacks.bpf.c):

@@ -13,6 +13,7 @@
 #include "runtime/runtime.h"
 #include "stacks.h"
 #include "syscalls.h"
+#include "sysio.h"
 #include "utf8.h"
 
 /* Ongoing incidents are refreshed this often: the issue asks for at least
@@ -68,6 +69,8 @@ struct sw_loops {
 	uint32_t mem_window_s;
 	struct sw_last_words lw; /* scratch */
 	char tail[SW_LW_WRITES * (SW_LW_WRITE_LEN + 8) + 1];
+	struct sw_sysio *sysio;	      /* NULL: syscalls not collected */
+	struct sw_diag_syscalls sys;  /* scratch: the incident being reported */
 };
 
 void sw_loops__set_exit_source(struct sw_loops *l, const struct sw_exit_source *src)
@@ -452,6 +455,20 @@ static void fill_stacks(struct sw_loops *l, struct sw_incident_rec *inc, uint64_
 		inc->stacks = &l->dstacks;
 }
 static void proc_gone(struct sw_loops *l, size_t i, const struct sw_event *e, uint64_t now);
+/* What the loop thread's syscalls were in the stretch that began at start
+ * (agent/sysio.c), when that unit runs. */
+static void add_syscalls(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t start)
+{
+	if (!l->sysio)
+		return;
+	if (sw_sysio__collect(l->sysio, inc->pid, inc->tid, start, &l->sys) == 0 && l->sys.n)
+		inc->sys = &l->sys;
+}
+
+void sw_loops__set_sysio(struct sw_loops *l, struct sw_sysio *sysio)
+{
+	l->sysio = sysio;
+}
 
 static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_event *e)
 {
@@ -468,6 +485,7 @@ static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_
 	incident_base(l, lp, &inc, role, e->start_ns, e->dur_ns, false);
 	inc.start_unknown = e->start_unknown;
 	fill_stacks(l, &inc, e->start_ns + e->dur_ns);
+	add_syscalls(l, &inc, e->start_ns);
 	fill_diag(l, &inc, e->offcpu_ns, e->runq_ns, e->switches, e->blk_sys, -2, 0);
 	sw_report__incident(l->rep, &inc);
 	if (inc.stacks && inc.stacks->note)
@@ -566,6 +584,7 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 	incident_base(l, lp, &inc, role, start, now - start, true);
 	inc.start_unknown = sw_thread_block_start_unknown(s);
 	fill_stacks(l, &inc, now);
+	add_syscalls(l, &inc, start);
 	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);
 	sw_report__incident(l->rep, &inc);
 }
@@ -690,6 +709,17 @@ static void check_processes(struct sw_loops *l, uint64_t now)
 	}
 }
 
+/* A stretch a quarter of the threshold old may become an incident: the
+ * sysio unit, in on-demand mode, starts watching syscalls now. */
+static void sysio_watch(struct sw_loops *l, struct loop *lp, const struct sw_thread *s,
+			uint64_t now)
+{
+	uint64_t start = sw_thread_block_start(s);
+
+	if (l->sysio && sw_thread_busy(s) && now > start && now - start >= l->threshold_ns / 4)
+		sw_sysio__blocked(l->sysio, lp->pid, lp->tid, s, now);
+}
+
 void sw_loops__tick(struct sw_loops *l, uint64_t now)
 {
 	if (now - l->last_proc_check >= PROC_CHECK_NS) {
@@ -733,6 +763,7 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 				continue;
 			}
 		}
+		sysio_watch(l, lp, s, now);
 		check_ongoing(l, lp, s, now);
 		/* a Python loop thread asleep in a block: its frames now, while
 		 * they are the sleep's (agent/stacks.h) */
@@ -740,6 +771,7 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 			sw_stacks__sleeping(l->stacks, lp->pid, lp->tid, s->off_start_ns);
 		i++;
 	}
+	sw_sysio__tick(l->sysio, now);
 }
 
 /* Largest iteration of the interval: exact when the all-time maximum moved

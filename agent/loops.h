@@ -47,6 +47,10 @@ void sw_loops__set_exit_source(struct sw_loops *l, const struct sw_exit_source *
 /* The memory-growth window (common/memgrowth.h); 0: its default. Applies to
  * processes added after the call. */
 void sw_loops__set_memory_window(struct sw_loops *l, uint32_t window_s);
+/* Syscalls of each incident from this sysio unit (agent/sysio.h); NULL or
+ * never called: none. */
+struct sw_sysio;
+void sw_loops__set_sysio(struct sw_loops *l, struct sw_sysio *sysio);
 
 /* Start watching a discovered process (adds it to the BPF target filter). */
 int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi);

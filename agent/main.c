@@ -24,6 +24,7 @@
 #include "report.h"
 #include "stacks.h"
 #include "stream.h"
+#include "sysio.h"
 #include "target_io.h"
 
 #define MAX_PIDS 256
@@ -44,6 +45,9 @@ static struct env {
 	bool no_stacks;
 	uint64_t sample_hz;
 	const char *folded;
+	bool no_syscalls;
+	bool syscalls_gated;
+	bool syscalls_on_demand;
 	bool raw_syscalls;
 	uint64_t memory_window_s;
 	const char *record;
@@ -51,6 +55,9 @@ static struct env {
 } env = {
 	.threshold_ms = 50,
 	.interval_s = 10,
+	/* syscall tracing costs every syscall of the host ~90 ns while attached
+	 * (docs/PERFORMANCE.md, "sysio"): only while a loop is blocked */
+	.syscalls_on_demand = true,
 	.buffer_kb = 4096,
 	.sample_hz = 99,
 	.memory_window_s = SW_MEMGROWTH_WINDOW_S,
@@ -80,6 +87,9 @@ enum {
 	OPT_SAMPLE_HZ,
 	OPT_FOLDED,
 	OPT_MEMORY_WINDOW,
+	OPT_NO_SYSCALLS,
+	OPT_SYSCALLS_GATED,
+	OPT_SYSCALLS,
 };
 
 static const struct argp_option opts[] = {
@@ -99,6 +109,19 @@ static const struct argp_option opts[] = {
 	  "On-CPU stack sampling rate of blocked loop threads (default 99)", 0 },
 	{ "folded", OPT_FOLDED, "FILE", 0,
 	  "Append each incident's stacks to FILE in folded format (flamegraph.pl, speedscope)", 0 },
+	{ "no-syscalls", OPT_NO_SYSCALLS, NULL, 0,
+	  "Do not list the syscalls of an incident and the file, peer or child behind them "
+	  "(--no-diag implies it)",
+	  0 },
+	{ "syscalls", OPT_SYSCALLS, "WHEN", 0,
+	  "When to trace syscalls for incidents: 'blocked' (default: only while a loop is "
+	  "blocked, from a quarter of the threshold on, until 10 s after the last block; the "
+	  "first block after a quiet spell is counted from then on) or 'always' (every syscall "
+	  "of the host runs a BPF program, ~90 ns)",
+	  0 },
+	/* for benchmarks: docs/PERFORMANCE.md, "sysio" */
+	{ "syscalls-gated", OPT_SYSCALLS_GATED, NULL, OPTION_HIDDEN,
+	  "Count a stretch's syscalls only once it is a quarter of the threshold old", 0 },
 	{ "raw-syscalls", OPT_RAW_SYSCALLS, NULL, 0,
 	  "Use tp_btf/sys_enter instead of per-syscall tracepoints (no tracefs)", 0 },
 	{ "memory-window", OPT_MEMORY_WINDOW, "SEC", 0,
@@ -172,6 +195,22 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_NO_DIAG:
 		env.no_diag = true;
 		break;
+	case OPT_NO_SYSCALLS:
+		env.no_syscalls = true;
+		break;
+	case OPT_SYSCALLS:
+		if (!strcmp(arg, "always")) {
+			env.syscalls_on_demand = false;
+		} else if (!strcmp(arg, "blocked")) {
+			env.syscalls_on_demand = true;
+		} else {
+			sw_err("invalid --syscalls '%s': expected 'always' or 'blocked'", arg);
+			bad_usage(state);
+		}
+		break;
+	case OPT_SYSCALLS_GATED:
+		env.syscalls_gated = true;
+		break;
 	case OPT_RAW_SYSCALLS:
 		env.raw_syscalls = true;
 		break;
@@ -237,6 +276,34 @@ static void explain_bpf_error(const char *what, int err)
 		sw_err("%s: %s; run with -v (or -vv) for libbpf's log", what, strerror(-err));
 }
 
+/* The syscalls of incidents (bpf/sysio.bpf.c), on loopmon's thread maps. */
+static struct sw_sysio *open_sysio(struct loopmon *lm, uint64_t threshold_ns)
+{
+	struct sw_sysio_opts so = {
+		.threshold_ns = threshold_ns,
+		.count_gated = env.syscalls_gated,
+		.on_demand = env.syscalls_on_demand,
+	};
+	struct sw_sysio *sysio;
+
+	so.threads_fd = loopmon__map_fd(lm, "threads");
+	so.tid_hint_fd = loopmon__map_fd(lm, "tid_hint");
+	if (so.threads_fd < 0 || so.tid_hint_fd < 0) {
+		errno = EINVAL;
+		sw_err("cannot find the loop thread maps for the syscall unit; run without it "
+		       "(--no-syscalls)");
+		return NULL;
+	}
+	sysio = sw_sysio__new(&so);
+	if (!sysio) {
+		int err = -errno;
+
+		explain_bpf_error("cannot load the syscall unit (--no-syscalls turns it off)", err);
+		errno = -err;
+	}
+	return sysio;
+}
+
 /* The ring buffer's consumer, with --record in between. */
 struct event_ctx {
 	struct sw_loops *loops;
@@ -252,7 +319,8 @@ static int on_event(void *ctx, const struct sw_event *e)
 	return sw_loops__on_event(ec->loops, e);
 }
 
-static void health_extra(struct sw_stream *stream, struct lastwords *lw, struct sw_health *h)
+static void health_extra(struct sw_stream *stream, struct lastwords *lw, struct sw_sysio *sysio,
+			 struct sw_health *h)
 {
 	struct sw_stream_stats st;
 	struct sw_bpf_stats bs;
@@ -263,6 +331,8 @@ static void health_extra(struct sw_stream *stream, struct lastwords *lw, struct 
 		for (int i = 0; i < SW_HEALTH__COUNT; i++)
 			h->v[i] += bs.v[i];
 	}
+	if (sysio)
+		sw_sysio__health(sysio, h);
 	if (!stream)
 		return;
 	sw_stream__stats(stream, &st);
@@ -278,6 +348,7 @@ int main(int argc, char **argv)
 	struct loopmon_opts lo = {};
 	struct sw_proc_info *infos = NULL;
 	struct loopmon *lm = NULL;
+	struct sw_sysio *sysio = NULL;
 	struct sw_stream *stream = NULL;
 	struct sw_report *rep = NULL;
 	struct sw_loops *loops = NULL;
@@ -396,6 +467,13 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	sw_dbg("attached with %s", loopmon__mode(lm));
+	if (!env.no_diag && !env.no_syscalls) {
+		sysio = open_sysio(lm, lo.threshold_ns);
+		if (!sysio) {
+			err = -errno;
+			goto cleanup;
+		}
+	}
 	if (!env.no_stacks && !env.no_diag) {
 		struct sw_stacks_opts so = {
 			.threshold_ns = lo.threshold_ns,
@@ -438,6 +516,7 @@ int main(int argc, char **argv)
 			"code only; run with -v for libbpf's log",
 			strerror(errno));
 	}
+	sw_loops__set_sysio(loops, sysio);
 	ec.loops = loops;
 	ec.rec = rec;
 	for (int i = 0; i < env.n_pids; i++) {
@@ -485,7 +564,7 @@ int main(int argc, char **argv)
 		sw_loops__tick(loops, now);
 		if (now - last_summary >= env.interval_s * 1000000000ull) {
 			last_summary = now;
-			health_extra(stream, lw, &h);
+			health_extra(stream, lw, sysio, &h);
 			if (stacks)
 				sw_stacks__health(stacks, h.v);
 			if (rec)
@@ -504,7 +583,7 @@ int main(int argc, char **argv)
 	}
 	/* a last summary so a short run still reports, and a clean detach */
 	loopmon__poll(lm, 0, on_event, &ec);
-	health_extra(stream, lw, &h);
+	health_extra(stream, lw, sysio, &h);
 	if (stacks)
 		sw_stacks__health(stacks, h.v);
 	now = sw_mono_ns();
@@ -521,6 +600,7 @@ cleanup:
 		sw_warn("the recording %s is incomplete: %llu failed writes", env.record,
 			(unsigned long long)sw_recorder__errors(rec));
 	sw_recorder__free(rec);
+	sw_sysio__free(sysio);
 	sw_stacks__free(stacks);
 	loopmon__free(lm);
 	if (folded)

@@ -65,6 +65,29 @@ static void human_memory(struct sw_sink *s, const struct sw_memory_rec *m)
 	fflush(h->out);
 }
 
+/* The three syscalls the loop spent most time in, and what was behind
+ * each: "    waited: recvfrom x1 200.1 ms on tcp 127.0.0.1:5432" */
+static void human_syscalls(struct sink_human *h, const struct sw_diag_syscalls *sys)
+{
+	if (!sys)
+		return;
+	for (uint32_t i = 0; i < sys->n && i < 3; i++) {
+		const struct sw_diag_syscall *c = &sys->s[i];
+		const char *kind = sw_fd_kind_name(c->kind);
+
+		fprintf(h->out, "    %s %s x%llu %.1f ms", i ? "      " : "waited:", c->name,
+			(unsigned long long)c->count, (double)c->total_ns / 1e6);
+		/* "other" says nothing a target does not: an eventfd, the
+		 * command line of a child a nested loop waited for */
+		if (c->kind == SW_FD_OTHER || c->kind == SW_FD_NONE)
+			kind = "";
+		if (kind[0] || c->target[0])
+			fprintf(h->out, " on %s%s%s", kind, kind[0] && c->target[0] ? " " : "",
+				c->target);
+		fprintf(h->out, "\n");
+	}
+}
+
 /* Frames shown under a final incident: enough to see the culprit and what
  * called it, few enough for a terminal. */
 #define HUMAN_FRAMES 6
@@ -124,6 +147,7 @@ static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 	human_stack(h->out, inc->stacks);
 	fprintf(h->out, "    %s: %s\n    fix: %s\n", inc->verdict.pattern, inc->verdict.summary,
 		inc->verdict.advice);
+	human_syscalls(h, inc->sys);
 	fflush(h->out);
 }
 
@@ -146,10 +170,13 @@ static void human_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
 	fflush(h->out);
 }
 
-/* Counters people need not hear about: they are not loss. */
+/* Counters people need not hear about: they are not loss. syscalls_dropped
+ * is detail an incident gives up (its shortest syscalls, said in the JSON
+ * line), not a lost measurement. */
 static bool quiet_counter(int i)
 {
-	return i == SW_HEALTH_reconnects || i == SW_HEALTH_batches_sent;
+	return i == SW_HEALTH_reconnects || i == SW_HEALTH_batches_sent ||
+	       i == SW_HEALTH_syscalls_dropped;
 }
 
 static void human_health(struct sw_sink *s, const struct sw_health *hl)

@@ -22,6 +22,7 @@
 	X(stream_dropped_bytes, "Bytes of the batches the agent evicted")                           \
 	X(reconnects, "Agent reconnections to the collector")                                       \
 	X(batches_sent, "Batches the agent handed to its socket")                                   \
+	X(syscalls_dropped, "Syscalls of a busy stretch left out of its table (full: the shortest kinds give way)") \
 	X(stack_samples_lost, "Stack samples lost (ring buffer full, sleep slot reused)")           \
 	X(stack_copy_failed, "Stack samples whose registers or user stack could not be copied")     \
 	X(unwind_failed, "Stack samples the agent could not unwind past their first frame")         \

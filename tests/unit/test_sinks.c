@@ -522,3 +522,45 @@ Test(sink_human, exit_and_memory_lines)
 			 "    fix: tracemalloc\n",
 			 "got:\n%s", buf);
 }
+
+/* The three longest syscalls under a final incident's line, with what was
+ * behind each; "other" and "none" say nothing the target does not. */
+Test(sink_human, syscall_lines)
+{
+	struct sw_incident_rec inc = incident();
+	struct sw_diag_syscalls sys = {
+	    .n = 4,
+	    .s = {
+		{.name = "recvfrom", .count = 1, .total_ns = 200300000ull, .fd = 9,
+		 .kind = SW_FD_TCP, .port = 5432, .target = "127.0.0.1:5432"},
+		{.name = "epoll_pwait", .count = 2, .total_ns = 30000000ull, .fd = 19,
+		 .kind = SW_FD_OTHER, .target = "/bin/sh -c sleep 0.3"},
+		{.name = "clock_nanosleep", .count = 1, .total_ns = 1000000ull, .fd = -1},
+		{.name = "read", .count = 4, .total_ns = 100000ull, .fd = 3, .kind = SW_FD_FILE,
+		 .target = "/etc/services"},
+	    },
+	};
+	struct sw_sink *s;
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	s = sw_sink_human__new(out, 3723000000000ll);
+	cr_assert_not_null(s);
+	inc.sys = &sys;
+	s->ops->incident(s, &inc);
+	inc.ongoing = true; /* the short refresh line lists none */
+	s->ops->incident(s, &inc);
+	sw_sink__free(s);
+	fflush(out);
+	cr_assert_str_eq(
+	    buf,
+	    "01:02:08.000 BLOCK    node pid 4242 tid 4243 (main, node) loop blocked 83.3 ms "
+	    "[on-CPU 80 ms, off-CPU 3 ms, run-queue 1 ms]\n"
+	    "    node.cpu_bound_callback: synchronous CPU work\n"
+	    "    fix: move it to a worker\n"
+	    "    waited: recvfrom x1 200.3 ms on tcp 127.0.0.1:5432\n"
+	    "           epoll_pwait x2 30.0 ms on /bin/sh -c sleep 0.3\n"
+	    "           clock_nanosleep x1 1.0 ms\n"
+	    "01:02:08.000 BLOCKED  node pid 4242 tid 4243 (main, node) stuck for 83 ms so far: "
+	    "synchronous CPU work\n");
+}
