@@ -119,6 +119,11 @@ static int attach_syscalls(struct sw_sysio *s)
 {
 	struct sysio_bpf *k = s->skel;
 
+	/* a call in flight now will exit with its enter unseen: BPF counts
+	 * it from here (sysio_exit) */
+	k->bss->attach_ns = sw_mono_ns();
+	k->bss->attach_gen++;
+
 	k->links.sysio_enter = bpf_program__attach(k->progs.sysio_enter);
 	if (!k->links.sysio_enter)
 		return -errno;

@@ -51,6 +51,10 @@ const volatile __u64 gate_ns = 12500000ull;
 const volatile __u64 count_gate_ns = 0;
 
 struct sw_bpf_stats stats = {};
+/* Set by the agent before each on-demand attach of the syscall programs:
+ * a call in flight then had its enter unseen (0: always attached). */
+__u64 attach_gen = 0;
+__u64 attach_ns = 0;
 
 /* loopmon's maps, same definitions: the agent reuses loopmon's fds. */
 struct {
@@ -113,18 +117,12 @@ static __always_inline bool maybe_tracked(__u32 tid)
 	return n && *n;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sysio_enter, struct pt_regs *regs, long id)
+/* What a call is about: its number, fd (the first pollfd's for a poll with
+ * a timeout), and the argument that keys it (futex address, waited pid). */
+static __always_inline void note_call(struct sw_sysio_thread *s, long id, struct pt_regs *regs)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct sw_sysio_thread *s;
 	int where;
 
-	if (!maybe_tracked(tid))
-		return 0;
-	s = bpf_map_lookup_elem(&sysio, &tid);
-	if (!s)
-		return 0; /* made at the thread's first syscall exit while busy */
 	s->cur_nr = (__s32)id;
 	s->cur_fd = -1;
 	where = sw_sysio_fd_arg(id);
@@ -141,8 +139,23 @@ int BPF_PROG(sysio_enter, struct pt_regs *regs, long id)
 			count(&stats.v[SW_HEALTH_failed_reads]);
 	}
 	s->cur_arg = sw_sysio_key_arg(id, regs->di, regs->si, regs->dx);
-	s->cur_enter_ns = bpf_ktime_get_ns();
+	s->gen = attach_gen;
 	s->cur_inflight = 1;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sysio_enter, struct pt_regs *regs, long id)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct sw_sysio_thread *s;
+
+	if (!maybe_tracked(tid))
+		return 0;
+	s = bpf_map_lookup_elem(&sysio, &tid);
+	if (!s)
+		return 0; /* made at the thread's first syscall exit while busy */
+	note_call(s, id, regs);
+	s->cur_enter_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -386,8 +399,18 @@ int BPF_PROG(sysio_exit, struct pt_regs *regs, long ret)
 	if (!maybe_tracked(tid))
 		return 0;
 	s = bpf_map_lookup_elem(&sysio, &tid);
-	if (s && !s->cur_inflight)
-		return 0;
+	if (s && !s->cur_inflight) {
+		if (s->gen == attach_gen)
+			return 0;
+		/* The first exit since an on-demand attach, with no enter
+		 * since: the call the thread was in when the programs came,
+		 * which the agent could not seed (/proc/PID/task/TID/syscall
+		 * says only "running" of a thread on a CPU, as in a long read
+		 * of a cold file). Its registers still say what it is; its
+		 * time is counted from the attach, a lower bound. */
+		note_call(s, (__s32)regs->orig_ax, regs);
+		s->cur_enter_ns = attach_ns;
+	}
 	t = bpf_map_lookup_elem(&threads, &tid);
 	if (!t || !sw_thread_busy(t))
 		goto out;

@@ -98,6 +98,8 @@ struct sw_sysio_thread {
 	 * is beyond what BPF can memcpy) */
 	__u32 cur;
 	struct sw_sysio_tab tab[2];
+	/* attach_gen of the programs when this thread last entered a call */
+	__u64 gen;
 };
 
 /* A child process of a target, keyed by its pid (LRU): its command line as

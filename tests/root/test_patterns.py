@@ -152,6 +152,7 @@ class SyncFs(NodePatternCase):
     argv = [NODE, workload("node_sync_fs.js"), "--file", path]
     requests = [("GET", "/download", None)] * 2
     pattern = "node.sync_fs"
+    culprit = (r"uv_fs_read|uv__fs_read|node::fs::", "libuv's synchronous read under node::fs")
 
     @classmethod
     def setUpClass(cls):
@@ -174,6 +175,7 @@ class SyncChild(NodePatternCase):
     argv = [NODE, workload("node_sync_child.js"), "--cmd", "sleep 0.3"]
     requests = [("GET", "/convert", None)] * 2
     pattern = "node.sync_child"
+    culprit = (r"SyncProcessRunner|uv_spawn", "node's SyncProcessRunner (execSync's nested loop)")
 
     def test_child_command(self):
         def check(b, i):
