@@ -416,9 +416,14 @@ int BPF_PROG(sysio_exit, struct pt_regs *regs, long ret)
 		goto out;
 	if (!s) {
 		/* first syscall of a busy stretch of a new loop thread: its
-		 * enter was not seen; the next one will be */
-		sysio_new(id >> 32, tid);
-		return 0;
+		 * enter was not seen; the next one will be. On demand, it may
+		 * be the call the thread was blocked in at the attach: that
+		 * one is counted from the attach, as above. */
+		s = sysio_new(id >> 32, tid);
+		if (!s || !attach_gen || s->gen == attach_gen)
+			return 0;
+		note_call(s, (__s32)regs->orig_ax, regs);
+		s->cur_enter_ns = attach_ns;
 	}
 	start = sw_sysio_stretch(t);
 	tab = stretch_tab(s, t, start);
