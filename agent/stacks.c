@@ -618,7 +618,7 @@ static int take_sample(struct sw_stacks *s, const struct sw_stk_sample *r, size_
 	sm->ts = r->ts_ns;
 	sm->block_start = r->block_start_ns;
 	sm->kind = (uint8_t)r->kind;
-	sm->weight = r->kind == SW_STK_SLEEP ? r->weight_ns : s->period_ns;
+	sm->weight = r->kind == SW_STK_ONCPU ? s->period_ns : r->weight_ns;
 	dt = sw_mono_ns() - t0;
 	s->taken++;
 	s->take_ns += dt;
@@ -997,7 +997,7 @@ static int collect(struct sw_stacks *s, uint32_t pid, uint32_t tid, uint64_t sta
 			uint32_t j = (t->head + SAMPLES_PER_THREAD - t->count + i) % SAMPLES_PER_THREAD;
 			const struct sample *sm = &t->ring[j];
 			/* a sleep capture is stamped at its wake-up */
-			uint64_t at = sm->kind == SW_STK_SLEEP ? sm->ts - sm->weight : sm->ts;
+			uint64_t at = sm->kind == SW_STK_ONCPU ? sm->ts : sm->ts - sm->weight;
 
 			if (at < start_ns || sm->ts > end_ns + 1000000 || !sm->n)
 				continue;

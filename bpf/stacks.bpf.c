@@ -9,8 +9,9 @@
  *    gate_ns old. Weight: the sampling period.
  *  - Off CPU: "where it sleeps, take it where it sleeps". A second
  *    sched_switch program copies a busy loop thread's registers and stack
- *    into its sleep slot when it goes to sleep voluntarily (current is still
- *    the sleeper there, so its user memory is readable); at its wake-up the
+ *    into its sleep slot when it goes to sleep voluntarily, or is preempted
+ *    past the gate (current is still that thread there, so its user memory
+ *    is readable); at its wake-up the
  *    capture is submitted with the sleep's length as weight if the stretch
  *    is past the gate by then. A sleep still in progress is read by the
  *    agent from the slot, so an ongoing incident has its stack too.
@@ -235,11 +236,17 @@ int BPF_PROG(sleep_switch, bool preempt, struct task_struct *prev, struct task_s
 	struct sw_stk_slot *slot;
 	struct sw_thread *t;
 	__u64 start, now;
+	bool asleep;
 	__u32 tid, k;
 
 	tid = prev->pid;
-	if (!preempt && prev->__state != 0 /* TASK_RUNNING: a yield */ &&
-	    (t = busy_thread(tid, &start))) {
+	/* Asleep (not preempted, not yielding: TASK_RUNNING), from the
+	 * stretch's start: a sleep is usually the whole block. Preempted or
+	 * yielding, once past the gate: where a starved loop (a CPU quota,
+	 * neighbours) was when it lost the CPU, weighted by its wait; on-CPU
+	 * samples may miss a thread that runs 5 ms in every 100. */
+	if ((t = busy_thread(tid, &start)) &&
+	    ((asleep = !preempt && prev->__state != 0) || bpf_ktime_get_ns() - start >= gate_ns)) {
 		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
 
 		k = tid % SW_STK_SLEEP_SLOTS;
@@ -248,7 +255,7 @@ int BPF_PROG(sleep_switch, bool preempt, struct task_struct *prev, struct task_s
 			goto wake;
 		if (slot->s.tid && slot->s.tid != tid && slot->s.sleep_start_ns)
 			count(SW_HEALTH_stack_samples_lost); /* another thread's sleep */
-		slot->s.kind = SW_STK_SLEEP;
+		slot->s.kind = asleep ? SW_STK_SLEEP : SW_STK_RUNQ;
 		slot->s.pid = prev->tgid;
 		slot->s.tid = tid;
 		slot->s.block_start_ns = start;

@@ -35,6 +35,10 @@
 enum sw_stk_kind {
 	SW_STK_ONCPU = 1, /* perf sample while the block ran: weight = period */
 	SW_STK_SLEEP = 2, /* where it slept in the kernel: weight = sleep time */
+	/* where it lost the CPU, preempted past the gate: weight = its wait for
+	 * a CPU; it resumes where it stopped, so its Python frames are read at
+	 * arrival like an on-CPU sample's */
+	SW_STK_RUNQ = 3,
 };
 
 /* Ring buffer record. stack[] holds stack_len bytes from stack_base (the

@@ -117,6 +117,28 @@ static __always_inline bool maybe_tracked(__u32 tid)
 	return n && *n;
 }
 
+static struct sw_sysio_thread *sysio_new(__u32 pid, __u32 tid)
+{
+	struct sw_sysio_thread *zero, *s;
+	__u32 k = 0;
+	long err;
+
+	zero = bpf_map_lookup_elem(&sysio_zero, &k);
+	if (!zero)
+		return NULL;
+	err = bpf_map_update_elem(&sysio, &tid, zero, BPF_NOEXIST);
+	if (err && err != -EEXIST) {
+		count(&stats.v[SW_HEALTH_thread_map_full]);
+		return NULL;
+	}
+	s = bpf_map_lookup_elem(&sysio, &tid);
+	if (s) {
+		s->pid = pid;
+		s->tid = tid;
+	}
+	return s;
+}
+
 /* What a call is about: its number, fd (the first pollfd's for a poll with
  * a timeout), and the argument that keys it (futex address, waited pid). */
 static __always_inline void note_call(struct sw_sysio_thread *s, long id, struct pt_regs *regs)
@@ -152,8 +174,18 @@ int BPF_PROG(sysio_enter, struct pt_regs *regs, long id)
 	if (!maybe_tracked(tid))
 		return 0;
 	s = bpf_map_lookup_elem(&sysio, &tid);
-	if (!s)
-		return 0; /* made at the thread's first syscall exit while busy */
+	if (!s) {
+		/* a loop thread's first call in a busy stretch: made here, so
+		 * that an exit with no state means its enter came before the
+		 * programs were attached (sysio_exit) */
+		struct sw_thread *t = bpf_map_lookup_elem(&threads, &tid);
+
+		if (!t || !sw_thread_busy(t))
+			return 0;
+		s = sysio_new(bpf_get_current_pid_tgid() >> 32, tid);
+		if (!s)
+			return 0;
+	}
 	note_call(s, id, regs);
 	s->cur_enter_ns = bpf_ktime_get_ns();
 	return 0;
@@ -363,27 +395,6 @@ static __always_inline struct sw_sysio_ent *tab_entry(struct sw_sysio_tab *tab, 
 	return e;
 }
 
-static struct sw_sysio_thread *sysio_new(__u32 pid, __u32 tid)
-{
-	struct sw_sysio_thread *zero, *s;
-	__u32 k = 0;
-	long err;
-
-	zero = bpf_map_lookup_elem(&sysio_zero, &k);
-	if (!zero)
-		return NULL;
-	err = bpf_map_update_elem(&sysio, &tid, zero, BPF_NOEXIST);
-	if (err && err != -EEXIST) {
-		count(&stats.v[SW_HEALTH_thread_map_full]);
-		return NULL;
-	}
-	s = bpf_map_lookup_elem(&sysio, &tid);
-	if (s) {
-		s->pid = pid;
-		s->tid = tid;
-	}
-	return s;
-}
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sysio_exit, struct pt_regs *regs, long ret)
@@ -415,10 +426,12 @@ int BPF_PROG(sysio_exit, struct pt_regs *regs, long ret)
 	if (!t || !sw_thread_busy(t))
 		goto out;
 	if (!s) {
-		/* first syscall of a busy stretch of a new loop thread: its
-		 * enter was not seen; the next one will be. On demand, it may
-		 * be the call the thread was blocked in at the attach: that
-		 * one is counted from the attach, as above. */
+		/* sysio_enter makes the state of a busy loop thread: none
+		 * here means this call was entered before the programs were
+		 * attached (or before the thread was busy). Always attached,
+		 * the next call is counted; on demand, this may be the call
+		 * the thread was blocked in at the attach: counted from the
+		 * attach, as above. */
 		s = sysio_new(id >> 32, tid);
 		if (!s || !attach_gen || s->gen == attach_gen)
 			return 0;
