@@ -59,7 +59,7 @@ struct sw_stk_sample {
 	__u8 stack[SW_STK_BYTES];
 };
 
-#define SW_STK_HDR_LEN ((unsigned long)&((struct sw_stk_sample *)0)->stack)
+#define SW_STK_HDR_LEN ((unsigned long)__builtin_offsetof(struct sw_stk_sample, stack))
 
 /* Per sleep slot: the capture of a loop thread's sleep. tid == 0 or
  * sleep_start_ns == 0: empty. */

@@ -205,8 +205,10 @@ Test(export, node_only_series_and_gauges)
 	/* a loop gets its runtime's patterns and the generic ones, no others */
 	l = line_with("stallwatch_eventloop_blocked_total{", "pattern=\"python.gc\"");
 	cr_assert(l && strstr(l, "pid=\"300\""), "python.gc on a node loop: %s", l);
+	free(l);
 	l = line_with("stallwatch_eventloop_blocked_total{", "pid=\"100\"");
 	cr_assert(l && strstr(l, "pattern=\"") && !strstr(l, "pattern=\"python."), "%s", l);
+	free(l);
 	for (char *p = text.p; (p = strstr(p, "pid=\"100\"")); p++) {
 		char *eol = strchr(p, '\n');
 
