@@ -17,7 +17,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "loopmon.h"
+#include "loopmon_maps.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -37,39 +37,6 @@ struct {
 	__type(key, __u32); /* tgid */
 	__type(value, struct sw_target);
 } targets SEC(".maps");
-
-/* Not preallocated: a value is ~7 KiB and most slots stay empty. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SW_MAX_THREADS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32); /* tid */
-	__type(value, struct sw_thread);
-} threads SEC(".maps");
-
-/*
- * tid_hint[tid % SLOTS] counts the tracked threads whose tid falls in the
- * slot. 0 means "surely not tracked": sched_switch, which runs at every
- * context switch of the host, stops there. An array lookup is inlined by the
- * verifier, a hash lookup is a helper call and a hash: ~40 ns here (bench/).
- * BPF counts the threads it inserts, the agent the one it seeds (a stuck
- * Node main thread at attach). The agent forgetting a thread leaves a stale
- * count, which costs a useless hash lookup, never a missed thread.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SW_TID_HINT_SLOTS);
-	__type(key, __u32);
-	__type(value, __u32);
-} tid_hint SEC(".maps");
-
-static __always_inline bool maybe_tracked(__u32 tid)
-{
-	__u32 slot = sw_tid_hint_slot(tid);
-	__u32 *n = bpf_map_lookup_elem(&tid_hint, &slot);
-
-	return n && *n;
-}
 
 static __always_inline void hint_add(__u32 tid, int delta)
 {

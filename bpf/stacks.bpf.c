@@ -28,14 +28,14 @@
  * gate_ns, or by a busy loop thread going to sleep.
  *
  * The thread states are loopmon's: the agent reuses the fds of its threads
- * and tid_hint maps (bpf_map__reuse_fd) before load, so the definitions
- * below must match bpf/loopmon.bpf.c's.
+ * and tid_hint maps (bpf_map__reuse_fd) before load; both units define
+ * them from bpf/loopmon_maps.h.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "loopmon.h"
+#include "loopmon_maps.h"
 #include "stacks.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -44,22 +44,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u64 gate_ns = 12500000ull;
 
 struct sw_bpf_stats stats = {};
-
-/* loopmon's maps (shared by fd) */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SW_MAX_THREADS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, struct sw_thread);
-} threads SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SW_TID_HINT_SLOTS);
-	__type(key, __u32);
-	__type(value, __u32);
-} tid_hint SEC(".maps");
 
 /* One scratch record per CPU for the on-CPU sampler: 36 KiB is beyond the
  * per-CPU allocator's unit (PCPU_MIN_UNIT_SIZE, 32 KiB), so this is a plain
@@ -90,14 +74,6 @@ struct {
 static __always_inline void count(int id)
 {
 	__sync_fetch_and_add(&stats.v[id], 1);
-}
-
-static __always_inline bool maybe_tracked(__u32 tid)
-{
-	__u32 slot = sw_tid_hint_slot(tid);
-	__u32 *n = bpf_map_lookup_elem(&tid_hint, &slot);
-
-	return n && *n;
 }
 
 /* The loop thread tid when it is in a busy stretch; its start in *start. */

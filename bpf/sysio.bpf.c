@@ -22,6 +22,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include "loopmon_maps.h"
 #include "sysio.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -55,22 +56,6 @@ struct sw_bpf_stats stats = {};
  * a call in flight then had its enter unseen (0: always attached). */
 __u64 attach_gen = 0;
 __u64 attach_ns = 0;
-
-/* loopmon's maps, same definitions: the agent reuses loopmon's fds. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SW_MAX_THREADS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, struct sw_thread);
-} threads SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SW_TID_HINT_SLOTS);
-	__type(key, __u32);
-	__type(value, __u32);
-} tid_hint SEC(".maps");
 
 /* Per loop thread; ~15 KiB a value, so not preallocated. The agent deletes
  * the entries of threads loopmon no longer tracks, after it has read the
@@ -107,14 +92,6 @@ struct {
 static __always_inline void count(__u64 *counter)
 {
 	__sync_fetch_and_add(counter, 1);
-}
-
-static __always_inline bool maybe_tracked(__u32 tid)
-{
-	__u32 slot = sw_tid_hint_slot(tid);
-	__u32 *n = bpf_map_lookup_elem(&tid_hint, &slot);
-
-	return n && *n;
 }
 
 static struct sw_sysio_thread *sysio_new(__u32 pid, __u32 tid)
@@ -394,7 +371,6 @@ static __always_inline struct sw_sysio_ent *tab_entry(struct sw_sysio_tab *tab, 
 	e->key_arg = arg;
 	return e;
 }
-
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sysio_exit, struct pt_regs *regs, long ret)
