@@ -115,7 +115,7 @@ static const struct argp_option opts[] = {
 	  0 },
 	{ "syscalls", OPT_SYSCALLS, "WHEN", 0,
 	  "When to trace syscalls for incidents: 'blocked' (default: only while a loop is "
-	  "blocked, from a quarter of the threshold on, until 10 s after the last block; the "
+	  "blocked, from a quarter of the threshold on, until 1 s after the last block; the "
 	  "first block after a quiet spell is counted from then on) or 'always' (every syscall "
 	  "of the host runs a BPF program, ~90 ns)",
 	  0 },

@@ -31,10 +31,14 @@
 #include "sysio.skel.h"
 #include "utf8.h"
 
-/* On-demand mode keeps the syscall programs attached this long after the
- * last blocked stretch: a service that blocks now and then pays the attach
- * (~0.1 ms) once per spell, not per incident. */
-#define SYSIO_LINGER_NS 10000000000ull
+/* On-demand mode detaches the syscall programs once no loop has been
+ * blocked for this long. Attached, they cost every syscall of the host
+ * ~200 ns: a 10 s linger kept them attached all the time for a service
+ * blocking once a second (5.3 % of a core on a 31k req/s Node server,
+ * docs/PERFORMANCE.md, "Incident path"). A second keeps a burst of blocks
+ * counted whole (the attach costs ~0.1 ms of the agent's time) and frees
+ * the host between the incidents of a service that blocks now and then. */
+#define SYSIO_LINGER_NS 1000000000ull
 /* How often the tables of threads loopmon forgot are deleted. */
 #define SYSIO_GC_NS 5000000000ull
 /* Resolved file paths kept, round robin: an incident touches a few files. */
@@ -295,8 +299,8 @@ void sw_sysio__tick(struct sw_sysio *s, uint64_t now)
 	}
 	if (s && s->on_demand && s->attached && now - s->last_blocked > SYSIO_LINGER_NS) {
 		detach_syscalls(s);
-		sw_dbg("syscall programs detached: no loop blocked for %llu s",
-		       SYSIO_LINGER_NS / 1000000000ull);
+		sw_dbg("syscall programs detached: no loop blocked for %llu ms",
+		       SYSIO_LINGER_NS / 1000000ull);
 	}
 }
 

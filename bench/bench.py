@@ -297,7 +297,7 @@ def stage_incident(a, rows, notes):
         stop = threading.Event()
 
         def blocker():
-            while not stop.wait(1.0):
+            while not stop.wait(a.incident_period):
                 try:
                     http_get(nport, "/pbkdf2?iter=%d" % a.incident_iter)
                 except Exception as e:  # noqa: BLE001 - reported, not fatal
@@ -306,19 +306,61 @@ def stage_incident(a, rows, notes):
         t.start()
         agent_cpu, rss = [], []
 
+        # the agent as it runs by default, and without each diagnosis unit:
+        # which part of the incident path costs what
+        extra = {"agent": [], "agent --no-syscalls": ["--no-syscalls"],
+                 "agent --no-stacks": ["--no-stacks"], "agent --no-diag": ["--no-diag"]}
+        variants = ["off"] + [v for v in extra if v == "agent" or a.incident_variants]
+
         def measure(v):
-            if v == "agent":
-                with Agent([npid, ppid]) as ag:
+            if v != "off":
+                with Agent([npid, ppid], extra[v]) as ag:
                     x = run_wrk(nport, a.wrk_seconds)
                     rss.append(vm_kb(ag.proc.p.pid, "VmHWM"))
-                agent_cpu.append(ag.cpu_frac)
+                if v == "agent":
+                    agent_cpu.append(ag.cpu_frac)
                 return x
             return run_wrk(nport, a.wrk_seconds)
-        res = alternate(a.reps, ["off", "agent"], measure)
+        res = alternate(a.reps, variants, measure)
+        # What throughput cannot resolve here, the kernel's own accounting
+        # can: the run time of every agent program over one such run.
+        try:
+            old = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+            with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+                f.write("1")
+            try:
+                with Agent([npid, ppid]) as ag:
+                    ids = agent_prog_ids(ag.proc.p.pid)
+                    def snap():
+                        progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"],
+                                                          capture_output=True, text=True,
+                                                          check=True).stdout)
+                        return {p["id"]: (p.get("name", "?"), p.get("run_cnt", 0),
+                                          p.get("run_time_ns", 0)) for p in progs if p["id"] in ids}
+                    s0, t0 = snap(), time.monotonic()
+                    reqs = run_wrk(nport, a.wrk_seconds)
+                    s1, t1 = snap(), time.monotonic()
+            finally:
+                with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+                    f.write(old)
+            wall = t1 - t0
+            per = sorted(((s1[i][0], s1[i][1] - s0.get(i, (0, 0, 0))[1],
+                           s1[i][2] - s0.get(i, (0, 0, 0))[2]) for i in s1), key=lambda x: -x[2])
+            total = sum(x[2] for x in per)
+            notes.append("In-kernel cost, one incident every %g s under wrk (%.0f req/s, bpf_stats on): "
+                         "the agent's programs ran %.1f ms per second of wall time (%.2f %% of one "
+                         "core; %.0f ns per request): %s." % (
+                             a.incident_period, reqs, total / wall / 1e6, total / wall / 1e7, total / wall / reqs,
+                             ", ".join("%s %d runs %.0f ns each" % (n, c, ns / c)
+                                       for n, c, ns in per if c)))
+        except (OSError, subprocess.CalledProcessError) as e:
+            notes.append(f"In-kernel cost: bpf_stats unavailable ({e}).")
         stop.set()
         t.join()
-        rows.append(row(f"Node 20 http, one pbkdf2Sync block/s: req/s, wrk -t1 -c32 -d{a.wrk_seconds}s",
-                        "stallwatch agent attached (stacks, syscalls)", res["off"], res["agent"]))
+        for v in variants[1:]:
+            rows.append(row(f"Node 20 http, one pbkdf2Sync block every {a.incident_period:g} s: req/s, wrk -t1 -c32 -d{a.wrk_seconds}s",
+                            "stallwatch " + v + (" (stacks, syscalls)" if v == "agent" else ""),
+                            res["off"], res[v]))
         if agent_cpu and None not in agent_cpu:
             notes.append(f"Agent CPU with one incident a second under load: median "
                          f"{100 * statistics.median(agent_cpu):.2f} % of one core.")
@@ -759,6 +801,10 @@ def main():
     ap.add_argument("--agent-arg", action="append", default=[], help="extra agent argument")
     ap.add_argument("--incident-iter", type=int, default=100000,
                     help="pbkdf2Sync iterations of the incident stage's block (~100 ms here)")
+    ap.add_argument("--incident-period", type=float, default=1.0,
+                    help="incident stage: seconds between blocks (default one a second)")
+    ap.add_argument("--incident-variants", action="store_true",
+                    help="incident stage: also the agent without syscalls, stacks, diagnosis")
     a = ap.parse_args()
     if os.geteuid() != 0:
         die("must run as root: the agent loads BPF programs (run it from a root shell, or: sudo ./bench/run.sh)")
