@@ -318,6 +318,17 @@ static size_t hot_path_sample(const struct sw_stk_agg *s, size_t n, bool *alive,
 	}
 }
 
+/* The weight of the samples in which frame f appears. */
+static uint64_t frame_weight(const struct sw_stk_agg *s, size_t n, const char *f)
+{
+	uint64_t w = 0;
+
+	for (size_t k = 0; k < n; k++)
+		if (has_frame(&s[k], f))
+			w += s[k].weight_ns;
+	return w;
+}
+
 void sw_stacks_aggregate(const struct sw_stk_agg *s, size_t n, struct sw_diag_stacks *out,
 			 struct sw_stk_group *all, size_t *n_all)
 {
@@ -417,25 +428,30 @@ void sw_stacks_aggregate(const struct sw_stk_agg *s, size_t n, struct sw_diag_st
 			all[g] = gs[g].g;
 		*n_all = ng;
 	}
-	/* the innermost distinct frames of the hot path's stack, and in how
-	 * much of the blocked time each appears */
+	/* The innermost distinct frames of the hot path's stack, and in how
+	 * much of the blocked time each appears; from the innermost one that
+	 * carries a quarter of it: a path may end in thin leaves (a scavenge
+	 * inside a JSON.parse, 4 % each), which would push the frames that
+	 * hold the time (the parser, 90 %) out of the list. */
 	if (out->n_stacks && total) {
 		const struct sw_diag_stack *d = &out->stacks[0];
+		uint32_t from = 0;
 
-		for (uint32_t i = 0; i < d->n_frames && out->n_top < SW_DIAG_TOP; i++) {
+		for (uint32_t i = 0; i < d->n_frames; i++)
+			if (frame_weight(s, n, d->frames[i]) * 4 >= total) {
+				from = i;
+				break;
+			}
+		for (uint32_t i = from; i < d->n_frames && out->n_top < SW_DIAG_TOP; i++) {
 			const char *f = d->frames[i];
-			uint64_t w = 0;
 			bool seen = false;
 
 			for (uint32_t j = 0; j < out->n_top && !seen; j++)
 				seen = !strcmp(out->top[j].frame, f);
 			if (seen || !strcmp(f, "[truncated]"))
 				continue;
-			for (size_t k = 0; k < n; k++)
-				if (has_frame(&s[k], f))
-					w += s[k].weight_ns;
 			out->top[out->n_top].frame = f;
-			out->top[out->n_top].share = (double)w / (double)total;
+			out->top[out->n_top].share = (double)frame_weight(s, n, f) / (double)total;
 			out->n_top++;
 		}
 	}
