@@ -147,12 +147,12 @@ class SyncZlib(NodePatternCase):
     culprit = (r"deflate|longest_match", "zlib's deflate")
 
 
-class SyncFs(NodePatternCase):
-    path = "/var/tmp/swtest-patterns-node.bin"
-    argv = [NODE, workload("node_sync_fs.js"), "--file", path]
-    requests = [("GET", "/download", None)] * 2
-    pattern = "node.sync_fs"
-    culprit = (r"uv_fs_read|uv__fs_read|node::fs::", "libuv's synchronous read under node::fs")
+class ColdFileCase:
+    """A case whose handler reads a big file (path), dropped from the page
+    cache before each request so the read waits for the disk; the file's
+    path must be behind a syscall of each incident. Mixed in before the
+    runtime's case class (SyncFs here, SyncFile in test_patterns_python)."""
+    path = None
 
     @classmethod
     def setUpClass(cls):
@@ -169,6 +169,14 @@ class SyncFs(NodePatternCase):
 
     def test_file_path(self):
         self.each(lambda b, i: self.assertSyscallTarget(b, i, "file", want_target=b["path"]))
+
+
+class SyncFs(ColdFileCase, NodePatternCase):
+    path = "/var/tmp/swtest-patterns-node.bin"
+    argv = [NODE, workload("node_sync_fs.js"), "--file", path]
+    requests = [("GET", "/download", None)] * 2
+    pattern = "node.sync_fs"
+    culprit = (r"uv_fs_read|uv__fs_read|node::fs::", "libuv's synchronous read under node::fs")
 
 
 class SyncChild(NodePatternCase):

@@ -22,7 +22,7 @@ import unittest
 
 import swtest
 from swtest import SYS_PYTHON, workload
-from test_patterns import BIG_FILE_MB, NodePatternCase, THRESHOLD_MS
+from test_patterns import ColdFileCase, NodePatternCase, THRESHOLD_MS
 
 INTERPRETERS = []
 if os.access(SYS_PYTHON, os.X_OK):
@@ -81,29 +81,13 @@ class CpuCoroutine(PyPatternCase):
     culprit = (r"^count_primes \(", "the coroutine's function count_primes (file:line)")
 
 
-class SyncFile(PyPatternCase):
+class SyncFile(ColdFileCase, PyPatternCase):
     path = "/var/tmp/swtest-patterns-py.bin"
     script = "py_sync_file.py"
     args = ["--file", path]
     requests = [("GET", "/download", None)] * 2
     pattern = "python.sync_io_in_async"
     culprit = (r"_Py_read", "CPython's blocking read (_Py_read)")
-
-    @classmethod
-    def setUpClass(cls):
-        swtest.make_big_file(cls.path, BIG_FILE_MB)
-        cls.before = staticmethod(lambda: swtest.evict_file(cls.path))
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            os.unlink(cls.path)
-        except OSError:
-            pass
-
-    def test_file_path(self):
-        self.each(lambda b, i: self.assertSyscallTarget(b, i, "file", want_target=b["path"]))
 
 
 class SyncDb(PyPatternCase):
