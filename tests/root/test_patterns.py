@@ -26,7 +26,7 @@ THRESHOLD_MS = 50
 BIG_FILE_MB = 256
 
 
-def _big_json(mb=8):
+def _big_json(mb=14):
     items, size, i = [], 0, 0
     while size < mb * 1e6:
         s = '{"id":%d,"sku":"sku-%d","qty":%d,"price":%.2f,"tags":["a","b"]}' % (

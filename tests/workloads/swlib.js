@@ -54,8 +54,10 @@ function measure(fn) {
   fn();
   const s1 = schedstat();
   const end = now();
+  // oncpu_src: the running thread's sum_exec_runtime is brought up to date
+  // at a tick or a switch, so each read may lag one tick (tests allow it)
   const truth = { start_ns: start, end_ns: end, runq_ns: s1.runq - s0.runq,
-                  oncpu_ns: s1.oncpu - s0.oncpu };
+                  oncpu_ns: s1.oncpu - s0.oncpu, oncpu_src: 'schedstat' };
   // for after(): not enumerable, so not printed
   Object.defineProperty(truth, 'idle_end', { value: loopIdleNs() });
   return truth;
