@@ -105,6 +105,13 @@ void sw_report__summary(struct sw_report *r, const struct sw_summary_rec *sum)
 	for_each_sink(r, s) if (s->ops->summary) s->ops->summary(s, sum);
 }
 
+void sw_report__gil(struct sw_report *r, const struct sw_gil_rec *g)
+{
+	struct sw_sink *s;
+
+	for_each_sink(r, s) if (s->ops->gil) s->ops->gil(s, g);
+}
+
 void sw_report__health(struct sw_report *r, const struct sw_health *h)
 {
 	struct sw_health all = *h;

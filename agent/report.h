@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "diag.h"
+#include "gil.h"
 #include "discovery.h"
 #include "health.h"
 #include "histogram.h"
@@ -35,7 +36,20 @@ struct sw_incident_rec {
 	/* what blocked it (common/diag.h); NULL when not known */
 	const struct sw_diag_stacks *stacks;
 	const struct sw_diag_syscalls *sys;
+	/* CPython: the loop thread's GIL waits in the block; NULL when the GIL
+	 * is not measured for this process */
+	const struct sw_gil_blame *gil;
 	struct sw_verdict verdict;
+};
+
+/* A loop thread's GIL waits within one blocked stretch, and who held it. */
+struct sw_gil_blame {
+	uint64_t wait_ns;
+	uint32_t drop_requests;
+	uint32_t holder_tid; /* the thread that held it longest while it waited; 0 unknown */
+	char holder[16];
+	uint32_t n_frames; /* holder's Python stack, innermost first */
+	char frames[SW_GIL_STACK_FRAMES][SW_GIL_FRAME_LEN];
 };
 
 struct sw_summary_rec {
@@ -114,6 +128,7 @@ void sw_report__process_exit(struct sw_report *r, const struct sw_exit_rec *ex);
 void sw_report__memory(struct sw_report *r, const struct sw_memory_rec *m);
 void sw_report__incident(struct sw_report *r, const struct sw_incident_rec *inc);
 void sw_report__summary(struct sw_report *r, const struct sw_summary_rec *sum);
+void sw_report__gil(struct sw_report *r, const struct sw_gil_rec *g);
 void sw_report__health(struct sw_report *r, const struct sw_health *h);
 /* Send what is pending to the collector as one batch (no-op standalone). */
 void sw_report__flush(struct sw_report *r);

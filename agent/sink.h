@@ -26,6 +26,8 @@ struct sw_sink_ops {
 	void (*memory)(struct sw_sink *s, const struct sw_memory_rec *m);
 	void (*incident)(struct sw_sink *s, const struct sw_incident_rec *inc);
 	void (*summary)(struct sw_sink *s, const struct sw_summary_rec *sum);
+	/* GIL contention of a CPython process over an interval (common/gil.h) */
+	void (*gil)(struct sw_sink *s, const struct sw_gil_rec *g);
 	/* h already holds every sink's own losses (see lost) */
 	void (*health)(struct sw_sink *s, const struct sw_health *h);
 	void (*flush)(struct sw_sink *s);
