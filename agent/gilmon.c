@@ -40,6 +40,7 @@
 /* A stack not seen for this long is forgotten (blame looks back less). */
 #define GSTACK_KEEP_NS 30000000000ull
 #define MAX_PY_THREADS 1024
+#define SW_GIL_MIN_INTERVAL_NS 100000000ull
 
 struct gstack {
 	uint64_t hash;
@@ -443,6 +444,8 @@ static int locate(struct sw_gil *g, struct gproc *p)
 	pthread_mutex_lock(&g->mu);
 	p->gil = st.addr;
 	pthread_mutex_unlock(&g->mu);
+	/* the first interval runs from here: BPF counts from now on */
+	p->last_summary_ns = sw_mono_ns();
 	return 0;
 }
 
@@ -703,17 +706,19 @@ static bool task_alive(uint32_t pid, uint32_t tid)
 static void summarize_proc(struct sw_gil *g, struct gproc *p, uint64_t now, struct sw_report *rep)
 {
 	struct sw_gil_rec rec = {};
-	uint64_t start = p->last_summary_ns ? p->last_summary_ns : now;
+	uint64_t start;
 	uint32_t tids[256];
 	size_t n_tids = 0, n = 0, all = 0;
 	int tfd = bpf_map__fd(g->skel->maps.gil_threads);
 
 	if (!p->gil && locate(g, p))
 		return; /* no GIL yet: nothing to say */
-	if (!p->last_summary_ns) {
-		/* the first call only starts the interval */
-		p->last_summary_ns = now;
-	}
+	start = p->last_summary_ns ? p->last_summary_ns : now;
+	/* a few ms (the agent's last summary right after one) say nothing:
+	 * one wait in progress would read as a 100 % wait share. They stay
+	 * for the next interval; at exit, that is at most this much lost. */
+	if (now - start < SW_GIL_MIN_INTERVAL_NS)
+		return;
 	/* every Python thread gets a line, idle ones too */
 	if (!sw_pyframes__tids(g->mpf, p->pid, tids, sizeof(tids) / sizeof(tids[0]), &n_tids))
 		for (size_t i = 0; i < n_tids; i++) {
