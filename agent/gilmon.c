@@ -348,9 +348,12 @@ struct sw_gil *sw_gil__new(const struct sw_gil_opts *o)
 	bpf_object__for_each_program(p, g->skel->obj)
 	{
 		const char *sec = bpf_program__section_name(p);
-		bool raw = !strncmp(sec, "tp_btf/", 7);
+		bool raw = !strcmp(sec, "tp_btf/sys_enter") || !strcmp(sec, "tp_btf/sys_exit");
+		bool classic = !strncmp(sec, "tracepoint/syscalls/", 20);
 
-		bpf_program__set_autoload(p, raw != o->classic_tp);
+		/* one of the two syscall variants; the rest always */
+		if (raw || classic)
+			bpf_program__set_autoload(p, raw != o->classic_tp);
 	}
 	err = bpf_map__reuse_fd(g->skel->maps.threads, o->threads_fd);
 	if (!err)
