@@ -343,6 +343,8 @@ static void export(void)
 Test(gil_wire, two_intervals_summed_and_the_last_one_judged_again)
 {
 	Stallwatch__V1__Batch *b = encode();
+	Stallwatch__V1__ProcessInfo **procs = b->processes;
+	size_t n_procs = b->n_processes;
 
 	new_store();
 	/* the agent's verdict is not what the collector exports: make it lie */
@@ -391,6 +393,8 @@ Test(gil_wire, two_intervals_summed_and_the_last_one_judged_again)
 		     0);
 	cr_assert_not(has_line("stallwatch_python_gil_thread_wait_seconds_total",
 			       "thread=\"other\""));
+	b->processes = procs; /* the unpacker's, freed with the batch */
+	b->n_processes = n_procs;
 	stallwatch__v1__batch__free_unpacked(b, NULL);
 }
 
