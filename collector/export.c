@@ -770,7 +770,7 @@ static int diag_json(json_object *o, const struct sw_incident_view *in)
 }
 
 /* "gil": as the agent's JSON lines name it, when the agent measured it */
-static int gil_json(json_object *o, const struct sw_incident_view *in)
+static int incident_gil_json(json_object *o, const struct sw_incident_view *in)
 {
 	json_object *g, *a;
 	const char *p = in->gil_holder_stack, *nl;
@@ -821,7 +821,7 @@ static json_object *incident_json(const struct sw_incident_view *in)
 	err |= add(o, "runq_ms", json_object_new_double((double)in->runq_ns / 1e6));
 	err |= add(o, "top_syscall", json_object_new_string(in->top_syscall));
 	err |= diag_json(o, in);
-	err |= gil_json(o, in);
+	err |= incident_gil_json(o, in);
 	if (err) {
 		json_object_put(o);
 		return NULL;
@@ -899,6 +899,134 @@ int sw_export__incidents(struct sw_store *s, const struct sw_incident_query *q, 
 	*len = tlen + 1;
 cleanup:
 	free(v);
+	json_object_put(root);
+	return err;
+}
+
+/* ---- GIL JSON (GET /api/gil) ---- */
+
+static double ms(uint64_t ns) { return (double)ns / 1e6; }
+
+static int gil_thread_json(json_object *arr, const struct sw_gil_thread_view *t,
+			   uint64_t interval_ns)
+{
+	json_object *o = json_object_new_object(), *st;
+	const char *p = t->stack, *nl;
+	int err = 0;
+
+	if (!o || json_object_array_add(arr, o)) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	err |= add(o, "tid", json_object_new_int64(t->tid));
+	err |= add(o, "thread", json_object_new_string(t->thread));
+	err |= add(o, "loop", json_object_new_boolean(t->loop));
+	err |= add(o, "wait_ms", json_object_new_double(ms(t->wait_ns)));
+	err |= add(o, "hold_ms", json_object_new_double(ms(t->hold_ns)));
+	err |= add(o, "acquisitions", json_object_new_uint64(t->acquisitions));
+	err |= add(o, "drop_requests", json_object_new_uint64(t->drop_requests));
+	err |= add(o, "forced_switches", json_object_new_uint64(t->forced_switches));
+	err |= add(o, "wait_share", json_object_new_double(sw_gil_share(t->wait_ns, interval_ns)));
+	err |= add(o, "hold_share", json_object_new_double(sw_gil_share(t->hold_ns, interval_ns)));
+	if (add(o, "stack", st = json_object_new_array()))
+		return -ENOMEM;
+	for (; *p && (nl = strchr(p, '\n')); p = nl + 1)
+		err |= json_object_array_add(st, json_object_new_string_len(p, (int)(nl - p)));
+	return err;
+}
+
+/* Field names as the agent's {"kind":"gil"} line has them. */
+static json_object *gil_proc_json(const struct sw_proc_view *pv, const struct sw_gil_view *g)
+{
+	json_object *o = json_object_new_object(), *arr;
+	int err = 0;
+
+	if (!o)
+		return NULL;
+	err |= add(o, "host", json_object_new_string(pv->host));
+	err |= add(o, "pid", json_object_new_int64(pv->pid));
+	err |= add(o, "comm", json_object_new_string(pv->comm));
+	if (g->version[0])
+		err |= add(o, "version", json_object_new_string(g->version));
+	err |= add(o, "exited", json_object_new_boolean(pv->exited));
+	err |= add(o, "measured", json_object_new_boolean(g->measured));
+	if (!g->measured)
+		err |= add(o, "note", json_object_new_string(g->note));
+	if (!g->have_data)
+		goto out;
+	err |= add(o, "interval_ms", json_object_new_double(ms(g->interval_ns)));
+	err |= add(o, "switch_interval_ms",
+		   json_object_new_double((double)g->switch_interval_us / 1e3));
+	err |= add(o, "utilization", json_object_new_double(g->utilization));
+	err |= add(o, "contention", json_object_new_double(g->contention));
+	err |= add(o, "waiting_threads", json_object_new_int64(g->waiting_threads));
+	err |= add(o, "threads_omitted", json_object_new_int64(g->threads_omitted));
+	if (g->loop_tid) {
+		err |= add(o, "loop_tid", json_object_new_int64(g->loop_tid));
+		err |= add(o, "loop_wait_share", json_object_new_double(g->loop_wait_share));
+	}
+	if (g->pattern) {
+		err |= add(o, "pattern", json_object_new_string(g->pattern));
+		err |= add(o, "summary", json_object_new_string(g->summary));
+		err |= add(o, "advice", json_object_new_string(g->advice ? g->advice : ""));
+	} else if (json_object_object_add(o, "pattern", NULL)) { /* JSON null */
+		err = -ENOMEM;
+	}
+	if (add(o, "threads", arr = json_object_new_array()))
+		goto fail;
+	for (uint32_t i = 0; i < g->n_last; i++)
+		err |= gil_thread_json(arr, &g->last[i], g->interval_ns);
+out:
+	if (!err)
+		return o;
+fail:
+	json_object_put(o);
+	return NULL;
+}
+
+int sw_export__gil(struct sw_store *s, bool have_pid, uint32_t pid, char **json, size_t *len)
+{
+	json_object *root = json_object_new_object(), *arr = json_object_new_array(), *o;
+	struct sw_proc_view pv;
+	const char *txt;
+	size_t tlen;
+	int err = 0;
+
+	*json = NULL;
+	if (!root || !arr || json_object_object_add(root, "processes", arr)) {
+		json_object_put(arr);
+		json_object_put(root);
+		return -ENOMEM;
+	}
+	sw_store__lock(s);
+	for (size_t i = 0; i < sw_store__nprocs(s) && !err; i++) {
+		const struct sw_gil_view *g = sw_store__gil(s, i);
+
+		if (!g)
+			continue;
+		sw_store__proc(s, i, &pv);
+		if (have_pid && pv.pid != pid)
+			continue;
+		o = gil_proc_json(&pv, g);
+		if (!o || json_object_array_add(arr, o)) {
+			json_object_put(o);
+			err = -ENOMEM;
+		}
+	}
+	sw_store__unlock(s);
+	if (err)
+		goto cleanup;
+	txt = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &tlen);
+	*json = txt ? malloc(tlen + 2) : NULL;
+	if (!*json) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	memcpy(*json, txt, tlen);
+	(*json)[tlen] = '\n';
+	(*json)[tlen + 1] = '\0';
+	*len = tlen + 1;
+cleanup:
 	json_object_put(root);
 	return err;
 }

@@ -115,6 +115,19 @@ struct sw_gil_name_view {
 	uint64_t wait_ns, hold_ns;
 };
 
+/* The last interval's threads kept for GET /api/gil, as the agent ordered
+ * them (busiest first), each with the start of its Python stack. */
+#define SW_GIL_API_THREADS 8
+#define SW_GIL_API_STACK 1024
+
+struct sw_gil_thread_view {
+	uint32_t tid;
+	char thread[SW_SHORT_LEN];
+	bool loop;
+	uint64_t wait_ns, hold_ns, acquisitions, drop_requests, forced_switches;
+	char stack[SW_GIL_API_STACK]; /* innermost first, '\n'-separated, whole frames */
+};
+
 struct sw_gil_view {
 	bool measured;	 /* the last summary carried measurements (no note) */
 	bool have_data;	 /* at least one measured interval: counters exist */
@@ -137,6 +150,9 @@ struct sw_gil_view {
 	double loop_wait_share;
 	const char *pattern; /* static, NULL when not flagged */
 	char summary[512];
+	const char *advice; /* static, NULL when not flagged */
+	uint32_t n_last;
+	struct sw_gil_thread_view last[SW_GIL_API_THREADS];
 };
 
 struct sw_agent_view {

@@ -78,6 +78,36 @@ static void thread_rec(struct sw_gil_thread_rec *r, const Stallwatch__V1__GilThr
 	}
 }
 
+/* For /api/gil: the thread's figures and whole frames of its stack. */
+static void thread_view(struct sw_gil_thread_view *v, const Stallwatch__V1__GilThread *t)
+{
+	size_t off = 0;
+
+	v->tid = t->tid;
+	sw_utf8_copy_str(v->thread, sizeof(v->thread), t->name);
+	v->loop = t->loop;
+	v->wait_ns = t->wait_ns;
+	v->hold_ns = t->hold_ns;
+	v->acquisitions = t->acquisitions;
+	v->drop_requests = t->drop_requests;
+	v->forced_switches = t->forced_switches;
+	v->stack[0] = 0;
+	for (size_t i = 0; i < t->n_stack; i++) {
+		char frame[SW_GIL_FRAME_LEN];
+		size_t n = sw_utf8_copy_str(frame, sizeof(frame), t->stack[i]);
+
+		for (char *p = frame; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		if (off + n + 2 > sizeof(v->stack))
+			break;
+		memcpy(v->stack + off, frame, n);
+		off += n;
+		v->stack[off++] = '\n';
+		v->stack[off] = 0;
+	}
+}
+
 int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
 		  struct sw_gil_thread_rec *scratch)
 {
@@ -119,7 +149,10 @@ int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
 		n->wait_ns += t->wait_ns;
 		n->hold_ns += t->hold_ns;
 		thread_rec(&scratch[i], t);
+		if (i < SW_GIL_API_THREADS)
+			thread_view(&v->last[i], t);
 	}
+	v->n_last = nt < SW_GIL_API_THREADS ? (uint32_t)nt : SW_GIL_API_THREADS;
 
 	rec.pid = g->pid;
 	rec.interval_ns = g->interval_ns;
@@ -142,11 +175,13 @@ int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
 	v->loop_tid = rec.loop_tid;
 	v->loop_wait_share = rec.loop_wait_share;
 	v->pattern = NULL;
+	v->advice = NULL;
 	v->summary[0] = 0;
 	pat = rec.flagged ? pattern_index(rec.verdict.pattern) : -1;
 	if (pat >= 0) {
 		v->flagged[pat]++;
 		v->pattern = sw_gil_patterns[pat];
+		v->advice = rec.verdict.advice; /* common/gil.c's static text */
 		sw_utf8_copy_str(v->summary, sizeof(v->summary), rec.verdict.summary);
 	}
 	return 0;

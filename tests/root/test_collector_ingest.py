@@ -322,6 +322,18 @@ def check_gil(text, hport, pid):
     assert len(inc) == 1, inc
     assert inc[0]["gil"] == {"wait_ms": 250, "drop_requests": 12, "holder_tid": pid + 1,
                              "holder": "worker", "holder_stack": PY_WORKER_STACK}, inc[0]
+    st, body = http_get(hport, "/api/gil?pid=%d" % pid)
+    assert st == 200, (st, body)
+    procs = json.loads(body)["processes"]
+    assert len(procs) == 1, procs
+    g = procs[0]
+    assert (g["host"], g["comm"], g["version"], g["measured"], g["pattern"], g["loop_tid"]) == (
+        "e2e-host", "python3", "3.11.2", True, "python.loop_starved_by_gil", pid), g
+    assert "held most by thread worker (tid %d) in spin" % (pid + 1) in g["summary"], g
+    assert [(t["tid"], t["thread"], t["loop"], t["stack"]) for t in g["threads"]] == [
+        (pid, "python3", True, []), (pid + 1, "worker", False, PY_WORKER_STACK)], g
+    assert http_get(hport, "/api/gil?pid=x")[0] == 400
+    assert json.loads(http_get(hport, "/api/gil?pid=1")[1]) == {"processes": []}
 
 
 def check_promtool(text):

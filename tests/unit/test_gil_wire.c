@@ -646,3 +646,104 @@ Test(gil_wire, agent_strings_become_valid_utf8)
 	json_object_put(root);
 	free(json);
 }
+
+/* ---- GET /api/gil ---- */
+
+static json_object *gil_api(bool have_pid, uint32_t pid)
+{
+	json_object *root, *arr;
+	char *json = NULL;
+	size_t len;
+
+	cr_assert_eq(sw_export__gil(st, have_pid, pid, &json, &len), 0);
+	cr_assert_eq(len, strlen(json));
+	root = json_tokener_parse(json);
+	cr_assert_not_null(root, "%s", json);
+	free(json);
+	cr_assert(json_object_object_get_ex(root, "processes", &arr));
+	json_object_get(arr);
+	json_object_put(root);
+	return arr;
+}
+
+static json_object *field(json_object *o, const char *k)
+{
+	json_object *v = NULL;
+
+	cr_assert(json_object_object_get_ex(o, k, &v), "no %s in %s", k,
+		  json_object_to_json_string(o));
+	return v;
+}
+
+Test(gil_wire, api_gil_gives_the_verdict_and_the_threads)
+{
+	Stallwatch__V1__Batch *b = encode();
+	Stallwatch__V1__Batch b2 = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
+	Stallwatch__V1__GilSummary gs = STALLWATCH__V1__GIL_SUMMARY__INIT, *gp[1] = {&gs};
+	json_object *arr, *p, *t, *v;
+
+	new_store();
+	apply(b);
+	pi.pid = 700;
+	pi.runtime = "python";
+	pi.comm = "py313t";
+	gs.pid = 700;
+	gs.note = "free-threaded build";
+	b2.processes = pp;
+	b2.n_processes = 1;
+	b2.gil = gp;
+	b2.n_gil = 1;
+	apply(&b2);
+
+	arr = gil_api(false, 0);
+	cr_assert_eq(json_object_array_length(arr), 2);
+	json_object_put(arr);
+	arr = gil_api(true, 700);
+	cr_assert_eq(json_object_array_length(arr), 1);
+	p = json_object_array_get_idx(arr, 0);
+	cr_assert_not(json_object_get_boolean(field(p, "measured")));
+	cr_assert_str_eq(json_object_get_string(field(p, "note")), "free-threaded build");
+	cr_assert_not(json_object_object_get_ex(p, "threads", &v));
+	json_object_put(arr);
+
+	arr = gil_api(true, 500);
+	cr_assert_eq(json_object_array_length(arr), 1);
+	p = json_object_array_get_idx(arr, 0);
+	cr_assert(json_object_get_boolean(field(p, "measured")));
+	cr_assert_str_eq(json_object_get_string(field(p, "version")), "3.11.2");
+	cr_assert_float_eq(json_object_get_double(field(p, "utilization")), 0.8, 1e-9);
+	cr_assert_float_eq(json_object_get_double(field(p, "switch_interval_ms")), 5, 1e-9);
+	cr_assert_eq(json_object_get_int(field(p, "loop_tid")), 500);
+	cr_assert_float_eq(json_object_get_double(field(p, "loop_wait_share")), 0.3, 1e-9);
+	cr_assert_eq(json_object_get_int(field(p, "threads_omitted")), 2);
+	cr_assert_str_eq(json_object_get_string(field(p, "pattern")), SW_GIL_PATTERN_LOOP);
+	cr_assert(strstr(json_object_get_string(field(p, "summary")),
+			 "held most by thread worker (tid 501) in spin (w.py:12)"));
+	cr_assert(strstr(json_object_get_string(field(p, "advice")), "ProcessPoolExecutor"));
+	v = field(p, "threads");
+	cr_assert_eq(json_object_array_length(v), 3);
+	t = json_object_array_get_idx(v, 1);
+	cr_assert_eq(json_object_get_int(field(t, "tid")), 501);
+	cr_assert_str_eq(json_object_get_string(field(t, "thread")), "worker");
+	cr_assert_float_eq(json_object_get_double(field(t, "hold_ms")), 600, 1e-9);
+	cr_assert_float_eq(json_object_get_double(field(t, "hold_share")), 0.6, 1e-9);
+	cr_assert_eq(json_object_get_int(field(t, "drop_requests")), 45);
+	cr_assert_eq(json_object_array_length(field(t, "stack")), 2);
+	cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(field(t, "stack"), 1)),
+			 "run (threading.py:975)");
+	cr_assert(json_object_get_boolean(field(json_object_array_get_idx(v, 0), "loop")));
+	json_object_put(arr);
+
+	/* a quiet interval: no verdict, pattern null */
+	b->gil[0]->threads[0]->wait_ns = 0;
+	b->gil[0]->threads[1]->wait_ns = 0;
+	apply(b);
+	arr = gil_api(true, 500);
+	p = json_object_array_get_idx(arr, 0);
+	cr_assert(json_object_object_get_ex(p, "pattern", &v));
+	cr_assert_null(v, "pattern must be null: %s", json_object_to_json_string(p));
+	cr_assert_not(json_object_object_get_ex(p, "summary", &v));
+	json_object_put(arr);
+	stallwatch__v1__batch__free_unpacked(b, NULL);
+}
