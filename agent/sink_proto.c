@@ -390,7 +390,8 @@ static void proto_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 	m->start_unknown = inc->start_unknown;
 	m->summary = dup_str(inc->verdict.summary);
 	if (!m->thread || !m->runtime || !m->role || !m->pattern || !m->advice || !m->top_syscall ||
-	    !m->summary || incident_gil(m, inc->gil) || sw_diag_to_proto(m, inc->stacks, inc->sys)) {
+	    !m->summary || incident_gil(m, inc->gil) ||
+	    sw_diag_to_proto(m, inc->stacks, inc->sys)) {
 		free_inc(m);
 		p->lost++;
 		return;
@@ -471,8 +472,7 @@ static Stallwatch__V1__GilThread *gil_thread_msg(const struct sw_gil_thread_rec 
 	m->switch_wait_ns = t->switch_wait_ns;
 	m->caused_wait_ns = t->caused_wait_ns;
 	m->name = strndup(t->thread, sizeof(t->thread) - 1);
-	if (!m->name ||
-	    frames_msg(&m->stack, &m->n_stack, t->frames, t->n_frames)) {
+	if (!m->name || frames_msg(&m->stack, &m->n_stack, t->frames, t->n_frames)) {
 		free(m->name);
 		free_strv(m->stack, m->n_stack);
 		free(m);
@@ -502,7 +502,9 @@ static void proto_gil(struct sw_sink *s, const struct sw_gil_rec *g)
 	m->interval_ns = g->interval_ns;
 	m->switch_interval_us = g->switch_interval_us;
 	m->samples = g->samples;
-	m->held_samples = g->held_samples;
+	/* the collector refuses a summary with more held samples than
+	 * samples (bad_gil) and the connection with it: never send one */
+	m->held_samples = g->held_samples < g->samples ? g->held_samples : g->samples;
 	m->switches = g->switches;
 	/* threads cut here were not omitted by the agent: count them too */
 	m->threads_omitted = g->threads_omitted + (g->n_threads - nt);
@@ -554,8 +556,7 @@ static void proto_flush(struct sw_sink *s)
 	uint8_t *buf, *frame;
 	size_t len, flen;
 
-	if (!p->n_procs && !p->n_loops && !p->n_incs && !p->n_mems && !p->n_gils &&
-	    !p->have_health)
+	if (!p->n_procs && !p->n_loops && !p->n_incs && !p->n_mems && !p->n_gils && !p->have_health)
 		return;
 	b.seq = ++p->seq;
 	b.processes = p->procs;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "decoder.h"
 #include "frame.h"
-#include "gil.h" /* the bounds a GilSummary must keep */
+#include "gil.h"       /* the bounds a GilSummary must keep */
 #include "histogram.h" /* the scheme sw_batch__validate checks against */
 #include <errno.h>
 #include <stdlib.h>

@@ -129,9 +129,9 @@ struct sw_gil_thread_view {
 };
 
 struct sw_gil_view {
-	bool measured;	 /* the last summary carried measurements (no note) */
-	bool have_data;	 /* at least one measured interval: counters exist */
-	char note[256];	 /* why not measured, when !measured */
+	bool measured;	/* the last summary carried measurements (no note) */
+	bool have_data; /* at least one measured interval: counters exist */
+	char note[256]; /* why not measured, when !measured */
 	char version[SW_SHORT_LEN];
 	/* cumulative over measured intervals */
 	uint64_t intervals;

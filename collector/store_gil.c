@@ -12,8 +12,8 @@
 #include <string.h>
 
 const char *const sw_gil_patterns[SW_GIL_NPATTERNS] = {
-	SW_GIL_PATTERN_CONTENTION,
-	SW_GIL_PATTERN_LOOP,
+    SW_GIL_PATTERN_CONTENTION,
+    SW_GIL_PATTERN_LOOP,
 };
 
 static int pattern_index(const char *pattern)

@@ -221,6 +221,9 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	f.runq_ns = v->runq_ns;
 	f.top_syscall = v->top_syscall;
 	f.top_syscall_ns = v->top_syscall_ns;
+	/* The GIL blame (v->gil_*) is not a fact of common/rules.h yet: until
+	 * it is, a loop starved by the GIL is judged here by its syscalls (a
+	 * futex wait), whatever pattern the agent gave it. */
 	sw_rules_classify(&f, &verdict);
 	v->pattern = verdict.pattern;
 	sw_utf8_copy_str(v->summary, sizeof(v->summary), verdict.summary);

@@ -76,9 +76,13 @@ static struct sw_gil_rec gil_rec(void)
 	};
 
 	memset(threads, 0, sizeof(threads));
-	threads[0] = (struct sw_gil_thread_rec){
-	    .tid = 500, .thread = "python3", .loop = true, .wait_ns = 300 * MS, .hold_ns = 100 * MS,
-	    .hold_samples = 10, .acquisitions = 5};
+	threads[0] = (struct sw_gil_thread_rec){.tid = 500,
+						.thread = "python3",
+						.loop = true,
+						.wait_ns = 300 * MS,
+						.hold_ns = 100 * MS,
+						.hold_samples = 10,
+						.acquisitions = 5};
 	threads[1] = (struct sw_gil_thread_rec){.tid = 501,
 						.thread = "worker",
 						.wait_ns = 50 * MS,
@@ -378,12 +382,12 @@ Test(gil_wire, two_intervals_summed_and_the_last_one_judged_again)
 	cr_assert_float_eq(value_of("stallwatch_python_gil_switch_interval_seconds", P500), 0.005,
 			   1e-12);
 	cr_assert_float_eq(value_of("stallwatch_python_gil_loop_wait_share", P500), 0.3, 1e-9);
-	cr_assert_float_eq(value_of("stallwatch_python_gil_thread_wait_seconds_total",
-				    P500 ",thread=\"worker\"}"),
-			   0.1, 1e-9);
-	cr_assert_float_eq(value_of("stallwatch_python_gil_thread_hold_seconds_total",
-				    P500 ",thread=\"worker\"}"),
-			   1.2, 1e-9);
+	cr_assert_float_eq(
+	    value_of("stallwatch_python_gil_thread_wait_seconds_total", P500 ",thread=\"worker\"}"),
+	    0.1, 1e-9);
+	cr_assert_float_eq(
+	    value_of("stallwatch_python_gil_thread_hold_seconds_total", P500 ",thread=\"worker\"}"),
+	    1.2, 1e-9);
 	cr_assert_float_eq(value_of("stallwatch_python_gil_thread_wait_seconds_total",
 				    P500 ",thread=\"python3\"}"),
 			   0.6, 1e-9);
@@ -391,8 +395,8 @@ Test(gil_wire, two_intervals_summed_and_the_last_one_judged_again)
 	cr_assert_eq(value_of("stallwatch_python_gil_thread_hold_seconds_total",
 			      P500 ",thread=\"unnamed\"}"),
 		     0);
-	cr_assert_not(has_line("stallwatch_python_gil_thread_wait_seconds_total",
-			       "thread=\"other\""));
+	cr_assert_not(
+	    has_line("stallwatch_python_gil_thread_wait_seconds_total", "thread=\"other\""));
 	b->processes = procs; /* the unpacker's, freed with the batch */
 	b->n_processes = n_procs;
 	stallwatch__v1__batch__free_unpacked(b, NULL);
@@ -427,8 +431,7 @@ Test(gil_wire, incidents_carry_the_holder)
 	cr_assert_str_eq(json_object_get_string(v), "worker");
 	cr_assert(json_object_object_get_ex(g, "holder_stack", &v));
 	cr_assert_eq(json_object_array_length(v), 2);
-	cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 0)),
-			 "spin (w.py:12)");
+	cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 0)), "spin (w.py:12)");
 	cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(v, 1)),
 			 "run (threading.py:975)");
 	json_object_put(root);
@@ -479,12 +482,12 @@ Test(gil_wire, thread_names_are_capped_per_process)
 	cr_assert_eq(named, SW_GIL_THREAD_NAMES);
 	cr_assert_eq(other, 1, "one series for every name past the cap");
 	/* w-16 .. w-39 (17 .. 40 ms) and "other" (41 ms) */
-	cr_assert_float_eq(value_of("stallwatch_python_gil_thread_wait_seconds_total",
-				    "thread=\"other\""),
-			   (24 * (17 + 40) / 2 + 41) / 1000.0, 1e-9);
-	cr_assert_float_eq(value_of("stallwatch_python_gil_thread_wait_seconds_total",
-				    "thread=\"w-15\""),
-			   0.016, 1e-9);
+	cr_assert_float_eq(
+	    value_of("stallwatch_python_gil_thread_wait_seconds_total", "thread=\"other\""),
+	    (24 * (17 + 40) / 2 + 41) / 1000.0, 1e-9);
+	cr_assert_float_eq(
+	    value_of("stallwatch_python_gil_thread_wait_seconds_total", "thread=\"w-15\""), 0.016,
+	    1e-9);
 	/* no holder samples and no loop: the gauges say so, not a guess */
 	cr_assert_eq(value_of("stallwatch_python_gil_utilization", "pid=\"600\""), 0);
 	cr_assert_not(has_line("stallwatch_python_gil_loop_wait_share", "pid=\"600\""));
