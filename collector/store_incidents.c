@@ -193,6 +193,7 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	struct sw_verdict verdict;
 	struct sw_diag_stacks st;
 	struct sw_diag_syscalls sys;
+	char gil_frames[SW_GIL_STACK_FRAMES][SW_GIL_FRAME_LEN];
 
 	sw_utf8_copy_str(v->thread, sizeof(v->thread), pi->thread);
 	sw_utf8_copy_str(v->role, sizeof(v->role), sw_store_norm_role(pi->role));
@@ -221,9 +222,20 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	f.runq_ns = v->runq_ns;
 	f.top_syscall = v->top_syscall;
 	f.top_syscall_ns = v->top_syscall_ns;
-	/* The GIL blame (v->gil_*) is not a fact of common/rules.h yet: until
-	 * it is, a loop starved by the GIL is judged here by its syscalls (a
-	 * futex wait), whatever pattern the agent gave it. */
+	/* the GIL blame: the loop's waits and the holder's innermost user
+	 * frame, chosen the way the agent chooses it */
+	f.gil_wait_ns = v->gil_wait_ns;
+	f.gil_holder = v->gil_holder;
+	f.gil_holder_tid = v->gil_holder_tid;
+	if (pi->n_gil_holder_stack) {
+		size_t n = pi->n_gil_holder_stack < SW_GIL_STACK_FRAMES ? pi->n_gil_holder_stack
+									: SW_GIL_STACK_FRAMES;
+
+		for (size_t i = 0; i < n; i++)
+			sw_utf8_copy_str(gil_frames[i], sizeof(gil_frames[i]), pi->gil_holder_stack[i]);
+		f.gil_holder_frame = sw_gil_user_frame((const char(*)[SW_GIL_FRAME_LEN])gil_frames,
+						       (uint32_t)n);
+	}
 	sw_rules_classify(&f, &verdict);
 	v->pattern = verdict.pattern;
 	sw_utf8_copy_str(v->summary, sizeof(v->summary), verdict.summary);
