@@ -507,29 +507,38 @@ int sw_gil__add_process(struct sw_gil *g, const struct sw_proc_info *pi, char *n
 	return 0;
 }
 
+/* Every BPF entry of a process that is gone (or exec'd). */
 static void delete_bpf_of(struct sw_gil *g, uint32_t pid)
 {
 	int tfd = bpf_map__fd(g->skel->maps.gil_threads);
 	int hfd = bpf_map__fd(g->skel->maps.gil_holders);
+	int sfd = bpf_map__fd(g->skel->maps.gil_tstates);
 	struct sw_gil_holder_key hk, hn;
+	struct sw_gil_tstate_key sk, sn;
 	struct sw_gil_thread v;
 	uint32_t k, nk;
-	bool first = true;
+	int err;
 
-	for (int err = bpf_map_get_next_key(tfd, NULL, &nk); !err;
-	     err = bpf_map_get_next_key(tfd, &k, &nk)) {
+	/* deleting the current key restarts nothing: the next key is taken
+	 * before the delete */
+	for (err = bpf_map_get_next_key(tfd, NULL, &nk); !err;) {
 		k = nk;
+		err = bpf_map_get_next_key(tfd, &k, &nk);
 		if (!bpf_map_lookup_elem(tfd, &k, &v) && v.pid == pid)
 			bpf_map_delete_elem(tfd, &k);
 	}
-	for (int err = bpf_map_get_next_key(hfd, NULL, &hn); !err;
-	     err = bpf_map_get_next_key(hfd, &hk, &hn)) {
+	for (err = bpf_map_get_next_key(hfd, NULL, &hn); !err;) {
 		hk = hn;
+		err = bpf_map_get_next_key(hfd, &hk, &hn);
 		if (hk.pid == pid)
 			bpf_map_delete_elem(hfd, &hk);
-		first = false;
 	}
-	(void)first;
+	for (err = bpf_map_get_next_key(sfd, NULL, &sn); !err;) {
+		sk = sn;
+		err = bpf_map_get_next_key(sfd, &sk, &sn);
+		if (sk.pid == pid)
+			bpf_map_delete_elem(sfd, &sk);
+	}
 }
 
 void sw_gil__remove_process(struct sw_gil *g, uint32_t pid)
@@ -623,12 +632,13 @@ static void take_bpf(struct sw_gil *g, struct gproc *p, uint64_t now)
 		t->have_prev = true;
 		t->seen = true;
 	}
-	for (err = bpf_map_get_next_key(hfd, NULL, &hn); !err;
-	     err = bpf_map_get_next_key(hfd, &hk, &hn)) {
+	for (err = bpf_map_get_next_key(hfd, NULL, &hn); !err;) {
 		struct gthr *t = NULL;
 		uint32_t tid;
 
 		hk = hn;
+		/* the next key first: this one may be deleted below */
+		err = bpf_map_get_next_key(hfd, &hk, &hn);
 		if (hk.pid != p->pid)
 			continue;
 		if (bpf_map_lookup_elem(hfd, &hk, &hv)) {
