@@ -54,6 +54,7 @@ struct gstack {
 
 struct gthr {
 	uint32_t tid;
+	char name[16]; /* its comm when last read: a thread gone keeps it */
 	uint32_t hold; /* holder samples this interval */
 	struct gstack *st[GSTACKS];
 	/* last BPF snapshot, cumulative, and the wait in progress it had */
@@ -766,6 +767,11 @@ static void summarize_proc(struct sw_gil *g, struct gproc *p, uint64_t now, stru
 			r = &g->recs[n++];
 			memset(r, 0, offsetof(struct sw_gil_thread_rec, frames));
 			r->tid = t->tid;
+			sw_thread_comm((pid_t)p->pid, (pid_t)t->tid, r->thread, sizeof(r->thread));
+			if (r->thread[0])
+				memcpy(t->name, r->thread, sizeof(t->name));
+			else
+				memcpy(r->thread, t->name, sizeof(r->thread));
 			r->wait_ns = t->d_wait;
 			r->hold_samples = t->hold;
 			/* the share of samples times the interval: a sampler
@@ -805,11 +811,8 @@ static void summarize_proc(struct sw_gil *g, struct gproc *p, uint64_t now, stru
 	}
 	pthread_mutex_unlock(&g->mu);
 
-	for (size_t i = 0; i < n; i++) {
-		sw_thread_comm((pid_t)p->pid, (pid_t)g->recs[i].tid, g->recs[i].thread,
-			       sizeof(g->recs[i].thread));
+	for (size_t i = 0; i < n; i++)
 		g->recs[i].loop = is_loop(g, g->recs[i].tid);
-	}
 	qsort(g->recs, n, sizeof(g->recs[0]), by_activity);
 	rec.pid = p->pid;
 	memcpy(rec.comm, p->comm, sizeof(rec.comm));
@@ -870,6 +873,33 @@ int sw_gil__blame(struct sw_gil *g, uint32_t pid, uint64_t wait_ns, uint32_t dro
 		}
 	pthread_mutex_unlock(&g->mu);
 	return 0;
+}
+
+const char *sw_gil__futex_name(struct sw_gil *g, uint32_t pid, uint64_t addr)
+{
+	struct gproc *p = g ? find(g, pid) : NULL;
+	struct sw_gil_proc bp;
+
+	if (!p || !p->gil)
+		return NULL;
+	bp.gil = p->gil;
+	bp.cond = (uint32_t)p->L->gil.cond;
+	bp.mutex = (uint32_t)p->L->gil.mutex;
+	bp.switch_cond = (uint32_t)p->L->gil.switch_cond;
+	bp.switch_mutex = (uint32_t)p->L->gil.switch_mutex;
+	bp.size = (uint32_t)p->L->gil.size;
+	switch (sw_gil_classify(&bp, addr)) {
+	case SW_GILF_COND:
+		return "the GIL (cond)";
+	case SW_GILF_MUTEX:
+		return "the GIL (mutex)";
+	case SW_GILF_SWITCH_COND:
+		return "the GIL (switch_cond)";
+	case SW_GILF_SWITCH_MUTEX:
+		return "the GIL (switch_mutex)";
+	default:
+		return NULL;
+	}
 }
 
 void sw_gil__health(struct sw_gil *g, uint64_t *v)
