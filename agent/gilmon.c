@@ -466,6 +466,20 @@ int sw_gil__add_process(struct sw_gil *g, const struct sw_proc_info *pi, char *n
 	}
 	if (find(g, (uint32_t)pi->pid))
 		return 0;
+	{
+		uint64_t rt;
+		bool ft = false;
+
+		/* a free-threaded build renamed (no "t" in its file name) */
+		if (!sw_python_runtime_addr(sw_tio_default(), pi, &rt) &&
+		    !sw_python_free_threaded(sw_tio_default(), pi->pid, L, rt, &ft) && ft) {
+			snprintf(note, len,
+				 "pid %d: a free-threaded CPython build (Py_GIL_DISABLED): it has "
+				 "no GIL to measure",
+				 pi->pid);
+			return -ENOTSUP;
+		}
+	}
 	p = calloc(1, sizeof(*p));
 	n = realloc(g->procs, (g->n_procs + 1) * sizeof(*n));
 	if (!p || !n) {

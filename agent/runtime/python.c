@@ -490,6 +490,28 @@ int sw_python_main_interp(struct sw_tio *t, pid_t pid, const struct sw_py_layout
 	return back == runtime ? 0 : -EPROTO;
 }
 
+int sw_python_free_threaded(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
+			    uint64_t runtime, bool *ft)
+{
+	struct {
+		char cookie[8];
+		uint64_t version;
+		uint64_t free_threaded; /* 3.13+ (Include/internal/pycore_runtime.h) */
+	} dbg;
+	int err;
+
+	*ft = false;
+	if (!L->runtime.debug_offsets)
+		return 0; /* before 3.13 there is no free-threaded build */
+	err = sw_tio__read_mem(t, pid, runtime, &dbg, sizeof(dbg));
+	if (err)
+		return err;
+	if (memcmp(dbg.cookie, "xdebugpy", 8))
+		return -EPROTO;
+	*ft = dbg.free_threaded != 0;
+	return 0;
+}
+
 /* A thread list longer than this is a cycle read while it changed. */
 #define SW_PY_MAX_WALK 65536
 

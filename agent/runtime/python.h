@@ -171,6 +171,12 @@ int sw_python_runtime_addr(struct sw_tio *t, const struct sw_proc_info *pi, uint
 int sw_python_symbol_addr(struct sw_tio *t, const struct sw_proc_info *pi, const char *name,
 			  uint64_t *addr);
 
+/* 3.13+: whether the interpreter says it is a free-threaded build
+ * (_Py_DebugOffsets.free_threaded), whatever its file is called. *ft is
+ * false before 3.13. 0 or -errno. */
+int sw_python_free_threaded(struct sw_tio *t, pid_t pid, const struct sw_py_layout *L,
+			    uint64_t runtime, bool *ft);
+
 /* The main interpreter's PyInterpreterState, proved: its runtime pointer
  * leads back to runtime (and on 3.13+ the _Py_DebugOffsets cookie names this
  * minor version). 0, -EAGAIN (not initialised), -EPROTO (wrong row or
