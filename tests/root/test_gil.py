@@ -45,8 +45,21 @@ THRESHOLD_MS = 50
 PHASE_S = 2.0        # each threads/native phase
 LOOP_S = 3.0         # the loop-cpu window: at least two whole 1 s intervals
 SHARE_TOL = 0.05     # issue 7 §8: within 5 points
+# Sampled hold (--gil-hz 100, 2 s: 200 samples): four binomial standard
+# deviations at a share of 0.5 are 0.14.
+HOLD_TOL = 0.15
+# The workloads' nice value, for their session's autogroup too: on this
+# shared machine (2 CPUs, other builds and benchmarks), a thread that has
+# just dropped the GIL may be preempted before its futex wait, and is then
+# neither holding nor waiting for the GIL; measured 2026-11-22 with the
+# machine busy: run-queue 28 % of each of 2 CPU-bound threads at nice 0,
+# their futex waits 24 % of the time instead of 50 %; at -20, 1-2 % and
+# 50-51 %. What run-queue time is left excuses as much of the wait share.
+NICE = -20
 # the judge's lines (common/gil.h)
 CONTENTION_MIN = 0.25
+WAITERS_MIN = 2
+WAITER_MIN_SHARE = 0.05
 LOOP_SHARE_MIN = 0.10
 PATTERN_CONTENTION = "python.gil_contention"
 PATTERN_LOOP = "python.loop_starved_by_gil"
@@ -78,6 +91,21 @@ def totals(agent, pid, tid):
               "switch_wait_ms", "hold_samples", "caused_wait_ms"):
         t[k] = sum(float(o.get(k, 0) or 0) for o in ls)
     return t
+
+
+def intervals(agent, pid):
+    """[(gil line, [its gil_summary lines])] in order: the agent prints a
+    process's thread lines, then its process line, for each interval."""
+    out, pending = [], []
+    for o in agent.out.all():
+        if o.get("pid") != pid:
+            continue
+        if o.get("kind") == "gil_summary":
+            pending.append(o)
+        elif o.get("kind") == "gil" and o.get("measured") is not False:
+            out.append((o, pending))
+            pending = []
+    return out
 
 
 def window_of(o):
@@ -121,11 +149,12 @@ class GilCase(swtest.Checks):
     @classmethod
     def setUpClass(cls):
         py, wl = cls.python, workload("py_gil.py")
+        nice = ["--nice", str(NICE)]
         cls.argvs = {
-            "threads": [py, wl, "threads", "--seconds", str(PHASE_S)],
-            "native": [py, wl, "native", "--call", cls.native, "--seconds", str(PHASE_S)],
-            "loop-cpu": [py, wl, "loop-cpu", "--seconds", str(LOOP_S)],
-            "loop-hold": [py, wl, "loop-hold"],
+            "threads": [py, wl, "threads", "--seconds", str(PHASE_S)] + nice,
+            "native": [py, wl, "native", "--call", cls.native, "--seconds", str(PHASE_S)] + nice,
+            "loop-cpu": [py, wl, "loop-cpu", "--seconds", str(LOOP_S)] + nice,
+            "loop-hold": [py, wl, "loop-hold"] + nice,
         }
         cls.run_ = run = swtest.Run()
         cls.w = {}
@@ -134,7 +163,20 @@ class GilCase(swtest.Checks):
             ws = run.attach([cls.argvs[n] for n in names], threshold_ms=THRESHOLD_MS,
                             interval=1)
             cls.w = dict(zip(names, ws))
-            time.sleep(0.5)
+            # the agent's holder sampler must not be starved by the
+            # workloads' weight (NICE): the same for its session
+            try:
+                with open("/proc/%d/autogroup" % run.agent.p.pid, "w") as f:
+                    f.write(str(NICE))
+            except OSError as e:
+                log("NOTE: agent autogroup nice not set: %s" % e)
+            # the GIL is measured from the agent's first interval on, which
+            # its first gil line closes: the threads start after it
+            for w in ws:
+                if run.agent.out.wait_for(lambda o, pid=w.pid: o.get("kind") == "gil"
+                                          and o.get("pid") == pid, 15) is None:
+                    raise AssertionError("no gil line for pid %d within 15 s of attach\n%s"
+                                         % (w.pid, run.agent.describe()))
             for n in names:  # one at a time: they do not share the CPUs
                 cls.w[n].go()
                 cls.w[n].wait_done(60)
@@ -143,6 +185,15 @@ class GilCase(swtest.Checks):
         finally:
             run.close()
         cls.agent = run.agent
+        dump = os.environ.get("SW_GIL_DUMP")  # a directory: keep every line
+        if dump:
+            os.makedirs(dump, exist_ok=True)
+            base = os.path.join(dump, cls.__name__)
+            with open(base + ".agent.jsonl", "w") as f:
+                f.write(run.agent.out.text() + "\n")
+            for n, w in cls.w.items():
+                with open("%s.%s.jsonl" % (base, n), "w") as f:
+                    f.write(w.out.text() + "\n")
         for n, w in cls.w.items():
             log("%s %s: pid %d, %d gil lines, %d gil_summary lines"
                 % (os.path.basename(py), n, w.pid, len(gil_procs(cls.agent, w.pid)),
@@ -202,6 +253,7 @@ class GilCase(swtest.Checks):
             mine = [t for t in threads if t["phase"] == ph]
             self.assertEqual(len(mine), n, "phase %s: %d threads reported" % (ph, len(mine)))
             hold_sum = 0.0
+            waits, runqs = [], []
             runq_sum = sum(t["runq_ns"] / (t["end_ns"] - p["start_ns"]) for t in mine)
             for t in mine:
                 # the span from the phase's start (the threads' start
@@ -225,24 +277,42 @@ class GilCase(swtest.Checks):
                 if t["name"] not in a["names"]:
                     problems.append("%s tid %d: thread name %s, the workload's is %r"
                                     % (ph, t["tid"], a["names"], t["name"]))
-                if abs(ws - want) > SHARE_TOL:
-                    problems.append("%s %s (tid %d): GIL wait share %.3f, expected %.3f +- %.2f"
-                                    % (ph, t["name"], t["tid"], ws, want, SHARE_TOL))
+                # (N-1)/N, as issue 7 §8 has it; below by as much as the
+                # thread's run-queue wait, which may hide a wait for the GIL
+                # (preempted after dropping it, before its futex wait);
+                # and CPython's GIL is not fair: a thread whose own clock
+                # says it ran less than its 1/N answers to that clock
+                rq = t["runq_ns"] / span
+                own = gap / span
+                fair = abs(own - want) <= SHARE_TOL
+                if ws > want + SHARE_TOL or ws < want - SHARE_TOL - rq:
+                    if fair:
+                        problems.append("%s %s (tid %d): GIL wait share %.3f, expected %.3f +- "
+                                        "%.2f (%.3f lower with its run-queue share)"
+                                        % (ph, t["name"], t["tid"], ws, want, SHARE_TOL, rq))
+                    else:
+                        log("NOTE: %s %s: GIL wait share %.3f, not %.3f +- %.2f, but the "
+                            "thread's own clock says it did not run %.3f of its span (an "
+                            "unfair GIL): checked against that" % (ph, t["name"], ws, want,
+                                                                    SHARE_TOL, own))
+                elif ws < want - SHARE_TOL:
+                    log("NOTE: %s %s: GIL wait share %.3f below %.3f - %.2f, within its "
+                        "run-queue share %.3f" % (ph, t["name"], ws, want, SHARE_TOL, rq))
                 # the agent cannot see more waiting than the thread itself
                 # saw time pass without running Python
-                if ws > gap / span + 0.03:
+                if ws > own + 0.03:
                     problems.append("%s %s (tid %d): GIL wait share %.3f above the share of "
                                     "its span it did not run Python, %.3f (its own clock)"
-                                    % (ph, t["name"], t["tid"], ws, gap / span))
-                # nor less than that less its run-queue wait (preempted while
-                # holding the GIL) and its waits for a taker (switch_wait)
-                low = (gap - t["runq_ns"] - a["switch_wait_ms"] * 1e6) / span - 0.03
+                                    % (ph, t["name"], t["tid"], ws, own))
+                # nor less than that less its run-queue wait (preempted
+                # while holding the GIL, or before waiting for it)
+                low = (gap - t["runq_ns"]) / span - 0.03
                 if ws < low:
                     problems.append("%s %s (tid %d): GIL wait share %.3f below %.3f: its own "
-                                    "stopped share %.3f less run-queue %.3f and switch wait "
-                                    "%.3f" % (ph, t["name"], t["tid"], ws, low, gap / span,
-                                              t["runq_ns"] / span,
-                                              a["switch_wait_ms"] * 1e6 / span))
+                                    "stopped share %.3f less its run-queue share %.3f"
+                                    % (ph, t["name"], t["tid"], ws, low, own, rq))
+                waits.append(ws)
+                runqs.append(rq)
                 if n == 1 and hs < 0.9:
                     problems.append("%s %s (tid %d): alone, it held the GIL %.3f of its span"
                                     % (ph, t["name"], t["tid"], hs))
@@ -253,17 +323,24 @@ class GilCase(swtest.Checks):
                     problems.append("%s %s (tid %d): no drop request among %d CPU-bound threads"
                                     % (ph, t["name"], t["tid"], n))
                 # a drop request is a wait that timed out after the switch
-                # interval: they cannot add up to more than the waits
-                if a["drop_requests"] * si_ms > a["wait_ms"] + si_ms:
+                # interval: they cannot add up to more than the waits (10 %
+                # off: the deadline is set a moment before the futex call)
+                if a["drop_requests"] * si_ms * 0.9 > a["wait_ms"] + si_ms:
                     problems.append("%s %s (tid %d): %d drop requests of %.1f ms each exceed "
                                     "its %.1f ms of GIL wait" % (ph, t["name"], t["tid"],
                                                                  a["drop_requests"], si_ms,
                                                                  a["wait_ms"]))
-                # it held the GIL at least whenever it ran (sampled at
-                # --gil-hz: a loose bound)
-                if hs < t["cpu_ns"] / span - 0.10:
+                # it held the GIL at least whenever it ran (sampled)
+                if hs < t["cpu_ns"] / span - HOLD_TOL:
                     problems.append("%s %s (tid %d): hold share %.3f below its CPU share %.3f"
                                     % (ph, t["name"], t["tid"], hs, t["cpu_ns"] / span))
+            # however unfair, the GIL is one: their mean is (N-1)/N
+            if len(waits) == n:
+                mean, mrq = sum(waits) / n, sum(runqs) / n
+                if mean > want + SHARE_TOL or mean < want - SHARE_TOL - mrq:
+                    problems.append("%s: mean GIL wait share %.3f, expected %.3f +- %.2f (%.3f "
+                                    "lower with their mean run-queue share)"
+                                    % (ph, mean, want, SHARE_TOL, mrq))
             # the GIL was held all along by one of them, but while a thread
             # woken to take it waited for a CPU (sampled: 10 points)
             if not 0.90 - runq_sum <= hold_sum <= 1.10:
@@ -335,7 +412,7 @@ class GilCase(swtest.Checks):
                     problems.append("io %s (tid %d): GIL wait %.1f ms, more than its sleeps "
                                     "were late, %.1f ms" % (t["name"], t["tid"], a["wait_ms"],
                                                            t["late_ns"] / 1e6))
-                if a["drop_requests"] * si_ms > a["wait_ms"] + si_ms:
+                if a["drop_requests"] * si_ms * 0.9 > a["wait_ms"] + si_ms:
                     problems.append("io %s (tid %d): %d drop requests exceed its %.1f ms of "
                                     "waits" % (t["name"], t["tid"], a["drop_requests"],
                                                a["wait_ms"]))
@@ -364,12 +441,25 @@ class GilCase(swtest.Checks):
                 problems.append("native %s (tid %d): GIL wait share %.3f, but it was in "
                                 "GIL-releasing calls %.3f of its span"
                                 % (t["name"], t["tid"], a["wait_ms"] * 1e6 / span, incall))
-        for o in gil_procs(self.agent, w.pid):
+        for o, ths in intervals(self.agent, w.pid):
             if o.get("pattern") is not None:
                 problems.append("flagged %r: %s" % (o.get("pattern"), proc_line_str(o)))
+            if int(o.get("waiting_threads", 0)) >= WAITERS_MIN:
+                problems.append("%d waiting threads: %s" % (o["waiting_threads"], proc_line_str(o)))
             if float(o.get("contention", 0)) >= CONTENTION_MIN:
-                problems.append("contention %.3f >= %.2f: %s"
-                                % (float(o["contention"]), CONTENTION_MIN, proc_line_str(o)))
+                # a ratio of next to nothing (a few ms of waits over a
+                # sampled hold of one or two 10 ms samples) says nothing:
+                # only where the threads waited a share of the interval
+                waited = sum(float(t.get("wait_ms", 0)) for t in ths) / float(o["interval_ms"])
+                if waited >= WAITER_MIN_SHARE:
+                    problems.append("contention %.3f >= %.2f with the threads waiting %.3f of "
+                                    "the interval: %s" % (float(o["contention"]), CONTENTION_MIN,
+                                                          waited, proc_line_str(o)))
+                else:
+                    log("NOTE: native: contention %.3f of an interval in which the threads "
+                        "waited %.4f of it all told (held_samples %s): %s"
+                        % (float(o["contention"]), waited, o.get("held_samples"),
+                           proc_line_str(o)))
         log("case 3, %s (%s):\n%s\n%s" % (self.python, self.native, "\n".join(rows),
                                           self.dump(w.pid)))
         if problems:
@@ -492,13 +582,28 @@ class GilCase(swtest.Checks):
                 problems.append("stall at %d: its incident is another stall's too" % b["start_ns"])
             used.add(id(i))
             who = "stall %.1f ms at %d" % (dur / 1e6, b["start_ns"])
-            # the loop is stuck from its first wake in the stall (within a
-            # tick and the switch interval of the start) to its end
-            need = dur - lp["tick_ns"] - w.ready["switch_interval_ms"] * 1e6 - swtest.TOL_NS
-            ov = min(e, b["end_ns"]) - max(s, b["start_ns"])
-            if ov < need:
-                problems.append("%s: the incident (%d, %.1f ms) covers %.1f ms of it, expected "
-                                ">= %.1f" % (who, s, float(i["duration_ms"]), ov / 1e6, need / 1e6))
+            # the loop's own view of it: the tick that came late across it,
+            # from its due time to the coroutine's resumption
+            lt = max(lates, key=lambda l: min(l["resume_ns"], b["end_ns"])
+                     - max(l["expected_ns"], b["start_ns"]), default=None)
+            if lt is None or min(lt["resume_ns"], b["end_ns"]) <= max(lt["expected_ns"],
+                                                                       b["start_ns"]):
+                problems.append("%s: the loop saw no late tick across it: %s" % (who, lates))
+                continue
+            lw = lt["resume_ns"] - lt["expected_ns"]
+            ov = min(e, lt["resume_ns"]) - max(s, lt["expected_ns"])
+            if ov < 0.9 * lw:
+                problems.append("%s: the incident (%d, %.1f ms) covers %.1f ms of the %.1f ms "
+                                "the loop was late (%d..%d), expected 90 %%"
+                                % (who, s, float(i["duration_ms"]), ov / 1e6, lw / 1e6,
+                                   lt["expected_ns"], lt["resume_ns"]))
+            # and stays inside the stall: from the first wake in it, no
+            # later than a tick and the switch interval after its start,
+            # to its end
+            slack = lp["tick_ns"] + w.ready["switch_interval_ms"] * 1e6 + swtest.TOL_NS
+            if s < b["start_ns"] - slack or e > b["end_ns"] + swtest.TOL_NS:
+                problems.append("%s (to %d): the incident (%d to %d) reaches beyond it"
+                                % (who, b["end_ns"], s, e))
             if i.get("pattern") != PATTERN_LOOP:
                 problems.append("%s: pattern %r, expected %r; summary %r\n  %s"
                                 % (who, i.get("pattern"), PATTERN_LOOP, i.get("summary"),
