@@ -334,6 +334,14 @@ class GilCase(swtest.Checks):
                 if hs < t["cpu_ns"] / span - HOLD_TOL:
                     problems.append("%s %s (tid %d): hold share %.3f below its CPU share %.3f"
                                     % (ph, t["name"], t["tid"], hs, t["cpu_ns"] / span))
+            # a forced switch follows a drop request against the holder
+            tots = [totals(self.agent, w.pid, t["tid"]) for t in mine]
+            if all(tots):
+                forced = sum(x["forced_switches"] for x in tots)
+                drops = sum(x["drop_requests"] for x in tots)
+                if forced > drops + n:
+                    problems.append("%s: %d forced switches but %d drop requests"
+                                    % (ph, forced, drops))
             # however unfair, the GIL is one: their mean is (N-1)/N
             if len(waits) == n:
                 mean, mrq = sum(waits) / n, sum(runqs) / n
