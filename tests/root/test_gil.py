@@ -132,6 +132,13 @@ def inside(o, start_ns, end_ns):
     return w is not None and w[0] >= start_ns and w[1] <= end_ns
 
 
+def in_window(i, start_ns, end_ns):
+    """The incident overlaps [start_ns, end_ns]: the workload's measured
+    window, where its own clock would have seen a stall."""
+    s = int(i["start_ns"])
+    return s < end_ns and s + int(float(i["duration_ms"]) * 1e6) > start_ns
+
+
 def fmt_totals(t):
     if t is None:
         return "no gil_summary line"
@@ -552,7 +559,8 @@ class GilCase(swtest.Checks):
         # no iteration reached the threshold by the loop's own clock, so no
         # incident; a tick the machine made that late may have one
         long_ticks = [l for l in lates if l["resume_ns"] - l["expected_ns"] >= THRESHOLD_MS * 1e6]
-        incs = [i for i in self.agent.incidents(pid=w.pid, final=True) if i.get("tid") == loop_tid]
+        incs = [i for i in self.agent.incidents(pid=w.pid, final=True) if i.get("tid") == loop_tid
+                and in_window(i, lp["start_ns"], lp["end_ns"])]
         for i in incs:
             s = int(i["start_ns"])
             e = s + int(float(i["duration_ms"]) * 1e6)
@@ -646,7 +654,7 @@ class GilCase(swtest.Checks):
                                    g.get("holder_stack")))
         # no other incident on the loop but where its own clock saw it stuck
         for i in incs:
-            if id(i) in used:
+            if id(i) in used or not in_window(i, lp["start_ns"], lp["end_ns"]):
                 continue
             s = int(i["start_ns"])
             e = s + int(float(i["duration_ms"]) * 1e6)

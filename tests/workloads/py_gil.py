@@ -355,34 +355,25 @@ def calibrate(target_ms):
 
 async def loop_main(a, go):
     loop_tid = threading.get_native_id()
-    await go.wait()
-    tk = Ticker(a.tick_ms)
-    # baseline: the loop alone (the timer's own lateness, this machine's)
-    await tk.run(time.monotonic_ns() + int(a.baseline_s * 1e9))
-    base_ticks, base_late = tk.ticks, tk.late_ns
-    tk = Ticker(a.tick_ms)
-    tk.log = []
+    # the other thread is started now, before "go", and waits for `begin`:
+    # Thread.start() waits for the new thread to run, which would block
+    # the loop (for a switch interval or more, the GIL being busy)
+    begin = threading.Event()
     stop = threading.Event()
     park = threading.Event()
+    state = {}
     truth = []
     if a.mode == "loop-cpu":
-        deadline = time.monotonic_ns() + int(a.seconds * 1e9)
         out = {"event": "thread", "phase": "loop-cpu", "role": "cpu", "name": "loop-cpu"}
 
         def worker():
             set_comm("loop-cpu")
             out["tid"] = threading.get_native_id()
-            cpu_role(deadline, out)
+            begin.wait()
+            cpu_role(state["deadline"], out)
             stop.set()
             park.wait()
         threading.Thread(target=worker, name="loop-cpu", daemon=True).start()
-        sp = Span()
-        sp.begin()
-        await tk.run(deadline)
-        sp.end()
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
-        truth.append(out)
     else:
         obj = a.obj
         where = swtruth.where(hold_gil, "gil-hold")
@@ -390,6 +381,7 @@ async def loop_main(a, go):
         def holder():
             set_comm("gil-holder")
             tid = threading.get_native_id()
+            begin.wait()
             for _ in range(a.stalls):
                 time.sleep(a.gap_ms / 1000.0)
                 with swtruth.Block() as t:
@@ -400,10 +392,26 @@ async def loop_main(a, go):
             stop.set()
             park.wait()
         threading.Thread(target=holder, name="gil-holder", daemon=True).start()
-        sp = Span()
-        sp.begin()
-        until = 1 << 62
-        task = asyncio.ensure_future(tk.run(until))
+    await go.wait()
+    tk = Ticker(a.tick_ms)
+    # baseline: the loop alone (the timer's own lateness, this machine's)
+    await tk.run(time.monotonic_ns() + int(a.baseline_s * 1e9))
+    base_ticks, base_late = tk.ticks, tk.late_ns
+    tk = Ticker(a.tick_ms)
+    tk.log = []
+    sp = Span()
+    sp.begin()
+    if a.mode == "loop-cpu":
+        deadline = state["deadline"] = time.monotonic_ns() + int(a.seconds * 1e9)
+        begin.set()
+        await tk.run(deadline)
+        sp.end()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+        truth.append(out)
+    else:
+        begin.set()
+        task = asyncio.ensure_future(tk.run(1 << 62))
         while not stop.is_set():
             await asyncio.sleep(0.01)
         task.cancel()
