@@ -5,7 +5,7 @@ each reporting its own ground truth (tests/root/test_gil.py, issue 7 §8).
     python3 py_gil.py threads [--phases cpu1,cpu2,cpu4,io] [--seconds 2]
     python3 py_gil.py native  [--call sha256|zlib|numpy] [--threads 2] [--seconds 2]
     python3 py_gil.py loop-cpu  [--seconds 3] [--tick-ms 5] [--baseline-s 0.5]
-    python3 py_gil.py loop-hold [--stalls 3] [--stall-ms 200] [--gap-ms 300] [--tick-ms 5]
+    python3 py_gil.py loop-hold [--stalls 3] [--stall-ms 250] [--gap-ms 300] [--tick-ms 5]
     (every mode: [--nice -20])
 
 Python 3.9-3.13, standard library only (numpy for --call numpy).
@@ -464,7 +464,7 @@ def main():
     p.add_argument("--tick-ms", type=float, default=5)
     p.add_argument("--baseline-s", type=float, default=0.5)
     p.add_argument("--stalls", type=int, default=3)
-    p.add_argument("--stall-ms", type=float, default=200)
+    p.add_argument("--stall-ms", type=float, default=250)
     p.add_argument("--gap-ms", type=float, default=300)
     p.add_argument("--nice", type=int, default=0,
                    help="added to the nice value of the process (and so of its threads)")
