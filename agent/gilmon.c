@@ -40,6 +40,7 @@
 /* A stack not seen for this long is forgotten (blame looks back less). */
 #define GSTACK_KEEP_NS 30000000000ull
 #define MAX_PY_THREADS 1024
+#define SW_GIL_MIN_INTERVAL_NS 100000000ull
 
 struct gstack {
 	uint64_t hash;
@@ -53,6 +54,7 @@ struct gstack {
 
 struct gthr {
 	uint32_t tid;
+	char name[16]; /* its comm when last read: a thread gone keeps it */
 	uint32_t hold; /* holder samples this interval */
 	struct gstack *st[GSTACKS];
 	/* last BPF snapshot, cumulative, and the wait in progress it had */
@@ -347,9 +349,12 @@ struct sw_gil *sw_gil__new(const struct sw_gil_opts *o)
 	bpf_object__for_each_program(p, g->skel->obj)
 	{
 		const char *sec = bpf_program__section_name(p);
-		bool raw = !strncmp(sec, "tp_btf/", 7);
+		bool raw = !strcmp(sec, "tp_btf/sys_enter") || !strcmp(sec, "tp_btf/sys_exit");
+		bool classic = !strncmp(sec, "tracepoint/syscalls/", 20);
 
-		bpf_program__set_autoload(p, raw != o->classic_tp);
+		/* one of the two syscall variants; the rest always */
+		if (raw || classic)
+			bpf_program__set_autoload(p, raw != o->classic_tp);
 	}
 	err = bpf_map__reuse_fd(g->skel->maps.threads, o->threads_fd);
 	if (!err)
@@ -443,6 +448,8 @@ static int locate(struct sw_gil *g, struct gproc *p)
 	pthread_mutex_lock(&g->mu);
 	p->gil = st.addr;
 	pthread_mutex_unlock(&g->mu);
+	/* the first interval runs from here: BPF counts from now on */
+	p->last_summary_ns = sw_mono_ns();
 	return 0;
 }
 
@@ -501,29 +508,38 @@ int sw_gil__add_process(struct sw_gil *g, const struct sw_proc_info *pi, char *n
 	return 0;
 }
 
+/* Every BPF entry of a process that is gone (or exec'd). */
 static void delete_bpf_of(struct sw_gil *g, uint32_t pid)
 {
 	int tfd = bpf_map__fd(g->skel->maps.gil_threads);
 	int hfd = bpf_map__fd(g->skel->maps.gil_holders);
+	int sfd = bpf_map__fd(g->skel->maps.gil_tstates);
 	struct sw_gil_holder_key hk, hn;
+	struct sw_gil_tstate_key sk, sn;
 	struct sw_gil_thread v;
 	uint32_t k, nk;
-	bool first = true;
+	int err;
 
-	for (int err = bpf_map_get_next_key(tfd, NULL, &nk); !err;
-	     err = bpf_map_get_next_key(tfd, &k, &nk)) {
+	/* deleting the current key restarts nothing: the next key is taken
+	 * before the delete */
+	for (err = bpf_map_get_next_key(tfd, NULL, &nk); !err;) {
 		k = nk;
+		err = bpf_map_get_next_key(tfd, &k, &nk);
 		if (!bpf_map_lookup_elem(tfd, &k, &v) && v.pid == pid)
 			bpf_map_delete_elem(tfd, &k);
 	}
-	for (int err = bpf_map_get_next_key(hfd, NULL, &hn); !err;
-	     err = bpf_map_get_next_key(hfd, &hk, &hn)) {
+	for (err = bpf_map_get_next_key(hfd, NULL, &hn); !err;) {
 		hk = hn;
+		err = bpf_map_get_next_key(hfd, &hk, &hn);
 		if (hk.pid == pid)
 			bpf_map_delete_elem(hfd, &hk);
-		first = false;
 	}
-	(void)first;
+	for (err = bpf_map_get_next_key(sfd, NULL, &sn); !err;) {
+		sk = sn;
+		err = bpf_map_get_next_key(sfd, &sk, &sn);
+		if (sk.pid == pid)
+			bpf_map_delete_elem(sfd, &sk);
+	}
 }
 
 void sw_gil__remove_process(struct sw_gil *g, uint32_t pid)
@@ -617,12 +633,13 @@ static void take_bpf(struct sw_gil *g, struct gproc *p, uint64_t now)
 		t->have_prev = true;
 		t->seen = true;
 	}
-	for (err = bpf_map_get_next_key(hfd, NULL, &hn); !err;
-	     err = bpf_map_get_next_key(hfd, &hk, &hn)) {
+	for (err = bpf_map_get_next_key(hfd, NULL, &hn); !err;) {
 		struct gthr *t = NULL;
 		uint32_t tid;
 
 		hk = hn;
+		/* the next key first: this one may be deleted below */
+		err = bpf_map_get_next_key(hfd, &hk, &hn);
 		if (hk.pid != p->pid)
 			continue;
 		if (bpf_map_lookup_elem(hfd, &hk, &hv)) {
@@ -703,17 +720,19 @@ static bool task_alive(uint32_t pid, uint32_t tid)
 static void summarize_proc(struct sw_gil *g, struct gproc *p, uint64_t now, struct sw_report *rep)
 {
 	struct sw_gil_rec rec = {};
-	uint64_t start = p->last_summary_ns ? p->last_summary_ns : now;
+	uint64_t start;
 	uint32_t tids[256];
 	size_t n_tids = 0, n = 0, all = 0;
 	int tfd = bpf_map__fd(g->skel->maps.gil_threads);
 
 	if (!p->gil && locate(g, p))
 		return; /* no GIL yet: nothing to say */
-	if (!p->last_summary_ns) {
-		/* the first call only starts the interval */
-		p->last_summary_ns = now;
-	}
+	start = p->last_summary_ns ? p->last_summary_ns : now;
+	/* a few ms (the agent's last summary right after one) say nothing:
+	 * one wait in progress would read as a 100 % wait share. They stay
+	 * for the next interval; at exit, that is at most this much lost. */
+	if (now - start < SW_GIL_MIN_INTERVAL_NS)
+		return;
 	/* every Python thread gets a line, idle ones too */
 	if (!sw_pyframes__tids(g->mpf, p->pid, tids, sizeof(tids) / sizeof(tids[0]), &n_tids))
 		for (size_t i = 0; i < n_tids; i++) {
@@ -748,6 +767,11 @@ static void summarize_proc(struct sw_gil *g, struct gproc *p, uint64_t now, stru
 			r = &g->recs[n++];
 			memset(r, 0, offsetof(struct sw_gil_thread_rec, frames));
 			r->tid = t->tid;
+			sw_thread_comm((pid_t)p->pid, (pid_t)t->tid, r->thread, sizeof(r->thread));
+			if (r->thread[0])
+				memcpy(t->name, r->thread, sizeof(t->name));
+			else
+				memcpy(r->thread, t->name, sizeof(r->thread));
 			r->wait_ns = t->d_wait;
 			r->hold_samples = t->hold;
 			/* the share of samples times the interval: a sampler
@@ -787,11 +811,8 @@ static void summarize_proc(struct sw_gil *g, struct gproc *p, uint64_t now, stru
 	}
 	pthread_mutex_unlock(&g->mu);
 
-	for (size_t i = 0; i < n; i++) {
-		sw_thread_comm((pid_t)p->pid, (pid_t)g->recs[i].tid, g->recs[i].thread,
-			       sizeof(g->recs[i].thread));
+	for (size_t i = 0; i < n; i++)
 		g->recs[i].loop = is_loop(g, g->recs[i].tid);
-	}
 	qsort(g->recs, n, sizeof(g->recs[0]), by_activity);
 	rec.pid = p->pid;
 	memcpy(rec.comm, p->comm, sizeof(rec.comm));
@@ -852,6 +873,33 @@ int sw_gil__blame(struct sw_gil *g, uint32_t pid, uint64_t wait_ns, uint32_t dro
 		}
 	pthread_mutex_unlock(&g->mu);
 	return 0;
+}
+
+const char *sw_gil__futex_name(struct sw_gil *g, uint32_t pid, uint64_t addr)
+{
+	struct gproc *p = g ? find(g, pid) : NULL;
+	struct sw_gil_proc bp;
+
+	if (!p || !p->gil)
+		return NULL;
+	bp.gil = p->gil;
+	bp.cond = (uint32_t)p->L->gil.cond;
+	bp.mutex = (uint32_t)p->L->gil.mutex;
+	bp.switch_cond = (uint32_t)p->L->gil.switch_cond;
+	bp.switch_mutex = (uint32_t)p->L->gil.switch_mutex;
+	bp.size = (uint32_t)p->L->gil.size;
+	switch (sw_gil_classify(&bp, addr)) {
+	case SW_GILF_COND:
+		return "the GIL (cond)";
+	case SW_GILF_MUTEX:
+		return "the GIL (mutex)";
+	case SW_GILF_SWITCH_COND:
+		return "the GIL (switch_cond)";
+	case SW_GILF_SWITCH_MUTEX:
+		return "the GIL (switch_mutex)";
+	default:
+		return NULL;
+	}
 }
 
 void sw_gil__health(struct sw_gil *g, uint64_t *v)

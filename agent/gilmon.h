@@ -53,6 +53,10 @@ int sw_gil__blame(struct sw_gil *g, uint32_t pid, uint64_t wait_ns, uint32_t dro
 		  uint64_t holder_tstate, uint64_t start_ns, uint64_t end_ns,
 		  struct sw_gil_blame *out);
 
+/* Which of pid's GIL futexes addr is: "GIL cond", "GIL mutex", "GIL
+ * switch_cond"...; NULL when it is none of them (or pid is not measured). */
+const char *sw_gil__futex_name(struct sw_gil *g, uint32_t pid, uint64_t addr);
+
 void sw_gil__health(struct sw_gil *g, uint64_t *v);
 
 #endif

@@ -476,6 +476,18 @@ static void add_syscalls(struct sw_loops *l, struct sw_incident_rec *inc, uint64
 		return;
 	if (sw_sysio__collect(l->sysio, inc->pid, inc->tid, start, &l->sys) == 0 && l->sys.n)
 		inc->sys = &l->sys;
+	/* a futex that is the GIL says so: "futex 0x7f..." means nothing */
+	for (uint32_t i = 0; inc->sys && i < l->sys.n; i++) {
+		struct sw_diag_syscall *c = &l->sys.s[i];
+		unsigned long long addr;
+		const char *what;
+
+		if (strcmp(c->name, "futex") || sscanf(c->target, "futex 0x%llx", &addr) != 1)
+			continue;
+		what = sw_gil__futex_name(l->gil, inc->pid, addr);
+		if (what)
+			snprintf(c->target, sizeof(c->target), "%s 0x%llx", what, addr);
+	}
 }
 
 void sw_loops__set_sysio(struct sw_loops *l, struct sw_sysio *sysio)

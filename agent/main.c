@@ -563,10 +563,14 @@ int main(int argc, char **argv)
 			strerror(errno));
 	}
 	sw_loops__set_sysio(loops, sysio);
-	if (!env.no_gil) {
-		gil = open_gil(lm);
-		sw_loops__set_gil(loops, gil);
-	}
+	/* only for Python targets: its futex and sched_switch programs would
+	 * cost a Node-only host something for nothing */
+	for (int i = 0; i < env.n_pids && !env.no_gil; i++)
+		if (infos[i].runtime == SW_RT_PYTHON) {
+			gil = open_gil(lm); /* says why when it cannot */
+			sw_loops__set_gil(loops, gil);
+			break;
+		}
 	ec.loops = loops;
 	ec.rec = rec;
 	for (int i = 0; i < env.n_pids; i++) {

@@ -26,6 +26,8 @@ struct sink_proto {
 	size_t n_incs;
 	Stallwatch__V1__MemoryGrowth **mems;
 	size_t n_mems;
+	Stallwatch__V1__GilSummary **gils;
+	size_t n_gils;
 	Stallwatch__V1__AgentHealth health;
 	Stallwatch__V1__AgentHealth__CountersEntry health_kv[SW_HEALTH__COUNT];
 	Stallwatch__V1__AgentHealth__CountersEntry *health_kvp[SW_HEALTH__COUNT];
@@ -71,6 +73,34 @@ static void free_loop(Stallwatch__V1__LoopSummary *l)
 	free(l);
 }
 
+static void free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void free_gil(Stallwatch__V1__GilSummary *g)
+{
+	for (size_t i = 0; g->threads && i < g->n_threads; i++) {
+		Stallwatch__V1__GilThread *t = g->threads[i];
+
+		if (!t)
+			continue;
+		free(t->name);
+		free_strv(t->stack, t->n_stack);
+		free(t);
+	}
+	free(g->threads);
+	free(g->note);
+	free(g->pattern);
+	free(g->summary);
+	free(g->advice);
+	free(g->comm);
+	free(g->version);
+	free(g);
+}
+
 static void free_inc(Stallwatch__V1__Incident *i)
 {
 	free(i->thread);
@@ -81,6 +111,9 @@ static void free_inc(Stallwatch__V1__Incident *i)
 	if (i->summary != protobuf_c_empty_string)
 		free(i->summary);
 	free(i->top_syscall);
+	if (i->gil_holder != protobuf_c_empty_string) /* the init default, when not measured */
+		free(i->gil_holder);
+	free_strv(i->gil_holder_stack, i->n_gil_holder_stack);
 	sw_diag_proto_free(i);
 	free(i);
 }
@@ -95,7 +128,9 @@ static void clear_pending(struct sink_proto *p)
 		free_inc(p->incs[i]);
 	for (size_t i = 0; i < p->n_mems; i++)
 		free_mem(p->mems[i]);
-	p->n_procs = p->n_loops = p->n_incs = p->n_mems = 0;
+	for (size_t i = 0; i < p->n_gils; i++)
+		free_gil(p->gils[i]);
+	p->n_procs = p->n_loops = p->n_incs = p->n_mems = p->n_gils = 0;
 }
 
 static Stallwatch__V1__ProcessInfo *proc_msg(const struct sw_proc_info *pi, bool exited)
@@ -283,6 +318,47 @@ static void proto_memory(struct sw_sink *s, const struct sw_memory_rec *mr)
 	p->mems[p->n_mems++] = m;
 }
 
+/* n strings of a char[][SW_GIL_FRAME_LEN], as a repeated string; 0 or -1. */
+static int frames_msg(char ***out, size_t *n_out, const char (*frames)[SW_GIL_FRAME_LEN],
+		      uint32_t n)
+{
+	char **v;
+
+	*out = NULL;
+	*n_out = 0;
+	if (n > SW_GIL_STACK_FRAMES)
+		n = SW_GIL_STACK_FRAMES;
+	if (!n)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -1;
+	*out = v;
+	for (uint32_t i = 0; i < n; i++) {
+		/* a frame the reader filled to the brim has no NUL */
+		v[i] = strndup(frames[i], SW_GIL_FRAME_LEN - 1);
+		if (!v[i])
+			return -1; /* the caller frees what is there */
+		(*n_out)++;
+	}
+	return 0;
+}
+
+/* The loop's GIL waits within the block (Incident 28-32); g NULL: not
+ * measured, the fields stay proto3's empty defaults. 0 or -1. */
+static int incident_gil(Stallwatch__V1__Incident *m, const struct sw_gil_blame *g)
+{
+	if (!g)
+		return 0;
+	m->gil_wait_ns = g->wait_ns;
+	m->gil_drop_requests = g->drop_requests;
+	m->gil_holder_tid = g->holder_tid;
+	m->gil_holder = strndup(g->holder, sizeof(g->holder) - 1);
+	if (!m->gil_holder)
+		return -1;
+	return frames_msg(&m->gil_holder_stack, &m->n_gil_holder_stack, g->frames, g->n_frames);
+}
+
 static void proto_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 {
 	struct sink_proto *p = (struct sink_proto *)s;
@@ -314,7 +390,8 @@ static void proto_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 	m->start_unknown = inc->start_unknown;
 	m->summary = dup_str(inc->verdict.summary);
 	if (!m->thread || !m->runtime || !m->role || !m->pattern || !m->advice || !m->top_syscall ||
-	    !m->summary || sw_diag_to_proto(m, inc->stacks, inc->sys)) {
+	    !m->summary || incident_gil(m, inc->gil) ||
+	    sw_diag_to_proto(m, inc->stacks, inc->sys)) {
 		free_inc(m);
 		p->lost++;
 		return;
@@ -377,6 +454,82 @@ fail:
 	p->lost++;
 }
 
+static Stallwatch__V1__GilThread *gil_thread_msg(const struct sw_gil_thread_rec *t)
+{
+	Stallwatch__V1__GilThread *m = malloc(sizeof(*m));
+
+	if (!m)
+		return NULL;
+	stallwatch__v1__gil_thread__init(m);
+	m->tid = t->tid;
+	m->loop = t->loop;
+	m->wait_ns = t->wait_ns;
+	m->hold_ns = t->hold_ns;
+	m->hold_samples = t->hold_samples;
+	m->acquisitions = t->acquisitions;
+	m->drop_requests = t->drop_requests;
+	m->forced_switches = t->forced_switches;
+	m->switch_wait_ns = t->switch_wait_ns;
+	m->caused_wait_ns = t->caused_wait_ns;
+	m->name = strndup(t->thread, sizeof(t->thread) - 1);
+	if (!m->name || frames_msg(&m->stack, &m->n_stack, t->frames, t->n_frames)) {
+		free(m->name);
+		free_strv(m->stack, m->n_stack);
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* One GilSummary per process and interval; its threads are bounded by the
+ * agent (SW_GIL_MAX_THREADS, the rest in threads_omitted), the summaries by
+ * SW_BATCH_MAX_ITEMS like every other item. */
+static void proto_gil(struct sw_sink *s, const struct sw_gil_rec *g)
+{
+	struct sink_proto *p = (struct sink_proto *)s;
+	uint32_t nt = g->n_threads < SW_GIL_MAX_THREADS ? g->n_threads : SW_GIL_MAX_THREADS;
+	Stallwatch__V1__GilSummary *m;
+
+	m = calloc(1, sizeof(*m));
+	if (!m || p->n_gils >= SW_BATCH_MAX_ITEMS) {
+		free(m);
+		p->lost++;
+		return;
+	}
+	stallwatch__v1__gil_summary__init(m);
+	m->pid = g->pid;
+	m->ts_ns = g->ts_ns;
+	m->interval_ns = g->interval_ns;
+	m->switch_interval_us = g->switch_interval_us;
+	m->samples = g->samples;
+	/* the collector refuses a summary with more held samples than
+	 * samples (bad_gil) and the connection with it: never send one */
+	m->held_samples = g->held_samples < g->samples ? g->held_samples : g->samples;
+	m->switches = g->switches;
+	/* threads cut here were not omitted by the agent: count them too */
+	m->threads_omitted = g->threads_omitted + (g->n_threads - nt);
+	m->note = dup_str(g->note);
+	m->pattern = dup_str(g->flagged ? g->verdict.pattern : NULL);
+	m->summary = dup_str(g->flagged ? g->verdict.summary : NULL);
+	m->advice = dup_str(g->flagged ? g->verdict.advice : NULL);
+	m->comm = strndup(g->comm, sizeof(g->comm) - 1);
+	m->version = dup_str(g->version);
+	m->threads = calloc(nt ? nt : 1, sizeof(*m->threads));
+	if (!m->note || !m->pattern || !m->summary || !m->advice || !m->comm || !m->version ||
+	    !m->threads)
+		goto fail;
+	for (uint32_t i = 0; i < nt; i++) {
+		if (!(m->threads[i] = gil_thread_msg(&g->threads[i])))
+			goto fail;
+		m->n_threads++;
+	}
+	p->gils[p->n_gils++] = m;
+	return;
+fail:
+	free_gil(m);
+	p->lost++;
+}
+
 static void proto_health(struct sw_sink *s, const struct sw_health *h)
 {
 	struct sink_proto *p = (struct sink_proto *)s;
@@ -403,7 +556,7 @@ static void proto_flush(struct sw_sink *s)
 	uint8_t *buf, *frame;
 	size_t len, flen;
 
-	if (!p->n_procs && !p->n_loops && !p->n_incs && !p->n_mems && !p->have_health)
+	if (!p->n_procs && !p->n_loops && !p->n_incs && !p->n_mems && !p->n_gils && !p->have_health)
 		return;
 	b.seq = ++p->seq;
 	b.processes = p->procs;
@@ -414,6 +567,8 @@ static void proto_flush(struct sw_sink *s)
 	b.n_incidents = p->n_incs;
 	b.memory = p->mems;
 	b.n_memory = p->n_mems;
+	b.gil = p->gils;
+	b.n_gil = p->n_gils;
 	b.health = p->have_health ? &p->health : NULL;
 	b.sent_unix_ns = sw_realtime_ns();
 	len = stallwatch__v1__batch__get_packed_size(&b);
@@ -444,6 +599,7 @@ static void proto_free(struct sw_sink *s)
 	free(p->loops);
 	free(p->incs);
 	free(p->mems);
+	free(p->gils);
 	free(p->known);
 	free(p);
 }
@@ -456,6 +612,7 @@ static const struct sw_sink_ops proto_ops = {
     .memory = proto_memory,
     .incident = proto_incident,
     .summary = proto_summary,
+    .gil = proto_gil,
     .health = proto_health,
     .flush = proto_flush,
     .lost = proto_lost,
@@ -477,7 +634,8 @@ struct sw_sink *sw_sink_proto__new(const struct sw_sink_frames *out, uint64_t th
 	p->loops = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->loops));
 	p->incs = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->incs));
 	p->mems = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->mems));
-	if (!p->procs || !p->loops || !p->incs || !p->mems) {
+	p->gils = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->gils));
+	if (!p->procs || !p->loops || !p->incs || !p->mems || !p->gils) {
 		proto_free(&p->base);
 		return NULL;
 	}

@@ -67,6 +67,13 @@ struct {
 	__type(value, struct sw_gil_holder);
 } gil_holders SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SW_GIL_BPF_THREADS);
+	__type(key, struct sw_gil_tstate_key);
+	__type(value, __u32); /* tid */
+} gil_tstates SEC(".maps");
+
 static __always_inline void count(__u64 *counter)
 {
 	__sync_fetch_and_add(counter, 1);
@@ -149,20 +156,65 @@ static __always_inline void on_futex_enter(__u64 uaddr, __u64 op)
 	enum sw_gil_futex kind;
 	struct gil_now g = {};
 
-	if (!p || !sw_gil_futex_is_wait(op))
+	if (!p)
 		return;
 	kind = sw_gil_classify(p, uaddr);
 	if (kind == SW_GILF_NONE)
 		return;
+	if (sw_gil_futex_is_wake(op)) {
+		/* drop_gil signals cond, take_gil switch_cond, each right
+		 * after storing its own tstate in last_holder: learn it */
+		struct sw_gil_tstate_key k = { .pid = pid };
+
+		if ((kind != SW_GILF_COND && kind != SW_GILF_SWITCH_COND) || read_gil(p, &g) ||
+		    !g.holder)
+			return;
+		t = thread_get(pid, tid);
+		if (!t)
+			return;
+		/* drop_gil letting go after a drop request: a forced
+		 * release, take_gil follows (a release for I/O sleeps next,
+		 * which ends the mark in sched_switch) */
+		if (kind == SW_GILF_COND && t->req_against) {
+			t->req_against = 0;
+			t->forced = 1;
+		}
+		if (t->tstate != g.holder) {
+			t->tstate = g.holder;
+			k.tstate = g.holder;
+			bpf_map_update_elem(&gil_tstates, &k, &tid, BPF_ANY);
+		}
+		return;
+	}
+	if (!sw_gil_futex_is_wait(op))
+		return;
 	t = thread_get(pid, tid);
 	if (!t)
 		return;
+	/* back in take_gil: the futex wait counts from here on */
+	t->forced = 0;
+	t->runq_start = 0;
 	if (read_gil(p, &g))
 		g.locked = 0;
 	t->enter_holder = g.locked == 1 ? g.holder : 0;
 	t->enter_switch = g.switch_number;
 	t->enter_kind = kind;
 	t->enter_ns = bpf_ktime_get_ns();
+}
+
+/* A drop request against tstate: its next release of the GIL is forced,
+ * and it will want the GIL back at once (bpf/gilmon.h, forced). */
+static __always_inline void request_against(__u32 pid, __u64 tstate)
+{
+	struct sw_gil_tstate_key k = { .pid = pid, .tstate = tstate };
+	struct sw_gil_thread *h;
+	__u32 *tid = bpf_map_lookup_elem(&gil_tstates, &k);
+
+	if (!tid)
+		return;
+	h = bpf_map_lookup_elem(&gil_threads, tid);
+	if (h && h->tstate == tstate && h->pid == pid)
+		h->req_against = 1;
 }
 
 /* The loop thread's share of it, when it is a busy loop thread. */
@@ -234,6 +286,7 @@ static __always_inline void on_futex_exit(long ret)
 				drop = true;
 				t->drop_requests++;
 				t->req_holder = holder;
+				request_against(pid, holder);
 				h = holder_get(pid, holder);
 				if (h)
 					__sync_fetch_and_add(&h->drop_requests, 1);
@@ -254,6 +307,71 @@ static __always_inline void on_futex_exit(long ret)
 			__sync_fetch_and_add(&h->caused_wait_ns, d);
 	}
 	loop_wait(tid, d, holder, drop);
+}
+
+/* pid_hint, for a task's tgid in sched_switch */
+static __always_inline bool maybe_target(__u32 pid)
+{
+	__u32 slot = pid & (SW_GIL_PID_SLOTS - 1);
+	__u32 *n = bpf_map_lookup_elem(&gil_pid_hint, &slot);
+
+	return n && *n;
+}
+
+/*
+ * A thread forced off the GIL that is preempted before it is back in
+ * take_gil's wait (the thread that took the GIL woke on its CPU, or the
+ * CPU is busy) waits for the GIL as surely as one in the futex: that
+ * runnable time counts. Runs at every context switch of the host; other
+ * processes stop at the pid_hint array load.
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(gil_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct sw_gil_thread *t;
+	__u32 tid;
+
+	if (maybe_target(prev->tgid)) {
+		tid = prev->pid;
+		t = bpf_map_lookup_elem(&gil_threads, &tid);
+		if (t && (preempt || prev->__state == 0)) {
+			__u64 now = bpf_ktime_get_ns();
+
+			t->preempt_ns = now;
+			if (t->forced) {
+				struct sw_gil_proc *p = bpf_map_lookup_elem(&gil_procs, &t->pid);
+				struct gil_now g = {};
+
+				/* current is prev: its memory is readable. The GIL
+				 * may be free for a moment (the taker woke, holds
+				 * gil->mutex, not yet the GIL): still not its own. */
+				if (p && !read_gil(p, &g) && (g.locked != 1 || g.holder != t->tstate))
+					t->runq_start = now;
+				else
+					t->forced = 0; /* it has the GIL again */
+			}
+		} else if (t) {
+			/* asleep: in take_gil's futex (counted there) or
+			 * elsewhere, not wanting the GIL now */
+			t->preempt_ns = 0;
+			t->forced = 0;
+		}
+	}
+	if (maybe_target(next->tgid)) {
+		tid = next->pid;
+		t = bpf_map_lookup_elem(&gil_threads, &tid);
+		if (t) {
+			if (t->runq_start) {
+				__u64 d = bpf_ktime_get_ns() - t->runq_start;
+
+				t->wait_ns += d;
+				t->handover_ns += d;
+			}
+			t->runq_start = 0;
+			t->preempt_ns = 0;
+		}
+	}
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_futex")

@@ -21,6 +21,8 @@
 
 /* include/uapi/linux/futex.h */
 #define SW_FUTEX_WAIT 0
+#define SW_FUTEX_WAKE 1
+#define SW_FUTEX_WAKE_BITSET 10
 #define SW_FUTEX_LOCK_PI 6
 #define SW_FUTEX_WAIT_BITSET 9
 #define SW_FUTEX_LOCK_PI2 13
@@ -64,6 +66,26 @@ struct sw_gil_thread {
 	/* the holder this thread's last drop request was against, until the
 	 * wake that follows it (a forced switch of that holder) */
 	__u64 req_holder;
+	/* its own PyThreadState, learned when it signals the GIL's cond
+	 * (drop_gil stores last_holder = tstate first) or switch_cond
+	 * (take_gil, after last_holder = tstate); 0 until then */
+	__u64 tstate;
+	/* Forced to drop the GIL and not yet back in take_gil's wait: a
+	 * preemption in between leaves it runnable without the GIL, which
+	 * counts as waiting (runq_start: since when, 0 when running). */
+	__u64 runq_start;
+	__u64 handover_ns; /* the part of wait_ns spent so (cumulative) */
+	__u64 preempt_ns;  /* preempted (runnable) since, 0 when not */
+	__u32 forced;
+	__u32 req_against; /* a waiter asked it to drop the GIL */
+};
+
+/* (process, tstate) -> tid, learned by BPF as above: names the thread a
+ * drop request was against. */
+struct sw_gil_tstate_key {
+	__u32 pid;
+	__u32 pad;
+	__u64 tstate;
 };
 
 struct sw_gil_holder_key {
@@ -97,6 +119,13 @@ SW_INLINE enum sw_gil_futex sw_gil_classify(const struct sw_gil_proc *p, __u64 u
 	if (off >= p->switch_mutex && off < p->size)
 		return SW_GILF_SWITCH_MUTEX;
 	return SW_GILF_NONE;
+}
+
+SW_INLINE bool sw_gil_futex_is_wake(__u64 op)
+{
+	__u64 cmd = op & SW_FUTEX_CMD_MASK;
+
+	return cmd == SW_FUTEX_WAKE || cmd == SW_FUTEX_WAKE_BITSET;
 }
 
 SW_INLINE bool sw_gil_futex_is_wait(__u64 op)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "decoder.h"
 #include "frame.h"
+#include "gil.h"       /* the bounds a GilSummary must keep */
 #include "histogram.h" /* the scheme sw_batch__validate checks against */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,11 +23,29 @@ static const char *const bad_names[SW_BAD__COUNT] = {
     [SW_BAD_HIST_SCHEMA] = "bad_hist_schema",
     [SW_BAD_BUCKET] = "bad_bucket",
     [SW_BAD_NOMEM] = "no_memory",
+    [SW_BAD_GIL] = "bad_gil",
 };
 
 const char *sw_bad_reason__name(enum sw_bad_reason r)
 {
 	return (unsigned)r < SW_BAD__COUNT ? bad_names[r] : "unknown";
+}
+
+/*
+ * The bounds proto/ and common/gil.h promise: at most SW_GIL_MAX_THREADS
+ * threads of SW_GIL_STACK_FRAMES frames, no more held samples than samples.
+ * An agent that breaks them is not one this collector understands: its
+ * counters would be fiction, so the stream is refused like a wrong
+ * histogram scheme. Strings are made valid UTF-8 where they are stored.
+ */
+static bool gil_valid(const Stallwatch__V1__GilSummary *g)
+{
+	if (g->n_threads > SW_GIL_MAX_THREADS || g->held_samples > g->samples)
+		return false;
+	for (size_t i = 0; i < g->n_threads; i++)
+		if (g->threads[i]->n_stack > SW_GIL_STACK_FRAMES)
+			return false;
+	return true;
 }
 
 enum sw_bad_reason sw_batch__validate(const Stallwatch__V1__Batch *b)
@@ -42,6 +61,9 @@ enum sw_bad_reason sw_batch__validate(const Stallwatch__V1__Batch *b)
 			if (ls->buckets[j]->index >= SW_HIST_NBUCKETS)
 				return SW_BAD_BUCKET;
 	}
+	for (size_t i = 0; i < b->n_gil; i++)
+		if (!gil_valid(b->gil[i]))
+			return SW_BAD_GIL;
 	return SW_BAD_NONE;
 }
 

@@ -23,6 +23,7 @@ enum sw_bad_reason {
 	SW_BAD_HIST_SCHEMA, /* LoopSummary of another histogram scheme */
 	SW_BAD_BUCKET,	    /* histogram bucket index out of range */
 	SW_BAD_NOMEM,	    /* we could not allocate for an honest frame */
+	SW_BAD_GIL,	    /* GilSummary over the bounds of common/gil.h */
 	SW_BAD__COUNT,
 };
 

@@ -403,6 +403,205 @@ static void export_processes(struct sw_store *s, struct sw_buf *b)
 		}
 }
 
+/* ---- GIL contention of CPython processes (docs/METRICS.md) ---- */
+
+/* Counters of a process: exported from its first measured interval until
+ * the process entry expires (5 min after its exit, like the loop series),
+ * so that a scrape sees the last increments. */
+static const struct {
+	const char *name, *help;
+	size_t off;
+	bool seconds; /* ns in the view */
+} gil_counters[] = {
+    {"stallwatch_python_gil_wait_seconds_total",
+     "Thread time spent waiting for the GIL (futex waits on its cond and mutex), all threads",
+     offsetof(struct sw_gil_view, wait_ns), true},
+    {"stallwatch_python_gil_hold_seconds_total",
+     "Thread time holding the GIL (sampled), all threads", offsetof(struct sw_gil_view, hold_ns),
+     true},
+    {"stallwatch_python_gil_acquisitions_total",
+     "Contended GIL acquisitions: waits ended by the holder's release",
+     offsetof(struct sw_gil_view, acquisitions), false},
+    {"stallwatch_python_gil_drop_requests_total",
+     "GIL drop requests: waits that timed out after the switch interval while one holder kept it",
+     offsetof(struct sw_gil_view, drop_requests), false},
+    {"stallwatch_python_gil_forced_switches_total",
+     "Times a GIL holder had to hand it over on a waiter's drop request",
+     offsetof(struct sw_gil_view, forced_switches), false},
+    {"stallwatch_python_gil_switches_total", "Changes of the GIL's holder",
+     offsetof(struct sw_gil_view, switches), false},
+    {"stallwatch_python_gil_intervals_total", "Reporting intervals of GIL measurement",
+     offsetof(struct sw_gil_view, intervals), false},
+};
+
+static uint64_t gil_u64(const struct sw_gil_view *g, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)g + off, sizeof(v));
+	return v;
+}
+
+/* put_proc_series with one more label */
+static void put_gil_series(struct sw_buf *b, const char *name, const struct sw_proc_view *p,
+			   const char *k, const char *v)
+{
+	char num[16];
+
+	sw_buf__printf(b, "%s{", name);
+	put_label(b, true, "host", p->host);
+	put_label(b, false, "runtime", p->runtime);
+	snprintf(num, sizeof(num), "%" PRIu32, p->pid);
+	put_label(b, false, "pid", num);
+	put_label(b, false, "comm", p->comm);
+	if (k)
+		put_label(b, false, k, v);
+	sw_buf__printf(b, "} ");
+}
+
+/* Gauges of the last measured interval: only while the process lives and
+ * its GIL is measured (a process gone or not measurable has no
+ * utilization, and 0 would read as "idle"). */
+static bool gil_gauges(const struct sw_gil_view *g, const struct sw_proc_view *pv)
+{
+	return g && g->measured && !pv->exited;
+}
+
+enum gil_gauge { GG_UTIL, GG_CONTENTION, GG_WAITING, GG_SWITCH_INTERVAL, GG_LOOP_SHARE, GG__N };
+
+static const struct {
+	const char *name, *help;
+} gil_gauges_def[GG__N] = {
+    [GG_UTIL] = {"stallwatch_python_gil_utilization",
+		 "Share of the holder samples that found the GIL held, last reporting interval"},
+    [GG_CONTENTION] = {"stallwatch_python_gil_contention",
+		       "Share of the time threads wanted the GIL spent waiting for it, "
+		       "wait/(wait+hold), last reporting interval"},
+    [GG_WAITING] = {"stallwatch_python_gil_waiting_threads",
+		    "Threads that waited at least 5 % of the last reporting interval for the GIL"},
+    [GG_SWITCH_INTERVAL] = {"stallwatch_python_gil_switch_interval_seconds",
+			    "The process's switch interval (sys.getswitchinterval()), read from "
+			    "its GIL"},
+    [GG_LOOP_SHARE] = {"stallwatch_python_gil_loop_wait_share",
+		       "Share of the last reporting interval the event loop thread waited for the "
+		       "GIL (absent without a loop thread)"},
+};
+
+/* Value of gauge k, false when the series is left out. */
+static bool gil_gauge(const struct sw_gil_view *g, enum gil_gauge k, double *v)
+{
+	switch (k) {
+	case GG_UTIL:
+		*v = g->utilization;
+		return true;
+	case GG_CONTENTION:
+		*v = g->contention;
+		return true;
+	case GG_WAITING:
+		*v = g->waiting_threads;
+		return true;
+	case GG_SWITCH_INTERVAL:
+		*v = (double)g->switch_interval_us / 1e6;
+		return g->switch_interval_us != 0; /* 0: not read */
+	case GG_LOOP_SHARE:
+		*v = g->loop_wait_share;
+		return g->loop_tid != 0;
+	default:
+		return false;
+	}
+}
+
+static void export_gil(struct sw_store *s, struct sw_buf *b)
+{
+	size_t np = sw_store__nprocs(s);
+	struct sw_proc_view pv;
+
+	put_family(b, "stallwatch_python_gil_measured", "gauge",
+		   "1 while the process's GIL is measured, 0 when the agent cannot (free-threaded "
+		   "build, a CPython version not in its table)");
+	for (size_t i = 0; i < np; i++) {
+		const struct sw_gil_view *g = sw_store__gil(s, i);
+
+		sw_store__proc(s, i, &pv);
+		if (!g || pv.exited)
+			continue;
+		put_gil_series(b, "stallwatch_python_gil_measured", &pv, NULL, NULL);
+		sw_buf__printf(b, "%d\n", g->measured ? 1 : 0);
+	}
+	for (size_t k = 0; k < sizeof(gil_counters) / sizeof(gil_counters[0]); k++) {
+		put_family(b, gil_counters[k].name, "counter", gil_counters[k].help);
+		for (size_t i = 0; i < np; i++) {
+			const struct sw_gil_view *g = sw_store__gil(s, i);
+			uint64_t v;
+
+			if (!g || !g->have_data)
+				continue;
+			sw_store__proc(s, i, &pv);
+			v = gil_u64(g, gil_counters[k].off);
+			put_gil_series(b, gil_counters[k].name, &pv, NULL, NULL);
+			if (gil_counters[k].seconds)
+				put_seconds(b, (double)v);
+			else
+				put_u64(b, v);
+		}
+	}
+	/* both patterns from 0: rate() needs the series before the first one */
+	put_family(b, "stallwatch_python_gil_flagged_intervals_total", "counter",
+		   "Reporting intervals the GIL rules flagged, by pattern");
+	for (size_t i = 0; i < np; i++) {
+		const struct sw_gil_view *g = sw_store__gil(s, i);
+
+		if (!g || !g->have_data)
+			continue;
+		sw_store__proc(s, i, &pv);
+		for (int p = 0; p < SW_GIL_NPATTERNS; p++) {
+			put_gil_series(b, "stallwatch_python_gil_flagged_intervals_total", &pv,
+				       "pattern", sw_gil_patterns[p]);
+			put_u64(b, g->flagged[p]);
+		}
+	}
+	for (int k = 0; k < GG__N; k++) {
+		put_family(b, gil_gauges_def[k].name, "gauge", gil_gauges_def[k].help);
+		for (size_t i = 0; i < np; i++) {
+			const struct sw_gil_view *g = sw_store__gil(s, i);
+			double v;
+
+			sw_store__proc(s, i, &pv);
+			if (!gil_gauges(g, &pv) || !gil_gauge(g, (enum gil_gauge)k, &v))
+				continue;
+			put_gil_series(b, gil_gauges_def[k].name, &pv, NULL, NULL);
+			sw_buf__printf(b, "%.15g\n", v);
+		}
+	}
+	/* per thread name, at most SW_GIL_THREAD_NAMES + "other" per process */
+	for (int hold = 0; hold < 2; hold++) {
+		const char *name = hold ? "stallwatch_python_gil_thread_hold_seconds_total"
+					: "stallwatch_python_gil_thread_wait_seconds_total";
+
+		put_family(b, name, "counter",
+			   hold ? "Time threads of this name held the GIL (sampled); past 16 names "
+				  "per process, thread=\"other\""
+				: "Time threads of this name waited for the GIL; past 16 names per "
+				  "process, thread=\"other\"");
+		for (size_t i = 0; i < np; i++) {
+			const struct sw_gil_view *g = sw_store__gil(s, i);
+
+			if (!g || !g->have_data)
+				continue;
+			sw_store__proc(s, i, &pv);
+			for (uint32_t t = 0; t <= g->n_names; t++) {
+				const struct sw_gil_name_view *n =
+				    t < g->n_names ? &g->names[t] : &g->other;
+
+				if (t == g->n_names && !g->have_other)
+					continue;
+				put_gil_series(b, name, &pv, "thread", n->thread);
+				put_seconds(b, (double)(hold ? n->hold_ns : n->wait_ns));
+			}
+		}
+	}
+}
+
 static void export_agents(struct sw_store *s, struct sw_buf *b)
 {
 	size_t n = sw_store__nagents(s);
@@ -476,6 +675,7 @@ int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest,
 	sw_store__lock(s);
 	export_loops(s, out);
 	export_processes(s, out);
+	export_gil(s, out);
 	export_agents(s, out);
 	export_collector(s, ingest, out);
 	sw_store__unlock(s);
@@ -569,6 +769,30 @@ static int diag_json(json_object *o, const struct sw_incident_view *in)
 	return err;
 }
 
+/* "gil": as the agent's JSON lines name it, when the agent measured it */
+static int incident_gil_json(json_object *o, const struct sw_incident_view *in)
+{
+	json_object *g, *a;
+	const char *p = in->gil_holder_stack, *nl;
+	int err = 0;
+
+	if (!in->have_gil)
+		return 0;
+	if (add(o, "gil", g = json_object_new_object()))
+		return -ENOMEM;
+	err |= add(g, "wait_ms", json_object_new_double((double)in->gil_wait_ns / 1e6));
+	err |= add(g, "drop_requests", json_object_new_int64(in->gil_drop_requests));
+	if (in->gil_holder_tid) {
+		err |= add(g, "holder_tid", json_object_new_int64(in->gil_holder_tid));
+		err |= add(g, "holder", json_object_new_string(in->gil_holder));
+	}
+	if (add(g, "holder_stack", a = json_object_new_array()))
+		return -ENOMEM;
+	for (; *p && (nl = strchr(p, '\n')); p = nl + 1)
+		err |= json_object_array_add(a, json_object_new_string_len(p, (int)(nl - p)));
+	return err;
+}
+
 static json_object *incident_json(const struct sw_incident_view *in)
 {
 	json_object *o = json_object_new_object();
@@ -597,6 +821,7 @@ static json_object *incident_json(const struct sw_incident_view *in)
 	err |= add(o, "runq_ms", json_object_new_double((double)in->runq_ns / 1e6));
 	err |= add(o, "top_syscall", json_object_new_string(in->top_syscall));
 	err |= diag_json(o, in);
+	err |= incident_gil_json(o, in);
 	if (err) {
 		json_object_put(o);
 		return NULL;
@@ -674,6 +899,134 @@ int sw_export__incidents(struct sw_store *s, const struct sw_incident_query *q, 
 	*len = tlen + 1;
 cleanup:
 	free(v);
+	json_object_put(root);
+	return err;
+}
+
+/* ---- GIL JSON (GET /api/gil) ---- */
+
+static double ms(uint64_t ns) { return (double)ns / 1e6; }
+
+static int gil_thread_json(json_object *arr, const struct sw_gil_thread_view *t,
+			   uint64_t interval_ns)
+{
+	json_object *o = json_object_new_object(), *st;
+	const char *p = t->stack, *nl;
+	int err = 0;
+
+	if (!o || json_object_array_add(arr, o)) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	err |= add(o, "tid", json_object_new_int64(t->tid));
+	err |= add(o, "thread", json_object_new_string(t->thread));
+	err |= add(o, "loop", json_object_new_boolean(t->loop));
+	err |= add(o, "wait_ms", json_object_new_double(ms(t->wait_ns)));
+	err |= add(o, "hold_ms", json_object_new_double(ms(t->hold_ns)));
+	err |= add(o, "acquisitions", json_object_new_uint64(t->acquisitions));
+	err |= add(o, "drop_requests", json_object_new_uint64(t->drop_requests));
+	err |= add(o, "forced_switches", json_object_new_uint64(t->forced_switches));
+	err |= add(o, "wait_share", json_object_new_double(sw_gil_share(t->wait_ns, interval_ns)));
+	err |= add(o, "hold_share", json_object_new_double(sw_gil_share(t->hold_ns, interval_ns)));
+	if (add(o, "stack", st = json_object_new_array()))
+		return -ENOMEM;
+	for (; *p && (nl = strchr(p, '\n')); p = nl + 1)
+		err |= json_object_array_add(st, json_object_new_string_len(p, (int)(nl - p)));
+	return err;
+}
+
+/* Field names as the agent's {"kind":"gil"} line has them. */
+static json_object *gil_proc_json(const struct sw_proc_view *pv, const struct sw_gil_view *g)
+{
+	json_object *o = json_object_new_object(), *arr;
+	int err = 0;
+
+	if (!o)
+		return NULL;
+	err |= add(o, "host", json_object_new_string(pv->host));
+	err |= add(o, "pid", json_object_new_int64(pv->pid));
+	err |= add(o, "comm", json_object_new_string(pv->comm));
+	if (g->version[0])
+		err |= add(o, "version", json_object_new_string(g->version));
+	err |= add(o, "exited", json_object_new_boolean(pv->exited));
+	err |= add(o, "measured", json_object_new_boolean(g->measured));
+	if (!g->measured)
+		err |= add(o, "note", json_object_new_string(g->note));
+	if (!g->have_data)
+		goto out;
+	err |= add(o, "interval_ms", json_object_new_double(ms(g->interval_ns)));
+	err |= add(o, "switch_interval_ms",
+		   json_object_new_double((double)g->switch_interval_us / 1e3));
+	err |= add(o, "utilization", json_object_new_double(g->utilization));
+	err |= add(o, "contention", json_object_new_double(g->contention));
+	err |= add(o, "waiting_threads", json_object_new_int64(g->waiting_threads));
+	err |= add(o, "threads_omitted", json_object_new_int64(g->threads_omitted));
+	if (g->loop_tid) {
+		err |= add(o, "loop_tid", json_object_new_int64(g->loop_tid));
+		err |= add(o, "loop_wait_share", json_object_new_double(g->loop_wait_share));
+	}
+	if (g->pattern) {
+		err |= add(o, "pattern", json_object_new_string(g->pattern));
+		err |= add(o, "summary", json_object_new_string(g->summary));
+		err |= add(o, "advice", json_object_new_string(g->advice ? g->advice : ""));
+	} else if (json_object_object_add(o, "pattern", NULL)) { /* JSON null */
+		err = -ENOMEM;
+	}
+	if (add(o, "threads", arr = json_object_new_array()))
+		goto fail;
+	for (uint32_t i = 0; i < g->n_last; i++)
+		err |= gil_thread_json(arr, &g->last[i], g->interval_ns);
+out:
+	if (!err)
+		return o;
+fail:
+	json_object_put(o);
+	return NULL;
+}
+
+int sw_export__gil(struct sw_store *s, bool have_pid, uint32_t pid, char **json, size_t *len)
+{
+	json_object *root = json_object_new_object(), *arr = json_object_new_array(), *o;
+	struct sw_proc_view pv;
+	const char *txt;
+	size_t tlen;
+	int err = 0;
+
+	*json = NULL;
+	if (!root || !arr || json_object_object_add(root, "processes", arr)) {
+		json_object_put(arr);
+		json_object_put(root);
+		return -ENOMEM;
+	}
+	sw_store__lock(s);
+	for (size_t i = 0; i < sw_store__nprocs(s) && !err; i++) {
+		const struct sw_gil_view *g = sw_store__gil(s, i);
+
+		if (!g)
+			continue;
+		sw_store__proc(s, i, &pv);
+		if (have_pid && pv.pid != pid)
+			continue;
+		o = gil_proc_json(&pv, g);
+		if (!o || json_object_array_add(arr, o)) {
+			json_object_put(o);
+			err = -ENOMEM;
+		}
+	}
+	sw_store__unlock(s);
+	if (err)
+		goto cleanup;
+	txt = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &tlen);
+	*json = txt ? malloc(tlen + 2) : NULL;
+	if (!*json) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	memcpy(*json, txt, tlen);
+	(*json)[tlen] = '\n';
+	(*json)[tlen + 1] = '\0';
+	*len = tlen + 1;
+cleanup:
 	json_object_put(root);
 	return err;
 }

@@ -43,6 +43,12 @@ struct sw_incident_query {
 int sw_export__incidents(struct sw_store *s, const struct sw_incident_query *q, char **json,
 			 size_t *len);
 
+/* {"processes":[...]}: each CPython process's last GIL interval as this
+ * collector judged it (verdict, summary, advice) and its busiest threads
+ * with their Python stacks; only pid's when have_pid. *json is malloc'ed.
+ * Returns 0 or -ENOMEM. */
+int sw_export__gil(struct sw_store *s, bool have_pid, uint32_t pid, char **json, size_t *len);
+
 /* The blocked time of the incidents q selects as folded stacks, one line
  * per stack: "comm;outermost;...;innermost weight_us" (flamegraph.pl,
  * speedscope), "comm" being the thread's name. 0 or -ENOMEM. */

@@ -167,6 +167,21 @@ static enum MHD_Result serve_incidents(struct sw_http *h, struct MHD_Connection 
 	return reply(c, MHD_HTTP_OK, "application/json", json, len, true);
 }
 
+static enum MHD_Result serve_gil(struct sw_http *h, struct MHD_Connection *c)
+{
+	uint32_t pid = 0;
+	size_t len;
+	char *json;
+	int rc;
+
+	rc = query_u32(c, "pid", &pid);
+	if (rc == -EINVAL)
+		return reply_text(c, MHD_HTTP_BAD_REQUEST, "pid must be a number\n");
+	if (sw_export__gil(h->store, rc == 0, pid, &json, &len))
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	return reply(c, MHD_HTTP_OK, "application/json", json, len, true);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **req_cls)
@@ -188,7 +203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	known = !strcmp(url, "/metrics") || !strcmp(url, "/api/incidents") ||
-		!strcmp(url, "/api/folded") || !strcmp(url, "/healthz");
+		!strcmp(url, "/api/folded") || !strcmp(url, "/api/gil") || !strcmp(url, "/healthz");
 	if (!known)
 		return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
@@ -199,6 +214,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return serve_metrics(h, c);
 	if (!strcmp(url, "/api/folded"))
 		return serve_folded(h, c);
+	if (!strcmp(url, "/api/gil"))
+		return serve_gil(h, c);
 	return serve_incidents(h, c);
 }
 

@@ -23,6 +23,8 @@ struct sw_store {
 	struct sw_incidents incidents;
 	struct sw_store_counters ctr; /* but incidents_dropped: incidents.evicted */
 	uint64_t exits[SW_STORE_RUNTIMES][SW_STORE_MAX_EXIT_CAUSES];
+	/* one GilSummary's threads for sw_gil_judge; 200 KB, not on the stack */
+	struct sw_gil_thread_rec *gil_scratch;
 };
 
 const char *const sw_store_runtimes[SW_STORE_RUNTIMES] = { "node", "python", "native" };
@@ -124,7 +126,8 @@ struct sw_store *sw_store__new(const struct sw_store_opts *opts)
 	s->expire_ns = opts->expire_ns ? opts->expire_ns : SW_STORE_EXPIRE_NS;
 	if (sw_agents__init(&s->agents) || sw_procs__init(&s->procs, opts->max_loops) ||
 	    sw_series__init(&s->series, opts->max_loops) ||
-	    sw_incidents__init(&s->incidents, opts->max_incidents)) {
+	    sw_incidents__init(&s->incidents, opts->max_incidents) ||
+	    !(s->gil_scratch = calloc(SW_GIL_MAX_THREADS, sizeof(*s->gil_scratch)))) {
 		err = ENOMEM;
 		goto cleanup;
 	}
@@ -144,6 +147,7 @@ void sw_store__free(struct sw_store *s)
 	sw_procs__fini(&s->procs);
 	sw_agents__fini(&s->agents);
 	sw_incidents__fini(&s->incidents);
+	free(s->gil_scratch);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -434,6 +438,15 @@ int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Ba
 		p->growth_window_s = m->window_s;
 	}
 
+	for (size_t i = 0; i < b->n_gil; i++) {
+		struct sw_proc *p = sw_procs__find(&s->procs, a, b->gil[i]->pid);
+
+		/* no ProcessInfo kept: refused by the cap and counted there; a
+		 * GilSummary alone must not make a process that never expires */
+		if (p && sw_gil__apply(p, b->gil[i], s->gil_scratch))
+			s->ctr.series_dropped++;
+	}
+
 	for (size_t i = 0; i < b->n_incidents; i++)
 		incident_apply(s, a, b->incidents[i]);
 
@@ -530,6 +543,11 @@ void sw_store__proc(const struct sw_store *s, size_t i, struct sw_proc_view *out
 	out->growth_bps = p->growth_bps;
 	out->growth_window_s = p->growth_window_s;
 	out->exited = p->stale_since_ns != 0;
+}
+
+const struct sw_gil_view *sw_store__gil(const struct sw_store *s, size_t i)
+{
+	return i < s->procs.n ? s->procs.v[i]->gil : NULL;
 }
 
 uint64_t sw_store__exits(const struct sw_store *s, size_t runtime, size_t cause)

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "diag.h"
+#include "gil.h"
 
 /* Room for the pattern ids of common/rules.c (16 today); checked at __new. */
 #define SW_STORE_MAX_PATTERNS 24
@@ -94,6 +95,66 @@ struct sw_proc_view {
 	bool exited;
 };
 
+/*
+ * GIL contention of a CPython process (GilSummary, common/gil.h): counters
+ * summed over the intervals the agent sent, and the last interval's figures
+ * re-judged by sw_gil_judge. Per thread name, at most SW_GIL_THREAD_NAMES
+ * names per process; threads of any other name (and of the name "other")
+ * are summed in `other`, so the series of one process stay bounded however
+ * many threads come and go.
+ */
+#define SW_GIL_THREAD_NAMES 16
+#define SW_GIL_OTHER_THREADS "other"
+#define SW_GIL_UNNAMED_THREAD "unnamed"
+/* sw_gil_patterns[i] is the pattern of flagged[i] */
+#define SW_GIL_NPATTERNS 2
+extern const char *const sw_gil_patterns[SW_GIL_NPATTERNS];
+
+struct sw_gil_name_view {
+	char thread[SW_SHORT_LEN];
+	uint64_t wait_ns, hold_ns;
+};
+
+/* The last interval's threads kept for GET /api/gil, as the agent ordered
+ * them (busiest first), each with the start of its Python stack. */
+#define SW_GIL_API_THREADS 8
+#define SW_GIL_API_STACK 1024
+
+struct sw_gil_thread_view {
+	uint32_t tid;
+	char thread[SW_SHORT_LEN];
+	bool loop;
+	uint64_t wait_ns, hold_ns, acquisitions, drop_requests, forced_switches;
+	char stack[SW_GIL_API_STACK]; /* innermost first, '\n'-separated, whole frames */
+};
+
+struct sw_gil_view {
+	bool measured;	/* the last summary carried measurements (no note) */
+	bool have_data; /* at least one measured interval: counters exist */
+	char note[256]; /* why not measured, when !measured */
+	char version[SW_SHORT_LEN];
+	/* cumulative over measured intervals */
+	uint64_t intervals;
+	uint64_t wait_ns, hold_ns, acquisitions, drop_requests, forced_switches, switches;
+	uint64_t flagged[SW_GIL_NPATTERNS]; /* intervals judged so, by pattern */
+	uint32_t n_names;
+	struct sw_gil_name_view names[SW_GIL_THREAD_NAMES];
+	bool have_other;
+	struct sw_gil_name_view other;
+	/* the last measured interval */
+	uint64_t interval_ns, switch_interval_us;
+	uint32_t threads, threads_omitted;
+	double utilization, contention;
+	uint32_t waiting_threads;
+	uint32_t loop_tid; /* 0: no loop thread waited */
+	double loop_wait_share;
+	const char *pattern; /* static, NULL when not flagged */
+	char summary[512];
+	const char *advice; /* static, NULL when not flagged */
+	uint32_t n_last;
+	struct sw_gil_thread_view last[SW_GIL_API_THREADS];
+};
+
 struct sw_agent_view {
 	char id[SW_NAME_LEN];
 	char host[SW_NAME_LEN];
@@ -134,6 +195,14 @@ struct sw_incident_view {
 	double gc_share; /* <0: not read */
 	uint32_t n_sys;
 	struct sw_diag_syscall sys[SW_INCIDENT_SYSCALLS];
+	/* CPython: the loop's GIL waits in the block, and who held the GIL
+	 * (Incident 28-32); have_gil false when the agent did not measure */
+	bool have_gil;
+	uint64_t gil_wait_ns;
+	uint32_t gil_drop_requests;
+	uint32_t gil_holder_tid;
+	char gil_holder[SW_SHORT_LEN];
+	char gil_holder_stack[SW_INCIDENT_STACK_LEN]; /* innermost first, '\n'-separated */
 };
 
 struct sw_store_counters {
@@ -184,6 +253,8 @@ const struct sw_incident_view *sw_store__incident(const struct sw_store *s, size
 void sw_store__counters(const struct sw_store *s, struct sw_store_counters *c);
 size_t sw_store__nprocs(const struct sw_store *s);
 void sw_store__proc(const struct sw_store *s, size_t i, struct sw_proc_view *out);
+/* Process i's GIL figures, NULL when no GilSummary came for it. */
+const struct sw_gil_view *sw_store__gil(const struct sw_store *s, size_t i);
 /* Process exits by runtime ("node", "python", "native": 0, 1, 2) and cause
  * (an index into sw_exit_patterns, common/procrules.h), cumulative since
  * the collector started, judged again by common/procrules.c. */

@@ -160,6 +160,31 @@ static void keep_diag(struct sw_incident_view *v, const struct sw_diag_stacks *s
 			v->sys[v->n_sys++] = sys->s[i];
 }
 
+/* The loop's GIL waits and their holder (Incident 28-32). proto3 has no
+ * presence: an agent that did not measure the GIL leaves them all zero. */
+static void keep_gil(struct sw_incident_view *v, const Stallwatch__V1__Incident *pi)
+{
+	size_t off = 0;
+
+	v->gil_wait_ns = pi->gil_wait_ns;
+	v->gil_drop_requests = pi->gil_drop_requests;
+	v->gil_holder_tid = pi->gil_holder_tid;
+	sw_utf8_copy_str(v->gil_holder, sizeof(v->gil_holder), pi->gil_holder);
+	v->gil_holder_stack[0] = 0;
+	for (size_t i = 0; i < pi->n_gil_holder_stack && i < SW_GIL_STACK_FRAMES; i++) {
+		char frame[SW_GIL_FRAME_LEN];
+
+		sw_utf8_copy_str(frame, sizeof(frame), pi->gil_holder_stack[i]);
+		for (char *p = frame; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		if (!put(v->gil_holder_stack, sizeof(v->gil_holder_stack), &off, frame) ||
+		    !put(v->gil_holder_stack, sizeof(v->gil_holder_stack), &off, "\n"))
+			break;
+	}
+	v->have_gil = v->gil_wait_ns || v->gil_holder_tid || v->gil_holder_stack[0];
+}
+
 void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident *pi,
 			 const char *runtime, uint64_t threshold_ns)
 {
@@ -168,6 +193,7 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	struct sw_verdict verdict;
 	struct sw_diag_stacks st;
 	struct sw_diag_syscalls sys;
+	char gil_frames[SW_GIL_STACK_FRAMES][SW_GIL_FRAME_LEN];
 
 	sw_utf8_copy_str(v->thread, sizeof(v->thread), pi->thread);
 	sw_utf8_copy_str(v->role, sizeof(v->role), sw_store_norm_role(pi->role));
@@ -186,6 +212,7 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	f.stacks = sw_diag_from_proto_stacks(pi, &st);
 	f.sys = sw_diag_from_proto_syscalls(pi, &sys);
 	keep_diag(v, f.stacks, f.sys, pi);
+	keep_gil(v, pi);
 	f.runtime = v->runtime;
 	f.threshold_ns = threshold_ns;
 	f.duration_ns = v->duration_ns;
@@ -195,6 +222,20 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	f.runq_ns = v->runq_ns;
 	f.top_syscall = v->top_syscall;
 	f.top_syscall_ns = v->top_syscall_ns;
+	/* the GIL blame: the loop's waits and the holder's innermost user
+	 * frame, chosen the way the agent chooses it */
+	f.gil_wait_ns = v->gil_wait_ns;
+	f.gil_holder = v->gil_holder;
+	f.gil_holder_tid = v->gil_holder_tid;
+	if (pi->n_gil_holder_stack) {
+		size_t n = pi->n_gil_holder_stack < SW_GIL_STACK_FRAMES ? pi->n_gil_holder_stack
+									: SW_GIL_STACK_FRAMES;
+
+		for (size_t i = 0; i < n; i++)
+			sw_utf8_copy_str(gil_frames[i], sizeof(gil_frames[i]), pi->gil_holder_stack[i]);
+		f.gil_holder_frame = sw_gil_user_frame((const char(*)[SW_GIL_FRAME_LEN])gil_frames,
+						       (uint32_t)n);
+	}
 	sw_rules_classify(&f, &verdict);
 	v->pattern = verdict.pattern;
 	sw_utf8_copy_str(v->summary, sizeof(v->summary), verdict.summary);

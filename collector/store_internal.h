@@ -103,6 +103,7 @@ struct sw_proc {
 	bool have_growth;
 	double growth_bps, growth_window_s;
 	bool exit_counted; /* its exit is in the exits counters */
+	struct sw_gil_view *gil; /* NULL until a GilSummary for it */
 };
 
 struct sw_procs {
@@ -121,6 +122,14 @@ struct sw_proc *sw_procs__add(struct sw_procs *t, struct sw_agent *a, uint32_t p
 void sw_procs__remove_at(struct sw_procs *t, size_t i);
 /* Fold one ProcessInfo: the fields it sets, and whether the process is gone. */
 void sw_proc__update(struct sw_proc *p, const Stallwatch__V1__ProcessInfo *pi, uint64_t now_ns);
+
+/* ---- GIL contention per process (store_gil.c) ---- */
+
+/* Fold one GilSummary into p (allocating its sw_gil_view), re-judged by
+ * sw_gil_judge; scratch holds SW_GIL_MAX_THREADS records (the decoder
+ * bounds the threads). 0 or -ENOMEM. */
+int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
+		  struct sw_gil_thread_rec *scratch);
 
 /* ---- loop series (store_series.c), by (agent, pid, tid) ---- */
 

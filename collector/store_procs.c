@@ -16,8 +16,10 @@ int sw_procs__init(struct sw_procs *t, size_t cap)
 
 void sw_procs__fini(struct sw_procs *t)
 {
-	for (size_t i = 0; t->v && i < t->n; i++)
+	for (size_t i = 0; t->v && i < t->n; i++) {
+		free(t->v[i]->gil);
 		free(t->v[i]);
+	}
 	free(t->v);
 	free(t->htab);
 	memset(t, 0, sizeof(*t));
@@ -68,6 +70,7 @@ void sw_procs__remove_at(struct sw_procs *t, size_t i)
 		}
 	}
 	t->v[i] = t->v[--t->n];
+	free(p->gil);
 	free(p);
 }
 

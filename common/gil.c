@@ -52,7 +52,8 @@ static void frame_fn(const struct sw_gil_thread_rec *t, char *out, size_t len)
 
 void sw_gil_judge(struct sw_gil_rec *g)
 {
-	uint64_t wait = 0, hold = 0, top_hold = 0, loop_wait = 0, drops = 0;
+	uint64_t wait = 0, top_hold = 0, loop_wait = 0, drops = 0;
+	uint32_t active = 0;
 	const struct sw_gil_thread_rec *holder = NULL;
 	char where[SW_GIL_FRAME_LEN + 8];
 
@@ -67,8 +68,9 @@ void sw_gil_judge(struct sw_gil_rec *g)
 		const struct sw_gil_thread_rec *t = &g->threads[i];
 
 		wait += t->wait_ns;
-		hold += t->hold_ns;
 		drops += t->drop_requests;
+		if (t->wait_ns || t->hold_ns)
+			active++;
 		if (sw_gil_share(t->wait_ns, g->interval_ns) >= SW_GIL_WAITER_MIN_SHARE)
 			g->waiting_threads++;
 		if (t->hold_ns > top_hold) {
@@ -81,7 +83,14 @@ void sw_gil_judge(struct sw_gil_rec *g)
 			g->loop_tid = t->tid;
 		}
 	}
-	g->contention = wait + hold ? (double)wait / (double)(wait + hold) : 0;
+	/* the share of thread-time spent waiting, over the threads that took
+	 * part (waited or held): N CPU-bound threads read (N-1)/N, and idle
+	 * threads of a pool do not dilute it */
+	g->contention = active && g->interval_ns
+				? (double)wait / ((double)active * (double)g->interval_ns)
+				: 0;
+	if (g->contention > 1)
+		g->contention = 1;
 	g->loop_wait_share = sw_gil_share(loop_wait, g->interval_ns);
 	if (g->note)
 		return;
@@ -118,8 +127,8 @@ void sw_gil_judge(struct sw_gil_rec *g)
 		g->verdict.pattern = SW_GIL_PATTERN_CONTENTION;
 		g->verdict.advice = ADVICE_CONTENTION;
 		snprintf(g->verdict.summary, sizeof(g->verdict.summary),
-			 "%u threads fought over the GIL: %.0f%% of the time they wanted it went to "
-			 "waiting (GIL held %.0f%% of the time, %llu drop requests)%s%s",
+			 "%u threads fought over the GIL: they spent %.0f%% of their time waiting for "
+			 "it (GIL held %.0f%% of the time, %llu drop requests)%s%s",
 			 g->waiting_threads, g->contention * 100, g->utilization * 100,
 			 (unsigned long long)drops, holder ? "; held most by " : "",
 			 holder ? holder->thread : "");

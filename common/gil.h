@@ -62,12 +62,13 @@ struct sw_gil_thread_rec {
 /*
  * Where sw_gil_judge draws its lines, measured on this project's machine
  * (docs/PATTERNS.md has the runs):
- *  - contention: the share of the time threads wanted the GIL that they
- *    spent waiting for it, sum(wait) / (sum(wait) + sum(hold));
+ *  - contention: the share of thread-time spent waiting, sum(wait) over
+ *    (threads that waited or held x interval): N CPU-bound threads read
+ *    (N-1)/N; idle threads do not dilute it;
  *  - a waiting thread waited at least SW_GIL_WAITER_MIN_SHARE of the
  *    interval.
  */
-#define SW_GIL_CONTENTION_MIN 0.25
+#define SW_GIL_CONTENTION_MIN 0.20
 #define SW_GIL_WAITERS_MIN 2
 #define SW_GIL_WAITER_MIN_SHARE 0.05
 /* A loop thread that waited this share of the interval for the GIL. */

@@ -5,7 +5,7 @@
  * cuts a stream anywhere), each valid batch is folded into a small store the
  * way ingest.c's on_batch does, and the store is ticked and exported every
  * few batches, so a malformed but "valid" batch must also survive the
- * aggregation and both exports.
+ * aggregation and every export (/metrics, /api/incidents, /api/gil).
  *
  * Input: byte 0 picks the cut points (0: one piece; n: pieces of 1..4n
  * bytes from a generator seeded by n), byte 1 how far the clock moves per
@@ -53,6 +53,9 @@ static void fz_export(struct fz *f)
 	sw_export__metrics(f->store, &f->stats, &b);
 	sw_buf__free(&b);
 	sw_export__incidents(f->store, &f->q, &json, &len);
+	free(json);
+	json = NULL;
+	sw_export__gil(f->store, f->q.have_pid, f->q.pid, &json, &len);
 	free(json);
 }
 

@@ -84,7 +84,61 @@ struct full {
 	Stallwatch__V1__Incident in[2], *ip[2];
 	Stallwatch__V1__AgentHealth health;
 	Stallwatch__V1__AgentHealth__CountersEntry ce[SW_HEALTH__COUNT], *cp[SW_HEALTH__COUNT];
+	Stallwatch__V1__GilSummary gil[2], *gp[2];
+	Stallwatch__V1__GilThread gt[2], *gtp[2];
 };
+
+static char *gil_stack[2] = {(char *)"spin (/srv/w.py:12)", (char *)"run (threading.py:975)"};
+
+/* pid 101's GIL: the asyncio loop (105) waits on a worker (106); pid 100
+ * is "not measured" (a GilSummary with a note). */
+static void full_gil(struct full *f)
+{
+	for (int i = 0; i < 2; i++) {
+		stallwatch__v1__gil_thread__init(&f->gt[i]);
+		f->gt[i].tid = 105 + i;
+		f->gt[i].name = (char *)(i ? "worker" : "python3");
+		f->gt[i].loop = !i;
+		f->gt[i].wait_ns = (i ? 50 : 300) * MS;
+		f->gt[i].hold_ns = (i ? 600 : 100) * MS;
+		f->gt[i].hold_samples = i ? 60 : 10;
+		f->gt[i].acquisitions = 40;
+		f->gt[i].drop_requests = i ? 45 : 0;
+		f->gt[i].forced_switches = i ? 35 : 0;
+		f->gt[i].switch_wait_ns = MS;
+		f->gt[i].caused_wait_ns = i ? 290 * MS : 0;
+		f->gt[i].stack = i ? gil_stack : NULL;
+		f->gt[i].n_stack = i ? 2 : 0;
+		f->gtp[i] = &f->gt[i];
+		stallwatch__v1__gil_summary__init(&f->gil[i]);
+		f->gp[i] = &f->gil[i];
+	}
+	f->gil[0].pid = 101;
+	f->gil[0].ts_ns = 9000 * MS;
+	f->gil[0].interval_ns = 1000 * MS;
+	f->gil[0].switch_interval_us = 5000;
+	f->gil[0].samples = 100;
+	f->gil[0].held_samples = 80;
+	f->gil[0].switches = 120;
+	f->gil[0].threads = f->gtp;
+	f->gil[0].n_threads = 2;
+	f->gil[0].threads_omitted = 1;
+	f->gil[0].pattern = (char *)"python.loop_starved_by_gil";
+	f->gil[0].summary = (char *)"the event loop waited";
+	f->gil[0].advice = (char *)"move the CPU work to processes";
+	f->gil[0].comm = (char *)"python3";
+	f->gil[0].version = (char *)"3.11.7";
+	f->gil[1].pid = 100;
+	f->gil[1].note = (char *)"not a CPython process";
+	f->in[1].gil_wait_ns = 250 * MS;
+	f->in[1].gil_drop_requests = 12;
+	f->in[1].gil_holder_tid = 106;
+	f->in[1].gil_holder = (char *)"worker";
+	f->in[1].gil_holder_stack = gil_stack;
+	f->in[1].n_gil_holder_stack = 2;
+	f->b.gil = f->gp;
+	f->b.n_gil = 2;
+}
 
 static void full_init(struct full *f, uint64_t seq, const char *exe)
 {
@@ -156,6 +210,7 @@ static void full_init(struct full *f, uint64_t seq, const char *exe)
 	f->b.n_incidents = 2;
 	f->b.health = &f->health;
 	f->b.sent_unix_ns = f->hello.start_unix_ns + seq * 1000 * MS;
+	full_gil(f);
 }
 
 int main(int argc, char **argv)
@@ -243,5 +298,12 @@ int main(int argc, char **argv)
 	start(&o, 0, 1);
 	put_batch(&o, &f.b, 0);
 	save(dir, "bad-schema", &o);
+
+	/* a GilSummary over the bounds of common/gil.h (SW_BAD_GIL) */
+	full_init(&f, 1, "/usr/bin/python3");
+	f.gil[0].held_samples = f.gil[0].samples + 1;
+	start(&o, 0, 1);
+	put_batch(&o, &f.b, 0);
+	save(dir, "bad-gil", &o);
 	return 0;
 }
