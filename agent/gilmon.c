@@ -109,7 +109,7 @@ struct sw_gil {
 	struct sw_py_stack *sstack;
 	/* the main thread's */
 	struct sw_pyframes *mpf;
-	uint64_t failed_reads, holder_unknown;
+	uint64_t failed_reads, holder_unknown, samples_late;
 	struct sw_gil_thread_rec *recs;
 	struct sw_thread *thr; /* scratch: ~7 KiB */
 };
@@ -305,9 +305,13 @@ static void *sampler_main(void *arg)
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
 		now = sw_mono_ns();
 		/* late by more than a period (the agent was descheduled): start
-		 * again from now rather than catch up in a burst */
-		if (now > (uint64_t)next.tv_sec * 1000000000ull + (uint64_t)next.tv_nsec + period)
+		 * again from now rather than catch up in a burst, and count it:
+		 * a sampler that runs only when a CPU frees up may see the GIL
+		 * in a state correlated with that */
+		if (now > (uint64_t)next.tv_sec * 1000000000ull + (uint64_t)next.tv_nsec + period) {
 			clock_gettime(CLOCK_MONOTONIC, &next);
+			__atomic_fetch_add(&g->samples_late, 1, __ATOMIC_RELAXED);
+		}
 		n++;
 		pthread_mutex_lock(&g->mu);
 		for (size_t i = 0; i < g->n_procs; i++)
@@ -926,5 +930,6 @@ void sw_gil__health(struct sw_gil *g, uint64_t *v)
 	pthread_mutex_lock(&g->mu);
 	v[SW_HEALTH_failed_reads] += g->failed_reads;
 	v[SW_HEALTH_gil_holder_unknown] += g->holder_unknown;
+	v[SW_HEALTH_gil_samples_late] += __atomic_load_n(&g->samples_late, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&g->mu);
 }

@@ -28,7 +28,8 @@
 	X(unwind_failed, "Stack samples the agent could not unwind past their first frame")         \
 	X(py_frames_failed, "Python stack reads that gave no frames (chain changed, bad memory, unsupported)") \
 	X(gil_map_full, "GIL waits not counted: the BPF GIL thread or holder map was full")  \
-	X(gil_holder_unknown, "GIL holder samples whose thread could not be named")
+	X(gil_holder_unknown, "GIL holder samples whose thread could not be named")            \
+	X(gil_samples_late, "GIL holder samples taken over a period late (the agent short of CPU: hold shares less sure)")
 
 enum sw_health_id {
 #define SW_HEALTH_ENUM(name, help) SW_HEALTH_##name,
