@@ -56,6 +56,9 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 	uint64_t now = sw_mono_ns();
 	int rc;
 
+	/* counted before it is applied: a scrape in between must not see its
+	 * data with frames_total not counting it yet */
+	atomic_fetch_add_explicit(&bc->in->n_frames, 1, memory_order_relaxed);
 	if (!c->agent[0]) {
 		/* Hello comes first; a peer without one is named by its address */
 		if (b->hello && b->hello->agent_id && b->hello->agent_id[0])
@@ -236,9 +239,8 @@ static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 				   sw_decoder__pending(c->dec) ? "EOF inside a frame" : "EOF");
 			return;
 		}
-		frames = 0;
+		frames = 0; /* on_batch counts them, before applying each */
 		r = sw_decoder__commit(c->dec, (size_t)n, on_batch, &bc, &frames);
-		atomic_fetch_add_explicit(&in->n_frames, frames, memory_order_relaxed);
 		if (r != SW_BAD_NONE) {
 			atomic_fetch_add_explicit(&in->n_bad[r], 1, memory_order_relaxed);
 			sw_warn("closing connection from %s: bad frame (%s)", c->peer,
