@@ -14,6 +14,7 @@
 #include "stacks.h"
 #include "syscalls.h"
 #include "sysio.h"
+#include "gilmon.h"
 #include "utf8.h"
 
 /* Ongoing incidents are refreshed this often: the issue asks for at least
@@ -70,6 +71,8 @@ struct sw_loops {
 	struct sw_last_words lw; /* scratch */
 	char tail[SW_LW_WRITES * (SW_LW_WRITE_LEN + 8) + 1];
 	struct sw_sysio *sysio;	      /* NULL: syscalls not collected */
+	struct sw_gil *gil;	      /* NULL: GIL contention not measured */
+	struct sw_gil_blame gblame;   /* scratch: one incident's GIL part */
 	struct sw_diag_syscalls sys;  /* scratch: the incident being reported */
 };
 
@@ -229,6 +232,8 @@ static void seed_threads(struct sw_loops *l, const struct sw_proc_info *pi)
 		l->failed_reads++;
 }
 
+static void gil_add(struct sw_loops *l, const struct sw_proc_info *pi);
+
 int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 {
 	struct proc *p = find_proc(l, (uint32_t)pi->pid), *np;
@@ -262,6 +267,7 @@ int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi)
 	sw_report__process(l->rep, pi);
 	if (l->stacks)
 		sw_stacks__add_process(l->stacks, pi);
+	gil_add(l, pi);
 	seed_threads(l, pi);
 	return 0;
 }
@@ -428,6 +434,13 @@ static void fill_diag(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t 
 	f.threshold_ns = l->threshold_ns;
 	f.stacks = inc->stacks;
 	f.sys = inc->sys;
+	if (inc->gil) {
+		f.gil_wait_ns = inc->gil->wait_ns;
+		f.gil_holder = inc->gil->holder;
+		f.gil_holder_tid = inc->gil->holder_tid;
+		f.gil_holder_frame = sw_gil_user_frame(
+		    (const char(*)[SW_GIL_FRAME_LEN])inc->gil->frames, inc->gil->n_frames);
+	}
 	sw_rules_classify(&f, &inc->verdict);
 }
 
@@ -470,6 +483,40 @@ void sw_loops__set_sysio(struct sw_loops *l, struct sw_sysio *sysio)
 	l->sysio = sysio;
 }
 
+void sw_loops__set_gil(struct sw_loops *l, struct sw_gil *gil)
+{
+	l->gil = gil;
+}
+
+/* Start measuring the GIL of a Python target, or say once why not. */
+static void gil_add(struct sw_loops *l, const struct sw_proc_info *pi)
+{
+	struct sw_gil_rec rec = {};
+	char note[320];
+
+	if (!l->gil || pi->runtime != SW_RT_PYTHON)
+		return;
+	if (!sw_gil__add_process(l->gil, pi, note, sizeof(note)))
+		return;
+	rec.pid = (uint32_t)pi->pid;
+	memcpy(rec.comm, pi->comm, sizeof(rec.comm));
+	rec.version = pi->version[0] ? pi->version : NULL;
+	rec.ts_ns = sw_mono_ns();
+	rec.note = note;
+	sw_report__gil(l->rep, &rec);
+}
+
+/* The GIL waits of a loop's stretch, with the holder named (agent/gilmon.c). */
+static void add_gil(struct sw_loops *l, struct sw_incident_rec *inc, uint64_t wait_ns,
+		    uint32_t drops, uint64_t holder, uint64_t end)
+{
+	if (!l->gil || !wait_ns)
+		return;
+	if (sw_gil__blame(l->gil, inc->pid, wait_ns, drops, holder, inc->start_ns, end,
+			  &l->gblame) == 0)
+		inc->gil = &l->gblame;
+}
+
 static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_event *e)
 {
 	struct sw_incident_rec inc;
@@ -486,6 +533,7 @@ static void final_incident(struct sw_loops *l, struct loop *lp, const struct sw_
 	inc.start_unknown = e->start_unknown;
 	fill_stacks(l, &inc, e->start_ns + e->dur_ns);
 	add_syscalls(l, &inc, e->start_ns);
+	add_gil(l, &inc, e->gil_wait_ns, e->gil_drops, e->gil_holder, e->start_ns + e->dur_ns);
 	fill_diag(l, &inc, e->offcpu_ns, e->runq_ns, e->switches, e->blk_sys, -2, 0);
 	sw_report__incident(l->rep, &inc);
 	if (inc.stacks && inc.stacks->note)
@@ -540,6 +588,8 @@ int sw_loops__on_event(void *ctx, const struct sw_event *e)
 		drop_loops_of(l, e->pid);
 		if (l->stacks)
 			sw_stacks__remove_process(l->stacks, e->pid);
+		if (l->gil)
+			sw_gil__remove_process(l->gil, e->pid);
 		sw_report__process_gone(l->rep, e->pid, true);
 		if (sw_discover_process((pid_t)e->pid, &pi) == 0)
 			sw_loops__add_process(l, &pi);
@@ -585,6 +635,7 @@ static void check_ongoing(struct sw_loops *l, struct loop *lp, const struct sw_t
 	inc.start_unknown = sw_thread_block_start_unknown(s);
 	fill_stacks(l, &inc, now);
 	add_syscalls(l, &inc, start);
+	add_gil(l, &inc, s->blk_gil_ns, s->blk_gil_drops, s->blk_gil_holder, now);
 	fill_diag(l, &inc, offcpu, runq, s->blk_switches, s->blk_sys, extra_nr, extra);
 	sw_report__incident(l->rep, &inc);
 }
@@ -633,6 +684,8 @@ static void proc_gone(struct sw_loops *l, size_t i, const struct sw_event *e, ui
 	drop_loops_of(l, pid);
 	if (l->stacks)
 		sw_stacks__remove_process(l->stacks, pid);
+	if (l->gil)
+		sw_gil__remove_process(l->gil, pid);
 	l->src.ops->del_target(l->src.ctx, pid);
 	sw_report__process_exit(l->rep, &ex);
 	sw_memgrowth__free(p->mg);
@@ -858,6 +911,8 @@ void sw_loops__summarize(struct sw_loops *l, uint64_t now, const struct sw_healt
 		}
 		set_baseline(lp, s, now);
 	}
+	if (l->gil)
+		sw_gil__summarize(l->gil, now, l->rep);
 	l->src.ops->stats(l->src.ctx, &bs);
 	for (int i = 0; i < SW_HEALTH__COUNT; i++)
 		h.v[i] += bs.v[i];

@@ -51,6 +51,9 @@ void sw_loops__set_memory_window(struct sw_loops *l, uint32_t window_s);
  * never called: none. */
 struct sw_sysio;
 void sw_loops__set_sysio(struct sw_loops *l, struct sw_sysio *sysio);
+/* GIL contention of Python targets (agent/gilmon.c); NULL: not measured. */
+struct sw_gil;
+void sw_loops__set_gil(struct sw_loops *l, struct sw_gil *gil);
 
 /* Start watching a discovered process (adds it to the BPF target filter). */
 int sw_loops__add_process(struct sw_loops *l, const struct sw_proc_info *pi);

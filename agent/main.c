@@ -25,6 +25,7 @@
 #include "stacks.h"
 #include "stream.h"
 #include "sysio.h"
+#include "gilmon.h"
 #include "target_io.h"
 
 #define MAX_PIDS 256
@@ -50,6 +51,8 @@ static struct env {
 	bool syscalls_on_demand;
 	bool raw_syscalls;
 	uint64_t memory_window_s;
+	bool no_gil;
+	uint64_t gil_hz;
 	const char *record;
 	int verbose;
 } env = {
@@ -61,6 +64,7 @@ static struct env {
 	.buffer_kb = 4096,
 	.sample_hz = 99,
 	.memory_window_s = SW_MEMGROWTH_WINDOW_S,
+	.gil_hz = SW_GIL_DEFAULT_HZ,
 };
 
 const char *argp_program_version = "stallwatch-agent " SW_VERSION;
@@ -90,6 +94,8 @@ enum {
 	OPT_NO_SYSCALLS,
 	OPT_SYSCALLS_GATED,
 	OPT_SYSCALLS,
+	OPT_NO_GIL,
+	OPT_GIL_HZ,
 };
 
 static const struct argp_option opts[] = {
@@ -124,6 +130,13 @@ static const struct argp_option opts[] = {
 	  "Count a stretch's syscalls only once it is a quarter of the threshold old", 0 },
 	{ "raw-syscalls", OPT_RAW_SYSCALLS, NULL, 0,
 	  "Use tp_btf/sys_enter instead of per-syscall tracepoints (no tracefs)", 0 },
+	{ "no-gil", OPT_NO_GIL, NULL, 0,
+	  "Do not measure GIL contention in Python processes (futex tracepoints, holder sampling)",
+	  0 },
+	{ "gil-hz", OPT_GIL_HZ, "N", 0,
+	  "GIL holder samples a second per Python process, for hold time and the holder's stack "
+	  "(default 100)",
+	  0 },
 	{ "memory-window", OPT_MEMORY_WINDOW, "SEC", 0,
 	  "Window over which steady RSS growth is flagged (default 300)", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose debug output (twice: libbpf too)", 0 },
@@ -224,6 +237,13 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_FOLDED:
 		env.folded = arg;
 		break;
+	case OPT_NO_GIL:
+		env.no_gil = true;
+		break;
+	case OPT_GIL_HZ:
+		if (parse_u64(arg, "--gil-hz", 1, 1000, &env.gil_hz))
+			bad_usage(state);
+		break;
 	case OPT_RECORD:
 		env.record = arg;
 		break;
@@ -319,8 +339,32 @@ static int on_event(void *ctx, const struct sw_event *e)
 	return sw_loops__on_event(ec->loops, e);
 }
 
+/* GIL contention of Python targets (bpf/gilmon.bpf.c), on loopmon's thread
+ * maps. Not fatal: the loops are measured without it. */
+static struct sw_gil *open_gil(struct loopmon *lm)
+{
+	struct sw_gil_opts go = {
+		.classic_tp = loopmon__tracefs(lm),
+		.sample_hz = (uint32_t)env.gil_hz,
+	};
+	struct sw_gil *gil;
+
+	go.threads_fd = loopmon__map_fd(lm, "threads");
+	go.tid_hint_fd = loopmon__map_fd(lm, "tid_hint");
+	if (go.threads_fd < 0 || go.tid_hint_fd < 0) {
+		sw_warn("cannot find the loop thread maps: GIL contention is not measured");
+		return NULL;
+	}
+	gil = sw_gil__new(&go);
+	if (!gil)
+		sw_warn("cannot set up GIL measurement (%s): Python processes get no GIL figures; "
+			"run with -v for libbpf's log",
+			strerror(errno));
+	return gil;
+}
+
 static void health_extra(struct sw_stream *stream, struct lastwords *lw, struct sw_sysio *sysio,
-			 struct sw_health *h)
+			 struct sw_gil *gil, struct sw_health *h)
 {
 	struct sw_stream_stats st;
 	struct sw_bpf_stats bs;
@@ -333,6 +377,7 @@ static void health_extra(struct sw_stream *stream, struct lastwords *lw, struct 
 	}
 	if (sysio)
 		sw_sysio__health(sysio, h);
+	sw_gil__health(gil, h->v);
 	if (!stream)
 		return;
 	sw_stream__stats(stream, &st);
@@ -355,6 +400,7 @@ int main(int argc, char **argv)
 	struct sw_thread_source src;
 	struct sw_recorder *rec = NULL;
 	struct sw_stacks *stacks = NULL;
+	struct sw_gil *gil = NULL;
 	FILE *folded = NULL;
 	struct lastwords *lw = NULL;
 	struct sw_exit_source xs;
@@ -517,6 +563,10 @@ int main(int argc, char **argv)
 			strerror(errno));
 	}
 	sw_loops__set_sysio(loops, sysio);
+	if (!env.no_gil) {
+		gil = open_gil(lm);
+		sw_loops__set_gil(loops, gil);
+	}
 	ec.loops = loops;
 	ec.rec = rec;
 	for (int i = 0; i < env.n_pids; i++) {
@@ -564,7 +614,7 @@ int main(int argc, char **argv)
 		sw_loops__tick(loops, now);
 		if (now - last_summary >= env.interval_s * 1000000000ull) {
 			last_summary = now;
-			health_extra(stream, lw, sysio, &h);
+			health_extra(stream, lw, sysio, gil, &h);
 			if (stacks)
 				sw_stacks__health(stacks, h.v);
 			if (rec)
@@ -583,7 +633,7 @@ int main(int argc, char **argv)
 	}
 	/* a last summary so a short run still reports, and a clean detach */
 	loopmon__poll(lm, 0, on_event, &ec);
-	health_extra(stream, lw, sysio, &h);
+	health_extra(stream, lw, sysio, gil, &h);
 	if (stacks)
 		sw_stacks__health(stacks, h.v);
 	now = sw_mono_ns();
@@ -595,6 +645,7 @@ int main(int argc, char **argv)
 		sw_stream__drain(stream, 2000);
 cleanup:
 	sw_loops__free(loops);
+	sw_gil__free(gil);
 	lastwords__free(lw);
 	if (rec && sw_recorder__errors(rec))
 		sw_warn("the recording %s is incomplete: %llu failed writes", env.record,

@@ -148,6 +148,12 @@ static void human_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 	fprintf(h->out, "    %s: %s\n    fix: %s\n", inc->verdict.pattern, inc->verdict.summary,
 		inc->verdict.advice);
 	human_syscalls(h, inc->sys);
+	if (inc->gil && inc->gil->holder_tid) {
+		fprintf(h->out, "    GIL held by %s (tid %u)", inc->gil->holder, inc->gil->holder_tid);
+		for (uint32_t i = 0; i < inc->gil->n_frames && i < 4; i++)
+			fprintf(h->out, "%s%s", i ? " < " : ": ", inc->gil->frames[i]);
+		fputc('\n', h->out);
+	}
 	fflush(h->out);
 }
 
@@ -167,6 +173,44 @@ static void human_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
 	if (sum->rss_bytes)
 		fprintf(h->out, ", RSS %.1f MB", (double)sum->rss_bytes / 1e6);
 	fputc('\n', h->out);
+	fflush(h->out);
+}
+
+/* A table per process: the threads that waited or held, busiest first. */
+static void human_gil(struct sw_sink *s, const struct sw_gil_rec *g)
+{
+	struct sink_human *h = (struct sink_human *)s;
+	double secs = (double)g->interval_ns / 1e9;
+
+	if (g->note) {
+		fprintf(h->out, "GIL      python pid %u (%s): not measured: %s\n", g->pid, g->comm,
+			g->note);
+		fflush(h->out);
+		return;
+	}
+	fprintf(h->out,
+		"GIL      python pid %u (%s): held %.0f%% of %.1f s, contention %.0f%%, %llu "
+		"switches, switch interval %.1f ms\n",
+		g->pid, g->comm, g->utilization * 100, secs, g->contention * 100,
+		(unsigned long long)g->switches, (double)g->switch_interval_us / 1e3);
+	fprintf(h->out, "    %-8s %-16s %8s %8s %6s %7s %7s %7s  %s\n", "tid", "thread", "wait ms",
+		"hold ms", "wait%", "acq", "drops", "forced", "holding in");
+	for (uint32_t i = 0; i < g->n_threads; i++) {
+		const struct sw_gil_thread_rec *t = &g->threads[i];
+
+		/* idle threads would drown the table: say how many */
+		if (!t->wait_ns && !t->hold_ns && !t->loop)
+			continue;
+		fprintf(h->out, "    %-8u %-16s %8.1f %8.1f %5.0f%% %7llu %7llu %7llu  %s%s\n", t->tid,
+			t->thread, (double)t->wait_ns / 1e6, (double)t->hold_ns / 1e6,
+			sw_gil_share(t->wait_ns, g->interval_ns) * 100,
+			(unsigned long long)t->acquisitions, (unsigned long long)t->drop_requests,
+			(unsigned long long)t->forced_switches, t->loop ? "[loop] " : "",
+			t->n_frames ? t->frames[0] : "");
+	}
+	if (g->flagged)
+		fprintf(h->out, "    %s: %s\n    fix: %s\n", g->verdict.pattern, g->verdict.summary,
+			g->verdict.advice);
 	fflush(h->out);
 }
 
@@ -211,6 +255,7 @@ static const struct sw_sink_ops human_ops = {
     .memory = human_memory,
     .incident = human_incident,
     .summary = human_summary,
+    .gil = human_gil,
     .health = human_health,
     .free = human_free,
 };

@@ -205,6 +205,15 @@ static void json_syscalls(json_object *o, const struct sw_diag_syscalls *sys)
 		jadd_u64(o, "syscalls_dropped", sys->dropped);
 }
 
+static json_object *frames_arr(const char (*frames)[SW_GIL_FRAME_LEN], uint32_t n)
+{
+	json_object *a = json_object_new_array();
+
+	for (uint32_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_string(frames[i]));
+	return a;
+}
+
 static void json_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 {
 	json_object *o =
@@ -228,7 +237,93 @@ static void json_incident(struct sw_sink *s, const struct sw_incident_rec *inc)
 	}
 	json_stacks(o, inc->stacks);
 	json_syscalls(o, inc->sys);
+	if (inc->gil) {
+		json_object *g = json_object_new_object();
+
+		jadd_ms(g, "wait_ms", inc->gil->wait_ns);
+		jadd_u64(g, "drop_requests", inc->gil->drop_requests);
+		jadd_u64(g, "holder_tid", inc->gil->holder_tid);
+		jadd_str(g, "holder", inc->gil->holder);
+		json_object_object_add(g, "holder_stack",
+				       frames_arr((const char(*)[SW_GIL_FRAME_LEN])inc->gil->frames,
+						  inc->gil->n_frames));
+		json_object_object_add(o, "gil", g);
+	}
 	emit((struct sink_json *)s, o);
+}
+
+/* One line per thread, then one for the process (common/gil.h). */
+static void json_gil(struct sw_sink *s, const struct sw_gil_rec *g)
+{
+	struct sink_json *j = (struct sink_json *)s;
+	json_object *o;
+
+	if (g->note) {
+		o = json_object_new_object();
+		jadd_str(o, "kind", "gil");
+		jadd_u64(o, "pid", g->pid);
+		jadd_str(o, "comm", g->comm);
+		json_object_object_add(o, "measured", json_object_new_boolean(false));
+		jadd_str(o, "note", g->note);
+		emit(j, o);
+		return;
+	}
+	for (uint32_t i = 0; i < g->n_threads; i++) {
+		const struct sw_gil_thread_rec *t = &g->threads[i];
+
+		o = json_object_new_object();
+		jadd_str(o, "kind", "gil_summary");
+		jadd_u64(o, "pid", g->pid);
+		jadd_u64(o, "tid", t->tid);
+		jadd_str(o, "thread", t->thread);
+		json_object_object_add(o, "loop", json_object_new_boolean(t->loop));
+		jadd_ms(o, "wait_ms", t->wait_ns);
+		jadd_ms(o, "hold_ms", t->hold_ns);
+		jadd_u64(o, "acquisitions", t->acquisitions);
+		jadd_u64(o, "drop_requests", t->drop_requests);
+		jadd_u64(o, "forced_switches", t->forced_switches);
+		jadd_ms(o, "interval_ms", g->interval_ns);
+		jadd_fixed(o, "wait_share", sw_gil_share(t->wait_ns, g->interval_ns), 4);
+		jadd_fixed(o, "hold_share", sw_gil_share(t->hold_ns, g->interval_ns), 4);
+		jadd_u64(o, "hold_samples", t->hold_samples);
+		jadd_ms(o, "switch_wait_ms", t->switch_wait_ns);
+		jadd_ms(o, "caused_wait_ms", t->caused_wait_ns);
+		json_object_object_add(
+		    o, "stack",
+		    frames_arr((const char(*)[SW_GIL_FRAME_LEN])t->frames, t->n_frames));
+		emit(j, o);
+	}
+	o = json_object_new_object();
+	jadd_str(o, "kind", "gil");
+	jadd_u64(o, "pid", g->pid);
+	jadd_str(o, "comm", g->comm);
+	jadd_str(o, "version", g->version);
+	json_object_object_add(o, "measured", json_object_new_boolean(true));
+	jadd_u64(o, "ts_ns", g->ts_ns);
+	jadd_ms(o, "interval_ms", g->interval_ns);
+	jadd_fixed(o, "switch_interval_ms", (double)g->switch_interval_us / 1e3, 3);
+	jadd_u64(o, "samples", g->samples);
+	jadd_u64(o, "held_samples", g->held_samples);
+	jadd_fixed(o, "utilization", g->utilization, 4);
+	jadd_fixed(o, "contention", g->contention, 4);
+	jadd_u64(o, "waiting_threads", g->waiting_threads);
+	jadd_u64(o, "switches", g->switches);
+	jadd_u64(o, "loop_tid", g->loop_tid);
+	jadd_fixed(o, "loop_wait_share", g->loop_wait_share, 4);
+	jadd_u64(o, "threads", g->n_threads);
+	jadd_u64(o, "threads_omitted", g->threads_omitted);
+	if (g->n_threads && g->threads[g->top_holder].hold_ns) {
+		jadd_u64(o, "top_holder_tid", g->threads[g->top_holder].tid);
+		jadd_str(o, "top_holder", g->threads[g->top_holder].thread);
+	}
+	if (g->flagged) {
+		jadd_str(o, "pattern", g->verdict.pattern);
+		jadd_str(o, "summary", g->verdict.summary);
+		jadd_str(o, "advice", g->verdict.advice);
+	} else {
+		json_object_object_add(o, "pattern", NULL);
+	}
+	emit(j, o);
 }
 
 static void json_summary(struct sw_sink *s, const struct sw_summary_rec *sum)
@@ -280,6 +375,7 @@ static const struct sw_sink_ops json_ops = {
     .memory = json_memory,
     .incident = json_incident,
     .summary = json_summary,
+    .gil = json_gil,
     .health = json_health,
     .free = json_free,
 };

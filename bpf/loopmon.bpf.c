@@ -104,6 +104,9 @@ static __always_inline void fill_block(struct sw_event *e, struct sw_thread *t, 
 	e->switches = t->blk_switches;
 	e->start_unknown = !!(t->flags & SW_THR_START_UNKNOWN);
 	__builtin_memcpy(e->blk_sys, t->blk_sys, sizeof(e->blk_sys));
+	e->gil_wait_ns = t->blk_gil_ns;
+	e->gil_holder = t->blk_gil_holder;
+	e->gil_drops = t->blk_gil_drops;
 }
 
 static __always_inline void reset_block(struct sw_thread *t)
@@ -113,6 +116,10 @@ static __always_inline void reset_block(struct sw_thread *t)
 	t->blk_offcpu_ns = 0;
 	t->blk_runq_ns = 0;
 	t->blk_switches = 0;
+	t->blk_gil_ns = 0;
+	t->blk_gil_holder = 0;
+	t->blk_gil_holder_ns = 0;
+	t->blk_gil_drops = 0;
 	for (int i = 0; i < SW_BLK_SYSCALLS; i++) {
 		t->blk_sys[i].nr = 0;
 		t->blk_sys[i].ns = 0;

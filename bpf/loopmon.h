@@ -118,6 +118,15 @@ struct sw_thread {
 	 * on-CPU share of busy time is busy - (delta of these) over busy */
 	__u64 cum_offcpu_ns;
 	__u64 cum_runq_ns;
+	/* CPython: waits for the GIL in this busy stretch, written by
+	 * bpf/gilmon.bpf.c at the futex exit (on this thread), reset with the
+	 * stretch; the holder is the tstate that held the GIL longest while
+	 * this thread waited (a heavy-hitter guess: one holder is the rule) */
+	__u64 blk_gil_ns;
+	__u64 blk_gil_holder;
+	__u64 blk_gil_holder_ns;
+	__u32 blk_gil_drops;
+	__u32 pad2;
 	char comm[SW_COMM_LEN];
 	__u32 hist[SW_HIST_NBUCKETS]; /* busy time per iteration */
 };
@@ -149,6 +158,11 @@ struct sw_event {
 	__u32 start_unknown; /* the stretch began before the agent attached */
 	__u32 exit_code; /* PROC_EXIT: wait(2) status, see sw_exit_status() */
 	struct sw_blk_sys blk_sys[SW_BLK_SYSCALLS];
+	/* CPython: the stretch's GIL waits (struct sw_thread.blk_gil_*) */
+	__u64 gil_wait_ns;
+	__u64 gil_holder; /* tstate address, 0 unknown */
+	__u32 gil_drops;
+	__u32 pad;
 	char comm[SW_COMM_LEN];
 };
 

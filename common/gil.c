@@ -29,10 +29,23 @@ static const char ADVICE_CONTENTION[] =
 	"more workers), move the hot loop to code that releases the GIL, or cut the threads to "
 	"the ones that mostly wait on I/O.";
 
+const char *sw_gil_user_frame(const char (*frames)[SW_GIL_FRAME_LEN], uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (!strstr(frames[i], "/lib/python") && !strstr(frames[i], "-packages/") &&
+		    !strstr(frames[i], "(<frozen "))
+			return frames[i];
+	return n ? frames[0] : NULL;
+}
+
 static void frame_fn(const struct sw_gil_thread_rec *t, char *out, size_t len)
 {
-	if (t && t->n_frames)
-		snprintf(out, len, " in %s", t->frames[0]);
+	const char *f = t ? sw_gil_user_frame((const char(*)[SW_GIL_FRAME_LEN])t->frames,
+					      t->n_frames)
+			  : NULL;
+
+	if (f)
+		snprintf(out, len, " in %s", f);
 	else
 		out[0] = '\0';
 }

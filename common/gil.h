@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * GIL contention of one CPython process over one reporting interval: the
- * model the agent fills (agent/gil.c, from bpf/gil.bpf.c's futex waits and
+ * model the agent fills (agent/gilmon.c, from bpf/gilmon.bpf.c's futex waits and
  * its own sampling of the GIL's holder), every sink prints, the collector
  * decodes from proto/ (GilSummary) and exports. The rules that judge it
  * (sw_gil_judge) are pure and shared by the agent and the collector, like
  * common/rules.c.
  *
  * Per thread, what is measured and how:
- *  - wait: time in futex waits on the GIL's cond and mutex (take_gil), from
- *    the syscall's enter to its exit (so a wake's run-queue delay counts);
+ *  - wait: time in futex waits on the GIL's cond and mutex (take_gil), and
+ *    on switch_cond (drop_gil handing the GIL over on request, also given
+ *    alone as switch_wait), from the syscall's enter to its exit (so a
+ *    wake's run-queue delay counts);
  *  - hold: the GIL's holder, sampled from outside at a fixed rate
  *    (locked, last_holder), times the sampling period;
  *  - acquisitions: waits that ended with the holder's release (a signalled
@@ -49,7 +51,7 @@ struct sw_gil_thread_rec {
 	uint64_t acquisitions;
 	uint64_t drop_requests;
 	uint64_t forced_switches;
-	uint64_t switch_wait_ns; /* waited, after dropping on request, for the taker */
+	uint64_t switch_wait_ns; /* part of wait: after dropping on request, for the taker */
 	uint64_t caused_wait_ns; /* other threads' GIL waits while this one held it */
 	/* the Python stack seen most often while it held the GIL ("func
 	 * (file:line)"), innermost first; 0 frames when none was read */
@@ -100,6 +102,11 @@ struct sw_gil_rec {
 
 /* Fills the derived fields from the measured ones. */
 void sw_gil_judge(struct sw_gil_rec *g);
+
+/* The frame to name in a summary: the innermost one outside the standard
+ * library and site-packages (the user's code that made the call), else the
+ * innermost; NULL when n is 0. */
+const char *sw_gil_user_frame(const char (*frames)[SW_GIL_FRAME_LEN], uint32_t n);
 
 /* Waits over the interval, at most 1. */
 double sw_gil_share(uint64_t ns, uint64_t interval_ns);

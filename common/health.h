@@ -26,7 +26,9 @@
 	X(stack_samples_lost, "Stack samples lost (ring buffer full, sleep slot reused)")           \
 	X(stack_copy_failed, "Stack samples whose registers or user stack could not be copied")     \
 	X(unwind_failed, "Stack samples the agent could not unwind past their first frame")         \
-	X(py_frames_failed, "Python stack reads that gave no frames (chain changed, bad memory, unsupported)")
+	X(py_frames_failed, "Python stack reads that gave no frames (chain changed, bad memory, unsupported)") \
+	X(gil_map_full, "GIL waits not counted: the BPF GIL thread or holder map was full")  \
+	X(gil_holder_unknown, "GIL holder samples whose thread could not be named")
 
 enum sw_health_id {
 #define SW_HEALTH_ENUM(name, help) SW_HEALTH_##name,

@@ -33,6 +33,7 @@ const char *const sw_rule_patterns[] = {
 	"python.sync_io_in_async",
 	"python.cpu_bound_coroutine",
 	"python.gc",
+	"python.loop_starved_by_gil",
 	NULL,
 };
 
@@ -583,6 +584,29 @@ void sw_rules_classify(const struct sw_incident_facts *f, struct sw_verdict *v)
 	sys_evidence(f->sys, &c.sx);
 	v->summary[0] = v->advice[0] = 0;
 
+	/* The GIL: another thread held it while the loop waited for it, half
+	 * of the stretch or more (the loop's own code may have run the rest). */
+	if (f->gil_wait_ns * 2 >= c.d) {
+		char who[160];
+
+		set(&c, "python.loop_starved_by_gil");
+		if (f->gil_holder_tid)
+			snprintf(who, sizeof(who), ": thread %s (tid %u) held it%s%s",
+				 f->gil_holder && f->gil_holder[0] ? f->gil_holder : "?",
+				 f->gil_holder_tid, f->gil_holder_frame ? " in " : "",
+				 f->gil_holder_frame ? f->gil_holder_frame : "");
+		else
+			who[0] = '\0';
+		say(v->summary, sizeof(v->summary),
+			 "the loop waited %.0f of %.0f ms for the GIL%s", MSF(f->gil_wait_ns), MSF(c.d),
+			 who);
+		say(v->advice, sizeof(v->advice),
+			 "Another thread kept the GIL while the loop needed it: move that CPU work "
+			 "to a process (ProcessPoolExecutor, a worker service) or to code that "
+			 "releases the GIL (numpy, hashlib, zlib on large data); a thread pool is "
+			 "what causes this stall, not a fix for it.");
+		return;
+	}
 	/* Without a split of the stretch, and no stack, we cannot say more:
 	 * guessing a pattern from the duration alone would mislead. */
 	if (measured < c.d / 2 && !(f->stacks && f->stacks->n_stacks)) {

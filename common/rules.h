@@ -34,6 +34,13 @@ struct sw_incident_facts {
 	/* what blocked it; NULL when not known */
 	const struct sw_diag_stacks *stacks;
 	const struct sw_diag_syscalls *sys;
+	/* CPython: the loop thread's futex waits for the GIL in the stretch,
+	 * and the thread that held it (name "" and tid 0 when not known; its
+	 * innermost Python frame, NULL when not read) */
+	uint64_t gil_wait_ns;
+	const char *gil_holder;
+	uint32_t gil_holder_tid;
+	const char *gil_holder_frame;
 };
 
 struct sw_verdict {

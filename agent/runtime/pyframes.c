@@ -658,6 +658,76 @@ static int thread_of(struct sw_pyframes *r, struct pf_proc *p, uint32_t tid, boo
 	return -ENOENT;
 }
 
+static const struct pf_thread *lookup_tstate(const struct pf_proc *p, uint64_t tstate)
+{
+	for (size_t i = 0; i < p->n_th; i++)
+		if (p->th[i].tstate == tstate)
+			return &p->th[i];
+	return NULL;
+}
+
+/* A process added before its interpreter was initialised is retried. */
+static int proc_ready(struct sw_pyframes *r, struct pf_proc *p)
+{
+	if (p->err == -EAGAIN &&
+	    !sw_python_main_interp(r->t, (pid_t)p->pid, p->L, p->a.runtime, &p->interp)) {
+		p->err = 0;
+		p->note[0] = '\0';
+	}
+	return p->err;
+}
+
+int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, uint32_t *tid)
+{
+	struct pf_proc *p = find(r, pid);
+	const struct pf_thread *th;
+	uint64_t head;
+	int err;
+
+	if (!p)
+		return -ESRCH;
+	err = proc_ready(r, p);
+	if (err)
+		return err;
+	th = lookup_tstate(p, tstate);
+	if (!th) {
+		/* a new thread: walk the list again, once per change of it */
+		err = sw_tio__read_u64(r->t, (pid_t)p->pid,
+				       p->interp + (uint64_t)p->L->interp.threads_head, &head);
+		if (err)
+			return err;
+		if (head == p->th_head)
+			return -ENOENT;
+		err = refresh_threads(r, p);
+		if (err)
+			return err;
+		th = lookup_tstate(p, tstate);
+		if (!th)
+			return -ENOENT;
+	}
+	*tid = th->tid;
+	return 0;
+}
+
+int sw_pyframes__tids(struct sw_pyframes *r, uint32_t pid, uint32_t *tids, size_t max, size_t *n)
+{
+	struct pf_proc *p = find(r, pid);
+	int err;
+
+	*n = 0;
+	if (!p)
+		return -ESRCH;
+	err = proc_ready(r, p);
+	if (err)
+		return err;
+	err = refresh_threads(r, p);
+	if (err)
+		return err;
+	for (size_t i = 0; i < p->n_th && *n < max; i++)
+		tids[(*n)++] = p->th[i].tid;
+	return 0;
+}
+
 /*
  * The thread's current frame, from its tstate; the tstate must still be
  * tid's. where: the address the pointer was read from (to read it again at
@@ -933,12 +1003,7 @@ static int read_stack(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct 
 	out->gc_collecting = false;
 	if (!p)
 		return -ESRCH;
-	if (p->err == -EAGAIN &&
-	    !sw_python_main_interp(r->t, (pid_t)pid, p->L, p->a.runtime, &p->interp)) {
-		p->err = 0;
-		p->note[0] = '\0';
-	}
-	if (p->err)
+	if (proc_ready(r, p))
 		return p->err;
 	pc_reset(r);
 	err = thread_of(r, p, tid, false, &th);

@@ -77,6 +77,13 @@ void sw_pyframes__remove_process(struct sw_pyframes *r, uint32_t pid);
  */
 int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct sw_py_stack *out);
 
+/* The kernel tid of the thread whose PyThreadState is at tstate (the GIL's
+ * last_holder): 0; -ENOENT when no thread of the list has it (its list is
+ * walked again only when it changed); -ESRCH: pid not added. */
+int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, uint32_t *tid);
+/* The tids of pid's Python threads, the list walked now. */
+int sw_pyframes__tids(struct sw_pyframes *r, uint32_t pid, uint32_t *tids, size_t max, size_t *n);
+
 /* Read only the bytes each object takes instead of whole pages: slower, but
  * a recording (tests/fixtures/python) then holds the objects read and not
  * the memory around them. Off by default. */
