@@ -748,6 +748,11 @@ def gil_counts(objs, pid):
     """The agent's GIL lines of one window: events per second of the
     process-level intervals they cover (their interval_ms), and the process
     lines' contention. None when the agent printed no gil line."""
+    # an interval's thread lines come before its process line: those after
+    # the last process line belong to an interval not complete in the window
+    last = max((i for i, o in enumerate(objs) if o.get("kind") == "gil" and o.get("pid") == pid),
+               default=-1)
+    objs = objs[:last + 1]
     procs = [o for o in objs if o.get("kind") == "gil" and o.get("pid") == pid
              and o.get("interval_ms")]
     threads = [o for o in objs if o.get("kind") == "gil_summary" and o.get("pid") == pid]
@@ -764,6 +769,7 @@ def gil_counts(objs, pid):
             "forced_s": tot["forced_switches"] / secs, "wait_share": tot["wait_ms"] / (secs * 1000.0),
             "switches_s": sum(o.get("switches", 0) or 0 for o in procs) / secs,
             "contention": statistics.median(o.get("contention", 0) or 0 for o in procs),
+            "omitted": max(o.get("threads_omitted", 0) or 0 for o in procs),
             "intervals": len(procs)}
 
 
@@ -924,7 +930,9 @@ def gil_section(a, variants, names, routes, desc, res, cpu, ev):
                       f"drop requests {statistics.median(x['drop_s'] for x in e):,.1f}/s, "
                       f"forced switches {statistics.median(x['forced_s'] for x in e):,.1f}/s, "
                       f"switches {statistics.median(x['switches_s'] for x in e):,.0f}/s, "
-                      f"contention {statistics.median(x['contention'] for x in e):.3f}")
+                      f"contention {statistics.median(x['contention'] for x in e):.3f}" +
+                      (f" (up to {max(x['omitted'] for x in e)} threads omitted from the lines)"
+                       if any(x['omitted'] for x in e) else ""))
             else:
                 es = "—" if v != "agent" else "no gil line from the agent"
             out.append(f"| {names[v]} | {fmt(statistics.median(xs))} | {fmt(min(xs))}–{fmt(max(xs))} | "
