@@ -191,8 +191,8 @@ class Agent:
 # --------------------------------------------------------------------------
 # measurements
 
-def run_wrk(port, seconds, path="/"):
-    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+def run_wrk(port, seconds, path="/", extra=()):
+    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds}s", *extra, f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not m:
@@ -716,6 +716,11 @@ GIL_ROUTES = [
               "(the GIL changes hands between threads)"),
 ]
 
+# wrk's default 2 s timeout counts as a socket error, which fails the run: 32
+# threads queueing for the GIL on a loaded 2-core VM went past it once (1.76 s
+# max latency, 28 timeouts). A request that slow is still a request served.
+GIL_WRK = ("--timeout", "10s")
+
 
 def agent_has(flag):
     out = subprocess.run([Agent.binary, "--help"], capture_output=True, text=True).stdout
@@ -830,7 +835,7 @@ def stage_gil(a, rows, notes, sections):
     try:
         log(f"gil: FastAPI service pid {pid} port {port}: warm-up")
         for r in routes:
-            run_wrk(port, 3, r)
+            run_wrk(port, 3, r, GIL_WRK)
 
         def one(v, r, watcher):
             """One wrk run of route r; watcher is the agent's or the tool's Proc."""
@@ -848,7 +853,7 @@ def stage_gil(a, rows, notes, sections):
                 mark = LineMark(watcher)
             c0 = watcher.cpu_seconds() if watcher else None
             t0 = time.monotonic()
-            x = run_wrk(port, a.wrk_seconds, r)
+            x = run_wrk(port, a.wrk_seconds, r, GIL_WRK)
             if watcher:
                 c1 = watcher.cpu_seconds()
                 if c0 is not None and c1 is not None:
@@ -962,7 +967,7 @@ def gil_bpfstats(a, port, pid, routes, extra, notes):
         ids = agent_prog_ids(holder_pid)
         for r in routes:
             s0, t0 = snap(ids), time.monotonic()
-            reqs = run_wrk(port, a.wrk_seconds, r)
+            reqs = run_wrk(port, a.wrk_seconds, r, GIL_WRK)
             s1, t1 = snap(ids), time.monotonic()
             wall = t1 - t0
             per = sorted(((s1[i][0], s1[i][1] - s0.get(i, ("", 0, 0))[1],
