@@ -192,14 +192,20 @@ class Agent:
 # measurements
 
 def run_wrk(port, seconds, path="/", extra=()):
+    return run_wrk_full(port, seconds, path, extra)[0]
+
+
+def run_wrk_full(port, seconds, path="/", extra=()):
+    """(requests per second, requests completed)"""
     out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds}s", *extra, f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not m:
+    n = re.search(r"(\d+) requests in", out)
+    if not m or not n:
         die(f"cannot parse wrk output: {out!r}")
     if re.search(r"Non-2xx|Socket errors", out):
         die(f"wrk saw errors: {out!r}")
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1))
 
 
 def http_get(port, path):
@@ -832,6 +838,10 @@ def stage_gil(a, rows, notes, sections):
     res = {r: {v: [] for v in variants} for r in routes}
     cpu = {r: {v: [] for v in variants} for r in routes}   # agent / tool CPU, share of a core
     ev = {r: {v: [] for v in variants} for r in routes}    # GIL events per second
+    # the service's own CPU (all its threads, user + system: the BPF programs
+    # and uprobe traps that run in its context included) per request served:
+    # far less sensitive than req/s to the CPU other tenants take
+    scpu = {r: {v: [] for v in variants} for r in routes}
     try:
         log(f"gil: FastAPI service pid {pid} port {port}: warm-up")
         for r in routes:
@@ -852,8 +862,12 @@ def stage_gil(a, rows, notes, sections):
                     time.sleep(0.01)
                 mark = LineMark(watcher)
             c0 = watcher.cpu_seconds() if watcher else None
+            s0 = srv.cpu_seconds()
             t0 = time.monotonic()
-            x = run_wrk(port, a.wrk_seconds, r, GIL_WRK)
+            x, n = run_wrk_full(port, a.wrk_seconds, r, GIL_WRK)
+            s1 = srv.cpu_seconds()
+            if s0 is not None and s1 is not None and n:
+                scpu[r][v].append((s1 - s0) / n * 1e6)
             if watcher:
                 c1 = watcher.cpu_seconds()
                 if c0 is not None and c1 is not None:
@@ -902,10 +916,17 @@ def stage_gil(a, rows, notes, sections):
                             names[v], res[r]["off"], res[r][v]))
         rows.append(row(f"FastAPI/uvicorn GET {r}: req/s", "C against B: the GIL measurement alone",
                         res[r]["agent-nogil"], res[r]["agent"]))
-    sections.append(gil_section(a, variants, names, routes, desc, res, cpu, ev))
+        if all(len(scpu[r][v]) == len(res[r][v]) for v in variants):
+            for v in variants[1:]:
+                rows.append(row(f"FastAPI/uvicorn GET {r}: service CPU µs per request (lower is better)",
+                                names[v], scpu[r]["off"], scpu[r][v], lower_better=True))
+            rows.append(row(f"FastAPI/uvicorn GET {r}: service CPU µs per request",
+                            "C against B: the GIL measurement alone",
+                            scpu[r]["agent-nogil"], scpu[r]["agent"], lower_better=True))
+    sections.append(gil_section(a, variants, names, routes, desc, res, cpu, ev, scpu))
 
 
-def gil_section(a, variants, names, routes, desc, res, cpu, ev):
+def gil_section(a, variants, names, routes, desc, res, cpu, ev, scpu):
     out = ["## GIL measurement: per configuration\n",
            f"{a.reps} repetitions of {' '.join(names[v].split(':')[0] for v in variants)} "
            "(rotated), every configuration attached anew for each repetition, both routes "
@@ -913,8 +934,9 @@ def gil_section(a, variants, names, routes, desc, res, cpu, ev):
     for r in routes:
         out.append(f"### GET {r}: {desc[r]}\n")
         out.append("| configuration | req/s median | spread | paired ratio to A, median | its range | "
+                   "service CPU µs/request, median (spread) | paired ratio to A | "
                    "agent / tool CPU (% of a core) | GIL events as the mechanism counts them |")
-        out.append("|---|---:|---:|---:|---:|---:|---|")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
         base = res[r]["off"]
         for v in variants:
             xs = res[r][v]
@@ -940,9 +962,16 @@ def gil_section(a, variants, names, routes, desc, res, cpu, ev):
                        if any(x['omitted'] for x in e) else ""))
             else:
                 es = "—" if v != "agent" else "no gil line from the agent"
+            sc, sb = scpu[r][v], scpu[r]["off"]
+            if sc and len(sc) == len(sb):
+                sr = [o / b for o, b in zip(sc, sb)]
+                ss = (f"{statistics.median(sc):.1f} ({min(sc):.1f}–{max(sc):.1f})",
+                      f"{statistics.median(sr):.4f} ({min(sr):.4f}–{max(sr):.4f})")
+            else:
+                ss = ("—", "—")
             out.append(f"| {names[v]} | {fmt(statistics.median(xs))} | {fmt(min(xs))}–{fmt(max(xs))} | "
                        f"{statistics.median(ratios):.4f} | {min(ratios):.4f}–{max(ratios):.4f} | "
-                       f"{cs} | {es} |")
+                       f"{ss[0]} | {ss[1]} | {cs} | {es} |")
         out.append("")
     return "\n".join(out)
 
