@@ -19,6 +19,12 @@ medians reported):
             agent watches an idle server (bpf stats as above; run it with
             --agent of another build to compare builds)
   uprobe    cost of one uprobe hit on this machine (tracefs uprobe, no BPF)
+  gil       cost of GIL measurement: a FastAPI/uvicorn service (an async
+            route, and a sync `def` route run in Starlette's thread pool)
+            under wrk with no agent, the agent --no-gil, the agent (GIL
+            measurement on), and uprobes on every GIL release/take
+            (bench/gil_uprobe); plus a second no-agent run per repetition
+            whose ratio to the first is the noise of the ratios
 
 Only the standard library: runs under any python3.
 """
@@ -185,15 +191,21 @@ class Agent:
 # --------------------------------------------------------------------------
 # measurements
 
-def run_wrk(port, seconds, path="/"):
-    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+def run_wrk(port, seconds, path="/", extra=()):
+    return run_wrk_full(port, seconds, path, extra)[0]
+
+
+def run_wrk_full(port, seconds, path="/", extra=()):
+    """(requests per second, requests completed)"""
+    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds}s", *extra, f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not m:
+    n = re.search(r"(\d+) requests in", out)
+    if not m or not n:
         die(f"cannot parse wrk output: {out!r}")
     if re.search(r"Non-2xx|Socket errors", out):
         die(f"wrk saw errors: {out!r}")
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1))
 
 
 def http_get(port, path):
@@ -702,6 +714,315 @@ def symbol_file_offset(path, sym):
 
 
 # --------------------------------------------------------------------------
+# gil: the cost of GIL measurement
+
+GIL_ROUTES = [
+    ("/async", "async def route: a little work, two awaited backend round trips (loop thread only)"),
+    ("/sync", "def route in Starlette's thread pool: the same work, blocking backend calls "
+              "(the GIL changes hands between threads)"),
+]
+
+# wrk's default 2 s timeout counts as a socket error, which fails the run: 32
+# threads queueing for the GIL on a loaded 2-core VM went past it once (1.76 s
+# max latency, 28 timeouts). A request that slow is still a request served.
+GIL_WRK = ("--timeout", "10s")
+
+
+def agent_has(flag):
+    out = subprocess.run([Agent.binary, "--help"], capture_output=True, text=True).stdout
+    return flag in out
+
+
+class LineMark:
+    """The objects a Proc printed between two marks (by line count)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        with proc.cv:
+            self.i0 = len(proc.lines)
+
+    def objs(self):
+        with self.proc.cv:
+            lines = self.proc.lines[self.i0:]
+        out = []
+        for l in lines:
+            try:
+                o = json.loads(l)
+            except ValueError:
+                continue
+            if isinstance(o, dict):
+                out.append(o)
+        return out
+
+
+def gil_counts(objs, pid):
+    """The agent's GIL lines of one window: events per second of the
+    process-level intervals they cover (their interval_ms), and the process
+    lines' contention. None when the agent printed no gil line."""
+    # an interval's thread lines come before its process line: those after
+    # the last process line belong to an interval not complete in the window
+    last = max((i for i, o in enumerate(objs) if o.get("kind") == "gil" and o.get("pid") == pid),
+               default=-1)
+    objs = objs[:last + 1]
+    procs = [o for o in objs if o.get("kind") == "gil" and o.get("pid") == pid
+             and o.get("interval_ms")]
+    threads = [o for o in objs if o.get("kind") == "gil_summary" and o.get("pid") == pid]
+    unmeasured = [o for o in objs if o.get("kind") == "gil" and o.get("pid") == pid
+                  and o.get("measured") is False]
+    if unmeasured:
+        return {"note": unmeasured[0].get("note", "not measured")}
+    if not procs:
+        return None
+    secs = sum(o["interval_ms"] for o in procs) / 1000.0
+    tot = {k: sum(o.get(k, 0) or 0 for o in threads)
+           for k in ("acquisitions", "drop_requests", "forced_switches", "wait_ms")}
+    return {"acq_s": tot["acquisitions"] / secs, "drop_s": tot["drop_requests"] / secs,
+            "forced_s": tot["forced_switches"] / secs, "wait_share": tot["wait_ms"] / (secs * 1000.0),
+            "switches_s": sum(o.get("switches", 0) or 0 for o in procs) / secs,
+            "contention": statistics.median(o.get("contention", 0) or 0 for o in procs),
+            "omitted": max(o.get("threads_omitted", 0) or 0 for o in procs),
+            "intervals": len(procs)}
+
+
+class UprobeTool:
+    """bench/gil_uprobe attached to pid for the duration of a `with` block."""
+    binary = None
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def __enter__(self):
+        self.proc = Proc([UprobeTool.binary, "--pid", str(self.pid)], name="gil_uprobe")
+        self.proc.wait_for(lambda o: o.get("event") == "attached", 30)
+        time.sleep(1.0)  # as for the agent: past the attach transient
+        return self
+
+    def counts(self):
+        """Totals now (SIGUSR1: the tool prints them)."""
+        n = len([o for o in self.proc.objs() if o.get("event") == "counts"])
+        self.proc.p.send_signal(signal.SIGUSR1)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            got = [o for o in self.proc.objs() if o.get("event") == "counts"]
+            if len(got) > n:
+                return got[n]
+            time.sleep(0.02)
+        die(f"gil_uprobe printed no counts after SIGUSR1; stderr: {' | '.join(self.proc.err[-5:])}")
+
+    def __exit__(self, *exc):
+        self.proc.stop()
+        if self.proc.p.returncode != 0:
+            die(f"gil_uprobe exited {self.proc.p.returncode}: {' | '.join(self.proc.err[-5:])}")
+        return False
+
+
+def stage_gil(a, rows, notes, sections):
+    if not os.access(UprobeTool.binary or "", os.X_OK):
+        die(f"gil_uprobe {UprobeTool.binary} not found: build it (make -C BUILD gil_uprobe; "
+            "bench/run.sh does) or pass --gil-uprobe")
+    nogil = agent_has("--no-gil")
+    variants = ["off", "agent-nogil", "agent", "uprobe"] + (["off2"] if a.gil_noise else [])
+    names = {
+        "off": "A: no agent",
+        "agent-nogil": "B: agent --no-gil" if nogil else "B: agent (this build has no --no-gil: as C)",
+        "agent": "C: agent, GIL measurement on (default)",
+        "uprobe": "D: uprobes on PyEval_SaveThread + RestoreThread, uretprobe on RestoreThread "
+                  "(bench/gil_uprobe), no agent",
+        "off2": "A': no agent, a second time (noise of the ratio)",
+    }
+    extra = {"agent-nogil": ["--no-gil"] if nogil else [], "agent": []}
+    srv = Proc([PY, os.path.join(WL, "py_fastapi_gil.py")], name="fastapi gil service")
+    ready = srv.wait_for(lambda o: o.get("event") == "ready", 60)
+    port, pid = ready["port"], ready["pid"]
+    routes = [r for r, _ in GIL_ROUTES]
+    res = {r: {v: [] for v in variants} for r in routes}
+    cpu = {r: {v: [] for v in variants} for r in routes}   # agent / tool CPU, share of a core
+    ev = {r: {v: [] for v in variants} for r in routes}    # GIL events per second
+    # the service's own CPU (all its threads, user + system: the BPF programs
+    # and uprobe traps that run in its context included) per request served:
+    # far less sensitive than req/s to the CPU other tenants take
+    scpu = {r: {v: [] for v in variants} for r in routes}
+    try:
+        log(f"gil: FastAPI service pid {pid} port {port}: warm-up")
+        for r in routes:
+            run_wrk(port, 3, r, GIL_WRK)
+
+        def one(v, r, watcher):
+            """One wrk run of route r; watcher is the agent's or the tool's Proc."""
+            mark = None
+            if watcher and v.startswith("agent"):
+                # start on an interval boundary of the agent, so that every
+                # interval it prints during the run lies inside the run
+                # (the previous route's load would count otherwise)
+                m0 = LineMark(watcher)
+                end = time.monotonic() + 2.5
+                while time.monotonic() < end and not any(
+                        o.get("kind") in ("gil", "loop_summary") and o.get("pid") == pid
+                        for o in m0.objs()):
+                    time.sleep(0.01)
+                mark = LineMark(watcher)
+            c0 = watcher.cpu_seconds() if watcher else None
+            s0 = srv.cpu_seconds()
+            t0 = time.monotonic()
+            x, n = run_wrk_full(port, a.wrk_seconds, r, GIL_WRK)
+            s1 = srv.cpu_seconds()
+            if s0 is not None and s1 is not None and n:
+                scpu[r][v].append((s1 - s0) / n * 1e6)
+            if watcher:
+                c1 = watcher.cpu_seconds()
+                if c0 is not None and c1 is not None:
+                    cpu[r][v].append((c1 - c0) / (time.monotonic() - t0))
+            if mark:
+                g = gil_counts(mark.objs(), pid)
+                if g is not None:
+                    ev[r][v].append(g)
+            res[r][v].append(x)
+            return x
+
+        def measure(v):
+            tot = 0.0
+            if v in extra:
+                with Agent([pid], extra[v]) as ag:
+                    for r in routes:
+                        tot += one(v, r, ag.proc)
+            elif v == "uprobe":
+                with UprobeTool(pid) as tool:
+                    for r in routes:
+                        c0 = tool.counts()
+                        tot += one(v, r, tool.proc)
+                        c1 = tool.counts()
+                        dt = (c1["t_ns"] - c0["t_ns"]) / 1e9
+                        hits = sum(c1[k] - c0[k] for k in ("saves", "restores", "returns"))
+                        ev[r][v].append({"hits_s": hits / dt,
+                                         "takes_s": (c1["restores"] - c0["restores"]) / dt,
+                                         "wait_share": (c1["wait_ns"] - c0["wait_ns"]) / (dt * 1e9),
+                                         "dropped": c1["dropped"]})
+            else:
+                for r in routes:
+                    tot += one(v, r, None)
+            return tot
+
+        log("gil: " + ", ".join(names[v] for v in variants))
+        alternate(a.reps, variants, measure)
+        if a.gil_bpfstats:
+            gil_bpfstats(a, port, pid, routes, extra, notes)
+    finally:
+        srv.stop(signal.SIGTERM)
+
+    desc = dict(GIL_ROUTES)
+    for r in routes:
+        for v in variants[1:]:
+            rows.append(row(f"FastAPI/uvicorn GET {r}: req/s, wrk -t1 -c32 -d{a.wrk_seconds}s",
+                            names[v], res[r]["off"], res[r][v]))
+        rows.append(row(f"FastAPI/uvicorn GET {r}: req/s", "C against B: the GIL measurement alone",
+                        res[r]["agent-nogil"], res[r]["agent"]))
+        if all(len(scpu[r][v]) == len(res[r][v]) for v in variants):
+            for v in variants[1:]:
+                rows.append(row(f"FastAPI/uvicorn GET {r}: service CPU µs per request (lower is better)",
+                                names[v], scpu[r]["off"], scpu[r][v], lower_better=True))
+            rows.append(row(f"FastAPI/uvicorn GET {r}: service CPU µs per request",
+                            "C against B: the GIL measurement alone",
+                            scpu[r]["agent-nogil"], scpu[r]["agent"], lower_better=True))
+    sections.append(gil_section(a, variants, names, routes, desc, res, cpu, ev, scpu))
+
+
+def gil_section(a, variants, names, routes, desc, res, cpu, ev, scpu):
+    out = ["## GIL measurement: per configuration\n",
+           f"{a.reps} repetitions of {' '.join(names[v].split(':')[0] for v in variants)} "
+           "(rotated), every configuration attached anew for each repetition, both routes "
+           f"run back to back under it (wrk -t1 -c32 -d{a.wrk_seconds}s each).\n"]
+    for r in routes:
+        out.append(f"### GET {r}: {desc[r]}\n")
+        out.append("| configuration | req/s median | spread | paired ratio to A, median | its range | "
+                   "service CPU µs/request, median (spread) | paired ratio to A | "
+                   "agent / tool CPU (% of a core) | GIL events as the mechanism counts them |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        base = res[r]["off"]
+        for v in variants:
+            xs = res[r][v]
+            ratios = [o / b for o, b in zip(xs, base)]
+            c = cpu[r][v]
+            cs = f"{100 * statistics.median(c):.2f} ({100 * min(c):.2f}–{100 * max(c):.2f})" if c else "—"
+            e = ev[r][v]
+            if v == "uprobe" and e:
+                es = (f"{statistics.median(x['hits_s'] for x in e):,.0f} probe hits/s "
+                      f"({statistics.median(x['takes_s'] for x in e):,.0f} takes/s; threads waiting in RestoreThread: "
+                      f"{statistics.median(x['wait_share'] for x in e):.2f} on average; "
+                      f"dropped {max(x['dropped'] for x in e)})")
+            elif e and all("note" in x for x in e):
+                es = "not measured: " + e[0]["note"]
+            elif e:
+                e = [x for x in e if "note" not in x]
+                es = (f"acquisitions {statistics.median(x['acq_s'] for x in e):,.0f}/s, "
+                      f"drop requests {statistics.median(x['drop_s'] for x in e):,.1f}/s, "
+                      f"forced switches {statistics.median(x['forced_s'] for x in e):,.1f}/s, "
+                      f"switches {statistics.median(x['switches_s'] for x in e):,.0f}/s, "
+                      f"contention {statistics.median(x['contention'] for x in e):.3f}" +
+                      (f" (up to {max(x['omitted'] for x in e)} threads omitted from the lines)"
+                       if any(x['omitted'] for x in e) else ""))
+            else:
+                es = "—" if v != "agent" else "no gil line from the agent"
+            sc, sb = scpu[r][v], scpu[r]["off"]
+            if sc and len(sc) == len(sb):
+                sr = [o / b for o, b in zip(sc, sb)]
+                ss = (f"{statistics.median(sc):.1f} ({min(sc):.1f}–{max(sc):.1f})",
+                      f"{statistics.median(sr):.4f} ({min(sr):.4f}–{max(sr):.4f})")
+            else:
+                ss = ("—", "—")
+            out.append(f"| {names[v]} | {fmt(statistics.median(xs))} | {fmt(min(xs))}–{fmt(max(xs))} | "
+                       f"{statistics.median(ratios):.4f} | {min(ratios):.4f}–{max(ratios):.4f} | "
+                       f"{ss[0]} | {ss[1]} | {cs} | {es} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def gil_bpfstats(a, port, pid, routes, extra, notes):
+    """In-kernel run time of the agent's programs and of gil_uprobe's, one
+    run each with kernel.bpf_stats_enabled=1 (separate: it slows every
+    program it accounts)."""
+    try:
+        old = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    except OSError:
+        notes.append("gil: bpf_stats unavailable; in-kernel run times skipped.")
+        return
+
+    def snap(ids):
+        progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
+                                          text=True, check=True).stdout)
+        return {p["id"]: (p.get("name", "?"), p.get("run_cnt", 0), p.get("run_time_ns", 0))
+                for p in progs if p["id"] in ids}
+
+    def run(label, holder_pid):
+        ids = agent_prog_ids(holder_pid)
+        for r in routes:
+            s0, t0 = snap(ids), time.monotonic()
+            reqs = run_wrk(port, a.wrk_seconds, r, GIL_WRK)
+            s1, t1 = snap(ids), time.monotonic()
+            wall = t1 - t0
+            per = sorted(((s1[i][0], s1[i][1] - s0.get(i, ("", 0, 0))[1],
+                           s1[i][2] - s0.get(i, ("", 0, 0))[2]) for i in s1), key=lambda x: -x[2])
+            per = [x for x in per if x[1]]
+            total = sum(x[2] for x in per)
+            notes.append(f"bpf_stats, {label}, GET {r} at {reqs:,.0f} req/s: all its programs "
+                         f"{total / wall / 1e6:.2f} ms per s of wall time ({total / wall / 1e7:.3f} % of a "
+                         f"core, {total / wall / reqs:,.0f} ns per request): " +
+                         ", ".join(f"{n} {c / wall:,.0f}/s × {ns / c:,.0f} ns" for n, c, ns in per[:10]) +
+                         ("" if per else "no program ran"))
+
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1")
+        log("gil: bpf_stats runs (agent, gil_uprobe)")
+        with Agent([pid], extra["agent"]) as ag:
+            run("agent (GIL measurement on)", ag.proc.p.pid)
+        with UprobeTool(pid) as tool:
+            run("gil_uprobe (the BPF part only: the trap of each hit is not in it)", tool.proc.p.pid)
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(old)
+
+
+# --------------------------------------------------------------------------
 # helpers and report
 
 def free_port():
@@ -741,7 +1062,7 @@ def fmt(x):
     return f"{x:.4g}"
 
 
-def report(a, rows, notes, mech, started, stages):
+def report(a, rows, notes, mech, started, stages, sections=()):
     k = os.uname()
     cpu = "?"
     try:
@@ -783,6 +1104,7 @@ def report(a, rows, notes, mech, started, stages):
         for name, typ, cnt, ns in mech:
             out.append(f"| {name} | {typ} | {cnt:,} | {ns:,.0f} |")
         out.append("")
+    out.extend(sections)
     if notes:
         out.append("## Notes\n")
         out.extend(f"- {n}" for n in notes)
@@ -796,7 +1118,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--wrk-seconds", type=int, default=10)
     ap.add_argument("--loop-seconds", type=int, default=5)
-    ap.add_argument("--stages", default="http,loop,incident,bystander,bpfstats,switch,uprobe")
+    ap.add_argument("--stages", default="http,loop,incident,bystander,bpfstats,switch,uprobe,gil")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "results.md"))
     ap.add_argument("--agent-arg", action="append", default=[], help="extra agent argument")
     ap.add_argument("--incident-iter", type=int, default=100000,
@@ -805,6 +1127,12 @@ def main():
                     help="incident stage: seconds between blocks (default one a second)")
     ap.add_argument("--incident-variants", action="store_true",
                     help="incident stage: also the agent without syscalls, stacks, diagnosis")
+    ap.add_argument("--gil-uprobe", default=None,
+                    help="gil stage: the gil_uprobe tool (default: bench/gil_uprobe next to the agent's build)")
+    ap.add_argument("--no-gil-noise", dest="gil_noise", action="store_false",
+                    help="gil stage: skip the second no-agent configuration (A') that measures the noise")
+    ap.add_argument("--no-gil-bpfstats", dest="gil_bpfstats", action="store_false",
+                    help="gil stage: skip the bpf_stats runs")
     a = ap.parse_args()
     if os.geteuid() != 0:
         die("must run as root: the agent loads BPF programs (run it from a root shell, or: sudo ./bench/run.sh)")
@@ -817,6 +1145,8 @@ def main():
             die(f"{tool} not found: install {pkg} (./scripts/install-deps.sh)")
     os.environ["PATH"] += ":/usr/sbin:/sbin"
     Agent.binary, Agent.extra = os.path.abspath(a.agent), a.agent_arg
+    UprobeTool.binary = os.path.abspath(a.gil_uprobe or os.path.join(
+        os.path.dirname(Agent.binary), "bench", "gil_uprobe"))
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
 
@@ -826,7 +1156,7 @@ def main():
                                capture_output=True, text=True).stdout.strip() or "?"
     started = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
     stages = [s for s in a.stages.split(",") if s]
-    rows, notes, mech = [], [], []
+    rows, notes, mech, sections = [], [], [], []
     for s in stages:
         if s == "http":
             stage_http(a, rows, notes)
@@ -842,9 +1172,11 @@ def main():
             stage_switch(a, rows, notes, mech)
         elif s == "uprobe":
             stage_uprobe(a, rows, notes, mech)
+        elif s == "gil":
+            stage_gil(a, rows, notes, sections)
         else:
-            die(f"unknown stage {s!r} (http, loop, incident, bystander, bpfstats, switch, uprobe)")
-    md = report(a, rows, notes, mech, started, stages)
+            die(f"unknown stage {s!r} (http, loop, incident, bystander, bpfstats, switch, uprobe, gil)")
+    md = report(a, rows, notes, mech, started, stages, sections)
     with open(a.out, "w") as f:
         f.write(md)
     print(md)

@@ -4,7 +4,7 @@
 # Overhead benchmark, one run: installs deps, builds, then measures every
 # figure with and without the agent (alternating, several repetitions,
 # medians) and writes bench/out/results.md.
-# Usage: sudo ./bench/run.sh [--reps N] [--wrk-seconds S] [--stages http,loop,bystander,bpfstats,switch,uprobe]
+# Usage: sudo ./bench/run.sh [--reps N] [--wrk-seconds S] [--stages http,loop,incident,bystander,bpfstats,switch,uprobe,gil]
 set -euo pipefail
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -17,7 +17,7 @@ cd "$ROOT"
 "$ROOT/scripts/install-deps.sh" >&2 || die "dependency install failed"
 if [ -z "${SW_SKIP_BUILD:-}" ]; then
 	cmake -S "$ROOT" -B "$BUILD" >/dev/null || die "cmake configure failed"
-	cmake --build "$BUILD" -j2 --target stallwatch-agent >/dev/null || die "agent build failed"
+	cmake --build "$BUILD" -j2 --target stallwatch-agent gil_uprobe >/dev/null || die "agent or bench tool build failed"
 fi
 mkdir -p "$ROOT/bench/out"
 # Debian's python3 (not a pyenv one on PATH): the harness uses only the stdlib,
