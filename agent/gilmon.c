@@ -434,6 +434,9 @@ static int locate(struct sw_gil *g, struct gproc *p)
 		return err;
 	if (st.locked < 0)
 		return -EAGAIN; /* created at the first thread start (3.9-) */
+	if (!sw_gil_window_ok((uint32_t)p->L->gil.last_holder, (uint32_t)p->L->gil.locked,
+			      (uint32_t)p->L->gil.switch_number))
+		return -EINVAL; /* a layout row BPF cannot read in one go */
 	bp.gil = st.addr;
 	bp.last_holder = (uint32_t)p->L->gil.last_holder;
 	bp.locked = (uint32_t)p->L->gil.locked;

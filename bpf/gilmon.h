@@ -101,6 +101,18 @@ struct sw_gil_holder {
 	__u64 forced_switches; /* hand-overs that followed one */
 };
 
+/* last_holder, locked and switch_number are read in one window of this
+ * many bytes from last_holder (8, 16, 24 in every CPython row). */
+#define SW_GIL_WINDOW 32
+
+SW_INLINE bool sw_gil_window_ok(__u32 last_holder, __u32 locked, __u32 switch_number)
+{
+	return locked >= last_holder && locked - last_holder <= SW_GIL_WINDOW - 4 &&
+	       !((locked - last_holder) & 3) && switch_number >= last_holder &&
+	       switch_number - last_holder <= SW_GIL_WINDOW - 8 &&
+	       !((switch_number - last_holder) & 7);
+}
+
 /* Which GIL futex uaddr is, if any: the cond's futex words are inside
  * pthread_cond_t (__g_signals, __g_refs...), the mutex's is its first word. */
 SW_INLINE enum sw_gil_futex sw_gil_classify(const struct sw_gil_proc *p, __u64 uaddr)
