@@ -315,8 +315,9 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 	}
 }
 
-/* name{host=..,runtime=..,pid=..,comm=..} */
-static void put_proc_series(struct sw_buf *b, const char *name, const struct sw_proc_view *p)
+/* name{host=..,runtime=..,pid=..,comm=..[,k=v]} */
+static void put_proc_series_kv(struct sw_buf *b, const char *name, const struct sw_proc_view *p,
+			       const char *k, const char *v)
 {
 	char num[16];
 
@@ -326,7 +327,14 @@ static void put_proc_series(struct sw_buf *b, const char *name, const struct sw_
 	snprintf(num, sizeof(num), "%" PRIu32, p->pid);
 	put_label(b, false, "pid", num);
 	put_label(b, false, "comm", p->comm);
+	if (k)
+		put_label(b, false, k, v);
 	sw_buf__printf(b, "} ");
+}
+
+static void put_proc_series(struct sw_buf *b, const char *name, const struct sw_proc_view *p)
+{
+	put_proc_series_kv(b, name, p, NULL, NULL);
 }
 
 /* The busy-time split and the process-wide figures (docs/METRICS.md). */
@@ -442,22 +450,6 @@ static uint64_t gil_u64(const struct sw_gil_view *g, size_t off)
 	return v;
 }
 
-/* put_proc_series with one more label */
-static void put_gil_series(struct sw_buf *b, const char *name, const struct sw_proc_view *p,
-			   const char *k, const char *v)
-{
-	char num[16];
-
-	sw_buf__printf(b, "%s{", name);
-	put_label(b, true, "host", p->host);
-	put_label(b, false, "runtime", p->runtime);
-	snprintf(num, sizeof(num), "%" PRIu32, p->pid);
-	put_label(b, false, "pid", num);
-	put_label(b, false, "comm", p->comm);
-	if (k)
-		put_label(b, false, k, v);
-	sw_buf__printf(b, "} ");
-}
 
 /* Gauges of the last measured interval: only while the process lives and
  * its GIL is measured (a process gone or not measurable has no
@@ -525,7 +517,7 @@ static void export_gil(struct sw_store *s, struct sw_buf *b)
 		sw_store__proc(s, i, &pv);
 		if (!g || pv.exited)
 			continue;
-		put_gil_series(b, "stallwatch_python_gil_measured", &pv, NULL, NULL);
+		put_proc_series_kv(b, "stallwatch_python_gil_measured", &pv, NULL, NULL);
 		sw_buf__printf(b, "%d\n", g->measured ? 1 : 0);
 	}
 	for (size_t k = 0; k < sizeof(gil_counters) / sizeof(gil_counters[0]); k++) {
@@ -538,7 +530,7 @@ static void export_gil(struct sw_store *s, struct sw_buf *b)
 				continue;
 			sw_store__proc(s, i, &pv);
 			v = gil_u64(g, gil_counters[k].off);
-			put_gil_series(b, gil_counters[k].name, &pv, NULL, NULL);
+			put_proc_series_kv(b, gil_counters[k].name, &pv, NULL, NULL);
 			if (gil_counters[k].seconds)
 				put_seconds(b, (double)v);
 			else
@@ -555,7 +547,7 @@ static void export_gil(struct sw_store *s, struct sw_buf *b)
 			continue;
 		sw_store__proc(s, i, &pv);
 		for (int p = 0; p < SW_GIL_NPATTERNS; p++) {
-			put_gil_series(b, "stallwatch_python_gil_flagged_intervals_total", &pv,
+			put_proc_series_kv(b, "stallwatch_python_gil_flagged_intervals_total", &pv,
 				       "pattern", sw_gil_patterns[p]);
 			put_u64(b, g->flagged[p]);
 		}
@@ -569,7 +561,7 @@ static void export_gil(struct sw_store *s, struct sw_buf *b)
 			sw_store__proc(s, i, &pv);
 			if (!gil_gauges(g, &pv) || !gil_gauge(g, (enum gil_gauge)k, &v))
 				continue;
-			put_gil_series(b, gil_gauges_def[k].name, &pv, NULL, NULL);
+			put_proc_series_kv(b, gil_gauges_def[k].name, &pv, NULL, NULL);
 			sw_buf__printf(b, "%.15g\n", v);
 		}
 	}
@@ -595,7 +587,7 @@ static void export_gil(struct sw_store *s, struct sw_buf *b)
 
 				if (t == g->n_names && !g->have_other)
 					continue;
-				put_gil_series(b, name, &pv, "thread", n->thread);
+				put_proc_series_kv(b, name, &pv, "thread", n->thread);
 				put_seconds(b, (double)(hold ? n->hold_ns : n->wait_ns));
 			}
 		}
@@ -829,13 +821,28 @@ static json_object *incident_json(const struct sw_incident_view *in)
 	return o;
 }
 
+/* root as one line of JSON text with its newline, in a malloc'd *json. */
+static int json_text(json_object *root, char **json, size_t *len)
+{
+	size_t tlen;
+	const char *txt = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &tlen);
+
+	*json = txt ? malloc(tlen + 2) : NULL;
+	if (!*json)
+		return -ENOMEM;
+	memcpy(*json, txt, tlen);
+	(*json)[tlen] = '\n';
+	(*json)[tlen + 1] = '\0';
+	*len = tlen + 1;
+	return 0;
+}
+
 int sw_export__incidents(struct sw_store *s, const struct sw_incident_query *q, char **json,
 			 size_t *len)
 {
 	const struct sw_incident_view **v = NULL;
 	json_object *root = NULL, *arr = NULL, *o;
-	const char *txt;
-	size_t n, k = 0, tlen;
+	size_t n, k = 0;
 	int err = 0;
 
 	*json = NULL;
@@ -883,20 +890,7 @@ int sw_export__incidents(struct sw_store *s, const struct sw_incident_query *q, 
 	}
 	sw_store__unlock(s);
 
-	txt = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &tlen);
-	if (!txt) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
-	*json = malloc(tlen + 2);
-	if (!*json) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
-	memcpy(*json, txt, tlen);
-	(*json)[tlen] = '\n';
-	(*json)[tlen + 1] = '\0';
-	*len = tlen + 1;
+	err = json_text(root, json, len);
 cleanup:
 	free(v);
 	json_object_put(root);
@@ -988,8 +982,6 @@ int sw_export__gil(struct sw_store *s, bool have_pid, uint32_t pid, char **json,
 {
 	json_object *root = json_object_new_object(), *arr = json_object_new_array(), *o;
 	struct sw_proc_view pv;
-	const char *txt;
-	size_t tlen;
 	int err = 0;
 
 	*json = NULL;
@@ -1016,16 +1008,7 @@ int sw_export__gil(struct sw_store *s, bool have_pid, uint32_t pid, char **json,
 	sw_store__unlock(s);
 	if (err)
 		goto cleanup;
-	txt = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &tlen);
-	*json = txt ? malloc(tlen + 2) : NULL;
-	if (!*json) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
-	memcpy(*json, txt, tlen);
-	(*json)[tlen] = '\n';
-	(*json)[tlen + 1] = '\0';
-	*len = tlen + 1;
+	err = json_text(root, json, len);
 cleanup:
 	json_object_put(root);
 	return err;

@@ -677,17 +677,24 @@ static int proc_ready(struct sw_pyframes *r, struct pf_proc *p)
 	return p->err;
 }
 
-int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, uint32_t *tid)
+/* pid's process, ready to be read: NULL with *err set when it is not. */
+static struct pf_proc *ready(struct sw_pyframes *r, uint32_t pid, int *err)
 {
 	struct pf_proc *p = find(r, pid);
+
+	*err = p ? proc_ready(r, p) : -ESRCH;
+	return *err ? NULL : p;
+}
+
+int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, uint32_t *tid)
+{
 	const struct pf_thread *th;
+	struct pf_proc *p;
 	uint64_t head;
 	int err;
 
+	p = ready(r, pid, &err);
 	if (!p)
-		return -ESRCH;
-	err = proc_ready(r, p);
-	if (err)
 		return err;
 	th = lookup_tstate(p, tstate);
 	if (!th) {
@@ -711,14 +718,12 @@ int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, ui
 
 int sw_pyframes__tids(struct sw_pyframes *r, uint32_t pid, uint32_t *tids, size_t max, size_t *n)
 {
-	struct pf_proc *p = find(r, pid);
+	struct pf_proc *p;
 	int err;
 
 	*n = 0;
+	p = ready(r, pid, &err);
 	if (!p)
-		return -ESRCH;
-	err = proc_ready(r, p);
-	if (err)
 		return err;
 	err = refresh_threads(r, p);
 	if (err)

@@ -494,36 +494,52 @@ Test(gil_wire, thread_names_are_capped_per_process)
 	cr_assert_not(has_line("stallwatch_python_gil_switch_interval_seconds", "pid=\"600\""));
 }
 
+/* A Python process (py313t) whose GIL the agent cannot measure, and why. */
+static void apply_unmeasured(uint32_t pid, const char *note)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
+	Stallwatch__V1__GilSummary gs = STALLWATCH__V1__GIL_SUMMARY__INIT, *gp[1] = {&gs};
+
+	pi.pid = pid;
+	pi.runtime = "python";
+	pi.comm = "py313t";
+	gs.pid = pid;
+	gs.note = (char *)note;
+	b.processes = pp;
+	b.n_processes = 1;
+	b.gil = gp;
+	b.n_gil = 1;
+	apply(&b);
+}
+
 Test(gil_wire, exit_and_not_measured)
 {
 	Stallwatch__V1__Batch *b = encode();
-	Stallwatch__V1__Batch b2 = STALLWATCH__V1__BATCH__INIT;
-	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
-	Stallwatch__V1__GilSummary gs = STALLWATCH__V1__GIL_SUMMARY__INIT, *gp[1] = {&gs};
 
 	new_store();
 	apply(b);
 	/* pid 700 cannot be measured; pid 500 exits */
-	pi.pid = 700;
-	pi.runtime = "python";
-	pi.comm = "py313t";
-	gs.pid = 700;
-	gs.note = "free-threaded build: no GIL to measure";
-	b2.processes = pp;
-	b2.n_processes = 1;
-	b2.gil = gp;
-	b2.n_gil = 1;
-	apply(&b2);
+	apply_unmeasured(700, "free-threaded build: no GIL to measure");
 	export();
 	cr_assert_eq(value_of("stallwatch_python_gil_measured", "pid=\"700\""), 0);
 	cr_assert_not(has_line("stallwatch_python_gil_wait_seconds_total", "pid=\"700\""));
 	cr_assert_not(has_line("stallwatch_python_gil_utilization", "pid=\"700\""));
 
-	pi.pid = 500;
-	pi.exited = true;
-	pi.exit_known = true;
-	b2.n_gil = 0;
-	apply(&b2);
+	{
+		Stallwatch__V1__Batch b2 = STALLWATCH__V1__BATCH__INIT;
+		Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT,
+					    *pp[1] = {&pi};
+
+		pi.pid = 500;
+		pi.runtime = "python";
+		pi.comm = "py313t";
+		pi.exited = true;
+		pi.exit_known = true;
+		b2.processes = pp;
+		b2.n_processes = 1;
+		apply(&b2);
+	}
 	export();
 	/* the gauges go with the process, the counters stay until it expires */
 	cr_assert_not(has_line("stallwatch_python_gil_utilization", "pid=\"500\""));
@@ -681,23 +697,11 @@ static json_object *field(json_object *o, const char *k)
 Test(gil_wire, api_gil_gives_the_verdict_and_the_threads)
 {
 	Stallwatch__V1__Batch *b = encode();
-	Stallwatch__V1__Batch b2 = STALLWATCH__V1__BATCH__INIT;
-	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
-	Stallwatch__V1__GilSummary gs = STALLWATCH__V1__GIL_SUMMARY__INIT, *gp[1] = {&gs};
 	json_object *arr, *p, *t, *v;
 
 	new_store();
 	apply(b);
-	pi.pid = 700;
-	pi.runtime = "python";
-	pi.comm = "py313t";
-	gs.pid = 700;
-	gs.note = "free-threaded build";
-	b2.processes = pp;
-	b2.n_processes = 1;
-	b2.gil = gp;
-	b2.n_gil = 1;
-	apply(&b2);
+	apply_unmeasured(700, "free-threaded build");
 
 	arr = gil_api(false, 0);
 	cr_assert_eq(json_object_array_length(arr), 2);
