@@ -44,6 +44,7 @@ class NodePatternCase(swtest.PatternChecks):
     argv = None
     requests = []
     pattern = None
+    body_receive = False    # a block receiving the request body is expected
     culprit = None          # (regex, what) that must be in the stack
     before = None
     agent_extra = ()
@@ -121,6 +122,13 @@ class NodePatternCase(swtest.PatternChecks):
                 swtest.log("NOTE: incident explained by a %.1f ms GC pause the workload saw: %s"
                            % ((p["end_ns"] - p["start_ns"]) / 1e6, swtest.incident_str(i)))
                 extra.remove(i)
+            elif self.body_receive and any("llhttp" in f for f in i.get("stack") or []):
+                # a real block, before the handler's clock starts: node
+                # copying a 14 MB request body out of llhttp (once 102 ms,
+                # 33 of them in the run queue)
+                swtest.log("NOTE: incident in node's receipt of the request body: %s"
+                           % swtest.incident_str(i))
+                extra.remove(i)
         self.assertEqual(extra, [], "incidents that match no block (20 healthy requests and "
                          "the mistakes) nor a GC pause of the runtime:\n%s"
                          % "\n".join(swtest.incident_str(i) for i in extra))
@@ -129,6 +137,7 @@ class NodePatternCase(swtest.PatternChecks):
 class LargeJson(NodePatternCase):
     argv = [NODE, workload("node_large_json.js")]
     requests = [("POST", "/orders", _big_json())] * 2
+    body_receive = True  # the 14 MB body's receipt may block on its own
     pattern = "node.large_json"
     culprit = (r"Builtins_JsonParse|JsonParser", "V8's JSON parser (Builtins_JsonParse)")
 
