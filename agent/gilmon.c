@@ -415,6 +415,20 @@ static void hint(struct sw_gil *g, uint32_t pid, int delta)
 	bpf_map_update_elem(fd, &slot, &n, BPF_ANY);
 }
 
+/* What BPF is told of a GIL at addr: its layout row's offsets. */
+static void gil_proc_of(const struct sw_py_layout *L, uint64_t addr, struct sw_gil_proc *bp)
+{
+	bp->gil = addr;
+	bp->last_holder = (uint32_t)L->gil.last_holder;
+	bp->locked = (uint32_t)L->gil.locked;
+	bp->switch_number = (uint32_t)L->gil.switch_number;
+	bp->cond = (uint32_t)L->gil.cond;
+	bp->mutex = (uint32_t)L->gil.mutex;
+	bp->switch_cond = (uint32_t)L->gil.switch_cond;
+	bp->switch_mutex = (uint32_t)L->gil.switch_mutex;
+	bp->size = (uint32_t)L->gil.size;
+}
+
 /* Where the GIL is, once the interpreter has one: BPF starts counting. */
 static int locate(struct sw_gil *g, struct gproc *p)
 {
@@ -437,15 +451,7 @@ static int locate(struct sw_gil *g, struct gproc *p)
 	if (!sw_gil_window_ok((uint32_t)p->L->gil.last_holder, (uint32_t)p->L->gil.locked,
 			      (uint32_t)p->L->gil.switch_number))
 		return -EINVAL; /* a layout row BPF cannot read in one go */
-	bp.gil = st.addr;
-	bp.last_holder = (uint32_t)p->L->gil.last_holder;
-	bp.locked = (uint32_t)p->L->gil.locked;
-	bp.switch_number = (uint32_t)p->L->gil.switch_number;
-	bp.cond = (uint32_t)p->L->gil.cond;
-	bp.mutex = (uint32_t)p->L->gil.mutex;
-	bp.switch_cond = (uint32_t)p->L->gil.switch_cond;
-	bp.switch_mutex = (uint32_t)p->L->gil.switch_mutex;
-	bp.size = (uint32_t)p->L->gil.size;
+	gil_proc_of(p->L, st.addr, &bp);
 	err = bpf_map_update_elem(bpf_map__fd(g->skel->maps.gil_procs), &p->pid, &bp, BPF_ANY);
 	if (err)
 		return -errno;
@@ -903,12 +909,7 @@ const char *sw_gil__futex_name(struct sw_gil *g, uint32_t pid, uint64_t addr)
 
 	if (!p || !p->gil)
 		return NULL;
-	bp.gil = p->gil;
-	bp.cond = (uint32_t)p->L->gil.cond;
-	bp.mutex = (uint32_t)p->L->gil.mutex;
-	bp.switch_cond = (uint32_t)p->L->gil.switch_cond;
-	bp.switch_mutex = (uint32_t)p->L->gil.switch_mutex;
-	bp.size = (uint32_t)p->L->gil.size;
+	gil_proc_of(p->L, p->gil, &bp);
 	switch (sw_gil_classify(&bp, addr)) {
 	case SW_GILF_COND:
 		return "the GIL (cond)";

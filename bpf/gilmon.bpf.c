@@ -79,14 +79,18 @@ static __always_inline void count(__u64 *counter)
 	__sync_fetch_and_add(counter, 1);
 }
 
-static __always_inline struct sw_gil_proc *target(__u32 pid)
+/* pid_hint: false means surely not a target (one inlined array load) */
+static __always_inline bool maybe_target(__u32 pid)
 {
 	__u32 slot = pid & (SW_GIL_PID_SLOTS - 1);
 	__u32 *n = bpf_map_lookup_elem(&gil_pid_hint, &slot);
 
-	if (!n || !*n)
-		return NULL;
-	return bpf_map_lookup_elem(&gil_procs, &pid);
+	return n && *n;
+}
+
+static __always_inline struct sw_gil_proc *target(__u32 pid)
+{
+	return maybe_target(pid) ? bpf_map_lookup_elem(&gil_procs, &pid) : NULL;
 }
 
 /* The GIL's holder, locked flag and switch number, from the current task's
@@ -309,15 +313,6 @@ static __always_inline void on_futex_exit(long ret)
 			__sync_fetch_and_add(&h->caused_wait_ns, d);
 	}
 	loop_wait(tid, d, holder, drop);
-}
-
-/* pid_hint, for a task's tgid in sched_switch */
-static __always_inline bool maybe_target(__u32 pid)
-{
-	__u32 slot = pid & (SW_GIL_PID_SLOTS - 1);
-	__u32 *n = bpf_map_lookup_elem(&gil_pid_hint, &slot);
-
-	return n && *n;
 }
 
 /*
