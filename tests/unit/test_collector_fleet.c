@@ -397,3 +397,38 @@ Test(fleet, identity_labels)
 			      NULL),
 		     5);
 }
+
+/* docs/METRICS.md, Cardinality: the series of one loop thread by runtime. */
+Test(fleet, series_per_loop_as_documented)
+{
+	static const struct {
+		const char *runtime;
+		int series;
+	} want[] = {{"node", 61}, {"python", 49}, {"native", 35}};
+
+	new_store(16);
+	agent_up("vm:1", "vm");
+	for (size_t i = 0; i < 3; i++) {
+		Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+		struct t_loop l;
+		Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+
+		t_loop_init(&l, 100 + i, 100 + i, want[i].runtime);
+		t_loop_add(&l, 2 * MS, 5);
+		l.ls.cpu_split = true;
+		l.ls.oncpu_ns = l.ls.busy_ns;
+		b.loops = lp;
+		b.n_loops = 1;
+		cr_assert_eq(sw_store__apply(s, "vm:1", &b, NOW), 0);
+	}
+	scrape("prom");
+	for (size_t i = 0; i < 3; i++) {
+		char pid[32];
+		int n = 0;
+
+		snprintf(pid, sizeof(pid), "pid=\"%zu\",tid=", 100 + i);
+		for (const char *p = text.p; (p = strstr(p, pid)); p++)
+			n++;
+		cr_assert_eq(n, want[i].series, "%s loop: %d series", want[i].runtime, n);
+	}
+}
