@@ -215,8 +215,9 @@ static void proc_set_live(struct sw_proc *p)
 
 /* ---- connections ---- */
 
-/* A new agent on a host where one went down: most often the same agent
- * restarted (a new pid, a new id). The old one is not "down" then. */
+/* A newer agent on the host of one that is down: most often the same
+ * agent restarted (a new pid, a new id), whichever of the two connections
+ * changed first. The old one is not "down" then. */
 static void agents_replaced_by(struct sw_store *s, const struct sw_agent *a)
 {
 	if (!a->v.host[0])
@@ -224,9 +225,27 @@ static void agents_replaced_by(struct sw_store *s, const struct sw_agent *a)
 	for (size_t i = 0; i < s->agents.n; i++) {
 		struct sw_agent *o = s->agents.v[i];
 
-		if (o != a && !o->conns && !strcmp(o->v.host, a->v.host))
+		if (o != a && !o->conns && o->born < a->born && !strcmp(o->v.host, a->v.host))
 			o->v.replaced = true;
 	}
+}
+
+/* A restart that started the new agent before stopping the old one does so
+ * within this; a second agent of the host that has run longer is not the
+ * first one's successor, and the first one going down is an agent down. */
+#define SW_AGENT_OVERLAP_NS (60ull * 1000000000ull)
+
+static bool agent_has_successor(const struct sw_store *s, const struct sw_agent *a,
+				uint64_t now_ns)
+{
+	for (size_t i = 0; i < s->agents.n; i++) {
+		const struct sw_agent *o = s->agents.v[i];
+
+		if (o != a && o->conns && o->born > a->born && !strcmp(o->v.host, a->v.host) &&
+		    now_ns - o->born_ns <= SW_AGENT_OVERLAP_NS)
+			return true;
+	}
+	return false;
 }
 
 int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1__Hello *hello,
@@ -235,7 +254,6 @@ int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1_
 	struct sw_agent *a;
 	int err = 0;
 
-	(void)now_ns;
 	pthread_mutex_lock(&s->mu);
 	a = agent_find(s, id);
 	if (!a) {
@@ -248,6 +266,8 @@ int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1_
 			goto cleanup;
 		}
 		sw_agent__hello(a, hello);
+		a->born = ++s->epoch;
+		a->born_ns = now_ns;
 		agents_replaced_by(s, a);
 	}
 	sw_agent__hello(a, hello);
@@ -290,6 +310,7 @@ void sw_store__agent_down(struct sw_store *s, const char *id, uint64_t now_ns)
 		goto cleanup;
 	a->v.up = false;
 	a->down_since_ns = now_ns;
+	a->v.replaced = agent_has_successor(s, a, now_ns);
 	for (size_t i = 0; i < s->series.n; i++) {
 		struct sw_loop *l = s->series.v[i];
 

@@ -68,6 +68,8 @@ struct sw_agent {
 	uint64_t last_seq;
 	bool have_seq;
 	uint64_t down_since_ns; /* 0 while connected */
+	uint64_t born;		/* order of first connection (store.c), to tell a newer agent */
+	uint64_t born_ns;	/* and its time */
 };
 
 struct sw_agents {

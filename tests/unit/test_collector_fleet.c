@@ -206,6 +206,28 @@ Test(fleet, a_restart_before_the_old_series_left_still_makes_one_series)
 	sw_store__unlock(s);
 }
 
+Test(fleet, a_new_agent_started_before_the_old_one_stopped_replaces_it)
+{
+	new_store(16);
+	agent_up("vm:1", "vm");
+	agent_up("vm:2", "vm");
+	sw_store__agent_down(s, "vm:1", NOW + 1);
+	scrape("prom");
+	cr_assert_eq(count_lines("stallwatch_agent_up", "agent=\"vm:1\""), 0, "%s", text.p);
+	/* an older one of the host going down is down, not replaced */
+	agent_up("vm:3", "vm");
+	agent_up("vm:1", "vm"); /* it came back: its id is known, not newer */
+	sw_store__agent_down(s, "vm:3", NOW + 2);
+	scrape("prom");
+	cr_assert_eq(value_of("stallwatch_agent_up", "agent=\"vm:3\""), 0);
+	cr_assert_eq(value_of("stallwatch_agent_up", "agent=\"vm:1\""), 1);
+	/* a second agent of the host that has run for minutes is no restart
+	 * of the first: the first going down is an agent down */
+	sw_store__agent_down(s, "vm:1", NOW + 120 * 1000000000ull);
+	scrape("prom");
+	cr_assert_eq(value_of("stallwatch_agent_up", "agent=\"vm:1\""), 0);
+}
+
 Test(fleet, two_live_agents_on_one_host)
 {
 	new_store(16);
