@@ -261,27 +261,38 @@ static const struct {
 	bool annotation;
 	const char *name_key, *pod_key;
 } name_sources[] = {
-	{ "docker", "1/root/var/lib/docker/containers/%s/config.v2.json", false, "Name", NULL },
-	{ "containerd", "1/root/run/containerd/io.containerd.runtime.v2.task/k8s.io/%s/config.json",
-	  true, "io.kubernetes.cri.container-name", "io.kubernetes.cri.sandbox-name" },
-	{ "containerd", "1/root/run/containerd/io.containerd.runtime.v2.task/default/%s/config.json",
-	  true, "nerdctl/name", NULL },
-	{ "cri-o", "1/root/run/containers/storage/overlay-containers/%s/userdata/config.json", true,
+	{ "docker", "var/lib/docker/containers/%s/config.v2.json", false, "Name", NULL },
+	{ "containerd", "run/containerd/io.containerd.runtime.v2.task/k8s.io/%s/config.json", true,
+	  "io.kubernetes.cri.container-name", "io.kubernetes.cri.sandbox-name" },
+	{ "containerd", "run/containerd/io.containerd.runtime.v2.task/default/%s/config.json", true,
+	  "nerdctl/name", NULL },
+	{ "cri-o", "run/containers/storage/overlay-containers/%s/userdata/config.json", true,
 	  "io.kubernetes.container.name", "io.kubernetes.pod.name" },
 };
 
+/*
+ * The host's root: init's (an agent in a container that shares the host's
+ * pid namespace, a DaemonSet with hostPID, sees the host's files there),
+ * else the agent's own (init's root is not readable where pid 1 is another
+ * user's or a sandbox's; an agent on the host has the host's root).
+ */
+static const char *const host_roots[] = { "1/root", "self/root" };
+
 static void runtime_names(struct sw_tio *t, struct sw_proc_info *info, const char *runtime)
 {
-	char rel[256];
+	char path[200], rel[256];
 
 	for (size_t i = 0; i < sizeof(name_sources) / sizeof(name_sources[0]); i++) {
-		json_object *o;
+		json_object *o = NULL;
 		bool got;
 
 		if (*runtime && strcmp(runtime, name_sources[i].runtime))
 			continue;
-		snprintf(rel, sizeof(rel), name_sources[i].path, info->container_id);
-		o = read_json(t, rel);
+		snprintf(path, sizeof(path), name_sources[i].path, info->container_id);
+		for (size_t r = 0; !o && r < sizeof(host_roots) / sizeof(host_roots[0]); r++) {
+			snprintf(rel, sizeof(rel), "%s/%s", host_roots[r], path);
+			o = read_json(t, rel);
+		}
 		if (!o)
 			continue;
 		got = json_str(o, name_sources[i].annotation, name_sources[i].name_key,

@@ -4,8 +4,9 @@
  * docs/METRICS.md "Labels"): service, container, pod and start time. Read
  * once per process by sw_discover_process, read-only, through target_io.h:
  * the target's environ and /etc/hostname, and the container runtime's own
- * files on the host, which are read as /proc/1/root/<path> so that an agent
- * in a container with the host's pid namespace reads the host's. Nothing
+ * files on the host, read as /proc/1/root/<path> (so that an agent in a
+ * container with the host's pid namespace reads the host's), else as
+ * /proc/self/root/<path>. Nothing
  * here fails discovery: what cannot be read stays "".
  */
 #ifndef SW_IDENTITY_H

@@ -643,6 +643,12 @@ int main(int argc, char **argv)
 		}
 	ec.loops = loops;
 	ec.rec = rec;
+	/* Before the process lines: a SIGINT sent by whoever reads them (a
+	 * test that has what it needs) stops the agent cleanly, not by the
+	 * default action (exit by signal). */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < env.n_pids; i++) {
 		/* it may have exited since discovery */
 		if (!sw_process_alive(env.pids[i])) {
@@ -669,10 +675,6 @@ int main(int argc, char **argv)
 			n_ok > 1 ? "es" : "", (unsigned long long)env.threshold_ms,
 			loopmon__mode(lm));
 	sw_report__flush(rep);
-
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
 
 	start = last_summary = sw_mono_ns();
 	while (!exiting) {

@@ -49,6 +49,7 @@ static void make_proc(int pid, const char *fixture, const char *exe_name)
 
 #define CID "4c01db0b339c5f2b8ec3fa81e61e4c8b4b1ed1a6c7f47a1c6a66d4e4e1d2f7a9"
 #define DID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define XID "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 #define PUID "8f1c2a4e-7d3b-4c5a-9e6f-0a1b2c3d4e5f"
 
 static void write_file(const char *rel, const void *bytes, size_t len)
@@ -115,6 +116,10 @@ static void make_identity_procs(void)
 		  "{\"ID\":\"" DID "\",\"Name\":\"/web-1\",\"Config\":{}}");
 	/* no container, no environ (as when it cannot be read) */
 	identity_proc(5003, "worker", "0::/system.slice/api.service\n");
+	/* a kubelet cgroupfs pod: runtime unknown, no runtime file; the pod's
+	 * name from the /etc/hostname the kubelet mounts */
+	identity_proc(5005, "python3", "0::/kubepods/besteffort/pod" PUID "/" XID "\n");
+	WRITE_LIT("5005/root/etc/hostname", "web-0\nnot this\n");
 	/* garbage: no env entry terminated, a runtime file that is not JSON */
 	identity_proc(5004, "node", "0::/system.slice/docker-" CID ".scope\n");
 	WRITE_LIT("5004/environ", "OTEL_SERVICE_NAME=cut-short");
@@ -285,6 +290,17 @@ Test(discovery, identity_without_a_container_or_env)
 	cr_assert_str_eq(pi.pod_uid, "");
 	cr_assert_str_eq(pi.service, "node");
 	cr_assert_eq(pi.start_ticks, 100);
+}
+
+Test(discovery, pod_name_from_the_hostname_file)
+{
+	struct sw_proc_info pi;
+
+	cr_assert_eq(sw_discover_process(5005, &pi), 0);
+	cr_assert_str_eq(pi.container_id, XID);
+	cr_assert_str_eq(pi.pod_uid, PUID);
+	cr_assert_str_eq(pi.container_name, "", "no runtime keeps a file for it");
+	cr_assert_str_eq(pi.pod_name, "web-0");
 }
 
 Test(discovery, identity_from_garbage_does_not_fail_discovery)
