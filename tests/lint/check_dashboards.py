@@ -566,11 +566,20 @@ class Checker:
                 self.query(tw, t["expr"], t.get("legendFormat"), list(tvars))
             if p.get("type") != "table" and len(set(legends)) != len(legends):
                 self.bad(pw, "two targets with the same legend %r" % legends)
+            worst = any("stallwatch_eventloop_delay_max_seconds" in t.get("expr", "")
+                        for t in targets)
+            if worst and not (p.get("title") or "").startswith("Worst block"):
+                # the integration test finds the panels every block must be on so
+                self.bad(pw, "plots stallwatch_eventloop_delay_max_seconds: its title must "
+                         "begin with \"Worst block\"")
             if (p.get("title") or "").startswith("Worst block") and not any(
                     re.search(r"max_over_time\(stallwatch_eventloop_delay_max_seconds\{[^}]*\}"
-                              r"\[\$__(rate_)?interval\]\)", t.get("expr", "")) for t in targets):
+                              r"\[\$__(rate_interval|interval|range)\]\)", t.get("expr", ""))
+                    for t in targets):
+                # a window per step (or the whole range) holds every block
                 self.bad(pw, "a \"Worst block\" panel must take max_over_time of "
-                         "stallwatch_eventloop_delay_max_seconds over $__interval")
+                         "stallwatch_eventloop_delay_max_seconds over $__interval, "
+                         "$__rate_interval or $__range")
         return ntargets
 
     def alerts(self, path):
