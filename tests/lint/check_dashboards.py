@@ -27,7 +27,8 @@ Prometheus reload would show too late:
 
 Prints one line per problem and exits 1; exits 77 (skip) without promtool
 unless SW_CI=1. Usage: check_dashboards.py [DASHBOARD_DIR] (default: the
-repository's dashboards/).
+repository's dashboards/); check_dashboards.py --self-test runs the checks on
+a copy of dashboards/ with known faults and fails unless each is reported.
 """
 import glob
 import json
@@ -501,7 +502,8 @@ class Checker:
             self.bad(name, "no datasource variable (name datasource, type datasource, "
                      "query prometheus)")
         want = ["host", "service", "runtime"]
-        if "pid" in tvars or "service" in name:
+        # the drill-down is per process; others may add pid
+        if "pid" in tvars or uid == "stallwatch-service":
             want.append("pid")
         for v in want:
             t = tvars.get(v)
@@ -686,13 +688,8 @@ class Checker:
                          out.replace("\n", " | "))
 
 
-def main():
-    ddir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(SOURCE, "dashboards")
-    promtool = shutil.which("promtool")
-    if not promtool:
-        print("SKIP: promtool not found: apt-get install prometheus "
-              "(scripts/install-deps.sh installs it)")
-        return 1 if os.environ.get("SW_CI") == "1" else 77
+def check_dir(ddir, promtool):
+    """All checks of one dashboards directory: (checker, summary)."""
     c = Checker()
     err = load_agent_counters()
     if err:
@@ -717,13 +714,93 @@ def main():
         nalerts = c.alerts(alert_file)
     c.promtool(promtool, alert_file if os.path.exists(alert_file) else None,
                scrape_file if os.path.exists(scrape_file) else None)
+    return c, "%d dashboards, %d queries, %d alerts, %d expressions through promtool" % (
+        len(dashboards), ntargets, nalerts, len(c.promql))
+
+
+def _target(d, title, ref="A"):
+    for p in d["panels"]:
+        if p.get("title") == title:
+            return next(t for t in p["targets"] if t["refId"] == ref)
+    raise KeyError(title)
+
+
+# A broken copy of the real files, one fault per line, each with the text
+# its problem line must contain: a checker that passes everything fails here.
+MUTATIONS = [
+    ("stallwatch-service.json", "Worst block per loop",
+     lambda t: t.update(legendFormat=t["legendFormat"].replace(" tid {{tid}}", "")),
+     "does not name label tid"),
+    ("stallwatch-service.json", "Utilization per loop thread",
+     lambda t: t.update(legendFormat=t["legendFormat"] + " {{comm}}"),
+     "has no label comm"),
+    ("stallwatch-service.json", "Iterations per second",
+     lambda t: t.update(expr=t["expr"].replace("stallwatch_eventloop_iterations_total",
+                                               "stallwatch_eventloop_utilization")),
+     "metric stallwatch_eventloop_utilization is not"),
+    ("stallwatch-service.json", "Block in progress",
+     lambda t: t.update(expr=t["expr"].replace(',pid=~"$pid"', "")),
+     'lacks pid=~"$pid"'),
+    ("stallwatch-gil.json", "GIL utilization",
+     lambda t: t.update(expr="max by (service, host, pid) (rate(stallwatch_python_gil_"
+                        "utilization_ratio{host=~\"$host\",service=~\"$service\","
+                        "runtime=~\"$runtime\",pid=~\"$pid\"}))"),
+     "expected type range vector"),
+    ("stallwatch-overview.json", "Agents up",
+     lambda t: t.update(expr='stallwatch_agent_up{host=~"$host"}', legendFormat="{{host}} up"),
+     "returns its series' own label sets"),
+    ("stallwatch-overview.json", "Loop series held vs limit",
+     lambda t: t.update(datasource={"type": "prometheus", "uid": "prom"}),
+     "target A: datasource"),
+]
+
+
+def self_test(promtool):
+    """Run the checks on a broken copy and require every fault reported."""
+    src = os.path.join(SOURCE, "dashboards")
+    with tempfile.TemporaryDirectory(prefix="sw-dashcheck-broken-") as tmp:
+        for f in os.listdir(src):
+            shutil.copy(os.path.join(src, f), tmp)
+        for f, title, mutate, _ in MUTATIONS:
+            path = os.path.join(tmp, f)
+            d = json.load(open(path))
+            mutate(_target(d, title))
+            json.dump(d, open(path, "w"))
+        path = os.path.join(tmp, "stallwatch-alerts.yml")
+        text = open(path).read()
+        text = text.replace("(stallwatch_eventloop_blocked_ongoing_seconds) > 5",
+                            "(stallwatch_eventloop_blocked_ongoing_seconds)", 1)
+        open(path, "w").write(text)
+        c, _ = check_dir(tmp, promtool)
+    want = [m[3] for m in MUTATIONS] + ['StallwatchLoopStuck: expr is not "<query> <op> <number>"']
+    missed = [w for w in want if not any(w in p for p in c.problems)]
+    for w in missed:
+        print("self-test: the broken copy's fault %r was not reported" % w)
+    if missed:
+        print("FAIL check_dashboards --self-test")
+        return 1
+    print("PASS check_dashboards --self-test: %d faults, %d problem lines" % (
+        len(want), len(c.problems)))
+    return 0
+
+
+def main():
+    args = sys.argv[1:]
+    promtool = shutil.which("promtool")
+    if not promtool:
+        print("SKIP: promtool not found: apt-get install prometheus "
+              "(scripts/install-deps.sh installs it)")
+        return 1 if os.environ.get("SW_CI") == "1" else 77
+    if args == ["--self-test"]:
+        return self_test(promtool)
+    ddir = args[0] if args else os.path.join(SOURCE, "dashboards")
+    c, summary = check_dir(ddir, promtool)
     for p in c.problems:
         print(p)
     if c.problems:
         print("FAIL check_dashboards: %d problems" % len(c.problems))
         return 1
-    print("PASS check_dashboards: %d dashboards, %d queries, %d alerts, %d expressions "
-          "through promtool" % (len(dashboards), ntargets, nalerts, len(c.promql)))
+    print("PASS check_dashboards: " + summary)
     return 0
 
 
