@@ -158,6 +158,8 @@ class Identity(unittest.TestCase):
             w.stop()
         if getattr(cls, "agent", None) and cls.agent.rc is None:
             cls.agent.stop()
+        if getattr(cls, "collector", None):
+            cls.collector.stop()
         for cg in cls.cgs:
             cg.remove()
         for d in reversed(cls.made_files):
@@ -241,10 +243,22 @@ class Identity(unittest.TestCase):
         with open("/proc/%d/cgroup" % w3.pid) as f:
             cls.bare_in_container = bool(re.search(r"(^|[/-])[0-9a-f]{64}(\.scope)?(/|$)",
                                                    f.read(), re.M))
+        # and through a collector: the labels of /metrics
+        cls.listen, cls.http = swtest.free_port(), swtest.free_port()
+        cls.collector = swtest.Collector(cls.listen, cls.http)
         cls.agent = swtest.Agent([w.pid for w in cls.workloads],
-                                 extra=["--service", "%d=billing" % w2.pid])
+                                 extra=["--service", "%d=billing" % w2.pid,
+                                        "--collector", "127.0.0.1:%d" % cls.listen])
         cls.lines = cls.agent.wait_attached()
+        cls.metrics = swtest.wait_for(cls._loops_exported, timeout=20, step=0.2)
         cls.rc = cls.agent.stop()
+
+    @classmethod
+    def _loops_exported(cls):
+        """/metrics once every workload's loop has its iterations series."""
+        m = swtest.metrics(cls.http)
+        pids = {dict(k[1]).get("pid") for k in m if k[0] == "stallwatch_eventloop_iterations_total"}
+        return m if all(str(w.pid) in pids for w in cls.workloads) else None
 
     def line(self, i):
         return self.lines[self.workloads[i].pid]
@@ -283,6 +297,34 @@ class Identity(unittest.TestCase):
         self.assertNotIn("pod", o)
         if not self.bare_in_container:
             self.assertNotIn("container_id", o)
+
+    def series_labels(self, i):
+        """The labels of workload i's iterations series (exactly one)."""
+        pid = str(self.workloads[i].pid)
+        found = [dict(k[1]) for k in self.metrics
+                 if k[0] == "stallwatch_eventloop_iterations_total" and dict(k[1])["pid"] == pid]
+        self.assertEqual(len(found), 1, found)
+        return found[0]
+
+    def test_collector_labels(self):
+        """What the agent read is what a fleet's series carry."""
+        pod, docker, bare = (self.series_labels(i) for i in range(3))
+        self.assertEqual(pod["service"], "checkout-api", pod)
+        self.assertEqual(pod["container_id"], self.cid[:12], pod)
+        self.assertEqual(pod["pod_uid"], self.pod_uid, pod)
+        self.assertEqual(pod["pod"], self.pod_name, pod)
+        self.assertEqual(pod["runtime"], "python", pod)
+        self.assertRegex(pod["runtime_version"], r"^3\.\d+\.\d+", pod)
+        if self.named:
+            self.assertEqual(pod["container"], "api", pod)
+        self.assertEqual(docker["service"], "billing", docker)
+        self.assertEqual(docker["container_id"], self.did[:12], docker)
+        self.assertRegex(docker["runtime_version"], r"^\d+\.\d+\.\d+", docker)
+        self.assertNotIn("pod_uid", docker)
+        self.assertEqual(bare["service"], self.truth[self.workloads[2].pid]["comm"], bare)
+        self.assertNotIn("pod_uid", bare)
+        if not self.bare_in_container:
+            self.assertNotIn("container_id", bare)
 
     def test_agent_clean(self):
         self.assertEqual(self.rc, 0, self.agent.describe())
