@@ -26,6 +26,8 @@ PKGS=(
 	libcriterion-dev gdb prometheus
 	# tests/lint/check_dashboards.py reads the alert rules (YAML)
 	python3-yaml
+	# tests/lint/check_deploy.sh verifies deploy/systemd units (systemd-analyze)
+	systemd
 	# sanitizer and libFuzzer runtimes of clang: only a Recommends of clang,
 	# which --no-install-recommends leaves out
 	libclang-rt-dev
