@@ -530,7 +530,7 @@ static const struct {
 			    "its GIL"},
     [GG_LOOP_SHARE] = {"stallwatch_python_gil_loop_wait_share_ratio",
 		       "Share of the last reporting interval the event loop thread waited for the "
-		       "GIL (absent without a loop thread)"},
+		       "GIL (0 when it did not; absent in a process with no loop thread)"},
 };
 
 /* Value of gauge k, false when the series is left out. */
@@ -550,8 +550,10 @@ static bool gil_gauge(const struct sw_gil_view *g, enum gil_gauge k, double *v)
 		*v = (double)g->switch_interval_us / 1e6;
 		return g->switch_interval_us != 0; /* 0: not read */
 	case GG_LOOP_SHARE:
+		/* 0 in an interval the loop did not wait: a gap in the series
+		 * would read as "no data" on the dashboard */
 		*v = g->loop_wait_share;
-		return g->loop_tid != 0;
+		return g->have_loop;
 	default:
 		return false;
 	}

@@ -355,23 +355,43 @@ static bool loop_gone(const struct sw_loop *l) { return l->v.stale_since_ns || !
 
 /*
  * Another agent has the series of this thread on this host: an agent
- * restarted (the old one is gone: its series make room, and the new one
- * starts from 0, a counter reset rate() handles), or two live agents watch
- * the same process (the second is refused and counted: one label set is
- * one series). true when l may be created.
+ * restarted and the old one is gone (its series make room, and the new one
+ * starts from 0, a counter reset rate() handles), or it is live: two agents
+ * watch the same process, or a restart started the new agent before it
+ * stopped the old one. Then the new series is a shadow, counted: kept and
+ * fed, never exported while the other lives (one label set is one series),
+ * and exported in its place once it goes (loop_unshadow). Returns whether
+ * the new series is a shadow.
  */
 static bool loop_claim(struct sw_store *s, struct sw_agent *a, uint32_t pid, uint32_t tid)
 {
 	struct sw_loop *o = sw_series__find_other(&s->series, a, pid, tid);
 
 	if (!o)
-		return true;
+		return false;
 	if (!loop_gone(o)) {
 		s->ctr.series_duplicate++;
-		return false;
+		return true;
 	}
 	sw_series__remove_at(&s->series, sw_series__index(&s->series, o));
-	return true;
+	return false;
+}
+
+/* A shadow whose rival went takes its place: the rival's series go now
+ * (a scrape must not show both). Returns l->shadow. */
+static bool loop_unshadow(struct sw_store *s, struct sw_loop *l)
+{
+	struct sw_loop *o;
+
+	if (!l->shadow)
+		return false;
+	o = sw_series__find_other(&s->series, l->agent, l->v.pid, l->v.tid);
+	if (o && !loop_gone(o))
+		return true;
+	if (o)
+		sw_series__remove_at(&s->series, sw_series__index(&s->series, o));
+	l->shadow = false;
+	return false;
 }
 
 /* NULL when the cap refuses the series (counted) or memory is short. */
@@ -379,19 +399,21 @@ static struct sw_loop *loop_get(struct sw_store *s, struct sw_agent *a, uint32_t
 				const char *runtime, const char *role, const char *thread)
 {
 	struct sw_loop *l = sw_series__find(&s->series, a, pid, tid);
+	bool shadow;
 
 	if (l) {
+		(void)loop_unshadow(s, l);
 		loop_set_labels(s, l, runtime, role, thread);
 		loop_set_live(l);
 		return l;
 	}
-	if (!loop_claim(s, a, pid, tid))
-		return NULL;
+	shadow = loop_claim(s, a, pid, tid);
 	l = sw_series__add(&s->series, a, pid, tid);
 	if (!l) {
 		s->ctr.series_dropped++;
 		return NULL;
 	}
+	l->shadow = shadow;
 	loop_set_labels(s, l, runtime, role, thread);
 	return l;
 }
@@ -451,24 +473,40 @@ static void proc_mark_loops(struct sw_store *s, struct sw_agent *a, uint32_t pid
 
 /* Judged again here, so every agent version gets this collector's verdict
  * (an exec is sent as an exit without exit_known: "unknown"). */
-/* The row of (host, service, runtime), made on first use; NULL when the
- * table is full (counted: its exits are not exported). Exits are rare: a
- * walk is enough. */
+static bool exit_row_zero(const struct sw_exit_row *r)
+{
+	for (size_t c = 0; c < SW_STORE_MAX_EXIT_CAUSES; c++)
+		if (r->n[c])
+			return false;
+	return true;
+}
+
+/* The row of (host, service, runtime), made on first use (a process of it
+ * seen live: its zeros let increase() see the first exit). A full table
+ * gives up a row that counted nothing yet; NULL when none (counted: those
+ * exits are not exported). Rows change only with processes: a walk is
+ * enough. */
 static struct sw_exit_row *exit_row(struct sw_store *s, const char *host, const char *service,
 				    const char *runtime)
 {
-	struct sw_exit_row *r;
+	struct sw_exit_row *r = NULL;
 
 	for (size_t i = 0; i < s->n_exit_rows; i++) {
 		r = &s->exit_rows[i];
 		if (r->runtime == runtime && !strcmp(r->host, host) && !strcmp(r->service, service))
 			return r;
 	}
-	if (s->n_exit_rows >= s->max_loops) {
+	r = NULL;
+	if (s->n_exit_rows < s->max_loops)
+		r = &s->exit_rows[s->n_exit_rows++];
+	for (size_t i = 0; !r && i < s->n_exit_rows; i++)
+		if (exit_row_zero(&s->exit_rows[i]))
+			r = &s->exit_rows[i];
+	if (!r) {
 		s->ctr.series_dropped++;
 		return NULL;
 	}
-	r = &s->exit_rows[s->n_exit_rows++];
+	memset(r, 0, sizeof(*r));
 	sw_utf8_copy_str(r->host, sizeof(r->host), host);
 	sw_utf8_copy_str(r->service, sizeof(r->service), service);
 	r->runtime = runtime;
@@ -534,19 +572,37 @@ static bool proc_reused(const struct sw_proc *p, const Stallwatch__V1__ProcessIn
 	return p->exited;
 }
 
-/* As loop_claim, for the process's own series. */
+static bool proc_gone(const struct sw_proc *p) { return p->stale_since_ns || !p->agent->conns; }
+
+/* As loop_claim, for the process's own series: whether it is a shadow. */
 static bool proc_claim(struct sw_store *s, struct sw_agent *a, uint32_t pid)
 {
 	struct sw_proc *o = sw_procs__find_other(&s->procs, a, pid);
 
 	if (!o)
-		return true;
-	if (!o->stale_since_ns && o->agent->conns) {
-		s->ctr.series_duplicate++;
 		return false;
+	if (!proc_gone(o)) {
+		s->ctr.series_duplicate++;
+		return true;
 	}
 	proc_forget(s, o);
-	return true;
+	return false;
+}
+
+/* As loop_unshadow; the rival's loops go with it. */
+static bool proc_unshadow(struct sw_store *s, struct sw_proc *p)
+{
+	struct sw_proc *o;
+
+	if (!p->shadow)
+		return false;
+	o = sw_procs__find_other(&s->procs, p->agent, p->pid);
+	if (o && !proc_gone(o))
+		return true;
+	if (o)
+		proc_forget(s, o);
+	p->shadow = false;
+	return false;
 }
 
 static void process_apply(struct sw_store *s, struct sw_agent *a,
@@ -554,6 +610,8 @@ static void process_apply(struct sw_store *s, struct sw_agent *a,
 {
 	struct sw_proc *p = sw_procs__find(&s->procs, a, pi->pid);
 
+	if (p)
+		(void)proc_unshadow(s, p);
 	if (p && proc_reused(p, pi)) {
 		proc_forget(s, p);
 		p = NULL;
@@ -573,13 +631,14 @@ static void process_apply(struct sw_store *s, struct sw_agent *a,
 		return;
 	}
 	if (!p) {
-		if (!proc_claim(s, a, pi->pid))
-			return;
+		bool shadow = proc_claim(s, a, pi->pid);
+
 		p = sw_procs__add(&s->procs, a, pi->pid);
 		if (!p) {
 			s->ctr.series_dropped++;
 			return;
 		}
+		p->shadow = shadow;
 	}
 	sw_proc__update(p, pi);
 	if (pi->exited)
@@ -587,7 +646,13 @@ static void process_apply(struct sw_store *s, struct sw_agent *a,
 	else
 		proc_set_live(p);
 	proc_mark_loops(s, a, pi->pid, pi->exited, now_ns);
-	if (pi->exited && !p->exit_counted && !exec_of(pi))
+	/* every cause of its (host, service, runtime) from 0, before its first
+	 * exit: increase() needs a 0 to see the first one */
+	if (!pi->exited)
+		(void)exit_row(s, a->v.host, p->id.service,
+			       sw_store_runtimes[runtime_index(p->runtime[0] ? p->runtime : "native")]);
+	/* a process two agents watch exits once: the live owner's counts */
+	if (pi->exited && !p->exit_counted && !exec_of(pi) && !proc_unshadow(s, p))
 		exit_count(s, a, &p->id,
 			   p->runtime[0] ? p->runtime : sw_store_norm_runtime(pi->runtime), pi);
 	p->exit_counted = pi->exited;
@@ -810,10 +875,32 @@ static int scraper_slot(struct sw_store *s, const char *who)
 	return free_k;
 }
 
+/* Shadows whose rival went take its place before anything is shown. A
+ * promotion removes the rival (a swap in the vector): the walk starts over,
+ * which promotions, rare, can afford. */
+static void promote_shadows(struct sw_store *s)
+{
+	for (size_t i = 0; i < s->procs.n;) {
+		size_t n = s->procs.n;
+
+		(void)proc_unshadow(s, s->procs.v[i]);
+		i = s->procs.n == n ? i + 1 : 0;
+	}
+	for (size_t i = 0; i < s->series.n;) {
+		size_t n = s->series.n;
+
+		(void)loop_unshadow(s, s->series.v[i]);
+		i = s->series.n == n ? i + 1 : 0;
+	}
+}
+
 int sw_store__scrape_begin(struct sw_store *s, const char *who, uint64_t now_ns)
 {
 	int k = scraper_slot(s, who && who[0] ? who : "-");
-	uint64_t prev = s->scrapers[k].last_epoch;
+	uint64_t prev;
+
+	promote_shadows(s);
+	prev = s->scrapers[k].last_epoch;
 
 	(void)now_ns;
 	for (size_t i = 0; i < s->series.n; i++) {
@@ -836,13 +923,13 @@ int sw_store__scrape_begin(struct sw_store *s, const char *who, uint64_t now_ns)
 			l->v.scrape_max_valid = true;
 		}
 		/* gone: shown once more to a scraper that has not seen its end */
-		l->v.scrape_show = !gone || gone > prev;
+		l->v.scrape_show = !l->shadow && (!gone || gone > prev);
 	}
 	for (size_t i = 0; i < s->procs.n; i++) {
 		struct sw_proc *p = s->procs.v[i];
 		uint64_t gone = p->gone_epoch;
 
-		p->scrape_show = !gone || gone > prev;
+		p->scrape_show = !p->shadow && (!gone || gone > prev);
 	}
 	return k;
 }

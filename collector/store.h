@@ -186,6 +186,7 @@ struct sw_gil_view {
 	uint32_t waiting_threads;
 	uint32_t loop_tid; /* 0: no loop thread waited */
 	double loop_wait_share;
+	bool have_loop; /* a loop thread was reported in some interval */
 	const char *pattern; /* static, NULL when not flagged */
 	char summary[512];
 	const char *advice; /* static, NULL when not flagged */

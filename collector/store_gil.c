@@ -174,6 +174,8 @@ int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
 	v->waiting_threads = rec.waiting_threads;
 	v->loop_tid = rec.loop_tid;
 	v->loop_wait_share = rec.loop_wait_share;
+	for (size_t i = 0; i < nt && !v->have_loop; i++)
+		v->have_loop = g->threads[i]->loop;
 	v->pattern = NULL;
 	v->advice = NULL;
 	v->summary[0] = 0;

@@ -106,6 +106,9 @@ struct sw_proc {
 	uint64_t stale_since_ns; /* exited, or its agent went away */
 	uint64_t gone_epoch;	 /* the store's epoch then (store.c), 0 while live */
 	bool exited;
+	/* another live agent holds this process: kept, not exported, until
+	 * that one goes (store.c, proc_claim) */
+	bool shadow;
 	bool scrape_show; /* sw_store__scrape_begin's, for the scrape in progress */
 	uint64_t rss_bytes;
 	bool have_growth;
@@ -125,8 +128,8 @@ struct sw_procs {
 int sw_procs__init(struct sw_procs *t, size_t cap);
 void sw_procs__fini(struct sw_procs *t);
 struct sw_proc *sw_procs__find(const struct sw_procs *t, const struct sw_agent *a, uint32_t pid);
-/* The process of that pid on that host, whichever agent reported it (the
- * two are filed in one hash chain); NULL when none but `self`. */
+/* The exported (not shadow) process of that pid on that host reported by
+ * another agent than a (the two are filed in one hash chain), or NULL. */
 struct sw_proc *sw_procs__find_other(const struct sw_procs *t, const struct sw_agent *a,
 				     uint32_t pid);
 size_t sw_procs__index(const struct sw_procs *t, const struct sw_proc *p);
@@ -166,6 +169,7 @@ struct sw_loop {
 	struct sw_loop *hnext;
 	uint64_t hkey; /* hash of (host, pid, tid) it was filed under */
 	uint64_t gone_epoch; /* the store's epoch when it went stale, 0 while live */
+	bool shadow;	     /* as sw_proc's */
 	uint64_t ongoing_start_ns;
 	struct sw_loop_scrape sc[SW_STORE_SCRAPERS];
 };
@@ -182,8 +186,8 @@ int sw_series__init(struct sw_series *t, size_t cap);
 void sw_series__fini(struct sw_series *t);
 struct sw_loop *sw_series__find(const struct sw_series *t, const struct sw_agent *a, uint32_t pid,
 				uint32_t tid);
-/* The series of that thread on that host from another agent (one hash
- * chain holds both), NULL when none. */
+/* The exported (not shadow) series of that thread on that host from
+ * another agent than a (one hash chain holds both), NULL when none. */
 struct sw_loop *sw_series__find_other(const struct sw_series *t, const struct sw_agent *a,
 				      uint32_t pid, uint32_t tid);
 size_t sw_series__index(const struct sw_series *t, const struct sw_loop *l);

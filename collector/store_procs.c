@@ -49,7 +49,8 @@ struct sw_proc *sw_procs__find_other(const struct sw_procs *t, const struct sw_a
 	struct sw_proc *p = t->htab[proc_key(a, pid) & t->hmask];
 
 	for (; p; p = p->hnext)
-		if (p->agent != a && p->pid == pid && strcmp(p->agent->v.host, a->v.host) == 0)
+		if (p->agent != a && !p->shadow && p->pid == pid &&
+		    strcmp(p->agent->v.host, a->v.host) == 0)
 			return p;
 	return NULL;
 }

@@ -50,7 +50,7 @@ struct sw_loop *sw_series__find_other(const struct sw_series *t, const struct sw
 	struct sw_loop *l = t->htab[loop_key(a, pid, tid) & t->hmask];
 
 	for (; l; l = l->hnext)
-		if (l->agent != a && l->v.pid == pid && l->v.tid == tid &&
+		if (l->agent != a && !l->shadow && l->v.pid == pid && l->v.tid == tid &&
 		    strcmp(l->agent->v.host, a->v.host) == 0)
 			return l;
 	return NULL;

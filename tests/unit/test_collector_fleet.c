@@ -228,6 +228,79 @@ Test(fleet, a_new_agent_started_before_the_old_one_stopped_replaces_it)
 	cr_assert_eq(value_of("stallwatch_agent_up", "agent=\"vm:1\""), 0);
 }
 
+/* A restart that starts the new agent before it stops the old one: the new
+ * agent's ProcessInfo (sent once) must not be lost to the old one's life. */
+Test(fleet, an_overlapping_restart_keeps_the_new_agents_process)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
+	struct t_loop l;
+	Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+
+	new_store(16);
+	agent_up("vm:1", "vm");
+	proc("vm:1", 100, 5555, false);
+	loop("vm:1", 100, 2 * MS, 950);
+	agent_up("vm:2", "vm");
+	pi.pid = 100;
+	pi.runtime = "node";
+	pi.runtime_version = "20.20.2";
+	pi.comm = "node";
+	pi.service = "checkout";
+	pi.start_ticks = 5555;
+	b.processes = pp;
+	b.n_processes = 1;
+	t_loop_init(&l, 100, 100, "node");
+	t_loop_add(&l, 2 * MS, 4);
+	l.ls.rss_bytes = 1 << 20;
+	b.loops = lp;
+	b.n_loops = 1;
+	cr_assert_eq(sw_store__apply(s, "vm:2", &b, NOW), 0);
+	/* both live: the first keeps the series, the second is held back */
+	scrape("prom");
+	cr_assert_eq(count_lines(ITER, "pid=\"100\""), 1);
+	cr_assert_eq(value_of(ITER, "pid=\"100\""), 950);
+	cr_assert_eq(value_of("stallwatch_collector_series_dropped_total",
+			      "reason=\"duplicate\""),
+		     2, "the process and its loop");
+	/* the old one stops: the new one's series, with what its ProcessInfo
+	 * said, from what it counted */
+	sw_store__agent_down(s, "vm:1", NOW + 1);
+	scrape("prom");
+	cr_assert_eq(count_lines(ITER, "pid=\"100\""), 1, "%s", text.p);
+	cr_assert_eq(value_of(ITER "{host=\"vm\",service=\"checkout\",runtime=\"node\","
+			      "runtime_version=\"20.20.2\",pid=\"100\"",
+			      NULL),
+		     4);
+	cr_assert_eq(value_of("stallwatch_process_resident_bytes", "service=\"checkout\""),
+		     1 << 20);
+	cr_assert_eq(count_lines("stallwatch_process_resident_bytes", NULL), 1);
+	loop("vm:2", 100, 2 * MS, 1);
+	scrape("prom");
+	cr_assert_eq(value_of(ITER, "pid=\"100\""), 5);
+	/* its exit is counted once, by the agent that owns it now */
+	proc("vm:2", 100, 5555, true);
+	scrape("prom");
+	cr_assert_eq(value_of("stallwatch_process_exits_total",
+			      "service=\"checkout\",runtime=\"node\",cause=\"exit_ok\""),
+		     1);
+}
+
+Test(fleet, a_service_exit_row_starts_at_zero)
+{
+	new_store(16);
+	agent_up("vm:1", "vm");
+	proc("vm:1", 100, 5555, false);
+	scrape("prom");
+	/* before any exit: every cause, at 0 */
+	cr_assert_eq(count_lines("stallwatch_process_exits_total", "service=\"node\""),
+		     (int)sw_store__nexit_causes());
+	cr_assert_eq(value_of("stallwatch_process_exits_total", "cause=\"exit_ok\""), 0);
+	proc("vm:1", 100, 5555, true);
+	scrape("prom");
+	cr_assert_eq(value_of("stallwatch_process_exits_total", "cause=\"exit_ok\""), 1);
+}
+
 Test(fleet, two_live_agents_on_one_host)
 {
 	new_store(16);

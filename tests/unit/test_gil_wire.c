@@ -397,6 +397,13 @@ Test(gil_wire, two_intervals_summed_and_the_last_one_judged_again)
 		     0);
 	cr_assert_not(
 	    has_line("stallwatch_python_gil_thread_wait_seconds_total", "thread=\"other\""));
+	/* an interval the loop did not wait: its share is 0, not a gap */
+	for (size_t i = 0; i < b->gil[0]->n_threads; i++)
+		if (b->gil[0]->threads[i]->loop)
+			b->gil[0]->threads[i]->wait_ns = 0;
+	apply(b);
+	export();
+	cr_assert_float_eq(value_of("stallwatch_python_gil_loop_wait_share_ratio", P500), 0, 1e-12);
 	b->processes = procs; /* the unpacker's, freed with the batch */
 	b->n_processes = n_procs;
 	stallwatch__v1__batch__free_unpacked(b, NULL);
