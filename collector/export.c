@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "export.h"
+#include "clock.h"
 #include "procrules.h"
 #include "rules.h"
 #include <errno.h>
@@ -101,7 +102,6 @@ static void put_label(struct sw_buf *b, bool first, const char *name, const char
 	sw_buf__printf(b, "\"");
 }
 
-/* name{host=..,runtime=..,pid=..,tid=..,role=..,comm=..[,k=v][,k2=v2]} */
 /* "node.x" patterns are a Node loop's, "python.x" a Python loop's; the
  * others (unknown, cpu_starvation) any loop's. */
 static bool pattern_applies(const char *pattern, const char *runtime)
@@ -115,20 +115,44 @@ static bool pattern_applies(const char *pattern, const char *runtime)
 	return strlen(runtime) == n && strncmp(pattern, runtime, n) == 0;
 }
 
+/* An optional label: an empty value is no label to Prometheus, and not
+ * writing it keeps the exposition short. */
+static void put_label_opt(struct sw_buf *b, const char *name, const char *value)
+{
+	if (value[0])
+		put_label(b, false, name, value);
+}
+
+/* name{host,service,runtime[,runtime_version][,container_id][,container]
+ * [,pod_uid][,pod],pid: who a process is in a fleet (docs/METRICS.md) */
+static void put_ident(struct sw_buf *b, const char *name, const char *host,
+		      const struct sw_ident *id, const char *runtime, uint32_t pid)
+{
+	char num[16];
+
+	sw_buf__printf(b, "%s{", name);
+	put_label(b, true, "host", host);
+	put_label(b, false, "service", id->service);
+	put_label(b, false, "runtime", runtime);
+	put_label_opt(b, "runtime_version", id->runtime_version);
+	put_label_opt(b, "container_id", id->container_id);
+	put_label_opt(b, "container", id->container);
+	put_label_opt(b, "pod_uid", id->pod_uid);
+	put_label_opt(b, "pod", id->pod);
+	snprintf(num, sizeof(num), "%" PRIu32, pid);
+	put_label(b, false, "pid", num);
+}
+
+/* name{<ident>,tid=..,role=..[,k=v][,k2=v2]} */
 static void put_loop_series(struct sw_buf *b, const char *name, const struct sw_loop_view *l,
 			    const char *k, const char *v, const char *k2, const char *v2)
 {
 	char num[16];
 
-	sw_buf__printf(b, "%s{", name);
-	put_label(b, true, "host", l->host);
-	put_label(b, false, "runtime", l->runtime);
-	snprintf(num, sizeof(num), "%" PRIu32, l->pid);
-	put_label(b, false, "pid", num);
+	put_ident(b, name, l->host, &l->id, l->runtime, l->pid);
 	snprintf(num, sizeof(num), "%" PRIu32, l->tid);
 	put_label(b, false, "tid", num);
 	put_label(b, false, "role", l->role);
-	put_label(b, false, "comm", l->comm);
 	if (k)
 		put_label(b, false, k, v);
 	if (k2)
@@ -171,34 +195,50 @@ static double view_double(const struct sw_loop_view *l, size_t off)
 	return v;
 }
 
+/* Loop i, or NULL when this scrape does not show it (gone, and this
+ * scraper has seen its final values). */
+static const struct sw_loop_view *shown_loop(struct sw_store *s, size_t i)
+{
+	const struct sw_loop_view *l = sw_store__loop(s, i);
+
+	return l->scrape_show ? l : NULL;
+}
+
+static bool is_max_gauge(size_t g)
+{
+	return delay_gauges[g].off == offsetof(struct sw_loop_view, max_ns);
+}
+
 /*
  * Value of delay gauge g of loop l, or false when the series is left out.
- * The gauges describe the iterations that ended in the last interval; with
- * none, 0 would read as "no delay", which nobody measured: a loop stuck
- * since before the interval ended no iteration either. The histogram and
- * the counters still say all there is. The max is the exception: a loop
- * stuck right now has at least that much delay, though no iteration of it
- * has ended yet.
+ * The max is the longest iteration reported since this scraper's previous
+ * scrape, or the block in progress if longer (sw_store__scrape_begin):
+ * every block is in some scrape of every scraper. The others describe the
+ * iterations that ended in the agent's last interval; with none, 0 would
+ * read as "no delay", which nobody measured.
  */
 static bool delay_gauge(const struct sw_loop_view *l, size_t g, double *v)
 {
-	bool is_max = delay_gauges[g].off == offsetof(struct sw_loop_view, max_ns);
-
+	if (is_max_gauge(g)) {
+		*v = l->scrape_max_ns;
+		return l->scrape_max_valid;
+	}
 	*v = view_double(l, delay_gauges[g].off);
-	if (is_max && (double)l->ongoing_ns > *v)
-		*v = (double)l->ongoing_ns;
-	return l->interval_iterations || (is_max && l->ongoing_ns);
+	return l->interval_iterations != 0;
 }
 
 static void export_loops(struct sw_store *s, struct sw_buf *b)
 {
 	size_t n = sw_store__nloops(s), npat = sw_store__npatterns();
-	char name[96], help[160];
+	char name[96], help[200];
 
 	put_family(b, "stallwatch_eventloop_delay_seconds", "histogram",
 		   "Busy time per event loop iteration: what a callback queued behind it waits");
 	for (size_t i = 0; i < n; i++) {
-		const struct sw_loop_view *l = sw_store__loop(s, i);
+		const struct sw_loop_view *l = shown_loop(s, i);
+
+		if (!l)
+			continue;
 
 		for (size_t k = 0; k < sizeof(le_bounds) / sizeof(le_bounds[0]); k++) {
 			put_loop_series(b, "stallwatch_eventloop_delay_seconds_bucket", l, "le",
@@ -220,31 +260,38 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 		const char *prefix = node ? "nodejs" : "stallwatch";
 
 		for (size_t g = 0; g < sizeof(delay_gauges) / sizeof(delay_gauges[0]); g++) {
+			/* the percentiles of all loops come from the histogram;
+			 * Node's OTel gauges stay for the dashboards built on them */
+			if (!node && !is_max_gauge(g))
+				continue;
 			snprintf(name, sizeof(name), "%s_eventloop_delay_%s_seconds", prefix,
 				 delay_gauges[g].suffix);
-			snprintf(help, sizeof(help), "%s%s, last reporting interval",
-				 delay_gauges[g].help, node ? " (Node loops)" : "");
+			snprintf(help, sizeof(help), "%s%s, %s", delay_gauges[g].help,
+				 node ? " (Node loops)" : "",
+				 is_max_gauge(g) ? "or block in progress, since this scraper's previous "
+						   "scrape"
+						 : "agent's last reporting interval");
 			put_family(b, name, "gauge", help);
 			for (size_t i = 0; i < n; i++) {
-				const struct sw_loop_view *l = sw_store__loop(s, i);
-
+				const struct sw_loop_view *l = shown_loop(s, i);
 				double v;
 
-				if ((node && !is_node(l)) || !delay_gauge(l, g, &v))
+				if (!l || (node && !is_node(l)) ||
+				    !delay_gauge(l, g, &v))
 					continue;
 				put_loop_series(b, name, l, NULL, NULL, NULL, NULL);
 				put_seconds(b, v);
 			}
 		}
-		snprintf(name, sizeof(name), "%s_eventloop_utilization", prefix);
+		snprintf(name, sizeof(name), "%s_eventloop_utilization_ratio", prefix);
 		put_family(
 		    b, name, "gauge",
 		    node ? "Event loop utilization (Node loops), last reporting interval"
 			 : "Event loop utilization busy/(busy+idle), last reporting interval");
 		for (size_t i = 0; i < n; i++) {
-			const struct sw_loop_view *l = sw_store__loop(s, i);
+			const struct sw_loop_view *l = shown_loop(s, i);
 
-			if (node && !is_node(l))
+			if (!l || (node && !is_node(l)))
 				continue;
 			put_loop_series(b, name, l, NULL, NULL, NULL, NULL);
 			sw_buf__printf(b, "%.15g\n", l->utilization);
@@ -254,10 +301,10 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 			   node ? "Event loop time by state (Node loops)"
 				: "Event loop time by state: active (busy) or idle (in its poll)");
 		for (size_t i = 0; i < n; i++) {
-			const struct sw_loop_view *l = sw_store__loop(s, i);
+			const struct sw_loop_view *l = shown_loop(s, i);
 			const char *key = node ? "nodejs_eventloop_state" : "state";
 
-			if (node && !is_node(l))
+			if (!l || (node && !is_node(l)))
 				continue;
 			put_loop_series(b, name, l, key, "active", NULL, NULL);
 			put_seconds(b, (double)l->busy_ns);
@@ -268,8 +315,10 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 
 	put_family(b, "stallwatch_eventloop_iterations_total", "counter", "Event loop iterations");
 	for (size_t i = 0; i < n; i++) {
-		const struct sw_loop_view *l = sw_store__loop(s, i);
+		const struct sw_loop_view *l = shown_loop(s, i);
 
+		if (!l)
+			continue;
 		put_loop_series(b, "stallwatch_eventloop_iterations_total", l, NULL, NULL, NULL,
 				NULL);
 		put_u64(b, l->iterations);
@@ -281,8 +330,10 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 	put_family(b, "stallwatch_eventloop_blocked_total", "counter",
 		   "Blocked-loop incidents that ended, by pattern");
 	for (size_t i = 0; i < n; i++) {
-		const struct sw_loop_view *l = sw_store__loop(s, i);
+		const struct sw_loop_view *l = shown_loop(s, i);
 
+		if (!l)
+			continue;
 		for (size_t p = 0; p < npat; p++) {
 			if (!pattern_applies(sw_rule_patterns[p], l->runtime) && !l->blocked[p])
 				continue;
@@ -294,8 +345,10 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 	put_family(b, "stallwatch_eventloop_blocked_seconds_total", "counter",
 		   "Time spent in blocked-loop incidents that ended, by pattern");
 	for (size_t i = 0; i < n; i++) {
-		const struct sw_loop_view *l = sw_store__loop(s, i);
+		const struct sw_loop_view *l = shown_loop(s, i);
 
+		if (!l)
+			continue;
 		for (size_t p = 0; p < npat; p++) {
 			if (!pattern_applies(sw_rule_patterns[p], l->runtime) && !l->blocked[p])
 				continue;
@@ -307,26 +360,21 @@ static void export_loops(struct sw_store *s, struct sw_buf *b)
 	put_family(b, "stallwatch_eventloop_blocked_ongoing_seconds", "gauge",
 		   "Length of the block in progress, 0 when none");
 	for (size_t i = 0; i < n; i++) {
-		const struct sw_loop_view *l = sw_store__loop(s, i);
+		const struct sw_loop_view *l = shown_loop(s, i);
 
+		if (!l)
+			continue;
 		put_loop_series(b, "stallwatch_eventloop_blocked_ongoing_seconds", l, NULL, NULL,
 				NULL, NULL);
 		put_seconds(b, (double)l->ongoing_ns);
 	}
 }
 
-/* name{host=..,runtime=..,pid=..,comm=..[,k=v]} */
+/* name{<ident>[,k=v]} */
 static void put_proc_series_kv(struct sw_buf *b, const char *name, const struct sw_proc_view *p,
 			       const char *k, const char *v)
 {
-	char num[16];
-
-	sw_buf__printf(b, "%s{", name);
-	put_label(b, true, "host", p->host);
-	put_label(b, false, "runtime", p->runtime);
-	snprintf(num, sizeof(num), "%" PRIu32, p->pid);
-	put_label(b, false, "pid", num);
-	put_label(b, false, "comm", p->comm);
+	put_ident(b, name, p->host, &p->id, p->runtime, p->pid);
 	if (k)
 		put_label(b, false, k, v);
 	sw_buf__printf(b, "} ");
@@ -359,24 +407,24 @@ static void export_processes(struct sw_store *s, struct sw_buf *b)
 	for (size_t k = 0; k < sizeof(split) / sizeof(split[0]); k++) {
 		put_family(b, split[k].name, "counter", split[k].help);
 		for (size_t i = 0; i < n; i++) {
-			const struct sw_loop_view *l = sw_store__loop(s, i);
+			const struct sw_loop_view *l = shown_loop(s, i);
 
-			if (!l->have_split)
+			if (!l || !l->have_split)
 				continue;
 			memcpy(&v, (const char *)l + split[k].off, sizeof(v));
 			put_loop_series(b, split[k].name, l, NULL, NULL, NULL, NULL);
 			put_seconds(b, (double)v);
 		}
 	}
-	put_family(b, "stallwatch_eventloop_cpu_share", "gauge",
+	put_family(b, "stallwatch_eventloop_cpu_share_ratio", "gauge",
 		   "On-CPU share of the loop's busy time, last reporting interval (below 0.2: "
 		   "I/O-bound)");
 	for (size_t i = 0; i < n; i++) {
-		const struct sw_loop_view *l = sw_store__loop(s, i);
+		const struct sw_loop_view *l = shown_loop(s, i);
 
-		if (!l->have_split)
+		if (!l || !l->have_split)
 			continue;
-		put_loop_series(b, "stallwatch_eventloop_cpu_share", l, NULL, NULL, NULL, NULL);
+		put_loop_series(b, "stallwatch_eventloop_cpu_share_ratio", l, NULL, NULL, NULL, NULL);
 		sw_buf__printf(b, "%.6g\n", l->cpu_share);
 	}
 
@@ -384,7 +432,7 @@ static void export_processes(struct sw_store *s, struct sw_buf *b)
 		   "Resident size of the process at its last loop summary");
 	for (size_t i = 0; i < np; i++) {
 		sw_store__proc(s, i, &pv);
-		if (!pv.rss_bytes || pv.exited)
+		if (!pv.scrape_show || !pv.rss_bytes || pv.exited)
 			continue;
 		put_proc_series(b, "stallwatch_process_resident_bytes", &pv);
 		put_u64(b, pv.rss_bytes);
@@ -393,22 +441,28 @@ static void export_processes(struct sw_store *s, struct sw_buf *b)
 		   "Rate of the last steady resident-size growth found (memory_growth)");
 	for (size_t i = 0; i < np; i++) {
 		sw_store__proc(s, i, &pv);
-		if (!pv.have_growth || pv.exited)
+		if (!pv.scrape_show || !pv.have_growth || pv.exited)
 			continue;
 		put_proc_series(b, "stallwatch_process_memory_growth_bytes_per_second", &pv);
 		sw_buf__printf(b, "%.6g\n", pv.growth_bps);
 	}
-	/* every runtime and cause, zeros included: the set is bounded */
+	/* every cause of a (host, service, runtime) that had an exit, zeros
+	 * included: the set is bounded, and increase() needs the 0 before */
 	put_family(b, "stallwatch_process_exits_total", "counter",
-		   "Watched processes that exited, by runtime and cause");
-	for (size_t r = 0; r < SW_STORE_RUNTIMES; r++)
+		   "Watched processes that exited, by host, service, runtime and cause");
+	for (size_t r = 0; r < sw_store__nexit_rows(s); r++) {
+		const struct sw_exit_row *row = sw_store__exit_row(s, r);
+
 		for (size_t c = 0; c < nc; c++) {
 			sw_buf__printf(b, "stallwatch_process_exits_total{");
-			put_label(b, true, "runtime", sw_store_runtimes[r]);
+			put_label(b, true, "host", row->host);
+			put_label(b, false, "service", row->service);
+			put_label(b, false, "runtime", row->runtime);
 			put_label(b, false, "cause", sw_exit_patterns[c]);
 			sw_buf__printf(b, "} ");
-			put_u64(b, sw_store__exits(s, r, c));
+			put_u64(b, row->n[c]);
 		}
+	}
 }
 
 /* ---- GIL contention of CPython processes (docs/METRICS.md) ---- */
@@ -456,7 +510,7 @@ static uint64_t gil_u64(const struct sw_gil_view *g, size_t off)
  * utilization, and 0 would read as "idle"). */
 static bool gil_gauges(const struct sw_gil_view *g, const struct sw_proc_view *pv)
 {
-	return g && g->measured && !pv->exited;
+	return g && g->measured && !pv->exited && pv->scrape_show;
 }
 
 enum gil_gauge { GG_UTIL, GG_CONTENTION, GG_WAITING, GG_SWITCH_INTERVAL, GG_LOOP_SHARE, GG__N };
@@ -464,9 +518,9 @@ enum gil_gauge { GG_UTIL, GG_CONTENTION, GG_WAITING, GG_SWITCH_INTERVAL, GG_LOOP
 static const struct {
 	const char *name, *help;
 } gil_gauges_def[GG__N] = {
-    [GG_UTIL] = {"stallwatch_python_gil_utilization",
+    [GG_UTIL] = {"stallwatch_python_gil_utilization_ratio",
 		 "Share of the holder samples that found the GIL held, last reporting interval"},
-    [GG_CONTENTION] = {"stallwatch_python_gil_contention",
+    [GG_CONTENTION] = {"stallwatch_python_gil_contention_ratio",
 		       "Share of the time threads wanted the GIL spent waiting for it, "
 		       "wait/(wait+hold), last reporting interval"},
     [GG_WAITING] = {"stallwatch_python_gil_waiting_threads",
@@ -474,7 +528,7 @@ static const struct {
     [GG_SWITCH_INTERVAL] = {"stallwatch_python_gil_switch_interval_seconds",
 			    "The process's switch interval (sys.getswitchinterval()), read from "
 			    "its GIL"},
-    [GG_LOOP_SHARE] = {"stallwatch_python_gil_loop_wait_share",
+    [GG_LOOP_SHARE] = {"stallwatch_python_gil_loop_wait_share_ratio",
 		       "Share of the last reporting interval the event loop thread waited for the "
 		       "GIL (absent without a loop thread)"},
 };
@@ -515,7 +569,7 @@ static void export_gil(struct sw_store *s, struct sw_buf *b)
 		const struct sw_gil_view *g = sw_store__gil(s, i);
 
 		sw_store__proc(s, i, &pv);
-		if (!g || pv.exited)
+		if (!g || pv.exited || !pv.scrape_show)
 			continue;
 		put_proc_series_kv(b, "stallwatch_python_gil_measured", &pv, NULL, NULL);
 		sw_buf__printf(b, "%d\n", g->measured ? 1 : 0);
@@ -529,6 +583,8 @@ static void export_gil(struct sw_store *s, struct sw_buf *b)
 			if (!g || !g->have_data)
 				continue;
 			sw_store__proc(s, i, &pv);
+			if (!pv.scrape_show)
+				continue;
 			v = gil_u64(g, gil_counters[k].off);
 			put_proc_series_kv(b, gil_counters[k].name, &pv, NULL, NULL);
 			if (gil_counters[k].seconds)
@@ -546,6 +602,8 @@ static void export_gil(struct sw_store *s, struct sw_buf *b)
 		if (!g || !g->have_data)
 			continue;
 		sw_store__proc(s, i, &pv);
+		if (!pv.scrape_show)
+			continue;
 		for (int p = 0; p < SW_GIL_NPATTERNS; p++) {
 			put_proc_series_kv(b, "stallwatch_python_gil_flagged_intervals_total", &pv,
 				       "pattern", sw_gil_patterns[p]);
@@ -581,6 +639,8 @@ static void export_gil(struct sw_store *s, struct sw_buf *b)
 			if (!g || !g->have_data)
 				continue;
 			sw_store__proc(s, i, &pv);
+			if (!pv.scrape_show)
+				continue;
 			for (uint32_t t = 0; t <= g->n_names; t++) {
 				const struct sw_gil_name_view *n =
 				    t < g->n_names ? &g->names[t] : &g->other;
@@ -602,6 +662,8 @@ static void export_agents(struct sw_store *s, struct sw_buf *b)
 	for (size_t i = 0; i < n; i++) {
 		const struct sw_agent_view *a = sw_store__agent(s, i);
 
+		if (a->replaced)
+			continue;
 		sw_buf__printf(b, "stallwatch_agent_up{");
 		put_label(b, true, "host", a->host);
 		put_label(b, false, "agent", a->id);
@@ -616,7 +678,7 @@ static void export_agents(struct sw_store *s, struct sw_buf *b)
 			const struct sw_agent_view *a = sw_store__agent(s, i);
 
 			/* before its first report a zero would be a guess */
-			if (!a->have_health)
+			if (!a->have_health || a->replaced)
 				continue;
 			sw_buf__printf(b, "%s{", name);
 			put_label(b, true, "host", a->host);
@@ -627,7 +689,8 @@ static void export_agents(struct sw_store *s, struct sw_buf *b)
 	}
 }
 
-static void export_collector(struct sw_store *s, const struct sw_ingest_stats *in, struct sw_buf *b)
+static void export_collector(struct sw_store *s, const struct sw_ingest_stats *in,
+			     uint64_t now_ns, struct sw_buf *b)
 {
 	struct sw_ingest_stats zero = {0};
 	struct sw_store_counters c;
@@ -650,9 +713,22 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 			       "stallwatch_collector_bad_frames_total{reason=\"%s\"} %" PRIu64 "\n",
 			       sw_bad_reason__name(r), in->bad[r]);
 	put_family(b, "stallwatch_collector_series_dropped_total", "counter",
-		   "Loop series refused by the cap");
-	sw_buf__printf(b, "stallwatch_collector_series_dropped_total %" PRIu64 "\n",
+		   "Series refused: by a cap (--max-loops), or because another live agent "
+		   "reports the same process (duplicate)");
+	sw_buf__printf(b, "stallwatch_collector_series_dropped_total{reason=\"cap\"} %" PRIu64 "\n",
 		       c.series_dropped);
+	sw_buf__printf(b,
+		       "stallwatch_collector_series_dropped_total{reason=\"duplicate\"} %" PRIu64
+		       "\n",
+		       c.series_duplicate);
+	put_family(b, "stallwatch_collector_loops", "gauge", "Loop-thread series held");
+	sw_buf__printf(b, "stallwatch_collector_loops %zu\n", sw_store__nloops(s));
+	put_family(b, "stallwatch_collector_loops_limit", "gauge",
+		   "Cap on loop-thread series and on processes (--max-loops)");
+	sw_buf__printf(b, "stallwatch_collector_loops_limit %zu\n", sw_store__max_loops(s));
+	put_family(b, "stallwatch_collector_scrapers", "gauge",
+		   "Clients of /metrics (address and User-Agent) seen in the last 10 minutes");
+	sw_buf__printf(b, "stallwatch_collector_scrapers %zu\n", sw_store__nscrapers(s, now_ns));
 	put_family(b, "stallwatch_collector_incidents_dropped_total", "counter",
 		   "Incidents evicted from the bounded incident list");
 	sw_buf__printf(b, "stallwatch_collector_incidents_dropped_total %" PRIu64 "\n",
@@ -662,16 +738,29 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 	sw_buf__printf(b, "stallwatch_collector_batches_gap_total %" PRIu64 "\n", c.batches_gap);
 }
 
-int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest, struct sw_buf *out)
+int sw_export__scrape(struct sw_store *s, const struct sw_ingest_stats *ingest, const char *who,
+		      struct sw_buf *out)
 {
+	uint64_t now = sw_mono_ns();
+	int slot;
+
 	sw_store__lock(s);
+	slot = sw_store__scrape_begin(s, who, now);
 	export_loops(s, out);
 	export_processes(s, out);
 	export_gil(s, out);
 	export_agents(s, out);
-	export_collector(s, ingest, out);
+	export_collector(s, ingest, now, out);
+	/* an export that failed is not the scraper's scrape of what is gone */
+	if (!out->oom)
+		sw_store__scrape_end(s, slot, now);
 	sw_store__unlock(s);
 	return out->oom ? -ENOMEM : 0;
+}
+
+int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest, struct sw_buf *out)
+{
+	return sw_export__scrape(s, ingest, NULL, out);
 }
 
 /* ---- incidents JSON ---- */

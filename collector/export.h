@@ -24,8 +24,13 @@ struct sw_buf {
 void sw_buf__printf(struct sw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sw_buf__free(struct sw_buf *b);
 
-/* The text for GET /metrics. ingest may be NULL (its counters are then 0).
- * Returns 0 or -ENOMEM; out->p must be freed either way. */
+/* The text for GET /metrics by scraper `who` (its address and User-Agent:
+ * what it is shown depends on its previous scrape, store.h "Scrapers").
+ * ingest may be NULL (its counters are then 0). Returns 0 or -ENOMEM;
+ * out->p must be freed either way. */
+int sw_export__scrape(struct sw_store *s, const struct sw_ingest_stats *ingest, const char *who,
+		      struct sw_buf *out);
+/* The same for one anonymous scraper (tests, tools). */
 int sw_export__metrics(struct sw_store *s, const struct sw_ingest_stats *ingest,
 		       struct sw_buf *out);
 

@@ -2,8 +2,10 @@
 #include "http.h"
 #include "export.h"
 #include "log.h" /* common/log.h, shared with the agent */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,13 +131,37 @@ static enum MHD_Result serve_folded(struct sw_http *h, struct MHD_Connection *c)
 	return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", txt, len, true);
 }
 
+/*
+ * Who scrapes: the client's address and User-Agent, e.g.
+ * "127.0.0.1 Prometheus/2.42.0". Not the port: Prometheus reconnects. Two
+ * servers of an HA pair differ by address, a curl beside Prometheus by its
+ * User-Agent; each is shown every value (store.h, Scrapers).
+ */
+static void scraper_of(struct MHD_Connection *c, char *who, size_t size)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
+	char host[INET6_ADDRSTRLEN] = "?";
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host,
+			  sizeof(host));
+	snprintf(who, size, "%s %s", host, ua ? ua : "-");
+}
+
 static enum MHD_Result serve_metrics(struct sw_http *h, struct MHD_Connection *c)
 {
 	struct sw_ingest_stats st;
 	struct sw_buf b = {0};
+	char who[256];
 
+	scraper_of(c, who, sizeof(who));
 	sw_ingest__stats(h->ingest, &st);
-	if (sw_export__metrics(h->store, h->ingest ? &st : NULL, &b)) {
+	if (sw_export__scrape(h->store, h->ingest ? &st : NULL, who, &b)) {
 		sw_buf__free(&b);
 		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
 	}

@@ -14,15 +14,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct sw_scraper {
+	char who[SW_NAME_LEN * 2]; /* "" while the slot is free */
+	uint32_t gen;		   /* changes when the slot changes hands */
+	uint64_t last_ns;	   /* its latest scrape, on the listener's clock */
+	uint64_t last_epoch;	   /* the store's epoch then */
+};
+
 struct sw_store {
 	pthread_mutex_t mu;
 	uint64_t expire_ns;
+	size_t max_loops;
 	struct sw_agents agents;
 	struct sw_procs procs;
 	struct sw_series series;
 	struct sw_incidents incidents;
 	struct sw_store_counters ctr; /* but incidents_dropped: incidents.evicted */
-	uint64_t exits[SW_STORE_RUNTIMES][SW_STORE_MAX_EXIT_CAUSES];
+	struct sw_exit_row *exit_rows; /* max_loops of them */
+	size_t n_exit_rows;
+	struct sw_scraper scrapers[SW_STORE_SCRAPERS];
+	uint32_t scraper_gen;
+	/* Counts what went stale, in order: a scraper whose last scrape saw
+	 * epoch e has seen the final values of everything gone at or before
+	 * e. Not a clock: tests and the listener pass their own now_ns. */
+	uint64_t epoch;
 	/* one GilSummary's threads for sw_gil_judge; 200 KB, not on the stack */
 	struct sw_gil_thread_rec *gil_scratch;
 };
@@ -124,7 +139,9 @@ struct sw_store *sw_store__new(const struct sw_store_opts *opts)
 		return NULL;
 	}
 	s->expire_ns = opts->expire_ns ? opts->expire_ns : SW_STORE_EXPIRE_NS;
-	if (sw_agents__init(&s->agents) || sw_procs__init(&s->procs, opts->max_loops) ||
+	s->max_loops = opts->max_loops;
+	if (!(s->exit_rows = calloc(opts->max_loops, sizeof(*s->exit_rows))) ||
+	    sw_agents__init(&s->agents) || sw_procs__init(&s->procs, opts->max_loops) ||
 	    sw_series__init(&s->series, opts->max_loops) ||
 	    sw_incidents__init(&s->incidents, opts->max_incidents) ||
 	    !(s->gil_scratch = calloc(SW_GIL_MAX_THREADS, sizeof(*s->gil_scratch)))) {
@@ -147,6 +164,7 @@ void sw_store__free(struct sw_store *s)
 	sw_procs__fini(&s->procs);
 	sw_agents__fini(&s->agents);
 	sw_incidents__fini(&s->incidents);
+	free(s->exit_rows);
 	free(s->gil_scratch);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -165,7 +183,70 @@ static struct sw_agent *agent_find(struct sw_store *s, const char *id)
 	return sw_agents__find(&s->agents, key);
 }
 
+/* ---- gone and back ---- */
+
+static void loop_set_gone(struct sw_store *s, struct sw_loop *l, uint64_t now_ns)
+{
+	if (l->v.stale_since_ns)
+		return;
+	l->v.stale_since_ns = now_ns ? now_ns : 1; /* 0 means "live" */
+	l->gone_epoch = ++s->epoch;
+}
+
+static void loop_set_live(struct sw_loop *l)
+{
+	l->v.stale_since_ns = 0;
+	l->gone_epoch = 0;
+}
+
+static void proc_set_gone(struct sw_store *s, struct sw_proc *p, uint64_t now_ns)
+{
+	if (p->stale_since_ns)
+		return;
+	p->stale_since_ns = now_ns ? now_ns : 1;
+	p->gone_epoch = ++s->epoch;
+}
+
+static void proc_set_live(struct sw_proc *p)
+{
+	p->stale_since_ns = 0;
+	p->gone_epoch = 0;
+}
+
 /* ---- connections ---- */
+
+/* A newer agent on the host of one that is down: most often the same
+ * agent restarted (a new pid, a new id), whichever of the two connections
+ * changed first. The old one is not "down" then. */
+static void agents_replaced_by(struct sw_store *s, const struct sw_agent *a)
+{
+	if (!a->v.host[0])
+		return;
+	for (size_t i = 0; i < s->agents.n; i++) {
+		struct sw_agent *o = s->agents.v[i];
+
+		if (o != a && !o->conns && o->born < a->born && !strcmp(o->v.host, a->v.host))
+			o->v.replaced = true;
+	}
+}
+
+/* A restart that started the new agent before stopping the old one does so
+ * within this; a second agent of the host that has run longer is not the
+ * first one's successor, and the first one going down is an agent down. */
+#define SW_AGENT_OVERLAP_NS (60ull * 1000000000ull)
+
+static bool agent_has_successor(const struct sw_store *s, const struct sw_agent *a,
+				uint64_t now_ns)
+{
+	for (size_t i = 0; i < s->agents.n; i++) {
+		const struct sw_agent *o = s->agents.v[i];
+
+		if (o != a && o->conns && o->born > a->born && !strcmp(o->v.host, a->v.host) &&
+		    now_ns - o->born_ns <= SW_AGENT_OVERLAP_NS)
+			return true;
+	}
+	return false;
+}
 
 int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1__Hello *hello,
 		       uint64_t now_ns)
@@ -173,7 +254,6 @@ int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1_
 	struct sw_agent *a;
 	int err = 0;
 
-	(void)now_ns;
 	pthread_mutex_lock(&s->mu);
 	a = agent_find(s, id);
 	if (!a) {
@@ -185,18 +265,31 @@ int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1_
 				s->ctr.series_dropped++;
 			goto cleanup;
 		}
+		sw_agent__hello(a, hello);
+		a->born = ++s->epoch;
+		a->born_ns = now_ns;
+		agents_replaced_by(s, a);
 	}
 	sw_agent__hello(a, hello);
+	a->v.replaced = false;
 	a->conns++;
 	a->v.up = true;
 	a->down_since_ns = 0;
-	/* an agent that came back revives its series; data will follow */
-	for (size_t i = 0; i < s->series.n; i++)
-		if (s->series.v[i]->agent == a)
-			s->series.v[i]->v.stale_since_ns = 0;
+	/* an agent that came back revives the series of its processes that
+	 * live; data will follow */
 	for (size_t i = 0; i < s->procs.n; i++)
-		if (s->procs.v[i]->agent == a)
-			s->procs.v[i]->stale_since_ns = 0;
+		if (s->procs.v[i]->agent == a && !s->procs.v[i]->exited)
+			proc_set_live(s->procs.v[i]);
+	for (size_t i = 0; i < s->series.n; i++) {
+		struct sw_loop *l = s->series.v[i];
+		struct sw_proc *p;
+
+		if (l->agent != a)
+			continue;
+		p = sw_procs__find(&s->procs, a, l->v.pid);
+		if (!p || !p->exited)
+			loop_set_live(l);
+	}
 cleanup:
 	pthread_mutex_unlock(&s->mu);
 	return err;
@@ -217,19 +310,19 @@ void sw_store__agent_down(struct sw_store *s, const char *id, uint64_t now_ns)
 		goto cleanup;
 	a->v.up = false;
 	a->down_since_ns = now_ns;
+	a->v.replaced = agent_has_successor(s, a, now_ns);
 	for (size_t i = 0; i < s->series.n; i++) {
 		struct sw_loop *l = s->series.v[i];
 
 		if (l->agent != a)
 			continue;
-		if (!l->v.stale_since_ns)
-			l->v.stale_since_ns = now_ns;
+		loop_set_gone(s, l, now_ns);
 		/* nobody will tell us when that block ends: do not claim it goes on */
 		l->v.ongoing_ns = 0;
 	}
 	for (size_t i = 0; i < s->procs.n; i++)
-		if (s->procs.v[i]->agent == a && !s->procs.v[i]->stale_since_ns)
-			s->procs.v[i]->stale_since_ns = now_ns;
+		if (s->procs.v[i]->agent == a)
+			proc_set_gone(s, s->procs.v[i], now_ns);
 cleanup:
 	pthread_mutex_unlock(&s->mu);
 }
@@ -251,6 +344,34 @@ static void loop_set_labels(struct sw_store *s, struct sw_loop *l, const char *r
 	else if (l->v.pid == l->v.tid && !l->v.comm[0])
 		/* Linux: the main thread's comm is the process's comm */
 		sw_utf8_copy_str(l->v.comm, sizeof(l->v.comm), l->v.thread);
+	if (p)
+		l->v.id = p->id;
+	sw_ident__default_service(&l->v.id, l->v.comm);
+}
+
+/* A series of a gone process or of an agent gone away: it has had its
+ * final data. */
+static bool loop_gone(const struct sw_loop *l) { return l->v.stale_since_ns || !l->agent->conns; }
+
+/*
+ * Another agent has the series of this thread on this host: an agent
+ * restarted (the old one is gone: its series make room, and the new one
+ * starts from 0, a counter reset rate() handles), or two live agents watch
+ * the same process (the second is refused and counted: one label set is
+ * one series). true when l may be created.
+ */
+static bool loop_claim(struct sw_store *s, struct sw_agent *a, uint32_t pid, uint32_t tid)
+{
+	struct sw_loop *o = sw_series__find_other(&s->series, a, pid, tid);
+
+	if (!o)
+		return true;
+	if (!loop_gone(o)) {
+		s->ctr.series_duplicate++;
+		return false;
+	}
+	sw_series__remove_at(&s->series, sw_series__index(&s->series, o));
+	return true;
 }
 
 /* NULL when the cap refuses the series (counted) or memory is short. */
@@ -261,9 +382,11 @@ static struct sw_loop *loop_get(struct sw_store *s, struct sw_agent *a, uint32_t
 
 	if (l) {
 		loop_set_labels(s, l, runtime, role, thread);
-		l->v.stale_since_ns = 0;
+		loop_set_live(l);
 		return l;
 	}
+	if (!loop_claim(s, a, pid, tid))
+		return NULL;
 	l = sw_series__add(&s->series, a, pid, tid);
 	if (!l) {
 		s->ctr.series_dropped++;
@@ -271,6 +394,38 @@ static struct sw_loop *loop_get(struct sw_store *s, struct sw_agent *a, uint32_t
 	}
 	loop_set_labels(s, l, runtime, role, thread);
 	return l;
+}
+
+/* ---- the worst block, per scraper ---- */
+
+/* Before an interval is folded: a slot that changed hands starts from
+ * what the series shows now (the last interval's longest iteration). */
+static void loop_slots_sync(struct sw_store *s, struct sw_loop *l)
+{
+	for (int k = 0; k < SW_STORE_SCRAPERS; k++) {
+		struct sw_loop_scrape *c = &l->sc[k];
+
+		if (c->gen == s->scrapers[k].gen)
+			continue;
+		memset(c, 0, sizeof(*c));
+		c->gen = s->scrapers[k].gen;
+		c->shown_valid = l->v.interval_iterations != 0;
+		c->shown_ns = l->v.max_ns;
+	}
+}
+
+/* An interval (or a block that ended) of longest iteration max_ns came:
+ * every scraper sees it at its next scrape, whatever comes after. */
+static void loop_slots_note(struct sw_loop *l, bool iterations, double max_ns)
+{
+	for (int k = 0; k < SW_STORE_SCRAPERS; k++) {
+		struct sw_loop_scrape *c = &l->sc[k];
+
+		if (iterations && (!c->pend_iter || max_ns > c->pend_max_ns))
+			c->pend_max_ns = max_ns;
+		c->pend_iter |= iterations;
+		c->pend_any = true;
+	}
 }
 
 static void proc_mark_loops(struct sw_store *s, struct sw_agent *a, uint32_t pid, bool exited,
@@ -282,12 +437,11 @@ static void proc_mark_loops(struct sw_store *s, struct sw_agent *a, uint32_t pid
 		if (l->agent != a || l->v.pid != pid)
 			continue;
 		if (exited) {
-			if (!l->v.stale_since_ns)
-				l->v.stale_since_ns = now_ns ? now_ns : 1;
+			loop_set_gone(s, l, now_ns);
 			l->v.ongoing_ns = 0;
 		} else {
-			/* pid reuse or a late ProcessInfo: refresh labels */
-			l->v.stale_since_ns = 0;
+			/* a late ProcessInfo: refresh labels */
+			loop_set_live(l);
 			loop_set_labels(s, l, l->v.runtime, l->v.role, NULL);
 		}
 	}
@@ -297,8 +451,32 @@ static void proc_mark_loops(struct sw_store *s, struct sw_agent *a, uint32_t pid
 
 /* Judged again here, so every agent version gets this collector's verdict
  * (an exec is sent as an exit without exit_known: "unknown"). */
-static void exit_count(struct sw_store *s, const char *runtime,
-		       const Stallwatch__V1__ProcessInfo *pi)
+/* The row of (host, service, runtime), made on first use; NULL when the
+ * table is full (counted: its exits are not exported). Exits are rare: a
+ * walk is enough. */
+static struct sw_exit_row *exit_row(struct sw_store *s, const char *host, const char *service,
+				    const char *runtime)
+{
+	struct sw_exit_row *r;
+
+	for (size_t i = 0; i < s->n_exit_rows; i++) {
+		r = &s->exit_rows[i];
+		if (r->runtime == runtime && !strcmp(r->host, host) && !strcmp(r->service, service))
+			return r;
+	}
+	if (s->n_exit_rows >= s->max_loops) {
+		s->ctr.series_dropped++;
+		return NULL;
+	}
+	r = &s->exit_rows[s->n_exit_rows++];
+	sw_utf8_copy_str(r->host, sizeof(r->host), host);
+	sw_utf8_copy_str(r->service, sizeof(r->service), service);
+	r->runtime = runtime;
+	return r;
+}
+
+static void exit_count(struct sw_store *s, const struct sw_agent *a, const struct sw_ident *id,
+		       const char *runtime, const Stallwatch__V1__ProcessInfo *pi)
 {
 	struct sw_exit_facts f = {
 		.runtime = runtime,
@@ -314,8 +492,12 @@ static void exit_count(struct sw_store *s, const char *runtime,
 	};
 	struct sw_proc_verdict v;
 
+	struct sw_exit_row *r;
+
 	sw_exit_classify(&f, &v);
-	s->exits[runtime_index(runtime)][exit_cause_index(v.pattern)]++;
+	r = exit_row(s, a->v.host, id->service, sw_store_runtimes[runtime_index(runtime)]);
+	if (r)
+		r->n[exit_cause_index(v.pattern)]++;
 }
 
 static bool exec_of(const Stallwatch__V1__ProcessInfo *pi)
@@ -323,30 +505,91 @@ static bool exec_of(const Stallwatch__V1__ProcessInfo *pi)
 	return pi->exit_pattern && !strcmp(pi->exit_pattern, SW_EXEC_PATTERN);
 }
 
+/* Its loops' series and its own go at once: a new process has the pid. */
+static void proc_forget(struct sw_store *s, struct sw_proc *p)
+{
+	for (size_t i = 0; i < s->series.n;) {
+		struct sw_loop *l = s->series.v[i];
+
+		if (l->agent == p->agent && l->v.pid == p->pid)
+			sw_series__remove_at(&s->series, i);
+		else
+			i++;
+	}
+	sw_procs__remove_at(&s->procs, sw_procs__index(&s->procs, p));
+}
+
+/*
+ * A ProcessInfo of a live process for a pid we hold: the same process (a
+ * late or repeated one) or a new one that reused the pid, told by its start
+ * time, or by the old one's exit (an exec is an exit too). A new one's
+ * series start from 0 under the same labels: a counter reset.
+ */
+static bool proc_reused(const struct sw_proc *p, const Stallwatch__V1__ProcessInfo *pi)
+{
+	if (pi->exited)
+		return false;
+	if (p->start_ticks && pi->start_ticks)
+		return p->start_ticks != pi->start_ticks;
+	return p->exited;
+}
+
+/* As loop_claim, for the process's own series. */
+static bool proc_claim(struct sw_store *s, struct sw_agent *a, uint32_t pid)
+{
+	struct sw_proc *o = sw_procs__find_other(&s->procs, a, pid);
+
+	if (!o)
+		return true;
+	if (!o->stale_since_ns && o->agent->conns) {
+		s->ctr.series_duplicate++;
+		return false;
+	}
+	proc_forget(s, o);
+	return true;
+}
+
 static void process_apply(struct sw_store *s, struct sw_agent *a,
 			  const Stallwatch__V1__ProcessInfo *pi, uint64_t now_ns)
 {
 	struct sw_proc *p = sw_procs__find(&s->procs, a, pi->pid);
 
+	if (p && proc_reused(p, pi)) {
+		proc_forget(s, p);
+		p = NULL;
+	}
+
 	if (!p && pi->exited) {
 		/* no ProcessInfo kept (collector restarted, cap): its loops
 		 * still go stale below, its exit still counts */
+		struct sw_ident id = {0};
+
 		proc_mark_loops(s, a, pi->pid, true, now_ns);
+		sw_utf8_copy_str(id.service, sizeof(id.service),
+				 pi->service && pi->service[0] ? pi->service : "");
+		sw_ident__default_service(&id, pi->comm);
 		if (!exec_of(pi))
-			exit_count(s, sw_store_norm_runtime(pi->runtime), pi);
+			exit_count(s, a, &id, sw_store_norm_runtime(pi->runtime), pi);
 		return;
 	}
 	if (!p) {
+		if (!proc_claim(s, a, pi->pid))
+			return;
 		p = sw_procs__add(&s->procs, a, pi->pid);
 		if (!p) {
 			s->ctr.series_dropped++;
 			return;
 		}
 	}
-	sw_proc__update(p, pi, now_ns);
+	sw_proc__update(p, pi);
+	if (pi->exited)
+		proc_set_gone(s, p, now_ns);
+	else
+		proc_set_live(p);
 	proc_mark_loops(s, a, pi->pid, pi->exited, now_ns);
 	if (pi->exited && !p->exit_counted && !exec_of(pi))
-		exit_count(s, p->runtime[0] ? p->runtime : sw_store_norm_runtime(pi->runtime), pi);
+		exit_count(s, a, &p->id,
+			   p->runtime[0] ? p->runtime : sw_store_norm_runtime(pi->runtime), pi);
 	p->exit_counted = pi->exited;
 }
 
@@ -384,6 +627,9 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 	}
 	if (l->ongoing_start_ns == pi->start_ns)
 		l->v.ongoing_ns = 0;
+	/* its iteration is in a summary too; this one may come first */
+	loop_slots_sync(s, l);
+	loop_slots_note(l, true, (double)pi->duration_ns);
 	pat = sw_store__pattern_index(in->v.pattern);
 	l->v.blocked[pat]++;
 	l->v.blocked_ns[pat] += pi->duration_ns;
@@ -421,8 +667,11 @@ int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Ba
 
 		struct sw_proc *p;
 
-		if (l)
+		if (l) {
+			loop_slots_sync(s, l);
 			sw_series__apply(&s->series, l, ls);
+			loop_slots_note(l, l->v.interval_iterations != 0, l->v.max_ns);
+		}
 		if (ls->rss_bytes && (p = sw_procs__find(&s->procs, a, ls->pid)))
 			p->rss_bytes = ls->rss_bytes;
 	}
@@ -472,14 +721,44 @@ static bool expired(uint64_t since, uint64_t now, uint64_t period)
 	return since && now >= since && now - since >= period;
 }
 
+/* A scraper seen within the forget period: it holds gone series back
+ * until it has scraped them. */
+static bool scraper_active(const struct sw_scraper *c, uint64_t now_ns)
+{
+	return c->who[0] && (now_ns <= c->last_ns || now_ns - c->last_ns < SW_SCRAPER_FORGET_NS);
+}
+
+/* Every active scraper has scraped since what went stale at `epoch` did
+ * (and there is one): its final values have been seen. */
+static bool seen_by_all(const struct sw_store *s, uint64_t epoch, uint64_t now_ns)
+{
+	bool any = false;
+
+	for (int k = 0; k < SW_STORE_SCRAPERS; k++) {
+		const struct sw_scraper *c = &s->scrapers[k];
+
+		if (!scraper_active(c, now_ns))
+			continue;
+		if (c->last_epoch < epoch)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+static bool gone_for_good(const struct sw_store *s, uint64_t since_ns, uint64_t epoch,
+			  uint64_t now_ns)
+{
+	return since_ns && (expired(since_ns, now_ns, s->expire_ns) || seen_by_all(s, epoch, now_ns));
+}
+
 void sw_store__tick(struct sw_store *s, uint64_t now_ns)
 {
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < s->series.n;) {
 		struct sw_loop *l = s->series.v[i];
 
-		if (expired(l->v.stale_since_ns, now_ns, s->expire_ns) ||
-		    expired(l->agent->down_since_ns, now_ns, s->expire_ns))
+		if (gone_for_good(s, l->v.stale_since_ns, l->gone_epoch, now_ns))
 			sw_series__remove_at(&s->series, i); /* swaps the last one into i */
 		else
 			i++;
@@ -487,8 +766,7 @@ void sw_store__tick(struct sw_store *s, uint64_t now_ns)
 	for (size_t i = 0; i < s->procs.n;) {
 		struct sw_proc *p = s->procs.v[i];
 
-		if (expired(p->stale_since_ns, now_ns, s->expire_ns) ||
-		    expired(p->agent->down_since_ns, now_ns, s->expire_ns))
+		if (gone_for_good(s, p->stale_since_ns, p->gone_epoch, now_ns))
 			sw_procs__remove_at(&s->procs, i);
 		else
 			i++;
@@ -505,6 +783,88 @@ void sw_store__tick(struct sw_store *s, uint64_t now_ns)
 	}
 	pthread_mutex_unlock(&s->mu);
 }
+
+/* ---- scrapes ---- */
+
+/* The slot of `who`: its own, a free one, or the one idle longest, which
+ * changes hands (its gen moves on, so every loop's state for it restarts). */
+static int scraper_slot(struct sw_store *s, const char *who)
+{
+	int free_k = -1, old_k = 0;
+
+	for (int k = 0; k < SW_STORE_SCRAPERS; k++) {
+		struct sw_scraper *c = &s->scrapers[k];
+
+		if (c->who[0] && !strcmp(c->who, who))
+			return k;
+		if (!c->who[0] && free_k < 0)
+			free_k = k;
+		if (c->last_ns < s->scrapers[old_k].last_ns)
+			old_k = k;
+	}
+	if (free_k < 0)
+		free_k = old_k;
+	sw_utf8_copy_str(s->scrapers[free_k].who, sizeof(s->scrapers[free_k].who), who);
+	s->scrapers[free_k].gen = ++s->scraper_gen;
+	s->scrapers[free_k].last_ns = 0;
+	return free_k;
+}
+
+int sw_store__scrape_begin(struct sw_store *s, const char *who, uint64_t now_ns)
+{
+	int k = scraper_slot(s, who && who[0] ? who : "-");
+	uint64_t prev = s->scrapers[k].last_epoch;
+
+	(void)now_ns;
+	for (size_t i = 0; i < s->series.n; i++) {
+		struct sw_loop *l = s->series.v[i];
+		struct sw_loop_scrape *c = &l->sc[k];
+		uint64_t gone = l->gone_epoch;
+
+		loop_slots_sync(s, l);
+		if (c->pend_any) {
+			c->shown_valid = c->pend_iter;
+			c->shown_ns = c->pend_max_ns;
+			c->pend_any = c->pend_iter = false;
+			c->pend_max_ns = 0;
+		}
+		l->v.scrape_max_valid = c->shown_valid;
+		l->v.scrape_max_ns = c->shown_ns;
+		/* a block in progress is at least that long already */
+		if ((double)l->v.ongoing_ns > l->v.scrape_max_ns || (l->v.ongoing_ns && !c->shown_valid)) {
+			l->v.scrape_max_ns = (double)l->v.ongoing_ns;
+			l->v.scrape_max_valid = true;
+		}
+		/* gone: shown once more to a scraper that has not seen its end */
+		l->v.scrape_show = !gone || gone > prev;
+	}
+	for (size_t i = 0; i < s->procs.n; i++) {
+		struct sw_proc *p = s->procs.v[i];
+		uint64_t gone = p->gone_epoch;
+
+		p->scrape_show = !gone || gone > prev;
+	}
+	return k;
+}
+
+void sw_store__scrape_end(struct sw_store *s, int slot, uint64_t now_ns)
+{
+	if (slot < 0 || slot >= SW_STORE_SCRAPERS)
+		return;
+	s->scrapers[slot].last_ns = now_ns;
+	s->scrapers[slot].last_epoch = s->epoch;
+}
+
+size_t sw_store__nscrapers(const struct sw_store *s, uint64_t now_ns)
+{
+	size_t n = 0;
+
+	for (int k = 0; k < SW_STORE_SCRAPERS; k++)
+		n += scraper_active(&s->scrapers[k], now_ns);
+	return n;
+}
+
+size_t sw_store__max_loops(const struct sw_store *s) { return s->max_loops; }
 
 size_t sw_store__nloops(const struct sw_store *s) { return s->series.n; }
 
@@ -538,6 +898,8 @@ void sw_store__proc(const struct sw_store *s, size_t i, struct sw_proc_view *out
 	sw_utf8_copy_str(out->runtime, sizeof(out->runtime), p->runtime[0] ? p->runtime : "native");
 	sw_utf8_copy_str(out->comm, sizeof(out->comm), p->comm);
 	out->pid = p->pid;
+	out->id = p->id;
+	out->scrape_show = p->scrape_show;
 	out->rss_bytes = p->rss_bytes;
 	out->have_growth = p->have_growth;
 	out->growth_bps = p->growth_bps;
@@ -550,11 +912,11 @@ const struct sw_gil_view *sw_store__gil(const struct sw_store *s, size_t i)
 	return i < s->procs.n ? s->procs.v[i]->gil : NULL;
 }
 
-uint64_t sw_store__exits(const struct sw_store *s, size_t runtime, size_t cause)
+size_t sw_store__nexit_rows(const struct sw_store *s) { return s->n_exit_rows; }
+
+const struct sw_exit_row *sw_store__exit_row(const struct sw_store *s, size_t i)
 {
-	if (runtime >= SW_STORE_RUNTIMES || cause >= SW_STORE_MAX_EXIT_CAUSES)
-		return 0;
-	return s->exits[runtime][cause];
+	return i < s->n_exit_rows ? &s->exit_rows[i] : NULL;
 }
 
 void sw_store__counters(const struct sw_store *s, struct sw_store_counters *c)

@@ -33,13 +33,40 @@
 /* Agents outlive their connection by the expiry period; a peer cycling
  * through agent ids must not grow the table without end. */
 #define SW_STORE_MAX_AGENTS 1024
-/* Series of a process that exited or of an agent that went away are
- * removed this long after: long enough for a scrape to see their last
- * values, short enough that pid churn does not fill --max-loops. */
+/* Series of a process that exited or of an agent that went away leave
+ * the exposition once every scraper has scraped them after their final
+ * data (see Scrapers below), and the store at the latest this long after:
+ * a collector nobody scrapes must not fill --max-loops with pid churn. */
 #define SW_STORE_EXPIRE_NS (300ull * 1000000000ull)
 
 #define SW_NAME_LEN 128 /* host names (HOST_NAME_MAX is 64), agent ids */
 #define SW_SHORT_LEN 32 /* comm (15), role, runtime, syscall names */
+#define SW_LABEL_LEN 64 /* service, container and pod names */
+
+/*
+ * Who a process is, for a fleet (docs/METRICS.md, Labels): from its
+ * ProcessInfo, "" when unknown (an empty label is no label). The series of
+ * a process and of its loops carry all of it.
+ */
+struct sw_ident {
+	char service[SW_LABEL_LEN]; /* never "": the comm when nothing better */
+	char runtime_version[SW_SHORT_LEN];
+	char container_id[16]; /* the first 12 hex digits, as docker ps shows */
+	char container[SW_LABEL_LEN];
+	char pod_uid[40];
+	char pod[SW_LABEL_LEN];
+};
+
+/*
+ * Scrapers: a client of GET /metrics, told apart by its address and
+ * User-Agent (two Prometheus of an HA pair, a curl beside them). What one
+ * scrape shows depends on the scraper's previous one, so that no value is
+ * lost to it: the worst block since then, and a gone process's final
+ * values once. Up to SW_STORE_SCRAPERS are tracked; one not seen for
+ * SW_SCRAPER_FORGET_NS no longer holds gone series back.
+ */
+#define SW_STORE_SCRAPERS 8
+#define SW_SCRAPER_FORGET_NS (600ull * 1000000000ull)
 
 struct sw_store_opts {
 	size_t max_loops;
@@ -55,7 +82,15 @@ struct sw_loop_view {
 	char role[SW_SHORT_LEN];    /* one of main, worker, asyncio, loop */
 	char comm[SW_SHORT_LEN];
 	char thread[SW_SHORT_LEN];
+	struct sw_ident id; /* its process's */
 	uint32_t pid, tid;
+
+	/* for the scrape in progress (sw_store__scrape_begin): whether this
+	 * scraper sees the series, and the longest iteration (or block in
+	 * progress) reported since its previous scrape */
+	bool scrape_show;
+	bool scrape_max_valid;
+	double scrape_max_ns;
 
 	/* cumulative since the series was created */
 	struct sw_hist hist;
@@ -67,8 +102,9 @@ struct sw_loop_view {
 	uint64_t blocked_ns[SW_STORE_MAX_PATTERNS]; /* their duration */
 
 	/* last reporting interval: iterations in its histogram, and gauges
-	 * computed from it. With interval_iterations 0 the gauges are 0 and
-	 * are not exported (docs/METRICS.md): 0 would read as "no delay". */
+	 * computed from it (the nodejs_eventloop_delay_* of OTel). With
+	 * interval_iterations 0 the gauges are 0 and are not exported
+	 * (docs/METRICS.md): 0 would read as "no delay". */
 	uint64_t interval_iterations;
 	double min_ns, max_ns, mean_ns, stddev_ns, p50_ns, p90_ns, p99_ns;
 	double utilization;
@@ -88,7 +124,9 @@ struct sw_proc_view {
 	char host[SW_NAME_LEN];
 	char runtime[SW_SHORT_LEN];
 	char comm[SW_SHORT_LEN];
+	struct sw_ident id;
 	uint32_t pid;
+	bool scrape_show; /* the scrape in progress shows its series */
 	uint64_t rss_bytes; /* last LoopSummary's, 0: unknown */
 	bool have_growth;   /* a MemoryGrowth came for it */
 	double growth_bps, growth_window_s;
@@ -160,6 +198,9 @@ struct sw_agent_view {
 	char host[SW_NAME_LEN];
 	char version[SW_SHORT_LEN];
 	bool up; /* at least one open connection */
+	/* down, and a new agent of its host connected since: a restart, not
+	 * an agent down (its series leave the exposition) */
+	bool replaced;
 	bool have_health;
 	uint64_t health[SW_HEALTH__COUNT]; /* common/health.h, cumulative */
 };
@@ -206,7 +247,8 @@ struct sw_incident_view {
 };
 
 struct sw_store_counters {
-	uint64_t series_dropped;
+	uint64_t series_dropped;   /* refused by a cap */
+	uint64_t series_duplicate; /* refused: another live agent has that process */
 	uint64_t incidents_dropped;
 	uint64_t batches_gap;
 	uint64_t batches;
@@ -237,8 +279,19 @@ void sw_store__agent_down(struct sw_store *s, const char *id, uint64_t now_ns);
 int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
 		    uint64_t now_ns);
 
-/* Remove series stale for longer than the expiry period. */
+/* Remove the series of gone processes and agents that every scraper has
+ * seen since they went, or that are stale for longer than the expiry. */
 void sw_store__tick(struct sw_store *s, uint64_t now_ns);
+
+/*
+ * A scrape by `who` (NULL: an anonymous one, e.g. a unit test) begins:
+ * sets every view's scrape_* fields for it. Returns its slot for
+ * sw_store__scrape_end. Both need the lock held, across the export.
+ */
+int sw_store__scrape_begin(struct sw_store *s, const char *who, uint64_t now_ns);
+void sw_store__scrape_end(struct sw_store *s, int slot, uint64_t now_ns);
+size_t sw_store__nscrapers(const struct sw_store *s, uint64_t now_ns);
+size_t sw_store__max_loops(const struct sw_store *s);
 
 void sw_store__lock(struct sw_store *s);
 void sw_store__unlock(struct sw_store *s);
@@ -255,13 +308,21 @@ size_t sw_store__nprocs(const struct sw_store *s);
 void sw_store__proc(const struct sw_store *s, size_t i, struct sw_proc_view *out);
 /* Process i's GIL figures, NULL when no GilSummary came for it. */
 const struct sw_gil_view *sw_store__gil(const struct sw_store *s, size_t i);
-/* Process exits by runtime ("node", "python", "native": 0, 1, 2) and cause
- * (an index into sw_exit_patterns, common/procrules.h), cumulative since
- * the collector started, judged again by common/procrules.c. */
+/* Process exits by host, service, runtime ("node", "python", "native") and
+ * cause (an index into sw_exit_patterns, common/procrules.h), cumulative
+ * since the collector started, judged again by common/procrules.c. Rows
+ * of (host, service, runtime) are bounded by --max-loops. */
 #define SW_STORE_RUNTIMES 3
 #define SW_STORE_MAX_EXIT_CAUSES 16
 extern const char *const sw_store_runtimes[SW_STORE_RUNTIMES];
-uint64_t sw_store__exits(const struct sw_store *s, size_t runtime, size_t cause);
+struct sw_exit_row {
+	char host[SW_NAME_LEN];
+	char service[SW_LABEL_LEN];
+	const char *runtime; /* static */
+	uint64_t n[SW_STORE_MAX_EXIT_CAUSES];
+};
+size_t sw_store__nexit_rows(const struct sw_store *s);
+const struct sw_exit_row *sw_store__exit_row(const struct sw_store *s, size_t i);
 size_t sw_store__nexit_causes(void);
 
 /* Number of pattern ids and the index of one ("blocked" for unknown ids). */

@@ -68,6 +68,8 @@ struct sw_agent {
 	uint64_t last_seq;
 	bool have_seq;
 	uint64_t down_since_ns; /* 0 while connected */
+	uint64_t born;		/* order of first connection (store.c), to tell a newer agent */
+	uint64_t born_ns;	/* and its time */
 };
 
 struct sw_agents {
@@ -98,7 +100,13 @@ struct sw_proc {
 	uint32_t pid;
 	char runtime[SW_SHORT_LEN]; /* normalized; "" until a ProcessInfo says */
 	char comm[SW_SHORT_LEN];
-	uint64_t stale_since_ns;
+	struct sw_ident id;
+	uint64_t start_ticks;	 /* 0: not sent */
+	uint64_t hkey;		 /* hash of (host, pid) it was filed under */
+	uint64_t stale_since_ns; /* exited, or its agent went away */
+	uint64_t gone_epoch;	 /* the store's epoch then (store.c), 0 while live */
+	bool exited;
+	bool scrape_show; /* sw_store__scrape_begin's, for the scrape in progress */
 	uint64_t rss_bytes;
 	bool have_growth;
 	double growth_bps, growth_window_s;
@@ -117,11 +125,19 @@ struct sw_procs {
 int sw_procs__init(struct sw_procs *t, size_t cap);
 void sw_procs__fini(struct sw_procs *t);
 struct sw_proc *sw_procs__find(const struct sw_procs *t, const struct sw_agent *a, uint32_t pid);
+/* The process of that pid on that host, whichever agent reported it (the
+ * two are filed in one hash chain); NULL when none but `self`. */
+struct sw_proc *sw_procs__find_other(const struct sw_procs *t, const struct sw_agent *a,
+				     uint32_t pid);
+size_t sw_procs__index(const struct sw_procs *t, const struct sw_proc *p);
 /* NULL when the cap is reached or memory is short (the caller counts it). */
 struct sw_proc *sw_procs__add(struct sw_procs *t, struct sw_agent *a, uint32_t pid);
 void sw_procs__remove_at(struct sw_procs *t, size_t i);
-/* Fold one ProcessInfo: the fields it sets, and whether the process is gone. */
-void sw_proc__update(struct sw_proc *p, const Stallwatch__V1__ProcessInfo *pi, uint64_t now_ns);
+/* Fold one ProcessInfo: the fields it sets, and whether it exited (store.c
+ * marks it gone). */
+void sw_proc__update(struct sw_proc *p, const Stallwatch__V1__ProcessInfo *pi);
+/* The service label when no ProcessInfo named one: the comm, else "unknown". */
+void sw_ident__default_service(struct sw_ident *id, const char *comm);
 
 /* ---- GIL contention per process (store_gil.c) ---- */
 
@@ -133,11 +149,25 @@ int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
 
 /* ---- loop series (store_series.c), by (agent, pid, tid) ---- */
 
+/* What one scraper has been shown of a loop's worst block: the longest
+ * iteration of the intervals that came since its previous scrape. A slot
+ * whose gen is not the scraper's belongs to a scraper gone since. */
+struct sw_loop_scrape {
+	uint32_t gen;
+	bool pend_any;	/* a summary came since the scraper's previous scrape */
+	bool pend_iter; /* ... with iterations */
+	bool shown_valid;
+	double pend_max_ns, shown_ns;
+};
+
 struct sw_loop {
 	struct sw_loop_view v; /* first: sw_store__loop() hands out &l->v */
 	struct sw_agent *agent;
 	struct sw_loop *hnext;
+	uint64_t hkey; /* hash of (host, pid, tid) it was filed under */
+	uint64_t gone_epoch; /* the store's epoch when it went stale, 0 while live */
 	uint64_t ongoing_start_ns;
+	struct sw_loop_scrape sc[SW_STORE_SCRAPERS];
 };
 
 struct sw_series {
@@ -152,6 +182,11 @@ int sw_series__init(struct sw_series *t, size_t cap);
 void sw_series__fini(struct sw_series *t);
 struct sw_loop *sw_series__find(const struct sw_series *t, const struct sw_agent *a, uint32_t pid,
 				uint32_t tid);
+/* The series of that thread on that host from another agent (one hash
+ * chain holds both), NULL when none. */
+struct sw_loop *sw_series__find_other(const struct sw_series *t, const struct sw_agent *a,
+				      uint32_t pid, uint32_t tid);
+size_t sw_series__index(const struct sw_series *t, const struct sw_loop *l);
 /* A new series, labels empty; NULL when the cap is reached or memory is short. */
 struct sw_loop *sw_series__add(struct sw_series *t, struct sw_agent *a, uint32_t pid, uint32_t tid);
 void sw_series__remove_at(struct sw_series *t, size_t i);

@@ -25,25 +25,44 @@ void sw_series__fini(struct sw_series *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* By the agent's address, as processes are: series go before their agent. */
-static size_t loop_bucket(const struct sw_series *t, const struct sw_agent *a, uint32_t pid,
-			  uint32_t tid)
+/* By what the series is to Prometheus, (host, pid, tid), not by agent: a
+ * restarted agent's series of the same thread lands in the chain of the
+ * old one, which is how a duplicate label set is caught at creation. */
+static uint64_t loop_key(const struct sw_agent *a, uint32_t pid, uint32_t tid)
 {
-	uint64_t h = (uint64_t)(uintptr_t)a;
-
-	h ^= ((uint64_t)pid << 32) | tid;
-	return sw_hash_mix(h) & t->hmask;
+	return sw_hash_mix(sw_hash_str(a->v.host) ^ (((uint64_t)pid << 32) | tid));
 }
 
 struct sw_loop *sw_series__find(const struct sw_series *t, const struct sw_agent *a, uint32_t pid,
 				uint32_t tid)
 {
-	struct sw_loop *l = t->htab[loop_bucket(t, a, pid, tid)];
+	struct sw_loop *l = t->htab[loop_key(a, pid, tid) & t->hmask];
 
 	for (; l; l = l->hnext)
 		if (l->agent == a && l->v.pid == pid && l->v.tid == tid)
 			return l;
 	return NULL;
+}
+
+struct sw_loop *sw_series__find_other(const struct sw_series *t, const struct sw_agent *a,
+				      uint32_t pid, uint32_t tid)
+{
+	struct sw_loop *l = t->htab[loop_key(a, pid, tid) & t->hmask];
+
+	for (; l; l = l->hnext)
+		if (l->agent != a && l->v.pid == pid && l->v.tid == tid &&
+		    strcmp(l->agent->v.host, a->v.host) == 0)
+			return l;
+	return NULL;
+}
+
+size_t sw_series__index(const struct sw_series *t, const struct sw_loop *l)
+{
+	size_t i = 0;
+
+	while (i < t->n && t->v[i] != l)
+		i++;
+	return i;
 }
 
 struct sw_loop *sw_series__add(struct sw_series *t, struct sw_agent *a, uint32_t pid, uint32_t tid)
@@ -58,7 +77,8 @@ struct sw_loop *sw_series__add(struct sw_series *t, struct sw_agent *a, uint32_t
 	l->v.agent = a->v.id;
 	l->v.pid = pid;
 	l->v.tid = tid;
-	h = loop_bucket(t, a, pid, tid);
+	l->hkey = loop_key(a, pid, tid);
+	h = l->hkey & t->hmask;
 	l->hnext = t->htab[h];
 	t->htab[h] = l;
 	t->v[t->n++] = l;
@@ -69,7 +89,7 @@ void sw_series__remove_at(struct sw_series *t, size_t i)
 {
 	struct sw_loop *l = t->v[i], **pp;
 
-	for (pp = &t->htab[loop_bucket(t, l->agent, l->v.pid, l->v.tid)]; *pp; pp = &(*pp)->hnext) {
+	for (pp = &t->htab[l->hkey & t->hmask]; *pp; pp = &(*pp)->hnext) {
 		if (*pp == l) {
 			*pp = l->hnext;
 			break;

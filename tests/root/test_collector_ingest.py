@@ -209,16 +209,19 @@ def main():
         assert peer_closed(bad), "garbage client was not disconnected"
         text = wait_for("the agent's loop in /metrics", lambda: _metrics_with(
             hport, "stallwatch_eventloop_iterations_total", 'host="e2e-host"'))
-        lbl = 'host="e2e-host",runtime="node",pid="4242",tid="4242",role="main",comm="node"'
-        assert metric(text, "stallwatch_eventloop_iterations_total", lbl) == 100
-        assert metric(text, "stallwatch_eventloop_delay_seconds_count", lbl) == 100
-        assert metric(text, "stallwatch_eventloop_delay_seconds_bucket", lbl, 'le="+Inf"') == 100
-        assert metric(text, "stallwatch_eventloop_delay_seconds_bucket", lbl, 'le="0.005"') == 90
-        assert metric(text, "stallwatch_eventloop_delay_max_seconds", lbl) == 0.1
-        assert metric(text, "nodejs_eventloop_delay_max_seconds", lbl) == 0.1
-        assert abs(metric(text, "stallwatch_eventloop_utilization", lbl) - 0.28) < 1e-9
-        assert metric(text, "stallwatch_eventloop_blocked_total", lbl, 'pattern="node.large_json"') == 1
-        assert metric(text, "stallwatch_eventloop_blocked_seconds_total", lbl,
+        # the service is the comm when the agent names none; the optional
+        # identity labels (runtime_version, container...) come between
+        lbl = ('{host="e2e-host",service="node",runtime="node",',
+               'pid="4242",tid="4242",role="main"')
+        assert metric(text, "stallwatch_eventloop_iterations_total", *lbl) == 100
+        assert metric(text, "stallwatch_eventloop_delay_seconds_count", *lbl) == 100
+        assert metric(text, "stallwatch_eventloop_delay_seconds_bucket", *lbl, 'le="+Inf"') == 100
+        assert metric(text, "stallwatch_eventloop_delay_seconds_bucket", *lbl, 'le="0.005"') == 90
+        assert metric(text, "stallwatch_eventloop_delay_max_seconds", *lbl) == 0.1
+        assert metric(text, "nodejs_eventloop_delay_max_seconds", *lbl) == 0.1
+        assert abs(metric(text, "stallwatch_eventloop_utilization_ratio", *lbl) - 0.28) < 1e-9
+        assert metric(text, "stallwatch_eventloop_blocked_total", *lbl, 'pattern="node.large_json"') == 1
+        assert metric(text, "stallwatch_eventloop_blocked_seconds_total", *lbl,
                       'pattern="node.large_json"') == 1.5
         assert metric(text, "stallwatch_agent_up", 'host="e2e-host"') == 1
         assert metric(text, "stallwatch_agent_ringbuf_drops_total", 'host="e2e-host"') == 4
@@ -288,7 +291,8 @@ def main():
 
 def check_gil(text, hport, pid):
     """The GilSummary of python_gil() in /metrics, and its incident's holder."""
-    lbl = 'host="e2e-host",runtime="python",pid="%d",comm="python3"' % pid
+    lbl = ('{host="e2e-host",service="python3",runtime="python",runtime_version="3.11.2",'
+           'pid="%d"' % pid,)
     want = {
         "stallwatch_python_gil_wait_seconds_total": 0.35,
         "stallwatch_python_gil_hold_seconds_total": 0.7,
@@ -298,24 +302,24 @@ def check_gil(text, hport, pid):
         "stallwatch_python_gil_switches_total": 120,
         "stallwatch_python_gil_intervals_total": 1,
         "stallwatch_python_gil_measured": 1,
-        "stallwatch_python_gil_utilization": 0.8,
+        "stallwatch_python_gil_utilization_ratio": 0.8,
         "stallwatch_python_gil_waiting_threads": 2,
         "stallwatch_python_gil_switch_interval_seconds": 0.005,
-        "stallwatch_python_gil_loop_wait_share": 0.3,
+        "stallwatch_python_gil_loop_wait_share_ratio": 0.3,
     }
     for name, v in want.items():
-        got = metric(text, name, lbl)
+        got = metric(text, name, *lbl)
         assert got is not None and abs(got - v) < 1e-9, (name, got, v)
     # 350 ms of waits over the 2 threads that took part x 1 s
-    assert abs(metric(text, "stallwatch_python_gil_contention", lbl) - 0.175) < 1e-9
+    assert abs(metric(text, "stallwatch_python_gil_contention_ratio", *lbl) - 0.175) < 1e-9
     # re-judged: the loop waited 30 % of the interval, whatever the agent said
-    assert metric(text, "stallwatch_python_gil_flagged_intervals_total", lbl,
+    assert metric(text, "stallwatch_python_gil_flagged_intervals_total", *lbl,
                   'pattern="python.loop_starved_by_gil"') == 1
-    assert metric(text, "stallwatch_python_gil_flagged_intervals_total", lbl,
+    assert metric(text, "stallwatch_python_gil_flagged_intervals_total", *lbl,
                   'pattern="python.gil_contention"') == 0
-    assert metric(text, "stallwatch_python_gil_thread_hold_seconds_total", lbl,
+    assert metric(text, "stallwatch_python_gil_thread_hold_seconds_total", *lbl,
                   'thread="worker"') == 0.6
-    assert metric(text, "stallwatch_python_gil_thread_wait_seconds_total", lbl,
+    assert metric(text, "stallwatch_python_gil_thread_wait_seconds_total", *lbl,
                   'thread="python3"') == 0.3
     st, body = http_get(hport, "/api/incidents?pid=%d" % pid)
     assert st == 200, st

@@ -115,7 +115,7 @@ class EndToEnd(swtest.Checks):
             le01 = list(series(m, "stallwatch_eventloop_delay_seconds_bucket", pid=w.pid,
                                tid=tid, le="0.05").values())[0]
             self.assertLess(le01, list(inf.values())[0], "%s: blocks not in the histogram" % rt)
-            util = series(m, "stallwatch_eventloop_utilization", pid=w.pid, tid=tid)
+            util = series(m, "stallwatch_eventloop_utilization_ratio", pid=w.pid, tid=tid)
             self.assertEqual(len(util), 1)
             self.assertTrue(0 <= list(util.values())[0] <= 1)
             # every final incident of the API is counted under its pattern
@@ -127,19 +127,19 @@ class EndToEnd(swtest.Checks):
 
     def test_otel_node_names_only_for_node(self):
         m = self.metrics
-        self.assertTrue(series(m, "nodejs_eventloop_utilization", pid=self.node.pid))
+        self.assertTrue(series(m, "nodejs_eventloop_utilization_ratio", pid=self.node.pid))
         # The delay gauges describe the iterations that ended in the last
         # interval and are absent after one without any (docs/METRICS.md); an
         # idle server may have none for a whole second. Keep it iterating.
         busy = wait_for(lambda: self.scrape_while_requesting(self.node), timeout=10, step=0.05)
         self.assertTrue(series(busy, "nodejs_eventloop_delay_p99_seconds", pid=self.node.pid))
-        self.assertFalse(series(m, "nodejs_eventloop_utilization", pid=self.py.pid))
+        self.assertFalse(series(m, "nodejs_eventloop_utilization_ratio", pid=self.py.pid))
 
     def scrape_while_requesting(self, w):
         """/metrics right after a request to w, if its delay gauges are there."""
         http_get(w.ready["port"], "/")
         m = metrics(self.http)
-        return m if series(m, "stallwatch_eventloop_delay_p99_seconds", pid=w.pid) else None
+        return m if series(m, "nodejs_eventloop_delay_p99_seconds", pid=w.pid) else None
 
     def test_agent_health_exported(self):
         m = self.metrics

@@ -96,7 +96,8 @@ class Utf8(swtest.Checks):
         it = series(self.metrics, "stallwatch_eventloop_iterations_total", pid=self.node.pid,
                     tid=self.node_tid)
         self.assertEqual(len(it), 1, it)
-        self.assertKept(dict(next(iter(it)))["comm"], TITLE, "comm label")
+        # the service label is the comm when nothing names the service
+        self.assertKept(dict(next(iter(it)))["service"], TITLE, "service label")
 
     def test_promtool_accepts_metrics(self):
         promtool = shutil.which("promtool")

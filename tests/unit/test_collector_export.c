@@ -144,28 +144,28 @@ Test(export, histogram_is_cumulative_and_inf_equals_count)
 	for (size_t i = 0; i < sizeof(les) / sizeof(les[0]); i++) {
 		snprintf(needle, sizeof(needle), "le=\"%s\"}", les[i]);
 		v = value_of(
-		    "stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+		    "stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",service=\"we\\\"ird\\\\na\\nme\",runtime=\"node\"",
 		    needle);
 		cr_assert_geq(v, prev, "le=%s not cumulative", les[i]);
 		prev = v;
 	}
 	cr_assert_eq(
-	    value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+	    value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",service=\"we\\\"ird\\\\na\\nme\",runtime=\"node\"",
 		     "le=\"0.0001\""),
 	    10);
 	cr_assert_eq(
-	    value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+	    value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",service=\"we\\\"ird\\\\na\\nme\",runtime=\"node\"",
 		     "le=\"0.005\""),
 	    15);
 	cr_assert_eq(prev, 16, "le=60 excludes the 90 s iteration");
-	v = value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",runtime=\"node\"",
+	v = value_of("stallwatch_eventloop_delay_seconds_bucket{host=\"web-1\",service=\"we\\\"ird\\\\na\\nme\",runtime=\"node\"",
 		     "le=\"+Inf\"");
 	cr_assert_eq(v, 17);
 	cr_assert_eq(
-	    value_of("stallwatch_eventloop_delay_seconds_count{host=\"web-1\",runtime=\"node\"",
+	    value_of("stallwatch_eventloop_delay_seconds_count{host=\"web-1\",service=\"we\\\"ird\\\\na\\nme\",runtime=\"node\"",
 		     NULL),
 	    v);
-	v = value_of("stallwatch_eventloop_delay_seconds_sum{host=\"web-1\",runtime=\"node\"",
+	v = value_of("stallwatch_eventloop_delay_seconds_sum{host=\"web-1\",service=\"we\\\"ird\\\\na\\nme\",runtime=\"node\"",
 		     NULL);
 	/* bucket middles: within 0.8 % of the true 90.2155 s */
 	cr_assert(v > 89.4 && v < 91.0, "sum %f", v);
@@ -175,10 +175,12 @@ Test(export, labels_are_escaped)
 {
 	fill_store();
 	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
-	cr_assert_not_null(strstr(text.p, "comm=\"we\\\"ird\\\\na\\nme\""), "%s", text.p);
-	cr_assert_not_null(strstr(text.p,
-				  "stallwatch_eventloop_iterations_total{host=\"web-1\","
-				  "runtime=\"node\",pid=\"100\",tid=\"100\",role=\"main\","));
+	/* the service is the comm when the agent names none */
+	cr_assert_not_null(strstr(text.p, "service=\"we\\\"ird\\\\na\\nme\""), "%s", text.p);
+	cr_assert_not_null(strstr(text.p, "stallwatch_eventloop_iterations_total{host=\"web-1\","
+					  "service=\"we\\\"ird\\\\na\\nme\",runtime=\"node\","
+					  "pid=\"100\",tid=\"100\",role=\"main\"} "),
+			   "%s", text.p);
 }
 
 Test(export, node_only_series_and_gauges)
@@ -189,8 +191,8 @@ Test(export, node_only_series_and_gauges)
 	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
 	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 90);
 	cr_assert_eq(value_of("nodejs_eventloop_delay_max_seconds{", "pid=\"100\""), 90);
-	cr_assert_eq(value_of("stallwatch_eventloop_utilization{", "pid=\"100\""), 0.5);
-	cr_assert_eq(value_of("stallwatch_eventloop_utilization{", "pid=\"300\""), 1);
+	cr_assert_eq(value_of("stallwatch_eventloop_utilization_ratio{", "pid=\"100\""), 0.5);
+	cr_assert_eq(value_of("stallwatch_eventloop_utilization_ratio{", "pid=\"300\""), 1);
 	l = line_with("nodejs_eventloop_", "pid=\"300\"");
 	cr_assert_null(l, "python loop in a nodejs_ series: %s", l);
 	cr_assert_not_null(strstr(text.p, "nodejs_eventloop_time_seconds_total{host=\"web-1\","));
@@ -231,7 +233,7 @@ Test(export, a_loop_stuck_now_shows_in_its_max_delay)
 	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 120);
 	cr_assert_eq(value_of("nodejs_eventloop_delay_max_seconds{", "pid=\"100\""), 120);
 	/* the percentiles stay those of the iterations that ended */
-	cr_assert_lt(value_of("stallwatch_eventloop_delay_p50_seconds{", "pid=\"100\""), 120);
+	cr_assert_lt(value_of("nodejs_eventloop_delay_p50_seconds{", "pid=\"100\""), 120);
 }
 
 Test(export, collector_counters)
@@ -248,7 +250,7 @@ Test(export, collector_counters)
 	cr_assert_eq(value_of("stallwatch_collector_bad_frames_total{reason=\"bad_magic\"}", NULL),
 		     0);
 	cr_assert_eq(value_of("stallwatch_collector_connections_refused_total ", NULL), 1);
-	cr_assert_eq(value_of("stallwatch_collector_series_dropped_total ", NULL), 0);
+	cr_assert_eq(value_of("stallwatch_collector_series_dropped_total{reason=\"cap\"} ", NULL), 0);
 	cr_assert_eq(value_of("stallwatch_collector_incidents_dropped_total ", NULL), 0);
 	cr_assert_eq(value_of("stallwatch_collector_batches_gap_total ", NULL), 0);
 }
@@ -380,7 +382,22 @@ static void apply_empty_interval(uint32_t pid, uint32_t tid, const char *runtime
 	cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
 }
 
-/* Node loops have nodejs_ twins of each, others never do. */
+/* An interval of n iterations of ns each, on node loop pid (tid = pid). */
+static void apply_loop(uint32_t pid, uint64_t ns, uint32_t n)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	struct t_loop l;
+	Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+
+	t_loop_init(&l, pid, pid, "node");
+	t_loop_add(&l, ns, n);
+	b.loops = lp;
+	b.n_loops = 1;
+	cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
+}
+
+/* Node loops have nodejs_ twins of each, others never do; the interval
+ * percentiles are Node's OTel gauges only (the histogram has them all). */
 static void assert_delay_gauges(const char *pid_label, bool is_node, bool present, bool max_present)
 {
 	char name[96];
@@ -399,7 +416,8 @@ static void assert_delay_gauges(const char *pid_label, bool is_node, bool presen
 			snprintf(name, sizeof(name), "%s_eventloop_delay_%s_seconds{", prefix,
 				 interval_gauges[g]);
 			l = line_with(name, pid_label);
-			cr_assert_eq(!!l, present, "%s %s: %s", name, pid_label, l ? l : "absent");
+			cr_assert_eq(!!l, node && present, "%s %s: %s", name, pid_label,
+				     l ? l : "absent");
 			free(l);
 		}
 		snprintf(name, sizeof(name), "%s_eventloop_delay_max_seconds{", prefix);
@@ -423,11 +441,11 @@ Test(export, no_iteration_in_the_interval_no_delay_gauges)
 	assert_delay_gauges("pid=\"100\"", true, false, false);
 	/* the histogram and the counters carry on */
 	cr_assert_eq(
-	    value_of("stallwatch_eventloop_delay_seconds_count{host=\"web-1\",runtime=\"node\"",
+	    value_of("stallwatch_eventloop_delay_seconds_count{host=\"web-1\",service=\"we\\\"ird\\\\na\\nme\",runtime=\"node\"",
 		     NULL),
 	    17);
 	cr_assert_eq(value_of("stallwatch_eventloop_iterations_total{", "pid=\"100\""), 17);
-	cr_assert_eq(value_of("stallwatch_eventloop_utilization{", "pid=\"100\""), 0);
+	cr_assert_eq(value_of("stallwatch_eventloop_utilization_ratio{", "pid=\"100\""), 0);
 	/* the python loop still had its iterations */
 	assert_delay_gauges("pid=\"300\"", false, true, true);
 
@@ -439,17 +457,16 @@ Test(export, no_iteration_in_the_interval_no_delay_gauges)
 
 	/* iterations again: every gauge is back */
 	add_incident(100, 6000, 2600, 0);
-	{
-		Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
-		struct t_loop l;
-		Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
-
-		t_loop_init(&l, 100, 100, "node");
-		t_loop_add(&l, 2 * MS, 3);
-		b.loops = lp;
-		b.n_loops = 1;
-		cr_assert_eq(sw_store__apply(s, "web-1:77", &b, NOW), 0);
-	}
+	apply_loop(100, 2 * MS, 3);
+	/* the max is the block that ended since the previous scrape, longer
+	 * than the iterations of the interval after it... */
+	assert_delay_gauges("pid=\"100\"", true, true, true);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 2.6);
+	cr_assert_eq(value_of("nodejs_eventloop_delay_max_seconds{", "pid=\"100\""), 2.6);
+	/* ...and at the next scrape with nothing new, still that */
+	assert_delay_gauges("pid=\"100\"", true, true, true);
+	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 2.6);
+	apply_loop(100, 2 * MS, 3);
 	assert_delay_gauges("pid=\"100\"", true, true, true);
 	cr_assert_eq(value_of("stallwatch_eventloop_delay_max_seconds{", "pid=\"100\""), 0.002);
 }
@@ -551,11 +568,11 @@ Test(export, agent_strings_are_utf8_cut_on_character_boundaries)
 	cr_assert_eq(sw_export__metrics(s, NULL, &text), 0);
 	cr_assert(sw_utf8_valid(text.p, text.len), "/metrics is not UTF-8");
 	/* the cut char of the kernel's comm is one U+FFFD, the rest kept */
-	v = label_of("stallwatch_eventloop_iterations_total{", "pid=\"100\"", "comm");
+	v = label_of("stallwatch_eventloop_iterations_total{", "pid=\"100\"", "service");
 	cr_assert_str_eq(v, "приложе\xef\xbf\xbd");
 	free(v);
 	/* 200 bytes of 2-byte chars: 30 of the 31 bytes a comm holds */
-	v = label_of("stallwatch_eventloop_iterations_total{", "pid=\"200\"", "comm");
+	v = label_of("stallwatch_eventloop_iterations_total{", "pid=\"200\"", "service");
 	cr_assert_eq(strlen(v), 30);
 	cr_assert_eq(strncmp(v, thread, 30), 0);
 	free(v);
@@ -637,20 +654,26 @@ Test(export, process_metrics_and_busy_split)
 			   0.04, 1e-9);
 	cr_assert_float_eq(value_of("stallwatch_eventloop_runq_seconds_total{", "pid=\"100\""),
 			   0.01, 1e-9);
-	cr_assert_float_eq(value_of("stallwatch_eventloop_cpu_share{", "pid=\"100\""), 0.75,
+	cr_assert_float_eq(value_of("stallwatch_eventloop_cpu_share_ratio{", "pid=\"100\""), 0.75,
 			   1e-9);
 	/* the python loop's agent sent no split: no series claims one */
-	l = line_with("stallwatch_eventloop_cpu_share{", "pid=\"300\"");
+	l = line_with("stallwatch_eventloop_cpu_share_ratio{", "pid=\"300\"");
 	cr_assert_null(l);
 	cr_assert_float_eq(value_of("stallwatch_process_resident_bytes{", "pid=\"100\""), 5e7,
 			   0.5);
 	cr_assert_float_eq(
 	    value_of("stallwatch_process_memory_growth_bytes_per_second{", "pid=\"100\""), 65536,
 	    1e-6);
-	cr_assert_float_eq(value_of("stallwatch_process_exits_total{",
-				    "runtime=\"python\",cause=\"python.uncaught_exception\""),
+	/* by host and service (no ProcessInfo came before its exit, nor a
+	 * comm: "unknown"), every cause from 0 */
+	cr_assert_float_eq(value_of("stallwatch_process_exits_total{host=\"web-1\",service=\"unknown\","
+				    "runtime=\"python\",cause=\"python.uncaught_exception\"}",
+				    NULL),
 			   1, 1e-9);
 	cr_assert_float_eq(value_of("stallwatch_process_exits_total{",
-				    "runtime=\"node\",cause=\"node.unhandled_rejection\""),
+				    "runtime=\"python\",cause=\"exit_ok\""),
 			   0, 1e-9);
+	/* no node process exited: no node row */
+	l = line_with("stallwatch_process_exits_total{", "runtime=\"node\"");
+	cr_assert_null(l, "%s", l);
 }

@@ -874,15 +874,26 @@ Test(store, rss_and_memory_growth_reach_the_process)
 	sw_store__unlock(s);
 }
 
+/* Exits of (host h1, service, runtime) by cause; 0 when no such row. */
+static uint64_t exits(struct sw_store *st, const char *service, const char *runtime, size_t c)
+{
+	for (size_t i = 0; i < sw_store__nexit_rows(st); i++) {
+		const struct sw_exit_row *r = sw_store__exit_row(st, i);
+
+		if (!strcmp(r->service, service) && !strcmp(r->runtime, runtime))
+			return r->n[c];
+	}
+	return 0;
+}
+
 Test(store, exits_are_judged_again_and_counted_once)
 {
 	Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pp[1] = {&pi};
-	size_t node = 0;
-
 	new_store(8, 4);
-	cr_assert_str_eq(sw_store_runtimes[node], "node");
 	pi.pid = 100;
 	pi.runtime = "node";
+	pi.comm = "node";
+	pi.service = "checkout";
 	apply_procs(pp, 1);
 	/* exit 1 after Node reported an uncaught exception from a promise;
 	 * the agent's own pattern is not trusted */
@@ -918,10 +929,13 @@ Test(store, exits_are_judged_again_and_counted_once)
 	pi.exited = true;
 	apply_procs(pp, 1);
 	sw_store__lock(s);
-	cr_assert_eq(sw_store__exits(s, node, cause("node.unhandled_rejection")), 1);
-	cr_assert_eq(sw_store__exits(s, node, cause("killed")), 1);
-	cr_assert_eq(sw_store__exits(s, 1, cause("unknown")), 1);
-	cr_assert_eq(sw_store__exits(s, 1, cause("exit_ok")), 0);
-	cr_assert_eq(sw_store__exits(s, node, cause("exit_error")), 0);
+	cr_assert_eq(exits(s, "checkout", "node", cause("node.unhandled_rejection")), 1);
+	/* no ProcessInfo before its exit, none of its own: the comm would do,
+	 * and without one "unknown" */
+	cr_assert_eq(exits(s, "unknown", "node", cause("killed")), 1);
+	cr_assert_eq(exits(s, "unknown", "python", cause("unknown")), 1);
+	cr_assert_eq(exits(s, "unknown", "python", cause("exit_ok")), 0);
+	cr_assert_eq(exits(s, "checkout", "node", cause("exit_error")), 0);
+	cr_assert_eq(sw_store__nexit_rows(s), 3);
 	sw_store__unlock(s);
 }

@@ -342,7 +342,7 @@ static void export(void)
 	cr_assert_eq(sw_export__metrics(st, NULL, &text), 0);
 }
 
-#define P500 "{host=\"" AGENT "\",runtime=\"python\",pid=\"500\",comm=\"python3\""
+#define P500 "{host=\"" AGENT "\",service=\"python3\",runtime=\"python\",runtime_version=\"3.11.2\",pid=\"500\""
 
 Test(gil_wire, two_intervals_summed_and_the_last_one_judged_again)
 {
@@ -374,14 +374,14 @@ Test(gil_wire, two_intervals_summed_and_the_last_one_judged_again)
 			      "pattern=\"python.gil_contention\""),
 		     0);
 	cr_assert_eq(value_of("stallwatch_python_gil_measured", P500), 1);
-	cr_assert_float_eq(value_of("stallwatch_python_gil_utilization", P500), 0.8, 1e-9);
+	cr_assert_float_eq(value_of("stallwatch_python_gil_utilization_ratio", P500), 0.8, 1e-9);
 	/* 350 ms of wait over 2 threads that took part x 1 s */
-	cr_assert_float_eq(value_of("stallwatch_python_gil_contention", P500), 0.175, 1e-9);
+	cr_assert_float_eq(value_of("stallwatch_python_gil_contention_ratio", P500), 0.175, 1e-9);
 	/* 300 and 50 ms of 1 s are at least 5 %; 0 is not */
 	cr_assert_eq(value_of("stallwatch_python_gil_waiting_threads", P500), 2);
 	cr_assert_float_eq(value_of("stallwatch_python_gil_switch_interval_seconds", P500), 0.005,
 			   1e-12);
-	cr_assert_float_eq(value_of("stallwatch_python_gil_loop_wait_share", P500), 0.3, 1e-9);
+	cr_assert_float_eq(value_of("stallwatch_python_gil_loop_wait_share_ratio", P500), 0.3, 1e-9);
 	cr_assert_float_eq(
 	    value_of("stallwatch_python_gil_thread_wait_seconds_total", P500 ",thread=\"worker\"}"),
 	    0.1, 1e-9);
@@ -489,8 +489,8 @@ Test(gil_wire, thread_names_are_capped_per_process)
 	    value_of("stallwatch_python_gil_thread_wait_seconds_total", "thread=\"w-15\""), 0.016,
 	    1e-9);
 	/* no holder samples and no loop: the gauges say so, not a guess */
-	cr_assert_eq(value_of("stallwatch_python_gil_utilization", "pid=\"600\""), 0);
-	cr_assert_not(has_line("stallwatch_python_gil_loop_wait_share", "pid=\"600\""));
+	cr_assert_eq(value_of("stallwatch_python_gil_utilization_ratio", "pid=\"600\""), 0);
+	cr_assert_not(has_line("stallwatch_python_gil_loop_wait_share_ratio", "pid=\"600\""));
 	cr_assert_not(has_line("stallwatch_python_gil_switch_interval_seconds", "pid=\"600\""));
 }
 
@@ -524,7 +524,7 @@ Test(gil_wire, exit_and_not_measured)
 	export();
 	cr_assert_eq(value_of("stallwatch_python_gil_measured", "pid=\"700\""), 0);
 	cr_assert_not(has_line("stallwatch_python_gil_wait_seconds_total", "pid=\"700\""));
-	cr_assert_not(has_line("stallwatch_python_gil_utilization", "pid=\"700\""));
+	cr_assert_not(has_line("stallwatch_python_gil_utilization_ratio", "pid=\"700\""));
 
 	{
 		Stallwatch__V1__Batch b2 = STALLWATCH__V1__BATCH__INIT;
@@ -542,7 +542,7 @@ Test(gil_wire, exit_and_not_measured)
 	}
 	export();
 	/* the gauges go with the process, the counters stay until it expires */
-	cr_assert_not(has_line("stallwatch_python_gil_utilization", "pid=\"500\""));
+	cr_assert_not(has_line("stallwatch_python_gil_utilization_ratio", "pid=\"500\""));
 	cr_assert_not(has_line("stallwatch_python_gil_measured", "pid=\"500\""));
 	cr_assert_float_eq(value_of("stallwatch_python_gil_wait_seconds_total", "pid=\"500\""),
 			   0.35, 1e-9);
