@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "discovery.h"
+#include "identity.h"
 #include "utf8.h"
 #include "runtime/runtime.h"
 #include "symbolize.h"
@@ -231,7 +232,14 @@ int sw_discover_process(pid_t pid, struct sw_proc_info *info)
 	snprintf(rel, sizeof(rel), "%d/cgroup", pid);
 	if (!sw_tio__read_file(t, rel, buf, sizeof(buf))) {
 		char *p = strstr(buf, "0::");
-		sw_utf8_copy_str(info->cgroup, sizeof(info->cgroup), p ? p + 3 : "");
+		const char *nl = p ? strchr(p, '\n') : NULL;
+
+		/* the v2 line, not the v1 lines after it on a hybrid host */
+		sw_utf8_copy(info->cgroup, sizeof(info->cgroup), p ? p + 3 : "",
+			     p ? (nl ? (size_t)(nl - p - 3) : strlen(p + 3)) : 0);
+		sw_identity_fill(t, info, buf);
+	} else {
+		sw_identity_fill(t, info, NULL);
 	}
 
 	base = strrchr(info->exe, '/');

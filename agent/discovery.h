@@ -26,7 +26,29 @@ struct sw_proc_info {
 	char cgroup[256];
 	char runtime_lib[PATH_MAX]; /* libnode / libpython when the runtime is a DSO */
 	bool free_threaded;	    /* CPython built without the GIL (PEP 703, "3.13t") */
+	/* Identity for a fleet (proto ProcessInfo 20-25, docs/METRICS.md);
+	 * "" when there is none or it could not be read, valid UTF-8. */
+	char service[64];	  /* --service, OTEL_SERVICE_NAME, service.name, comm */
+	char container_id[65];	  /* 64 hex, from the cgroup path (common/container.h) */
+	char container_name[128]; /* the runtime's name for it, where readable */
+	char pod_uid[37];	  /* Kubernetes pod UID, from the cgroup path */
+	char pod_name[64];	  /* CRI's sandbox name, else the pod's /etc/hostname */
+	uint64_t start_ticks;	  /* /proc/PID/stat starttime: a reused pid has another */
 };
+
+/* At most this many --service PID=NAME overrides. */
+#define SW_SERVICE_MAX 64
+
+/*
+ * The service name sw_discover_process gives pid (0: every target), ahead
+ * of the target's own OTEL_SERVICE_NAME; a pid's own name wins over the one
+ * for every target. Kept across an exec's re-discovery. 0, -EINVAL (empty,
+ * longer than 63 bytes, or not UTF-8) or -ENOSPC (SW_SERVICE_MAX pids
+ * already named). The name is copied.
+ */
+int sw_discovery_set_service(pid_t pid, const char *name);
+/* Forget every --service (tests). */
+void sw_discovery_clear_services(void);
 
 const char *sw_runtime_name(enum sw_runtime rt);
 

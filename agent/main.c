@@ -54,6 +54,9 @@ static struct env {
 	bool no_gil;
 	uint64_t gil_hz;
 	const char *record;
+	/* --service PID=NAME pids, each checked against --pid at the end */
+	pid_t service_pids[SW_SERVICE_MAX];
+	int n_service_pids;
 	int verbose;
 } env = {
 	.threshold_ms = 50,
@@ -79,7 +82,8 @@ static const char doc[] =
 	"  stallwatch-agent --pid 1234                    # watch one process, human output\n"
 	"  stallwatch-agent --pid 1234 --pid 5678 --json  # two processes, JSON lines\n"
 	"  stallwatch-agent --pid $(pgrep -f server.js) --threshold-ms 20 --duration 60\n"
-	"  stallwatch-agent --pid 1234 --collector 127.0.0.1:7470   # stream to a collector\n";
+	"  stallwatch-agent --pid 1234 --collector 127.0.0.1:7470   # stream to a collector\n"
+	"  stallwatch-agent --pid 1234 --pid 5678 --service 5678=billing   # name a service\n";
 
 enum {
 	OPT_INTERVAL = 1000,
@@ -96,6 +100,7 @@ enum {
 	OPT_SYSCALLS,
 	OPT_NO_GIL,
 	OPT_GIL_HZ,
+	OPT_SERVICE,
 };
 
 static const struct argp_option opts[] = {
@@ -137,6 +142,11 @@ static const struct argp_option opts[] = {
 	  "GIL holder samples a second per Python process, for hold time and the holder's stack "
 	  "(default 100)",
 	  0 },
+	{ "service", OPT_SERVICE, "[PID=]NAME", 0,
+	  "Service name of every target, or of one (PID=NAME, repeatable, wins over NAME); "
+	  "default: the target's OTEL_SERVICE_NAME (or service.name of OTEL_RESOURCE_ATTRIBUTES), "
+	  "else its comm",
+	  0 },
 	{ "memory-window", OPT_MEMORY_WINDOW, "SEC", 0,
 	  "Window over which steady RSS growth is flagged (default 300)", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose debug output (twice: libbpf too)", 0 },
@@ -159,6 +169,51 @@ static int parse_u64(const char *arg, const char *what, uint64_t min, uint64_t m
 		return -EINVAL;
 	}
 	*out = v;
+	return 0;
+}
+
+/* --service NAME or --service PID=NAME: 0 or -EINVAL (said). */
+static int parse_service(const char *arg)
+{
+	const char *eq = strchr(arg, '='), *name = eq ? eq + 1 : arg;
+	uint64_t pid = 0;
+	int err;
+
+	if (eq) {
+		char num[24];
+		size_t n = (size_t)(eq - arg);
+
+		if (!n || n >= sizeof(num)) {
+			sw_err("invalid --service '%s': expected NAME or PID=NAME with a pid from 1 to "
+			       "%d",
+			       arg, INT_MAX);
+			return -EINVAL;
+		}
+		memcpy(num, arg, n);
+		num[n] = '\0';
+		if (parse_u64(num, "--service pid", 1, INT_MAX, &pid))
+			return -EINVAL;
+	}
+	err = sw_discovery_set_service((pid_t)pid, name);
+	if (err == -ENOSPC) {
+		sw_err("too many --service PID=NAME: at most %d per agent; name the rest with "
+		       "OTEL_SERVICE_NAME in their environment",
+		       SW_SERVICE_MAX);
+		return err;
+	}
+	if (err) {
+		sw_err("invalid --service '%s': the name must be 1 to 63 bytes of UTF-8", arg);
+		return err;
+	}
+	if (pid) {
+		int i;
+
+		for (i = 0; i < env.n_service_pids; i++)
+			if (env.service_pids[i] == (pid_t)pid)
+				break;
+		if (i == env.n_service_pids)
+			env.service_pids[env.n_service_pids++] = (pid_t)pid;
+	}
 	return 0;
 }
 
@@ -247,6 +302,10 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_RECORD:
 		env.record = arg;
 		break;
+	case OPT_SERVICE:
+		if (parse_service(arg))
+			bad_usage(state);
+		break;
 	case OPT_MEMORY_WINDOW:
 		/* at least 10 samples at one a second; at most the samples kept */
 		if (parse_u64(arg, "--memory-window", 10, SW_MEMGROWTH_MAX_SAMPLES - 1,
@@ -260,6 +319,17 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		if (!env.n_pids) {
 			sw_err("no process given: pass --pid PID (see --help)");
 			bad_usage(state);
+		}
+		for (int i = 0; i < env.n_service_pids; i++) {
+			int j = 0;
+
+			while (j < env.n_pids && env.pids[j] != env.service_pids[i])
+				j++;
+			if (j == env.n_pids) {
+				sw_err("--service %d=...: pid %d is not watched; add --pid %d or drop it",
+				       env.service_pids[i], env.service_pids[i], env.service_pids[i]);
+				bad_usage(state);
+			}
 		}
 		break;
 	default:
@@ -573,6 +643,12 @@ int main(int argc, char **argv)
 		}
 	ec.loops = loops;
 	ec.rec = rec;
+	/* Before the process lines: a SIGINT sent by whoever reads them (a
+	 * test that has what it needs) stops the agent cleanly, not by the
+	 * default action (exit by signal). */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < env.n_pids; i++) {
 		/* it may have exited since discovery */
 		if (!sw_process_alive(env.pids[i])) {
@@ -599,10 +675,6 @@ int main(int argc, char **argv)
 			n_ok > 1 ? "es" : "", (unsigned long long)env.threshold_ms,
 			loopmon__mode(lm));
 	sw_report__flush(rep);
-
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
 
 	start = last_summary = sw_mono_ns();
 	while (!exiting) {

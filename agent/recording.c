@@ -256,6 +256,12 @@ void sw_recorder__process(struct sw_recorder *r, const struct sw_proc_info *pi)
 	put_str(r->f, "exe", pi->exe, sizeof(pi->exe));
 	put_str(r->f, "cgroup", pi->cgroup, sizeof(pi->cgroup));
 	put_str(r->f, "runtime_lib", pi->runtime_lib, sizeof(pi->runtime_lib));
+	put_str(r->f, "service", pi->service, sizeof(pi->service));
+	put_str(r->f, "container_id", pi->container_id, sizeof(pi->container_id));
+	put_str(r->f, "container_name", pi->container_name, sizeof(pi->container_name));
+	put_str(r->f, "pod_uid", pi->pod_uid, sizeof(pi->pod_uid));
+	put_str(r->f, "pod_name", pi->pod_name, sizeof(pi->pod_name));
+	put_num(r->f, "start_ticks", (long long)pi->start_ticks);
 	end_line(r);
 }
 
@@ -471,6 +477,23 @@ static int proc_field(struct sw_proc_info *pi, const char *k, char *v)
 		return parse_str(v, pi->cgroup, sizeof(pi->cgroup));
 	if (!strcmp(k, "runtime_lib"))
 		return parse_str(v, pi->runtime_lib, sizeof(pi->runtime_lib));
+	/* identity (issue 8): absent from older recordings, "" then */
+	if (!strcmp(k, "service"))
+		return parse_str(v, pi->service, sizeof(pi->service));
+	if (!strcmp(k, "container_id"))
+		return parse_str(v, pi->container_id, sizeof(pi->container_id));
+	if (!strcmp(k, "container_name"))
+		return parse_str(v, pi->container_name, sizeof(pi->container_name));
+	if (!strcmp(k, "pod_uid"))
+		return parse_str(v, pi->pod_uid, sizeof(pi->pod_uid));
+	if (!strcmp(k, "pod_name"))
+		return parse_str(v, pi->pod_name, sizeof(pi->pod_name));
+	if (!strcmp(k, "start_ticks")) {
+		if (parse_num(v, &n) || n < 0)
+			return -EINVAL;
+		pi->start_ticks = (uint64_t)n;
+		return 0;
+	}
 	return -EINVAL;
 }
 

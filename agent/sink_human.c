@@ -31,6 +31,16 @@ static void human_process(struct sw_sink *s, const struct sw_proc_info *pi)
 		pi->version[0] ? pi->version : "(version unknown)", pi->exe,
 		pi->runtime == SW_RT_NATIVE ? ": not Node.js or Python; measuring its epoll loops"
 					    : "");
+	/* the names the collector's series will carry; a container by its
+	 * short id (docker ps) when it has no name */
+	fprintf(h->out, "    service %s", pi->service[0] ? pi->service : pi->comm);
+	if (pi->container_id[0])
+		fprintf(h->out, ", container %s", pi->container_name[0] ? pi->container_name : "");
+	if (pi->container_id[0])
+		fprintf(h->out, "%s%.12s", pi->container_name[0] ? " " : "", pi->container_id);
+	if (pi->pod_uid[0])
+		fprintf(h->out, ", pod %s", pi->pod_name[0] ? pi->pod_name : pi->pod_uid);
+	fputc('\n', h->out);
 	fflush(h->out);
 }
 

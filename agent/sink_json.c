@@ -25,6 +25,12 @@ static void jadd_str(json_object *o, const char *k, const char *v)
 	json_object_object_add(o, k, json_object_new_string(v ? v : ""));
 }
 
+static void jadd_nonempty(json_object *o, const char *k, const char *v)
+{
+	if (v && *v)
+		jadd_str(o, k, v);
+}
+
 static void jadd_u64(json_object *o, const char *k, uint64_t v)
 {
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
@@ -72,6 +78,13 @@ static void json_process(struct sw_sink *s, const struct sw_proc_info *pi)
 	jadd_str(o, "exe", pi->exe);
 	jadd_str(o, "comm", pi->comm);
 	jadd_str(o, "container", pi->cgroup);
+	/* identity (docs/METRICS.md, Labels): absent rather than "" */
+	jadd_nonempty(o, "service", pi->service);
+	jadd_nonempty(o, "container_id", pi->container_id);
+	jadd_nonempty(o, "container_name", pi->container_name);
+	jadd_nonempty(o, "pod_uid", pi->pod_uid);
+	jadd_nonempty(o, "pod", pi->pod_name);
+	jadd_u64(o, "start_ticks", pi->start_ticks);
 	emit((struct sink_json *)s, o);
 }
 

@@ -47,6 +47,11 @@ static void free_proc(Stallwatch__V1__ProcessInfo *p)
 	free(p->exe);
 	free(p->comm);
 	free(p->container);
+	free(p->service);
+	free(p->container_id);
+	free(p->container_name);
+	free(p->pod_uid);
+	free(p->pod_name);
 	free(p->exit_stderr);
 	free(p->exit_pattern);
 	free(p->exit_summary);
@@ -146,13 +151,21 @@ static Stallwatch__V1__ProcessInfo *proc_msg(const struct sw_proc_info *pi, bool
 	m->exe = dup_str(pi->exe);
 	m->comm = dup_str(pi->comm);
 	m->container = dup_str(pi->cgroup);
+	m->service = dup_str(pi->service);
+	m->container_id = dup_str(pi->container_id);
+	m->container_name = dup_str(pi->container_name);
+	m->pod_uid = dup_str(pi->pod_uid);
+	m->pod_name = dup_str(pi->pod_name);
+	m->start_ticks = pi->start_ticks;
 	m->exited = exited;
 	m->exit_stderr = dup_str("");
 	m->exit_pattern = dup_str("");
 	m->exit_summary = dup_str("");
 	m->exit_advice = dup_str("");
 	if (!m->runtime || !m->runtime_version || !m->exe || !m->comm || !m->container ||
-	    !m->exit_stderr || !m->exit_pattern || !m->exit_summary || !m->exit_advice) {
+	    !m->service || !m->container_id || !m->container_name || !m->pod_uid ||
+	    !m->pod_name || !m->exit_stderr || !m->exit_pattern || !m->exit_summary ||
+	    !m->exit_advice) {
 		free_proc(m);
 		return NULL;
 	}

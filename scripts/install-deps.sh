@@ -24,6 +24,8 @@ PKGS=(
 	# tests: unit tier; the CPython layout table checked against the DWARF of
 	# the pyenv builds (gdb); Prometheus's own parser of /metrics (promtool)
 	libcriterion-dev gdb prometheus
+	# tests/lint/check_dashboards.py reads the alert rules (YAML)
+	python3-yaml
 	# sanitizer and libFuzzer runtimes of clang: only a Recommends of clang,
 	# which --no-install-recommends leaves out
 	libclang-rt-dev

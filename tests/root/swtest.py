@@ -348,10 +348,10 @@ class Lines:
 class Workload:
     """A workload from tests/workloads speaking the ready/go/block/done protocol."""
 
-    def __init__(self, argv, name=None, ready_timeout=30):
+    def __init__(self, argv, name=None, ready_timeout=30, env=None):
         self.name = name or " ".join(os.path.basename(a) for a in argv[:2])
         self.argv = list(argv)
-        self.p = spawn(self.argv)
+        self.p = spawn(self.argv, env=env)
         self.out = Lines(self.p.stdout, self.name + ":stdout")
         self.err = Lines(self.p.stderr, self.name + ":stderr")
         self.ready = self.out.wait_for(lambda o: o.get("event") == "ready", ready_timeout)

@@ -7,6 +7,9 @@ non-zero; --help works.
   it is (its name); the agent may refuse (exit != 0) or watch it as a native
   process (then SIGINT -> exit 0); never a crash;
 - --threshold-ms abc: one stderr line, exit != 0;
+- --service with an empty name, a bad pid, a name over 63 bytes, too many
+  PID=NAME, a pid not given with --pid: one stderr line naming the value,
+  exit 2, nothing on stdout;
 - --help: exit 0, mentions --pid.
 """
 import os
@@ -107,12 +110,46 @@ class CliErrors(unittest.TestCase):
                         "stderr line names neither the option nor the value: %r" % lines[0])
         self.assertEqual(out.strip(), "", "stdout should be empty on a usage error: %r" % out)
 
+    def test_bad_service(self):
+        me = str(os.getpid())
+        many = []
+        for i in range(65):
+            many += ["--service", "%d=s%d" % (100000 + i, i)]
+        cases = [
+            (["--service", ""], "''"),
+            (["--service", me + "="], me + "="),
+            (["--service", "abc=x"], "abc"),
+            (["--service", "0=x"], "'0'"),
+            (["--service", "=x"], "=x"),
+            (["--service", "x" * 64], "x" * 64),
+            (["--service", "\udcff"], "UTF-8"),
+            (many, "at most 64"),
+            (["--service", "424242=x"], "424242"),
+        ]
+        for extra, named in cases:
+            with self.subTest(args=extra[:2]):
+                args = ["--pid", me, "--json", "--duration", "1"] + extra
+                p = subprocess.run([AGENT] + [os.fsencode(a) for a in args],
+                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+                out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+                self.check_no_crash(p.returncode, out, err)
+                self.assertEqual(p.returncode, 2, "%s: expected exit 2, got %d; stderr:\n%s"
+                                 % (extra[:2], p.returncode, err))
+                lines = nonblank(err)
+                self.assertEqual(len(lines), 1, "expected exactly one stderr line, got %d:\n%s"
+                                 % (len(lines), err))
+                self.assertIn("--service", lines[0])
+                self.assertIn(named, lines[0], "the line does not name %r: %r"
+                              % (named, lines[0]))
+                self.assertEqual(out.strip(), "", "stdout should be empty: %r" % out)
+
     def test_help(self):
         rc, out, err = run_agent(["--help"])
         self.check_no_crash(rc, out, err)
         self.assertEqual(rc, 0, "--help: expected exit 0, got %d\n%s%s" % (rc, out, err))
         self.assertIn("--pid", out + err, "--help output does not mention --pid:\n%s%s"
                       % (out, err))
+        self.assertIn("--service", out + err, "--help output does not mention --service")
 
 
 if __name__ == "__main__":

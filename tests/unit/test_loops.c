@@ -1109,6 +1109,13 @@ Test(loops, recording_round_trip)
 	l = sw_loops__new(&rsrc, rep, THRESHOLD, true);
 	proc_process(900, true);
 	proc_thread(900, 900, "node", "running");
+	snprintf(pi.service, sizeof(pi.service), "checkout api=1,%%");
+	snprintf(pi.container_id, sizeof(pi.container_id), "%s",
+		 "4c01db0b339c5f2b8ec3fa81e61e4c8b4b1ed1a6c7f47a1c6a66d4e4e1d2f7a9");
+	snprintf(pi.container_name, sizeof(pi.container_name), "api");
+	snprintf(pi.pod_uid, sizeof(pi.pod_uid), "8f1c2a4e-7d3b-4c5a-9e6f-0a1b2c3d4e5f");
+	snprintf(pi.pod_name, sizeof(pi.pod_name), "checkout-7d9f-xk2p");
+	pi.start_ticks = 987654321;
 	sw_recorder__process(rec, &pi);
 	cr_assert_eq(sw_loops__add_process(l, &pi), 0);
 	t = loop_thread(900, 901, 30, 1 * SEC);
@@ -1148,6 +1155,12 @@ Test(loops, recording_round_trip)
 			cr_assert_eq(r.proc.pid, 900);
 			cr_assert_eq(r.proc.runtime, SW_RT_NODE);
 			cr_assert_str_eq(r.proc.comm, "node");
+			cr_assert_str_eq(r.proc.service, pi.service, "escaped and back");
+			cr_assert_str_eq(r.proc.container_id, pi.container_id);
+			cr_assert_str_eq(r.proc.container_name, pi.container_name);
+			cr_assert_str_eq(r.proc.pod_uid, pi.pod_uid);
+			cr_assert_str_eq(r.proc.pod_name, pi.pod_name);
+			cr_assert_eq(r.proc.start_ticks, 987654321ull);
 			break;
 		case SW_REC_SEED:
 			n_seed++;

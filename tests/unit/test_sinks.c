@@ -37,7 +37,24 @@ static const struct sw_proc_info proc = {
     .exe = "/usr/bin/node",
     .comm = "node",
     .cgroup = "/system.slice/app.service",
+    .service = "checkout-api",
+    .container_id = "4c01db0b339c5f2b8ec3fa81e61e4c8b4b1ed1a6c7f47a1c6a66d4e4e1d2f7a9",
+    .container_name = "api",
+    .pod_uid = "8f1c2a4e-7d3b-4c5a-9e6f-0a1b2c3d4e5f",
+    .pod_name = "checkout-7d9f-xk2p",
+    .start_ticks = 987654321,
 };
+
+/* Fields 20-25 of ProcessInfo as proc has them, decoded from the wire. */
+static void assert_identity(const Stallwatch__V1__ProcessInfo *m)
+{
+	cr_assert_str_eq(m->service, "checkout-api");
+	cr_assert_str_eq(m->container_id, proc.container_id);
+	cr_assert_str_eq(m->container_name, "api");
+	cr_assert_str_eq(m->pod_uid, "8f1c2a4e-7d3b-4c5a-9e6f-0a1b2c3d4e5f");
+	cr_assert_str_eq(m->pod_name, "checkout-7d9f-xk2p");
+	cr_assert_eq(m->start_ticks, 987654321ull);
+}
 
 static struct sw_incident_rec incident(void)
 {
@@ -62,6 +79,23 @@ static struct sw_incident_rec incident(void)
 }
 
 TestSuite(sink_json, .init = open_out, .fini = close_out);
+
+Test(sink_json, identity_absent_when_empty)
+{
+	struct sw_sink *s = sw_sink_json__new(out);
+	struct sw_proc_info bare = {
+	    .pid = 7, .runtime = SW_RT_PYTHON, .exe = "/usr/bin/python3", .comm = "python3",
+	    .service = "python3", .start_ticks = 5,
+	};
+
+	cr_assert_not_null(s);
+	s->ops->process(s, &bare);
+	sw_sink__free(s);
+	fflush(out);
+	cr_assert_str_eq(buf, "{\"kind\":\"process\",\"pid\":7,\"runtime\":\"python\",\"version\":"
+			      "\"\",\"exe\":\"/usr/bin/python3\",\"comm\":\"python3\",\"container\":"
+			      "\"\",\"service\":\"python3\",\"start_ticks\":5}\n");
+}
 
 Test(sink_json, lines_are_exact)
 {
@@ -99,7 +133,10 @@ Test(sink_json, lines_are_exact)
 	    buf,
 	    "{\"kind\":\"process\",\"pid\":4242,\"runtime\":\"node\",\"version\":\"20.20.2\","
 	    "\"exe\":\"/usr/bin/node\",\"comm\":\"node\",\"container\":\"/system.slice/"
-	    "app.service\"}\n"
+	    "app.service\",\"service\":\"checkout-api\",\"container_id\":"
+	    "\"4c01db0b339c5f2b8ec3fa81e61e4c8b4b1ed1a6c7f47a1c6a66d4e4e1d2f7a9\","
+	    "\"container_name\":\"api\",\"pod_uid\":\"8f1c2a4e-7d3b-4c5a-9e6f-0a1b2c3d4e5f\","
+	    "\"pod\":\"checkout-7d9f-xk2p\",\"start_ticks\":987654321}\n"
 	    "{\"kind\":\"process_exec\",\"pid\":4242}\n"
 	    "{\"kind\":\"incident\",\"pid\":4242,\"tid\":4243,\"thread\":\"node\",\"role\":"
 	    "\"main\","
@@ -188,6 +225,7 @@ Test(sink_human, line_formats)
 	cr_assert_str_eq(
 	    buf,
 	    "attached to pid 4242: node 20.20.2 (/usr/bin/node)\n"
+	    "    service checkout-api, container api 4c01db0b339c, pod checkout-7d9f-xk2p\n"
 	    "pid 4242 exited\n"
 	    "01:02:08.000 BLOCK    node pid 4242 tid 4243 (main, node) loop blocked 83.3 ms "
 	    "[on-CPU 80 ms, off-CPU 3 ms in read, run-queue 1 ms]\n"
@@ -303,6 +341,7 @@ Test(sink_proto, batch_round_trip)
 	cr_assert_str_eq(b->processes[0]->runtime, "node");
 	cr_assert_str_eq(b->processes[0]->runtime_version, "20.20.2");
 	cr_assert_str_eq(b->processes[0]->container, "/system.slice/app.service");
+	assert_identity(b->processes[0]);
 	cr_assert_eq(b->n_incidents, 1);
 	cr_assert_eq(b->incidents[0]->tid, 4243);
 	cr_assert_eq(b->incidents[0]->duration_ns, 83343000ull);
@@ -327,6 +366,7 @@ Test(sink_proto, batch_round_trip)
 	cr_assert_eq(b->hello->threshold_ms, 50);
 	cr_assert_eq(b->hello->mono_to_unix_ns, 12345);
 	cr_assert_eq(b->n_processes, 1);
+	assert_identity(b->processes[0]);
 	stallwatch__v1__batch__free_unpacked(b, NULL);
 
 	/* gone: an exited ProcessInfo in the next batch, none in the hello */
@@ -337,6 +377,7 @@ Test(sink_proto, batch_round_trip)
 	cr_assert_eq(b->seq, 2);
 	cr_assert_eq(b->n_processes, 1);
 	cr_assert(b->processes[0]->exited);
+	assert_identity(b->processes[0]); /* the collector finds its series by them */
 	stallwatch__v1__batch__free_unpacked(b, NULL);
 	b = unpack(cap.hello, cap.hello_len);
 	cr_assert_eq(b->n_processes, 0);
@@ -476,6 +517,7 @@ Test(sink_proto, exit_memory_and_split_round_trip)
 	cr_assert(b->processes[1]->exit_from_promise);
 	cr_assert_str_eq(b->processes[1]->exit_pattern, "node.unhandled_rejection");
 	cr_assert_str_eq(b->processes[1]->exit_stderr, "Error: boom\n");
+	assert_identity(b->processes[1]);
 	cr_assert_eq(b->n_loops, 1);
 	cr_assert_eq(b->loops[0]->rss_bytes, 777);
 	cr_assert(b->loops[0]->cpu_split);
