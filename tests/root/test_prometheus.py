@@ -704,6 +704,9 @@ class PrometheusScenario(swtest.Checks):
 
     @classmethod
     def tearDownClass(cls):
+        if getattr(cls, "table", None):
+            print("\nexpressions run (instant at the end, range over %ds at step %ds):\n%s"
+                  % (RANGE_S, STEP_S, cls.table), flush=True)
         if cls.scraper:
             cls.scraper.stop()
         swtest.cleanup()
@@ -1006,14 +1009,15 @@ class PrometheusScenario(swtest.Checks):
                                                              [s["metric"] for s in keep][:5]))
                     gil_checked += 1
             rows.append((src, title, len(result_of(inst)), len(result_of(rng)), counts, q))
-        print("\n%-28s %-52s %5s %5s  %s" % ("file", "panel / rule", "inst", "range",
-                                            "data parts (instant/range series)"))
+        out = ["%-28s %-52s %5s %5s  %s" % ("file", "panel / rule", "inst", "range",
+                                            "expression; its data parts (series)")]
         for src, title, ni, nr, counts, expr in rows:
-            print("%-28s %-52s %5d %5d  %s" % (src[:28], title[:52], ni, nr, expr))
+            out.append("%-28s %-52s %5d %5d  %s" % (src[:28], title[:52], ni, nr, expr))
             if len(counts) > 1 or counts[0][0] != expr:
                 for part, pi, pr in counts:
-                    print("%-28s %-52s %5d %5d    part: %s" % ("", "", pi, pr, part))
-        print("%d expressions, %d data parts on GIL series" % (len(rows), gil_checked))
+                    out.append("%-28s %-52s %5d %5d    part: %s" % ("", "", pi, pr, part))
+        out.append("%d expressions, %d data parts on GIL series" % (len(rows), gil_checked))
+        self.__class__.table = "\n".join(out)  # printed at the end (tearDownClass)
         self.assertFalse(problems, "\n".join(problems))
         self.assertGreater(gil_checked, 0, "no expression on stallwatch_python_gil_* series")
 
