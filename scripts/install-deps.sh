@@ -23,6 +23,7 @@ PKGS=(
 	libdw-dev
 	# tests: unit tier; the CPython layout table checked against the DWARF of
 	# the pyenv builds (gdb); Prometheus's own parser of /metrics (promtool)
+	# and a real Prometheus for tests/root/test_prometheus.py
 	libcriterion-dev gdb prometheus
 	# tests/lint/check_dashboards.py reads the alert rules (YAML)
 	python3-yaml
