@@ -728,6 +728,10 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 	put_family(b, "stallwatch_collector_loops_limit", "gauge",
 		   "Cap on loop-thread series and on processes (--max-loops)");
 	sw_buf__printf(b, "stallwatch_collector_loops_limit %zu\n", sw_store__max_loops(s));
+	put_family(b, "stallwatch_collector_duplicate_loops", "gauge",
+		   "Loop series held back because another live agent reports the same thread "
+		   "(seconds during an overlapping agent restart; more: two agents on one process)");
+	sw_buf__printf(b, "stallwatch_collector_duplicate_loops %zu\n", sw_store__nshadow_loops(s));
 	put_family(b, "stallwatch_collector_scrapers", "gauge",
 		   "Clients of /metrics (address and User-Agent) seen in the last 10 minutes");
 	sw_buf__printf(b, "stallwatch_collector_scrapers %zu\n", sw_store__nscrapers(s, now_ns));

@@ -953,6 +953,15 @@ size_t sw_store__nscrapers(const struct sw_store *s, uint64_t now_ns)
 
 size_t sw_store__max_loops(const struct sw_store *s) { return s->max_loops; }
 
+size_t sw_store__nshadow_loops(const struct sw_store *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->series.n; i++)
+		n += s->series.v[i]->shadow;
+	return n;
+}
+
 size_t sw_store__nloops(const struct sw_store *s) { return s->series.n; }
 
 const struct sw_loop_view *sw_store__loop(const struct sw_store *s, size_t i)

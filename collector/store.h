@@ -292,6 +292,8 @@ void sw_store__tick(struct sw_store *s, uint64_t now_ns);
 int sw_store__scrape_begin(struct sw_store *s, const char *who, uint64_t now_ns);
 void sw_store__scrape_end(struct sw_store *s, int slot, uint64_t now_ns);
 size_t sw_store__nscrapers(const struct sw_store *s, uint64_t now_ns);
+/* Loop series held back because another live agent reports their thread. */
+size_t sw_store__nshadow_loops(const struct sw_store *s);
 size_t sw_store__max_loops(const struct sw_store *s);
 
 void sw_store__lock(struct sw_store *s);

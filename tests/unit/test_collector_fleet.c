@@ -263,6 +263,7 @@ Test(fleet, an_overlapping_restart_keeps_the_new_agents_process)
 	cr_assert_eq(value_of("stallwatch_collector_series_dropped_total",
 			      "reason=\"duplicate\""),
 		     2, "the process and its loop");
+	cr_assert_eq(value_of("stallwatch_collector_duplicate_loops", NULL), 1);
 	/* the old one stops: the new one's series, with what its ProcessInfo
 	 * said, from what it counted */
 	sw_store__agent_down(s, "vm:1", NOW + 1);
@@ -274,6 +275,7 @@ Test(fleet, an_overlapping_restart_keeps_the_new_agents_process)
 		     4);
 	cr_assert_eq(value_of("stallwatch_process_resident_bytes", "service=\"checkout\""),
 		     1 << 20);
+	cr_assert_eq(value_of("stallwatch_collector_duplicate_loops", NULL), 0);
 	cr_assert_eq(count_lines("stallwatch_process_resident_bytes", NULL), 1);
 	loop("vm:2", 100, 2 * MS, 1);
 	scrape("prom");
