@@ -471,8 +471,6 @@ static void proc_mark_loops(struct sw_store *s, struct sw_agent *a, uint32_t pid
 
 /* ---- batches ---- */
 
-/* Judged again here, so every agent version gets this collector's verdict
- * (an exec is sent as an exit without exit_known: "unknown"). */
 static bool exit_row_zero(const struct sw_exit_row *r)
 {
 	for (size_t c = 0; c < SW_STORE_MAX_EXIT_CAUSES; c++)
@@ -513,6 +511,8 @@ static struct sw_exit_row *exit_row(struct sw_store *s, const char *host, const 
 	return r;
 }
 
+/* Judged again here, so every agent version gets this collector's verdict
+ * (an exec is sent as an exit without exit_known: "unknown"). */
 static void exit_count(struct sw_store *s, const struct sw_agent *a, const struct sw_ident *id,
 		       const char *runtime, const Stallwatch__V1__ProcessInfo *pi)
 {
@@ -529,7 +529,6 @@ static void exit_count(struct sw_store *s, const struct sw_agent *a, const struc
 		.stderr_tail = pi->exit_stderr,
 	};
 	struct sw_proc_verdict v;
-
 	struct sw_exit_row *r;
 
 	sw_exit_classify(&f, &v);
