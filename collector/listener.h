@@ -16,7 +16,8 @@
 #include <stdint.h>
 
 /* 256 agents is a large fleet for one collector; each may hold a 4 MiB
- * frame buffer while a big frame arrives, so the cap bounds memory too. */
+ * frame buffer while a big frame arrives, so the cap bounds memory too.
+ * The default of --max-connections. */
 #define SW_INGEST_MAX_CONNS 256
 
 struct sw_ingest_opts {
