@@ -227,15 +227,16 @@ def check(m, sent, what, notes):
     return ok
 
 
-def throughput(a, tool, coll_bin, notes):
+def throughput(a, tool, coll_bin, notes, mix):
     runs = []
+    extra = ["--no-incidents"] if mix == "no incidents" else []
     for rep in range(a.ingest_reps):
         c = Collector(coll_bin, 1024)
         try:
             cpu0 = c.cpu()
             p = subprocess.Popen([tool, "replay", "--in", RECORDING, "--collector",
                                   f"127.0.0.1:{c.lport}", "--connections", str(a.ingest_conns),
-                                  "--duration", str(a.ingest_seconds)],
+                                  "--duration", str(a.ingest_seconds)] + extra,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             # wall time from its "start" line: its encoding ran before it
             # connected, with the collector idle
@@ -249,15 +250,15 @@ def throughput(a, tool, coll_bin, notes):
             m, t1 = wait_applied(c, sent["frames"])
             cpu = c.cpu() - cpu0
             wall = t1 - t0
-            ok = check(m, sent, f"throughput run {rep + 1}", notes)
-            r = dict(sent=sent, cpu=cpu, wall=wall, ok=ok,
+            ok = check(m, sent, f"throughput run {rep + 1} ({mix})", notes)
+            r = dict(mix=mix, sent=sent, cpu=cpu, wall=wall, ok=ok,
                      per_core=sent["samples"] / cpu if cpu > 0 else float("nan"),
                      wall_rate=sent["samples"] / wall,
                      loops_core=sent["loops"] / cpu if cpu > 0 else float("nan"),
                      batches_core=sent["frames"] / cpu if cpu > 0 else float("nan"),
                      util=cpu / wall)
             runs.append(r)
-            log(f"ingest throughput run {rep + 1}: {sent['samples']:,} samples in "
+            log(f"ingest throughput run {rep + 1} ({mix}): {sent['samples']:,} samples in "
                 f"{sent['frames']:,} batches, collector CPU {cpu:.2f} s over {wall:.2f} s: "
                 f"{r['per_core']:,.0f} samples/s/core, {r['wall_rate']:,.0f} samples/s wall"
                 f"{'' if ok else ' (NOT all applied)'}")
@@ -323,7 +324,9 @@ def stage_ingest(a, rows, notes, sections):
     info = run_json([tool, "info", "--in", RECORDING], 60)[-1]
     log(f"ingest: recording {info}")
 
-    runs = throughput(a, tool, coll_bin, notes)
+    runs = []
+    for mix in ("as recorded", "no incidents"):
+        runs.append(throughput(a, tool, coll_bin, notes, mix))
     fleets = []
     for n in a.ingest_agents:
         fleets.append(fleet(a, tool, coll_bin, n, a.ingest_fleet_seconds, a.ingest_rss_scrapes, notes,
@@ -353,17 +356,22 @@ def report(a, info, runs, fleets, scrapes):
     out.append(f"- replay: `ingest_load replay --connections {a.ingest_conns} --duration "
                f"{a.ingest_seconds}` (as fast as the collector takes them), {len(runs)} runs, "
                f"a fresh collector each\n")
-    if runs:
-        out.append("| run | samples | batches | LoopSummaries | collector CPU s | wall s | CPU/wall | "
+    for mruns in runs:
+        if not mruns:
+            continue
+        out.append(f"**{mruns[0]['mix']}**" + (" (`--no-incidents`: the same frames without their "
+                   "incidents)" if mruns[0]["mix"] == "no incidents" else "") + "\n")
+        out.append("| run | samples | batches | LoopSummaries | incidents | collector CPU s | wall s | CPU/wall | "
                    "samples/s/core | batches/s/core | LoopSummaries/s/core | samples/s wall | all applied |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-        for i, r in enumerate(runs):
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for i, r in enumerate(mruns):
             s = r["sent"]
-            out.append(f"| {i + 1} | {s['samples']:,} | {s['frames']:,} | {s['loops']:,} | {r['cpu']:.2f} | "
-                       f"{r['wall']:.2f} | {r['util']:.2f} | {r['per_core']:,.0f} | {r['batches_core']:,.0f} | "
-                       f"{r['loops_core']:,.0f} | {r['wall_rate']:,.0f} | {'yes' if r['ok'] else 'NO'} |")
-        med = lambda k: statistics.median(r[k] for r in runs)
-        out.append(f"| median | | | | | | | {med('per_core'):,.0f} | {med('batches_core'):,.0f} | "
+            out.append(f"| {i + 1} | {s['samples']:,} | {s['frames']:,} | {s['loops']:,} | {s['incidents']:,} | "
+                       f"{r['cpu']:.2f} | {r['wall']:.2f} | {r['util']:.2f} | {r['per_core']:,.0f} | "
+                       f"{r['batches_core']:,.0f} | {r['loops_core']:,.0f} | {r['wall_rate']:,.0f} | "
+                       f"{'yes' if r['ok'] else 'NO'} |")
+        med = lambda k: statistics.median(r[k] for r in mruns)
+        out.append(f"| median | | | | | | | | {med('per_core'):,.0f} | {med('batches_core'):,.0f} | "
                    f"{med('loops_core'):,.0f} | {med('wall_rate'):,.0f} | |\n")
     if fleets or scrapes:
         out.append("| agents (1 batch/s each) | series | VmRSS | VmHWM | /metrics median | p99 (of N) | body | all applied |")

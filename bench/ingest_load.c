@@ -11,6 +11,7 @@
  *	N connections, each a distinct agent, send the recorded frames over
  *	and over: as fast as the collector takes them, or R batches a second
  *	per connection. Prints one JSON line of what was sent.
+ *	--no-incidents strips the incidents: what the rest costs alone.
  *   ingest_load info --in FILE
  *	The same counts for the recording itself.
  *
@@ -236,7 +237,9 @@ static void collect_ids(struct recording *r, size_t *cap, const Stallwatch__V1__
 	}
 }
 
-static void load_recording(const char *path, struct recording *r)
+/* no_incidents: the frames as if no loop had blocked (bench: what incidents
+ * cost, apart from the rest) */
+static void load_recording(const char *path, struct recording *r, bool no_incidents)
 {
 	size_t cap = 0, fcap = 0, off = 0, len = 0, idcap = 0;
 	uint8_t *buf = NULL;
@@ -293,10 +296,17 @@ static void load_recording(const char *path, struct recording *r)
 		memcpy(rf->msg, msg, mlen);
 		rf->len = mlen;
 		rf->zlib = h.flags & SW_FRAME_F_ZLIB;
-		rf->has_incidents = b->n_incidents > 0;
-		rf->counts.frames = 1;
-		count_batch(b, &rf->counts);
-		collect_ids(r, &idcap, b);
+		{
+			size_t ni = b->n_incidents;
+
+			if (no_incidents)
+				b->n_incidents = 0;
+			rf->has_incidents = b->n_incidents > 0;
+			rf->counts.frames = 1;
+			count_batch(b, &rf->counts);
+			collect_ids(r, &idcap, b);
+			b->n_incidents = ni; /* free_unpacked frees them */
+		}
 		if (owned)
 			free((void *)msg);
 		stallwatch__v1__batch__free_unpacked(b, NULL);
@@ -338,6 +348,7 @@ struct replay {
 	struct conn *c;
 	size_t nconns;
 	char host_prefix[32];
+	bool no_incidents;
 };
 
 static uint32_t map_id(const struct recording *r, uint32_t conn, uint32_t id)
@@ -395,13 +406,16 @@ static void encode_frame(const struct replay *rp, uint32_t conn, uint64_t epoch,
 	char agent_id[64], host[48];
 	Stallwatch__V1__Batch *b;
 	char *old_id = NULL, *old_host = NULL;
+	size_t len, n_incidents;
 	uint8_t *raw;
-	size_t len;
 
 	b = stallwatch__v1__batch__unpack(NULL, rf->len, rf->msg);
 	if (!b)
 		die("cannot decode a recorded frame again");
 	rewrite(rp, conn, epoch, b);
+	n_incidents = b->n_incidents;
+	if (rp->no_incidents)
+		b->n_incidents = 0;
 	if (b->hello) {
 		snprintf(host, sizeof(host), "%s-%05u", rp->host_prefix, conn);
 		snprintf(agent_id, sizeof(agent_id), "%s:%u", host, 1000 + conn);
@@ -415,6 +429,7 @@ static void encode_frame(const struct replay *rp, uint32_t conn, uint64_t epoch,
 	if (!raw)
 		die("out of memory");
 	stallwatch__v1__batch__pack(b, raw);
+	b->n_incidents = n_incidents;
 	if (b->hello) {
 		b->hello->agent_id = old_id;
 		b->hello->hostname = old_host;
@@ -613,6 +628,7 @@ static int cmd_replay(int argc, char **argv)
 	    {"duration", required_argument, NULL, 'd'},
 	    {"rate", required_argument, NULL, 'r'},
 	    {"host-prefix", required_argument, NULL, 'p'},
+	    {"no-incidents", no_argument, NULL, 'I'},
 	    {0},
 	};
 	const char *in = NULL, *coll = NULL, *prefix = "bench";
@@ -633,8 +649,9 @@ static int cmd_replay(int argc, char **argv)
 		case 'd': duration = parse_num("--duration", optarg, 1, 86400); break;
 		case 'r': rate = parse_num("--rate", optarg, 1, 1000000); break;
 		case 'p': prefix = optarg; break;
+		case 'I': rp.no_incidents = true; break;
 		default: die("usage: replay --in FILE --collector HOST:PORT --connections N "
-			     "--duration S [--rate BATCHES_PER_S_PER_CONN]");
+			     "--duration S [--rate BATCHES_PER_S_PER_CONN] [--no-incidents]");
 		}
 	}
 	if (!in || !coll)
@@ -647,7 +664,7 @@ static int cmd_replay(int argc, char **argv)
 	hints.ai_socktype = SOCK_STREAM;
 	if (getaddrinfo(host, colon + 1, &hints, &ai) || !ai)
 		die("--collector '%s': does not resolve", coll);
-	load_recording(in, &rec);
+	load_recording(in, &rec, rp.no_incidents);
 	raise_nofile(nconns + 16);
 
 	/* all encoding before the first byte is sent: the collector is idle
@@ -782,7 +799,7 @@ static int cmd_info(int argc, char **argv)
 
 	if (argc != 3 || strcmp(argv[1], "--in"))
 		die("usage: info --in FILE");
-	load_recording(argv[2], &rec);
+	load_recording(argv[2], &rec, false);
 	for (size_t i = 0; i < rec.n; i++) {
 		add_counts(&tot, &rec.f[i].counts);
 		tot.bytes += rec.f[i].len;
@@ -896,7 +913,7 @@ int main(int argc, char **argv)
 		return cmd_info(argc - 1, argv + 1);
 	fprintf(stderr, "usage: " PROG " record --listen PORT --out FILE [--duration S]\n"
 			"       " PROG " replay --in FILE --collector HOST:PORT --connections N "
-			"--duration S [--rate R]\n"
+			"--duration S [--rate R] [--no-incidents]\n"
 			"       " PROG " info --in FILE\n");
 	return 2;
 }
