@@ -19,6 +19,12 @@ Four parts, each against a fresh stallwatch-collector:
               after a warm-up
   scrape      enough agents for ~10,000 and ~50,000 series; 50 timed GET
               /metrics each (median, p99, body size)
+
+A sample is one number the collector folds (bench/ingest_load.c, count_batch:
+a LoopSummary's counters and each histogram bucket it sends, a GilSummary's
+counters and 5 per thread, an incident, a health counter). "OTel-style
+points" count each LoopSummary's histogram as one point instead, as the
+OpenTelemetry Collector's data points do.
 """
 import http.client
 import json
@@ -255,6 +261,9 @@ def throughput(a, tool, coll_bin, notes, mix):
                      per_core=sent["samples"] / cpu if cpu > 0 else float("nan"),
                      wall_rate=sent["samples"] / wall,
                      loops_core=sent["loops"] / cpu if cpu > 0 else float("nan"),
+                     # OTel counts a histogram as one data point
+                     dp_core=(sent["samples"] - sent["buckets"] + sent["loops"]) / cpu
+                     if cpu > 0 else float("nan"),
                      batches_core=sent["frames"] / cpu if cpu > 0 else float("nan"),
                      util=cpu / wall)
             runs.append(r)
@@ -287,13 +296,22 @@ def fleet(a, tool, coll_bin, nconns, seconds, scrapes, notes, what):
         m = c.metrics()
         res["series"] = m["series"]
         if scrapes:
+            # the collector's CPU per scrape, which the machine's other
+            # tenants do not inflate as they do the wall time: its CPU over
+            # the scrapes less its ingest CPU rate just before them
+            c0, w0 = c.cpu(), time.monotonic()
+            time.sleep(2)
+            rate = (c.cpu() - c0) / (time.monotonic() - w0)
             times, size = [], 0
+            c0, w0 = c.cpu(), time.monotonic()
             for _ in range(scrapes):
                 body, dt = c.scrape()
                 times.append(dt)
                 size = len(body)
+            cpu = c.cpu() - c0 - rate * (time.monotonic() - w0)
             res.update(scrape_med=statistics.median(times), scrape_p99=pct(times, 0.99),
-                       scrape_bytes=size, scrapes=scrapes)
+                       scrape_bytes=size, scrapes=scrapes, scrape_cpu=max(cpu, 0) / scrapes,
+                       ingest_cpu=rate)
         out, err = p.communicate(timeout=seconds + 120)
         if p.returncode:
             die(f"ingest_load replay failed: {err.strip()[-400:]}")
@@ -305,7 +323,8 @@ def fleet(a, tool, coll_bin, nconns, seconds, scrapes, notes, what):
         log(f"ingest {what}: {nconns} agents, {res['series']:,} series, VmRSS {res['rss_kb']:,} kB, "
             f"VmHWM {res['hwm_kb']:,} kB"
             + (f", scrape median {res['scrape_med'] * 1e3:.1f} ms p99 {res['scrape_p99'] * 1e3:.1f} ms, "
-               f"{res['scrape_bytes']:,} bytes" if scrapes else ""))
+               f"CPU {res['scrape_cpu'] * 1e3:.1f} ms per scrape, {res['scrape_bytes']:,} bytes, "
+               f"ingest {res['ingest_cpu'] * 100:.1f} % of a core" if scrapes else ""))
     finally:
         c.stop()
     return res
@@ -354,35 +373,41 @@ def report(a, info, runs, fleets, scrapes):
                f"{info['incidents']} incidents, {info['samples']:,} samples, {info['bytes']:,} bytes "
                f"decoded")
     out.append(f"- replay: `ingest_load replay --connections {a.ingest_conns} --duration "
-               f"{a.ingest_seconds}` (as fast as the collector takes them), {len(runs)} runs, "
-               f"a fresh collector each\n")
+               f"{a.ingest_seconds}` (as fast as the collector takes them), {a.ingest_reps} runs per mix, "
+               f"a fresh collector each; per core = samples / collector utime+stime\n")
     for mruns in runs:
         if not mruns:
             continue
         out.append(f"**{mruns[0]['mix']}**" + (" (`--no-incidents`: the same frames without their "
                    "incidents)" if mruns[0]["mix"] == "no incidents" else "") + "\n")
         out.append("| run | samples | batches | LoopSummaries | incidents | collector CPU s | wall s | CPU/wall | "
-                   "samples/s/core | batches/s/core | LoopSummaries/s/core | samples/s wall | all applied |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+                   "samples/s/core | OTel-style points/s/core | batches/s/core | LoopSummaries/s/core | samples/s wall | all applied |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for i, r in enumerate(mruns):
             s = r["sent"]
             out.append(f"| {i + 1} | {s['samples']:,} | {s['frames']:,} | {s['loops']:,} | {s['incidents']:,} | "
-                       f"{r['cpu']:.2f} | {r['wall']:.2f} | {r['util']:.2f} | {r['per_core']:,.0f} | "
+                       f"{r['cpu']:.2f} | {r['wall']:.2f} | {r['util']:.2f} | {r['per_core']:,.0f} | {r['dp_core']:,.0f} | "
                        f"{r['batches_core']:,.0f} | {r['loops_core']:,.0f} | {r['wall_rate']:,.0f} | "
                        f"{'yes' if r['ok'] else 'NO'} |")
         med = lambda k: statistics.median(r[k] for r in mruns)
-        out.append(f"| median | | | | | | | | {med('per_core'):,.0f} | {med('batches_core'):,.0f} | "
+        out.append(f"| median | | | | | | | | {med('per_core'):,.0f} | {med('dp_core'):,.0f} | {med('batches_core'):,.0f} | "
                    f"{med('loops_core'):,.0f} | {med('wall_rate'):,.0f} | |\n")
     if fleets or scrapes:
-        out.append("| agents (1 batch/s each) | series | VmRSS | VmHWM | /metrics median | p99 (of N) | body | all applied |")
-        out.append("|---:|---:|---:|---:|---:|---:|---:|---|")
+        out.append("| agents (1 batch/s each) | series | VmRSS | VmHWM | /metrics median | p99 (of N) | "
+                   "collector CPU per scrape | body | ingest CPU | all applied |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for f in fleets + scrapes:
             sc = (f"{f['scrape_med'] * 1e3:.1f} ms | {f['scrape_p99'] * 1e3:.1f} ms ({f['scrapes']}) | "
-                  f"{f['scrape_bytes'] / 1e6:.2f} MB" if "scrape_med" in f else "| |")
+                  f"{f['scrape_cpu'] * 1e3:.1f} ms | {f['scrape_bytes'] / 1e6:.2f} MB | "
+                  f"{f['ingest_cpu'] * 100:.1f} % of a core" if "scrape_med" in f else "| | | |")
             out.append(f"| {f['conns']:,} | {f['series']:,} | {f['rss_kb'] / 1024:.1f} MiB | "
                        f"{f['hwm_kb'] / 1024:.1f} MiB | {sc} | {'yes' if f['ok'] else 'NO'} |")
         out.append(f"\nRSS read {a.ingest_fleet_seconds - a.ingest_warm_margin} s after the agents "
-                   f"started; `--max-loops {MAX_LOOPS}` so that no agent's loops are refused.\n")
+                   f"started; `--max-loops {MAX_LOOPS}` so that no agent's loops are refused. "
+                   f"Scrapes follow, one after the other, while the agents go on sending; "
+                   f"p99 is nearest-rank (of 10 or 50: the slowest); CPU per scrape = the "
+                   f"collector's CPU over the scrapes less its ingest CPU rate of the 2 s before, "
+                   f"per scrape; ingest CPU = that rate.\n")
     return out
 
 
@@ -397,8 +422,8 @@ def add_args(ap):
                     default=[100, 1000], help="ingest: agents of the RSS runs")
     ap.add_argument("--ingest-series", type=lambda s: [int(x) for x in s.split(",") if x],
                     default=[10000, 50000], help="ingest: series counts of the scrape runs")
-    ap.add_argument("--ingest-fleet-seconds", type=int, default=30)
-    ap.add_argument("--ingest-warm-margin", type=int, default=8,
+    ap.add_argument("--ingest-fleet-seconds", type=int, default=45)
+    ap.add_argument("--ingest-warm-margin", type=int, default=20,
                     help="ingest: RSS and scrapes this many seconds before a fleet run ends")
     ap.add_argument("--ingest-scrapes", type=int, default=50, help="ingest: timed scrapes per scrape run")
     ap.add_argument("--ingest-rss-scrapes", type=int, default=10, help="ingest: timed scrapes per RSS run")
