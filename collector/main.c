@@ -3,7 +3,7 @@
  * stallwatch-collector: receives agents' batches, keeps per-loop series and
  * incidents, serves them to Prometheus and to people.
  *
- * Threads: the main thread owns the agent sockets (listener.c, poll); the HTTP
+ * Threads: the main thread owns the agent sockets (listener.c, epoll); the HTTP
  * server runs in libmicrohttpd's thread; the store between them has a mutex.
  */
 #include "clock.h"
@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case OPT_MAX_CONNS:
-			/* 65536: far past one poll() loop's sweet spot already */
+			/* 65536: each is a socket and a slot; far past one fleet */
 			if (parse_range("--max-connections", optarg, 65536, &io.max_conns))
 				return 2;
 			break;
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
 	}
 
 	/* Signals are blocked everywhere (libmicrohttpd's thread inherits the
-	 * mask) and let through only inside ppoll(): no race between checking
+	 * mask) and let through only inside epoll_pwait(): no race between checking
 	 * `exiting` and going to sleep, and no thread but main ever runs the
 	 * handler. */
 	sigemptyset(&block);
