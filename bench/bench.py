@@ -25,6 +25,10 @@ medians reported):
             measurement on), and uprobes on every GIL release/take
             (bench/gil_uprobe); plus a second no-agent run per repetition
             whose ratio to the first is the noise of the ratios
+  ingest    the collector, not the agent: samples/s per core from recorded
+            agent frames replayed by bench/ingest_load, RSS at 100 and 1,000
+            agents, /metrics scrape time at 10,000 and 50,000 series
+            (bench/ingest.py; not in the default list: --stages ingest)
 
 Only the standard library: runs under any python3.
 """
@@ -39,6 +43,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import ingest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -1133,13 +1139,18 @@ def main():
                     help="gil stage: skip the second no-agent configuration (A') that measures the noise")
     ap.add_argument("--no-gil-bpfstats", dest="gil_bpfstats", action="store_false",
                     help="gil stage: skip the bpf_stats runs")
+    ingest.add_args(ap)
     a = ap.parse_args()
     if os.geteuid() != 0:
         die("must run as root: the agent loads BPF programs (run it from a root shell, or: sudo ./bench/run.sh)")
     if not os.access(a.agent, os.X_OK):
         die(f"agent binary {a.agent} not found: build first (cmake -S . -B build && cmake --build build)")
-    for tool, pkg in (("wrk", "wrk"), ("redis-server", "redis-server"), ("redis-benchmark", "redis-tools"),
-                      ("bpftool", "bpftool"), ("cc", "build-essential")):
+    stages = [s for s in a.stages.split(",") if s]
+    need = (("wrk", "wrk"), ("redis-server", "redis-server"), ("redis-benchmark", "redis-tools"),
+            ("bpftool", "bpftool"), ("cc", "build-essential"))
+    if stages == ["ingest"]:
+        need = ()  # the agent only records; the rest is the collector and ingest_load
+    for tool, pkg in need:
         if subprocess.run(["sh", "-c", f"command -v {tool} || test -x /usr/sbin/{tool}"],
                           capture_output=True).returncode:
             die(f"{tool} not found: install {pkg} (./scripts/install-deps.sh)")
@@ -1155,7 +1166,6 @@ def main():
     START_REV = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                                capture_output=True, text=True).stdout.strip() or "?"
     started = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
-    stages = [s for s in a.stages.split(",") if s]
     rows, notes, mech, sections = [], [], [], []
     for s in stages:
         if s == "http":
@@ -1174,8 +1184,10 @@ def main():
             stage_uprobe(a, rows, notes, mech)
         elif s == "gil":
             stage_gil(a, rows, notes, sections)
+        elif s == "ingest":
+            ingest.stage_ingest(a, rows, notes, sections)
         else:
-            die(f"unknown stage {s!r} (http, loop, incident, bystander, bpfstats, switch, uprobe, gil)")
+            die(f"unknown stage {s!r} (http, loop, incident, bystander, bpfstats, switch, uprobe, gil, ingest)")
     md = report(a, rows, notes, mech, started, stages, sections)
     with open(a.out, "w") as f:
         f.write(md)

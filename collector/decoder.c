@@ -4,6 +4,7 @@
 #include "gil.h"       /* the bounds a GilSummary must keep */
 #include "histogram.h" /* the scheme sw_batch__validate checks against */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,109 @@ uint8_t *sw_decoder__space(struct sw_decoder *d, size_t *room)
 	return d->buf + d->len;
 }
 
+/*
+ * protobuf-c allocates every submessage on its own: a LoopSummary's ~180
+ * histogram buckets (what a loop ticking every 5 ms sends each second) are
+ * ~180 mallocs, and free_unpacked walks them all again. That was a quarter
+ * of the collector's ingest CPU (perf, docs/PERFORMANCE.md "Collector
+ * ingest"). Nothing outlives the callback (the store copies what it keeps),
+ * so a batch is unpacked into a bump arena that is reset after it. One per
+ * thread: decoders run on the ingest thread, tests may run others.
+ * Sanitizer builds keep malloc, so that ASan still catches a store that
+ * holds on to a batch's memory.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define SW_DEC_ARENA 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SW_DEC_ARENA 0
+#endif
+#endif
+#ifndef SW_DEC_ARENA
+#define SW_DEC_ARENA 1
+#endif
+
+#define ARENA_CHUNK (64u * 1024) /* a typical batch unpacks into ~20 KB */
+#define ARENA_KEEP (1u << 20)	 /* kept between batches, at most */
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t size, used;
+	max_align_t data[];
+};
+
+static __thread struct arena_chunk *arena;
+static __thread size_t arena_hint = ARENA_CHUNK;
+
+static void *arena_alloc(void *unused, size_t size)
+{
+	struct arena_chunk *c = arena, *n;
+	const size_t align = _Alignof(max_align_t);
+	size_t csize;
+	void *p;
+
+	(void)unused;
+	if (size > SIZE_MAX / 2)
+		return NULL;
+	size = (size + align - 1) & ~(align - 1);
+	if (!c || c->size - c->used < size) {
+		csize = size > arena_hint ? size : arena_hint;
+		n = malloc(sizeof(*n) + csize);
+		if (!n)
+			return NULL;
+		n->next = c;
+		n->size = csize;
+		n->used = 0;
+		arena = c = n;
+	}
+	p = (char *)c->data + c->used;
+	c->used += size;
+	return p;
+}
+
+static void arena_free(void *unused, void *p)
+{
+	(void)unused;
+	(void)p; /* all at once, in arena_reset() */
+}
+
+static void arena_reset(void)
+{
+	struct arena_chunk *c = arena, *next;
+	size_t total = 0;
+
+	if (c && !c->next && c->size <= ARENA_KEEP) {
+		c->used = 0;
+		return;
+	}
+	/* several chunks: next time one chunk of their size, up to the cap */
+	for (; c; c = next) {
+		next = c->next;
+		total += c->size;
+		free(c);
+	}
+	arena = NULL;
+	arena_hint = total < ARENA_CHUNK ? ARENA_CHUNK : total > ARENA_KEEP ? ARENA_KEEP : total;
+}
+
+static ProtobufCAllocator arena_allocator = {
+    .alloc = arena_alloc,
+    .free = arena_free,
+};
+
+static Stallwatch__V1__Batch *batch_unpack(const uint8_t *msg, size_t len)
+{
+	return stallwatch__v1__batch__unpack(SW_DEC_ARENA ? &arena_allocator : NULL, len, msg);
+}
+
+static void batch_free(Stallwatch__V1__Batch *b)
+{
+	if (SW_DEC_ARENA)
+		arena_reset();
+	else if (b)
+		stallwatch__v1__batch__free_unpacked(b, NULL);
+}
+
 static enum sw_bad_reason decode_one(const struct sw_frame_hdr *h, const uint8_t *payload,
 				     sw_batch_fn fn, void *ctx)
 {
@@ -132,15 +236,17 @@ static enum sw_bad_reason decode_one(const struct sw_frame_hdr *h, const uint8_t
 		return SW_BAD_NOMEM;
 	if (rc)
 		return SW_BAD_ZLIB;
-	b = stallwatch__v1__batch__unpack(NULL, mlen, msg);
+	b = batch_unpack(msg, mlen);
 	if (owned)
 		free((void *)msg);
-	if (!b)
+	if (!b) {
+		batch_free(NULL); /* what it allocated before it gave up */
 		return SW_BAD_PROTOBUF;
+	}
 	r = sw_batch__validate(b);
 	if (r == SW_BAD_NONE && fn)
 		fn(ctx, b);
-	stallwatch__v1__batch__free_unpacked(b, NULL);
+	batch_free(b);
 	return r;
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The agents' side of the collector: a TCP listener driven by poll() in the
+ * The agents' side of the collector: a TCP listener driven by epoll in the
  * main thread, many agents at once, each connection with its own decoder
  * (decoder.h). Bad bytes close that connection only, and are counted by
  * reason; the other agents go on. Batches go to the store.
@@ -16,7 +16,8 @@
 #include <stdint.h>
 
 /* 256 agents is a large fleet for one collector; each may hold a 4 MiB
- * frame buffer while a big frame arrives, so the cap bounds memory too. */
+ * frame buffer while a big frame arrives, so the cap bounds memory too.
+ * The default of --max-connections. */
 #define SW_INGEST_MAX_CONNS 256
 
 struct sw_ingest_opts {
@@ -40,7 +41,7 @@ void sw_ingest__free(struct sw_ingest *in);
 /* Port actually bound (differs from the request with port 0). */
 int sw_ingest__port(const struct sw_ingest *in);
 /*
- * Wait up to timeout_ms for agents (ppoll with sigmask, so that a signal
+ * Wait up to timeout_ms for agents (epoll_pwait with sigmask, so that a signal
  * blocked elsewhere interrupts exactly this wait) and serve them.
  * Returns 0, or -errno on a failure of poll itself (EINTR is 0).
  */

@@ -3,7 +3,7 @@
  * stallwatch-collector: receives agents' batches, keeps per-loop series and
  * incidents, serves them to Prometheus and to people.
  *
- * Threads: the main thread owns the agent sockets (listener.c, poll); the HTTP
+ * Threads: the main thread owns the agent sockets (listener.c, epoll); the HTTP
  * server runs in libmicrohttpd's thread; the store between them has a mutex.
  */
 #include "clock.h"
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define DEFAULT_LISTEN "127.0.0.1:7470"
@@ -46,6 +47,8 @@ static void usage(FILE *f)
 	    ")\n"
 	    "      --max-loops N        cap on loop-thread series (default 1024)\n"
 	    "      --max-incidents N    incidents kept for /api/incidents (default 1000)\n"
+	    "      --max-connections N  agents connected at once (default 256, at most 65536);\n"
+	    "                           raises the open-file limit to fit when it can\n"
 	    "  -v, --verbose            log connections; twice for more\n"
 	    "  -h, --help               this text\n"
 	    "\n"
@@ -60,32 +63,62 @@ static void usage(FILE *f)
 	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
 }
 
+/* Listener, HTTP server, its connections, logs: what is open besides agents. */
+#define FD_RESERVE 64
+
+/*
+ * Every agent is a socket: a soft RLIMIT_NOFILE of 1024 (systemd's and most
+ * shells' default) would refuse agents long before --max-connections with
+ * EMFILE. Raise the soft limit up to the hard one, which any process may;
+ * past the hard limit only the admin can help, so say how.
+ */
+static void fit_nofile(size_t max_conns)
+{
+	rlim_t need = (rlim_t)max_conns + FD_RESERVE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= need)
+		return;
+	sw_warn("--max-connections %zu needs %llu open files, the hard limit is %llu: agents past "
+		"about %llu will be refused; raise it (ulimit -Hn, systemd LimitNOFILE=)",
+		max_conns, (unsigned long long)need, (unsigned long long)rl.rlim_max,
+		rl.rlim_max > FD_RESERVE ? (unsigned long long)(rl.rlim_max - FD_RESERVE) : 0ull);
+}
+
 /* Positive integers only: "--max-loops 0" or "10k" is a mistake to report. */
-static int parse_count(const char *opt, const char *s, size_t *out)
+static int parse_range(const char *opt, const char *s, unsigned long long max, size_t *out)
 {
 	unsigned long long v;
 	char *end;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (!*s || *s == '-' || *end || errno || v == 0 || v > (1ull << 24)) {
-		fprintf(stderr,
-			"stallwatch-collector: %s '%s': expected a number from 1 to 16777216\n",
-			opt, s);
+	if (!*s || *s == '-' || *end || errno || v == 0 || v > max) {
+		fprintf(stderr, "stallwatch-collector: %s '%s': expected a number from 1 to %llu\n",
+			opt, s, max);
 		return -EINVAL;
 	}
 	*out = (size_t)v;
 	return 0;
 }
 
+static int parse_count(const char *opt, const char *s, size_t *out)
+{
+	return parse_range(opt, s, 1ull << 24, out);
+}
+
 int main(int argc, char **argv)
 {
-	enum { OPT_MAX_LOOPS = 256, OPT_MAX_INCIDENTS };
+	enum { OPT_MAX_LOOPS = 256, OPT_MAX_INCIDENTS, OPT_MAX_CONNS };
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
 	    {"http", required_argument, NULL, 'H'},
 	    {"max-loops", required_argument, NULL, OPT_MAX_LOOPS},
 	    {"max-incidents", required_argument, NULL, OPT_MAX_INCIDENTS},
+	    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -116,6 +149,11 @@ int main(int argc, char **argv)
 			break;
 		case OPT_MAX_INCIDENTS:
 			if (parse_count("--max-incidents", optarg, &so.max_incidents))
+				return 2;
+			break;
+		case OPT_MAX_CONNS:
+			/* 65536: each is a socket and a slot; far past one fleet */
+			if (parse_range("--max-connections", optarg, 65536, &io.max_conns))
 				return 2;
 			break;
 		case 'v':
@@ -157,7 +195,7 @@ int main(int argc, char **argv)
 	}
 
 	/* Signals are blocked everywhere (libmicrohttpd's thread inherits the
-	 * mask) and let through only inside ppoll(): no race between checking
+	 * mask) and let through only inside epoll_pwait(): no race between checking
 	 * `exiting` and going to sleep, and no thread but main ever runs the
 	 * handler. */
 	sigemptyset(&block);
@@ -184,6 +222,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		goto cleanup;
 	}
+	fit_nofile(io.max_conns ? io.max_conns : SW_INGEST_MAX_CONNS);
 	io.listen = &listen_a;
 	in = sw_ingest__new(&io, store);
 	if (!in) {

@@ -264,6 +264,11 @@ def main():
         assert rc == 1 and "--http" in err and err.count("\n") == 1, (rc, err)
         rc, err = run_fail(["--listen", "not-an-address"])
         assert rc == 2 and err.count("\n") == 1 and "HOST:PORT" in err, (rc, err)
+        for v in ("0", "65537", "12x", "-1", ""):
+            rc, err = run_fail(["--max-connections", v])
+            assert rc == 2 and err.count("\n") == 1 and "--max-connections" in err \
+                and "1 to 65536" in err, (v, rc, err)
+        check_max_connections()
 
         # the agent goes away: up=0 at once, its series expire (2 s here)
         good.close()
@@ -287,6 +292,29 @@ def main():
                 s.close()
     print("PASS test_collector_ingest")
     return 0
+
+
+def check_max_connections():
+    """--max-connections reaches the listener: the third agent of two allowed
+    is refused and counted, the first two stay."""
+    lport, hport = free_port(), free_port()
+    p = subprocess.Popen([BIN, "--listen", "127.0.0.1:%d" % lport, "--http", "127.0.0.1:%d" % hport,
+                          "--max-connections", "2"], stderr=subprocess.PIPE, text=True)
+    socks = []
+    try:
+        wait_for("collector up", lambda: _try(lambda: http_get(hport, "/healthz")[0] == 200))
+        for _ in range(3):
+            socks.append(socket.create_connection(("127.0.0.1", lport)))
+        wait_for("one refused", lambda: metric(http_get(hport, "/metrics")[1],
+                 "stallwatch_collector_connections_refused_total") == 1)
+        text = http_get(hport, "/metrics")[1]
+        assert metric(text, "stallwatch_collector_connections") == 2, text
+        assert sum(peer_closed(s, 0.5) for s in socks) == 1
+    finally:
+        for s in socks:
+            s.close()
+        p.terminate()
+        p.wait(10)
 
 
 def check_gil(text, hport, pid):

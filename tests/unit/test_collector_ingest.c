@@ -112,6 +112,67 @@ Test(decoder, split_and_partial_reads)
 	free(f2);
 }
 
+/* Sums what a batch of many loops says, to see it decoded whole. */
+static uint64_t big_iters, big_pids;
+
+static void sum_batch(void *ctx, const Stallwatch__V1__Batch *b)
+{
+	(void)ctx;
+	batches++;
+	for (size_t i = 0; i < b->n_loops; i++) {
+		big_iters += b->loops[i]->iterations;
+		big_pids += b->loops[i]->pid;
+		for (size_t j = 0; j < b->loops[i]->n_buckets; j++)
+			big_iters += b->loops[i]->buckets[j]->count;
+	}
+}
+
+/* A batch that unpacks into far more than one arena chunk (decoder.c), then
+ * small ones: every value of the big one arrives, and the arena reset
+ * between batches leaves nothing stale for the next. */
+Test(decoder, big_batch_then_small_ones)
+{
+	enum { NL = 2000 };
+	static struct t_loop l[NL];
+	static Stallwatch__V1__LoopSummary *lp[NL];
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	uint64_t want_iters = 0, want_pids = 0;
+	size_t n, ns;
+	uint8_t *f, *small;
+
+	for (uint32_t i = 0; i < NL; i++) {
+		t_loop_init(&l[i], 100 + i, 100 + i, "node");
+		for (int k = 0; k < 8; k++)
+			t_loop_add(&l[i], (uint64_t)(k + 1) * MS, i + k);
+		l[i].ls.iterations = i; /* apart from the buckets' counts */
+		lp[i] = &l[i].ls;
+		want_pids += 100 + i;
+		want_iters += i;
+		for (int k = 0; k < 8; k++)
+			want_iters += i + k;
+	}
+	b.seq = 7;
+	b.loops = lp;
+	b.n_loops = NL;
+	for (int zlib = 0; zlib < 2; zlib++) {
+		big_iters = big_pids = 0;
+		batches = 0;
+		f = t_frame(&b, zlib, &n);
+		cr_assert_not_null(f);
+		cr_assert_eq(sw_decoder__feed(d, f, n, sum_batch, NULL, NULL), SW_BAD_NONE);
+		cr_assert_eq(batches, 1);
+		cr_assert_eq(big_iters, want_iters);
+		cr_assert_eq(big_pids, want_pids);
+		free(f);
+		for (uint64_t seq = 1; seq <= 3; seq++) {
+			small = good_frame(seq, (int)seq & 1, &ns);
+			cr_assert_eq(feed(small, ns), SW_BAD_NONE);
+			cr_assert_eq(last_seq, seq);
+			free(small);
+		}
+	}
+}
+
 Test(decoder, bad_magic)
 {
 	cr_assert_eq(feed((const uint8_t *)"GET / HTTP/1.1\r\n", 16), SW_BAD_MAGIC);
