@@ -816,8 +816,26 @@ static bool gone_for_good(const struct sw_store *s, uint64_t since_ns, uint64_t 
 	return since_ns && (expired(since_ns, now_ns, s->expire_ns) || seen_by_all(s, epoch, now_ns));
 }
 
+/* The exit counts of a host none of whose agents is left (all expired)
+ * go with it: a host taken out of the fleet leaves no series behind. */
+static void exit_rows_of_gone_hosts(struct sw_store *s)
+{
+	for (size_t i = 0; i < s->n_exit_rows;) {
+		bool held = false;
+
+		for (size_t k = 0; k < s->agents.n && !held; k++)
+			held = !strcmp(s->agents.v[k]->v.host, s->exit_rows[i].host);
+		if (held)
+			i++;
+		else
+			s->exit_rows[i] = s->exit_rows[--s->n_exit_rows];
+	}
+}
+
 void sw_store__tick(struct sw_store *s, uint64_t now_ns)
 {
+	bool gone_agent = false;
+
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < s->series.n;) {
 		struct sw_loop *l = s->series.v[i];
@@ -840,11 +858,15 @@ void sw_store__tick(struct sw_store *s, uint64_t now_ns)
 	for (size_t i = 0; i < s->agents.n;) {
 		struct sw_agent *a = s->agents.v[i];
 
-		if (!a->conns && expired(a->down_since_ns, now_ns, s->expire_ns))
+		if (!a->conns && expired(a->down_since_ns, now_ns, s->expire_ns)) {
 			sw_agents__remove_at(&s->agents, i);
-		else
+			gone_agent = true;
+		} else {
 			i++;
+		}
 	}
+	if (gone_agent)
+		exit_rows_of_gone_hosts(s);
 	pthread_mutex_unlock(&s->mu);
 }
 

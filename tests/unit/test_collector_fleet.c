@@ -301,6 +301,11 @@ Test(fleet, a_service_exit_row_starts_at_zero)
 	proc("vm:1", 100, 5555, true);
 	scrape("prom");
 	cr_assert_eq(value_of("stallwatch_process_exits_total", "cause=\"exit_ok\""), 1);
+	/* the host's last agent expires: its exit counts go with it */
+	sw_store__agent_down(s, "vm:1", NOW + 1);
+	sw_store__tick(s, NOW + 2 + SW_STORE_EXPIRE_NS);
+	scrape("prom");
+	cr_assert_eq(count_lines("stallwatch_process_exits_total", NULL), 0, "%s", text.p);
 }
 
 Test(fleet, two_live_agents_on_one_host)
