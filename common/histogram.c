@@ -91,6 +91,21 @@ uint64_t sw_hist_quantile(const struct sw_hist *h, double q)
 	return h->max_ns;
 }
 
+void sw_hist_counts_le(const struct sw_hist *h, const uint64_t *le_ns, size_t n, uint64_t *out)
+{
+	uint64_t lo, hi, acc = 0;
+	size_t k = 0;
+
+	for (uint32_t i = 0; i < SW_HIST_NBUCKETS && k < n; i++) {
+		sw_hist_bounds(i, &lo, &hi);
+		while (k < n && hi > le_ns[k])
+			out[k++] = acc;
+		acc += h->counts[i];
+	}
+	while (k < n)
+		out[k++] = acc;
+}
+
 uint64_t sw_hist_count_le(const struct sw_hist *h, uint64_t le_ns)
 {
 	uint64_t lo, hi, n = 0;

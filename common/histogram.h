@@ -3,6 +3,7 @@
 #ifndef SW_HISTOGRAM_H
 #define SW_HISTOGRAM_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "hist_bucket.h"
 
@@ -33,5 +34,8 @@ uint64_t sw_hist_quantile(const struct sw_hist *h, double q);
  * Prometheus-style coarse "le" buckets. A bucket straddling le_ns counts
  * as above it, so the error is at most one fine bucket (1.6 %). */
 uint64_t sw_hist_count_le(const struct sw_hist *h, uint64_t le_ns);
+/* The same for n bounds at once, le_ns ascending: one pass over the
+ * buckets (the exporter's 18 `le` of every loop at every scrape). */
+void sw_hist_counts_le(const struct sw_hist *h, const uint64_t *le_ns, size_t n, uint64_t *out);
 
 #endif

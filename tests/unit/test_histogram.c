@@ -116,3 +116,22 @@ Test(histogram, merge_and_count_le)
 	cr_assert_eq(sw_hist_add_bucket(h, SW_HIST_NBUCKETS, 1), -ERANGE);
 	free(b);
 }
+
+/* The exporter's one-pass cumulative counts equal the per-bound ones. */
+Test(histogram, counts_le_in_one_pass_equal_count_le)
+{
+	static const uint64_t le[] = {100000ull,     250000ull,     1000000ull,  5000000ull,
+				      100000000ull, 2500000000ull, 60000000000ull};
+	uint64_t out[sizeof(le) / sizeof(le[0])];
+	uint64_t v = 1000;
+
+	for (int i = 0; i < 5000; i++) {
+		cr_assert_eq(sw_hist_add_bucket(h, sw_hist_bucket(v), 1), 0);
+		v = v * 1103515245ull % 120000000000ull + 1;
+	}
+	sw_hist_counts_le(h, le, sizeof(le) / sizeof(le[0]), out);
+	for (size_t k = 0; k < sizeof(le) / sizeof(le[0]); k++)
+		cr_assert_eq(out[k], sw_hist_count_le(h, le[k]), "le %llu",
+			     (unsigned long long)le[k]);
+	cr_assert_lt(out[0], out[6]);
+}
