@@ -240,20 +240,29 @@ def throughput(a, tool, coll_bin, notes, mix):
         c = Collector(coll_bin, 1024)
         try:
             cpu0 = c.cpu()
+            # --linger: the agents stay connected until we have read what
+            # the collector holds (a gone agent's series leave /metrics
+            # once this scraper has seen their final values)
             p = subprocess.Popen([tool, "replay", "--in", RECORDING, "--collector",
                                   f"127.0.0.1:{c.lport}", "--connections", str(a.ingest_conns),
-                                  "--duration", str(a.ingest_seconds)] + extra,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  "--duration", str(a.ingest_seconds), "--linger"] + extra,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
             # wall time from its "start" line: its encoding ran before it
             # connected, with the collector idle
             if json.loads(p.stdout.readline()).get("event") != "start":
                 die(f"ingest_load replay did not start: {p.stderr.read()[-400:]}")
             t0 = time.monotonic()
-            out, err = p.communicate(timeout=a.ingest_seconds + 120)
+            last = p.stdout.readline()
+            if not last:
+                p.wait(30)
+                die(f"ingest_load replay failed: {p.stderr.read().strip()[-400:]}")
+            sent = json.loads(last)
+            m, t1 = wait_applied(c, sent["frames"])
+            p.stdin.close()
+            _, err = p.communicate(timeout=120)
             if p.returncode:
                 die(f"ingest_load replay failed: {err.strip()[-400:]}")
-            sent = json.loads(out.splitlines()[-1])
-            m, t1 = wait_applied(c, sent["frames"])
             cpu = c.cpu() - cpu0
             wall = t1 - t0
             ok = check(m, sent, f"throughput run {rep + 1} ({mix})", notes)

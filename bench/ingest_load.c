@@ -12,6 +12,8 @@
  *	and over: as fast as the collector takes them, or R batches a second
  *	per connection. Prints one JSON line of what was sent.
  *	--no-incidents strips the incidents: what the rest costs alone.
+ *	--linger keeps the connections open after the last batch until stdin
+ *	closes, for reading what the collector holds while the agents live.
  *   ingest_load info --in FILE
  *	The same counts for the recording itself.
  *
@@ -629,6 +631,7 @@ static int cmd_replay(int argc, char **argv)
 	    {"rate", required_argument, NULL, 'r'},
 	    {"host-prefix", required_argument, NULL, 'p'},
 	    {"no-incidents", no_argument, NULL, 'I'},
+	    {"linger", no_argument, NULL, 'L'},
 	    {0},
 	};
 	const char *in = NULL, *coll = NULL, *prefix = "bench";
@@ -640,6 +643,7 @@ static int cmd_replay(int argc, char **argv)
 	struct epoll_event ev;
 	char host[256], *colon;
 	int o, ep, lost = 0;
+	bool linger = false;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
@@ -650,8 +654,10 @@ static int cmd_replay(int argc, char **argv)
 		case 'r': rate = parse_num("--rate", optarg, 1, 1000000); break;
 		case 'p': prefix = optarg; break;
 		case 'I': rp.no_incidents = true; break;
+		case 'L': linger = true; break;
 		default: die("usage: replay --in FILE --collector HOST:PORT --connections N "
-			     "--duration S [--rate BATCHES_PER_S_PER_CONN] [--no-incidents]");
+			     "--duration S [--rate BATCHES_PER_S_PER_CONN] [--no-incidents] "
+			     "[--linger]");
 		}
 	}
 	if (!in || !coll)
@@ -777,18 +783,25 @@ static int cmd_replay(int argc, char **argv)
 		}
 	}
 	t1 = mono_ns();
-	for (size_t k = 0; k < nconns; k++) {
-		struct conn *c = &rp.c[k];
-
-		add_counts(&tot, &c->sent);
-		if (c->fd >= 0)
-			close(c->fd);
-	}
+	for (size_t k = 0; k < nconns; k++)
+		add_counts(&tot, &rp.c[k].sent);
 	printf("{");
 	print_counts("sent", &tot);
 	printf(",\"connections\":%llu,\"lost\":%d,\"rate\":%llu,\"seconds\":%.3f}\n",
 	       (unsigned long long)nconns, lost, (unsigned long long)rate, (double)(t1 - t0) / 1e9);
 	fflush(stdout);
+	/* --linger: the agents stay connected until stdin closes, so that what
+	 * the collector holds is read while they live (a gone agent's series
+	 * leave the exposition once a scraper has seen their last values) */
+	if (linger) {
+		char buf[256];
+
+		while (read(0, buf, sizeof(buf)) > 0)
+			;
+	}
+	for (size_t k = 0; k < nconns; k++)
+		if (rp.c[k].fd >= 0)
+			close(rp.c[k].fd);
 	return lost ? 1 : 0;
 }
 
@@ -913,7 +926,7 @@ int main(int argc, char **argv)
 		return cmd_info(argc - 1, argv + 1);
 	fprintf(stderr, "usage: " PROG " record --listen PORT --out FILE [--duration S]\n"
 			"       " PROG " replay --in FILE --collector HOST:PORT --connections N "
-			"--duration S [--rate R] [--no-incidents]\n"
+			"--duration S [--rate R] [--no-incidents] [--linger]\n"
 			"       " PROG " info --in FILE\n");
 	return 2;
 }
