@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define DEFAULT_LISTEN "127.0.0.1:7470"
@@ -46,6 +47,19 @@ static void usage(FILE *f)
 	    ")\n"
 	    "      --max-loops N        cap on loop-thread series (default 1024)\n"
 	    "      --max-incidents N    incidents kept for /api/incidents (default 1000)\n"
+	    "      --handshake-timeout SEC  close an agent connection without a complete\n"
+	    "                           frame SEC s after connecting (default 30)\n"
+	    "      --frame-timeout SEC  close one whose started frame is not complete in\n"
+	    "                           SEC s (default 30)\n"
+	    "      --idle-timeout SEC   close one without a frame for SEC s (default 120;\n"
+	    "                           keep it above the agents' --interval)\n"
+	    "      --max-per-peer N     agent connections from one address (default 16)\n"
+	    "      --frame-memory MIB   unfinished frames held over all agents (default 64)\n"
+	    "      --http-max-connections N  HTTP connections in all (default 1024)\n"
+	    "      --http-max-per-ip N  HTTP connections from one address (default 16)\n"
+	    "      --http-header-timeout SEC  close an HTTP connection without a complete\n"
+	    "                           request SEC s after connecting or after its last\n"
+	    "                           reply (default 10)\n"
 	    "  -v, --verbose            log connections; twice for more\n"
 	    "  -h, --help               this text\n"
 	    "\n"
@@ -58,6 +72,21 @@ static void usage(FILE *f)
 	    "  stallwatch-collector --listen [::]:7470 --max-loops 4096 -v\n"
 	    "  curl -s localhost:7471/metrics | grep stallwatch_eventloop_delay_p99\n"
 	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
+}
+
+/* Enough descriptors for every agent and HTTP connection at their caps: a
+ * service's soft limit is often 1024, its hard limit much higher. */
+static void raise_fd_limit(size_t need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur < need)
+		sw_warn("%llu file descriptors allowed, %zu wanted for the connection caps: raise "
+			"the hard limit (LimitNOFILE=) or lower --http-max-connections",
+			(unsigned long long)rl.rlim_cur, need);
 }
 
 /* Positive integers only: "--max-loops 0" or "10k" is a mistake to report. */
@@ -80,12 +109,31 @@ static int parse_count(const char *opt, const char *s, size_t *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_MAX_LOOPS = 256, OPT_MAX_INCIDENTS };
+	enum {
+		OPT_MAX_LOOPS = 256,
+		OPT_MAX_INCIDENTS,
+		OPT_HANDSHAKE_TIMEOUT,
+		OPT_FRAME_TIMEOUT,
+		OPT_IDLE_TIMEOUT,
+		OPT_MAX_PER_PEER,
+		OPT_FRAME_MEMORY,
+		OPT_HTTP_MAX_CONNS,
+		OPT_HTTP_PER_IP,
+		OPT_HTTP_HEADER_TIMEOUT,
+	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
 	    {"http", required_argument, NULL, 'H'},
 	    {"max-loops", required_argument, NULL, OPT_MAX_LOOPS},
 	    {"max-incidents", required_argument, NULL, OPT_MAX_INCIDENTS},
+	    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+	    {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"max-per-peer", required_argument, NULL, OPT_MAX_PER_PEER},
+	    {"frame-memory", required_argument, NULL, OPT_FRAME_MEMORY},
+	    {"http-max-connections", required_argument, NULL, OPT_HTTP_MAX_CONNS},
+	    {"http-max-per-ip", required_argument, NULL, OPT_HTTP_PER_IP},
+	    {"http-header-timeout", required_argument, NULL, OPT_HTTP_HEADER_TIMEOUT},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -94,6 +142,9 @@ int main(int argc, char **argv)
 	struct sw_store_opts so = {.max_loops = 1024, .max_incidents = 1000};
 	struct sw_addr listen_a, http_a;
 	struct sw_ingest_opts io = {0};
+	struct sw_http_opts ho = {0};
+	struct sw_conn_limits lim;
+	size_t v;
 	struct sw_store *store = NULL;
 	struct sw_ingest *in = NULL;
 	struct sw_http *http = NULL;
@@ -102,6 +153,7 @@ int main(int argc, char **argv)
 	uint64_t last_tick = 0, now;
 	int c, err = 0, verbose = 0;
 
+	sw_conn_limits__default(&lim);
 	while ((c = getopt_long(argc, argv, "l:H:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -117,6 +169,46 @@ int main(int argc, char **argv)
 		case OPT_MAX_INCIDENTS:
 			if (parse_count("--max-incidents", optarg, &so.max_incidents))
 				return 2;
+			break;
+		/* seconds, counts and MiB: parse_count's 1..2^24 fits each */
+		case OPT_HANDSHAKE_TIMEOUT:
+			if (parse_count("--handshake-timeout", optarg, &v))
+				return 2;
+			lim.handshake_ns = (uint64_t)v * SW_NS_PER_SEC;
+			break;
+		case OPT_FRAME_TIMEOUT:
+			if (parse_count("--frame-timeout", optarg, &v))
+				return 2;
+			lim.frame_ns = (uint64_t)v * SW_NS_PER_SEC;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			if (parse_count("--idle-timeout", optarg, &v))
+				return 2;
+			lim.idle_ns = (uint64_t)v * SW_NS_PER_SEC;
+			break;
+		case OPT_MAX_PER_PEER:
+			if (parse_count("--max-per-peer", optarg, &lim.max_per_peer))
+				return 2;
+			break;
+		case OPT_FRAME_MEMORY:
+			if (parse_count("--frame-memory", optarg, &v))
+				return 2;
+			lim.frame_memory = v << 20;
+			break;
+		case OPT_HTTP_MAX_CONNS:
+			if (parse_count("--http-max-connections", optarg, &v))
+				return 2;
+			ho.max_conns = (unsigned int)v;
+			break;
+		case OPT_HTTP_PER_IP:
+			if (parse_count("--http-max-per-ip", optarg, &v))
+				return 2;
+			ho.per_ip = (unsigned int)v;
+			break;
+		case OPT_HTTP_HEADER_TIMEOUT:
+			if (parse_count("--http-header-timeout", optarg, &v))
+				return 2;
+			ho.header_timeout_sec = (unsigned int)v;
 			break;
 		case 'v':
 			verbose++;
@@ -185,6 +277,10 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	io.listen = &listen_a;
+	io.limits = &lim;
+	/* agents, HTTP clients, and a margin for the listeners and the rest */
+	raise_fd_limit((io.max_conns ? io.max_conns : SW_INGEST_MAX_CONNS) +
+		       (ho.max_conns ? ho.max_conns : SW_HTTP_MAX_CONNS) + 64);
 	in = sw_ingest__new(&io, store);
 	if (!in) {
 		err = -errno;
@@ -194,7 +290,7 @@ int main(int argc, char **argv)
 			listen_a.text, strerror(errno));
 		goto cleanup;
 	}
-	http = sw_http__new(&http_a, store, in);
+	http = sw_http__new(&http_a, store, in, &ho);
 	if (!http) {
 		err = -errno;
 		fprintf(stderr,
@@ -215,6 +311,9 @@ int main(int argc, char **argv)
 		now = sw_mono_ns();
 		if (now - last_tick >= TICK_MS * 1000000ull) {
 			sw_store__tick(store, now);
+			sw_http__sweep(http, now);
+			/* the count of a flood that stopped, not only at its next line */
+			sw_log__flush();
 			last_tick = now;
 		}
 	}
