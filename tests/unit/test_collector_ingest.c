@@ -405,6 +405,54 @@ Test(listener, silent_peer_closed_at_handshake_deadline)
 	sw_store__free(s);
 }
 
+/* Past --frame-memory the connection holding the most unfinished bytes
+ * goes; a smaller one stays. */
+Test(listener, frame_memory_budget_closes_the_largest)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	uint8_t hdr[8] = {'S', 'W', 1, 0, 0, 1, 0, 0}; /* 64 KiB announced */
+	static uint8_t body[4096];
+	struct sw_conn_limits lim;
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int small, big;
+
+	sw_conn_limits__default(&lim);
+	lim.frame_memory = 2048;
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a, .limits = &lim};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	small = connect_to(sw_ingest__port(in));
+	big = connect_to(sw_ingest__port(in));
+	spin(in, 2);
+	cr_assert_eq(write(small, hdr, 8), 8);
+	cr_assert_eq(write(small, body, 500), 500);
+	spin(in, 2);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.frame_bytes, 508);
+	cr_assert_eq(write(big, hdr, 8), 8);
+	cr_assert_eq(write(big, body, sizeof(body)), (ssize_t)sizeof(body));
+	spin(in, 3);
+	cr_assert(closed_by_peer(big));
+	cr_assert_not(closed_by_peer(small));
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_MEMORY], 1);
+	cr_assert_eq(st.connections, 1);
+	cr_assert_eq(st.frame_bytes, 508, "what the closed one held is given back");
+	close(small);
+	close(big);
+	spin(in, 2);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.frame_bytes, 0);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
 Test(listener, address_parsing)
 {
 	struct sw_addr a;
