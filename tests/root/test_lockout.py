@@ -107,6 +107,13 @@ class Collector:
     def metrics(self):
         return scrape(self.http)
 
+    def peak_rss_mib(self):
+        with open("/proc/%d/status" % self.p.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+        return -1.0
+
     def stop(self):
         kill_proc(self.p, swtest.signal.SIGTERM)
         self.err.join()
@@ -269,8 +276,9 @@ class AgentPort(unittest.TestCase):
             m, d = until("the frame and idle deadlines", by_reason, 60)
             log("the agent's incidents at the collector %.1f s after the cap filled "
                 "(agent attached at %.1f s); closes by reason %s; herd cuts %d; accept "
-                "pauses %d" % (t_in - t_full, t_att - t_full, d, herd.cuts,
-                               m["stallwatch_collector_accept_paused_total"]))
+                "pauses %d; collector peak RSS %.1f MiB"
+                % (t_in - t_full, t_att - t_full, d, herd.cuts,
+                   m["stallwatch_collector_accept_paused_total"], c.peak_rss_mib()))
             self.assertGreaterEqual(d["handshake_timeout"], 253)
             self.assertEqual(d["per_peer"], 0)
             self.assertEqual(m["stallwatch_collector_connections_refused_total"],
@@ -286,6 +294,41 @@ class AgentPort(unittest.TestCase):
                 agent.stop()
             w.stop()
         until("the herd gone", lambda: c.metrics()["stallwatch_collector_connections"] <= 1, 30)
+
+
+class FrameMemory(unittest.TestCase):
+    def test_unfinished_frames_stay_within_the_budget(self):
+        # 24 peers each announce a 4 MiB frame and send 3 MiB of it: 72 MiB
+        # against the default budget of 64 MiB. Frame deadline long, so that
+        # only the budget can close them.
+        c = Collector("--frame-timeout", "300", "--handshake-timeout", "300")
+        socks = []
+        try:
+            hdr = b"SW\x01\x00" + (4 << 20).to_bytes(4, "big")
+            chunk = b"\x0a" * (3 << 20)
+            for i in range(24):
+                s = socket.create_connection(("127.0.0.1", c.listen), 10,
+                                             source_address=("127.0.3.%d" % (1 + i), 0))
+                s.settimeout(30)
+                try:
+                    s.sendall(hdr + chunk)
+                except OSError:
+                    pass  # closed by the budget while we wrote: that is the point
+                socks.append(s)
+            # 72 MiB cannot fit 64: at least 3 of the 3 MiB frames must go
+            # once the collector has read everything (21 x 3 MiB = 63 MiB fit)
+            m = until("3 frame_memory closes", lambda: (lambda m: m if closed(m, "frame_memory")
+                                                        >= 3 else None)(c.metrics()), 60)
+            held = m["stallwatch_collector_frame_bytes"]
+            log("24 x 3 MiB of unfinished 4 MiB frames: %d closed for frame_memory, %.1f MiB "
+                "held, collector peak RSS %.1f MiB"
+                % (closed(m, "frame_memory"), held / 2**20, c.peak_rss_mib()))
+            self.assertLessEqual(held, 64 << 20)
+            self.assertEqual(m["stallwatch_collector_connections"], 24 - closed(m, "frame_memory"))
+        finally:
+            for s in socks:
+                s.close()
+            c.stop()
 
 
 class HttpPort(unittest.TestCase):
@@ -320,7 +363,8 @@ class HttpPort(unittest.TestCase):
             t0 = time.monotonic()
             self.scrapes_succeed()
             log("500 slowloris from 127.0.0.1: 10/10 scrapes and 10/10 /healthz from %s "
-                "in %.1f s" % (SCRAPER_IP, time.monotonic() - t0))
+                "in %.1f s; collector peak RSS %.1f MiB"
+                % (SCRAPER_IP, time.monotonic() - t0, self.c.peak_rss_mib()))
             # the 16 it holds are cut at the header deadline, though they trickle
             until("16 header timeouts", lambda: self.c.metrics()[key % "header_timeout"]
                   - m0[key % "header_timeout"] >= 16, 60)
@@ -338,8 +382,9 @@ class HttpPort(unittest.TestCase):
                   - m0[key % "header_timeout"] >= 500, 90)
             t0 = time.monotonic()
             self.scrapes_succeed()
-            log("500 slowloris from 50 addresses: 10/10 scrapes from %s in %.1f s"
-                % (SCRAPER_IP, time.monotonic() - t0))
+            log("500 slowloris from 50 addresses: 10/10 scrapes from %s in %.1f s; "
+                "collector peak RSS %.1f MiB"
+                % (SCRAPER_IP, time.monotonic() - t0, self.c.peak_rss_mib()))
             self.assertEqual(self.c.metrics()[key % "limit"], m0[key % "limit"])
         finally:
             h.stop()
