@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -196,13 +197,35 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 	return NULL;
 }
 
+/*
+ * Has the client sent a byte since k->since_ns? The kernel knows when data
+ * last came (TCP_INFO, ms); libmicrohttpd has read it already. A client
+ * that sent nothing is idle, not slow: a scraper's keep-alive connection
+ * between scrapes. libmicrohttpd's idle timeout closes those, and the
+ * header deadline is for the ones that trickle a request.
+ */
+static bool sent_since(const struct http_conn *k, uint64_t now_ns)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	uint64_t quiet_ms, since_ms = (now_ns - k->since_ns) / 1000000;
+
+	if (getsockopt(k->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || len < sizeof(ti))
+		return true; /* cannot tell: the deadline applies */
+	quiet_ms = ti.tcpi_last_data_recv;
+	/* 50 ms for the jiffy the kernel counts in, and a request's last
+	 * bytes just before its reply */
+	return quiet_ms + 50 < since_ms;
+}
+
 void sw_http__sweep(struct sw_http *h, uint64_t now_ns)
 {
 	if (!h)
 		return;
 	pthread_mutex_lock(&h->lock);
 	for (struct http_conn *k = h->conns; k; k = k->next) {
-		if (k->in_request || k->cut || now_ns - k->since_ns < h->header_ns)
+		if (k->in_request || k->cut || now_ns - k->since_ns < h->header_ns ||
+		    !sent_since(k, now_ns))
 			continue;
 		/* libmicrohttpd sees EOF and closes it in its own thread; the
 		 * socket is still open (it is in the list), so the fd is its */

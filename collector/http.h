@@ -13,11 +13,13 @@
 
 /*
  * Who may hold the HTTP port, and for how long (docs/RELIABILITY.md,
- * "Lockout"): a client without a complete request within header_timeout
- * of connecting or of its previous reply is cut (libmicrohttpd's own
- * timeout is reset by every byte, so one header line every few seconds
- * would keep it forever); one address holds at most per_ip connections, so
- * that a scraper from another one always finds a slot among max_conns.
+ * "Lockout"): a client that has sent part of a request but not all of it
+ * within header_timeout of connecting or of its previous reply is cut
+ * (libmicrohttpd's own timeout is reset by every byte, so one header line
+ * every few seconds would keep it forever); one that sends nothing is
+ * closed by that idle timeout (30 s); one address holds at most per_ip
+ * connections, so that a scraper from another one always finds a slot
+ * among max_conns.
  */
 #define SW_HTTP_MAX_CONNS 1024
 #define SW_HTTP_PER_IP 16 /* a Prometheus pair, Grafana and a few curls per host */

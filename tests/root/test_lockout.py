@@ -389,6 +389,27 @@ class HttpPort(unittest.TestCase):
         finally:
             h.stop()
 
+    def test_idle_keepalive_is_not_a_slowloris(self):
+        # A scraper's keep-alive connection is quiet between scrapes: it is
+        # left to libmicrohttpd's 30 s idle timeout, not cut and counted as
+        # a header timeout (which would warn at every scrape).
+        c = Collector("--http-header-timeout", "2")
+        try:
+            k = http.client.HTTPConnection("127.0.0.1", c.http, timeout=10,
+                                           source_address=("127.0.0.4", 0))
+            k.request("GET", "/healthz")
+            self.assertEqual(k.getresponse().read(), b"ok\n")
+            sock = k.sock
+            time.sleep(2 + 3)  # past the deadline and two sweeps: a sanity margin
+            k.request("GET", "/healthz")
+            self.assertEqual(k.getresponse().read(), b"ok\n")
+            self.assertIs(k.sock, sock, "the same connection served both")
+            k.close()
+            key = 'stallwatch_collector_http_closed_total{reason="header_timeout"}'
+            self.assertEqual(c.metrics()[key], 0)
+        finally:
+            c.stop()
+
     def test_query_edge_cases(self):
         st, _ = get(self.c.http, "/api/incidents?pid=1%00")
         self.assertEqual(st, 400)
