@@ -287,6 +287,10 @@ class AgentPort(unittest.TestCase):
             # bounded memory: what the trickle and the half frame hold
             self.assertLessEqual(m["stallwatch_collector_frame_bytes"], 64 << 20)
             # the agent was never cut off: one connection, no reconnect
+            health = agent.lines("health")
+            self.assertTrue(health, agent.describe())
+            self.assertEqual(health[-1]["reconnects"], 0, agent.describe())
+            self.assertGreater(health[-1]["batches_sent"], 0, agent.describe())
             self.assertNotIn("closed the connection", agent.err.text(), agent.describe())
         finally:
             herd.stop()
