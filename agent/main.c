@@ -698,7 +698,7 @@ int main(int argc, char **argv)
 				sw_recorder__summary(rec, now);
 			sw_loops__summarize(loops, now, &h);
 			/* the count of a burst of warnings that stopped */
-			sw_log__flush();
+			sw_log__flush(false);
 		}
 		sw_report__flush(rep);
 		if (stream)
@@ -738,5 +738,6 @@ cleanup:
 	sw_report__free(rep);
 	sw_stream__free(stream);
 	free(infos);
+	sw_log__flush(true); /* what was held back is said before we go */
 	return err ? 1 : 0;
 }

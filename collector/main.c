@@ -313,12 +313,13 @@ int main(int argc, char **argv)
 			sw_store__tick(store, now);
 			sw_http__sweep(http, now);
 			/* the count of a flood that stopped, not only at its next line */
-			sw_log__flush();
+			sw_log__flush(false);
 			last_tick = now;
 		}
 	}
 	sw_info("exiting on signal");
 cleanup:
+	sw_log__flush(true);
 	/* HTTP first: its thread reads the store and the ingest counters */
 	sw_http__free(http);
 	sw_ingest__free(in);

@@ -64,13 +64,13 @@ bool sw_log__admit(struct sw_log_site *s)
 	return ok;
 }
 
-void sw_log__flush(void)
+void sw_log__flush(bool all)
 {
 	uint64_t now = sw_mono_ns();
 
 	pthread_mutex_lock(&log_lock);
 	for (struct sw_log_site *s = sites; s; s = s->next) {
-		if (!s->pending || now - s->window_ns < SW_LOG_WINDOW_NS)
+		if (!s->pending || (!all && now - s->window_ns < SW_LOG_WINDOW_NS))
 			continue;
 		report(s, s->pending);
 		s->pending = 0;

@@ -51,8 +51,9 @@ bool sw_log_site__admit(struct sw_log_site *s, uint64_t now_ns, uint64_t *report
 /* Thread-safe; prints the report line of earlier suppressed lines if due. */
 bool sw_log__admit(struct sw_log_site *s);
 /* Reports the suppressed lines of sites whose window is over (call it from a
- * periodic tick, so that the count of a flood that stopped is printed). */
-void sw_log__flush(void);
+ * periodic tick, so that the count of a flood that stopped is printed), or
+ * of every site with `all` (at exit). */
+void sw_log__flush(bool all);
 /* Lines suppressed since start, all sites. */
 uint64_t sw_log__suppressed(void);
 
