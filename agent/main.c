@@ -448,6 +448,7 @@ static void health_extra(struct sw_stream *stream, struct lastwords *lw, struct 
 	if (sysio)
 		sw_sysio__health(sysio, h);
 	sw_gil__health(gil, h->v);
+	h->v[SW_HEALTH_log_suppressed] = sw_log__suppressed();
 	if (!stream)
 		return;
 	sw_stream__stats(stream, &st);
@@ -696,6 +697,8 @@ int main(int argc, char **argv)
 			if (rec)
 				sw_recorder__summary(rec, now);
 			sw_loops__summarize(loops, now, &h);
+			/* the count of a burst of warnings that stopped */
+			sw_log__flush(false);
 		}
 		sw_report__flush(rep);
 		if (stream)
@@ -735,5 +738,6 @@ cleanup:
 	sw_report__free(rep);
 	sw_stream__free(stream);
 	free(infos);
+	sw_log__flush(true); /* what was held back is said before we go */
 	return err ? 1 : 0;
 }

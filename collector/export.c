@@ -775,9 +775,44 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 	put_family(b, "stallwatch_collector_connections", "gauge", "Open agent connections");
 	sw_buf__printf(b, "stallwatch_collector_connections %" PRIu64 "\n", in->connections);
 	put_family(b, "stallwatch_collector_connections_refused_total", "counter",
-		   "Agent connections closed at once because the connection cap was reached");
+		   "Agent connections closed at accept: no memory for their decoder (at the "
+		   "cap the listener stops accepting instead)");
 	sw_buf__printf(b, "stallwatch_collector_connections_refused_total %" PRIu64 "\n",
 		       in->refused);
+	put_family(b, "stallwatch_collector_connections_closed_total", "counter",
+		   "Agent connections the collector closed by its own rules, by reason "
+		   "(deadlines, per-peer cap, frame memory)");
+	for (int r = 0; r < SW_CLOSE__COUNT; r++)
+		sw_buf__printf(b,
+			       "stallwatch_collector_connections_closed_total{reason=\"%s\"} %" PRIu64
+			       "\n",
+			       sw_close_reason__name(r), in->closed[r]);
+	put_family(b, "stallwatch_collector_accept_paused_total", "counter",
+		   "Times the agent listener stopped accepting at the connection cap");
+	sw_buf__printf(b, "stallwatch_collector_accept_paused_total %" PRIu64 "\n",
+		       in->accept_paused);
+	put_family(b, "stallwatch_collector_frame_bytes", "gauge",
+		   "Bytes of unfinished agent frames held (--frame-memory bounds them)");
+	sw_buf__printf(b, "stallwatch_collector_frame_bytes %" PRIu64 "\n", in->frame_bytes);
+	put_family(b, "stallwatch_collector_http_closed_total", "counter",
+		   "HTTP connections refused over the per-address or total limit, cut "
+		   "without a complete request in time, or answered 400 and closed for a query "
+		   "of more than 32 arguments, by reason");
+	sw_buf__printf(b,
+		       "stallwatch_collector_http_closed_total{reason=\"limit\"} %" PRIu64 "\n",
+		       in->http_refused);
+	sw_buf__printf(b,
+		       "stallwatch_collector_http_closed_total{reason=\"header_timeout\"} %" PRIu64
+		       "\n",
+		       in->http_header_timeouts);
+	sw_buf__printf(b,
+		       "stallwatch_collector_http_closed_total{reason=\"too_many_args\"} %" PRIu64
+		       "\n",
+		       in->http_too_many_args);
+	put_family(b, "stallwatch_collector_log_suppressed_total", "counter",
+		   "Log lines not written by the per-site rate limit");
+	sw_buf__printf(b, "stallwatch_collector_log_suppressed_total %" PRIu64 "\n",
+		       in->log_suppressed);
 	put_family(b, "stallwatch_collector_frames_total", "counter", "Frames decoded");
 	sw_buf__printf(b, "stallwatch_collector_frames_total %" PRIu64 "\n", in->frames);
 	put_family(b, "stallwatch_collector_bad_frames_total", "counter",

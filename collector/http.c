@@ -1,39 +1,242 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "http.h"
+#include "clock.h"
 #include "export.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-/* A scrape and a dashboard or two: a handful of clients, not a web site. */
-#define HTTP_MAX_CLIENTS 64
-#define HTTP_TIMEOUT_SEC 30
+/* libmicrohttpd's own timeout: no byte either way for this long. It bounds
+ * a client that stopped reading its reply; the header deadline bounds the
+ * ones that trickle a request. */
+#define HTTP_IDLE_TIMEOUT_SEC 30
+/* ?a&b&c...: past this many query arguments a request is a 400 (we read
+ * three at most) */
+#define HTTP_MAX_ARGS 32
+
+/* One open connection, for the header deadline. */
+struct http_conn {
+	struct http_conn *prev, *next;
+	int fd;
+	uint64_t since_ns; /* connected, or its last reply completed */
+	bool in_request;   /* headers complete, reply not done */
+	bool cut;
+	char peer[INET6_ADDRSTRLEN];
+};
 
 struct sw_http {
 	struct MHD_Daemon *d;
 	struct sw_store *store;
 	const struct sw_ingest *ingest;
 	int port;
+	uint64_t header_ns;
+	/* libmicrohttpd's thread adds and removes, the main thread sweeps */
+	pthread_mutex_t lock;
+	struct http_conn *conns;
+	_Atomic uint64_t n_header_timeouts, n_refused, n_bad_requests;
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static const char limit[] = "Server reached connection limit";
+	struct sw_http *h = cls;
 	char line[512];
 	size_t n;
 
-	(void)cls;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && line[n - 1] == '\n')
 		line[--n] = '\0';
+	/* 0.9.75 says the same for its total and its per-IP limit; at the
+	 * total it stops accepting, so what is refused is almost always an
+	 * address over --http-max-per-ip */
+	if (!strncmp(line, limit, sizeof(limit) - 1)) {
+		atomic_fetch_add_explicit(&h->n_refused, 1, memory_order_relaxed);
+		sw_warn("http: refused a connection: over --http-max-per-ip connections from its "
+			"address, or --http-max-connections in all");
+		return;
+	}
 	sw_warn("http: %s", line);
+}
+
+static void client_ip(const struct sockaddr *sa, char *host, size_t size)
+{
+	snprintf(host, size, "?");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, (socklen_t)size);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host,
+			  (socklen_t)size);
+}
+
+/* libmicrohttpd's thread: a connection opens or closes. It calls CLOSED
+ * before it closes the socket, so an fd in our list is never another's. */
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct sw_http *h = cls;
+	struct http_conn *k = *socket_context;
+	const union MHD_ConnectionInfo *fi, *ai;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		fi = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+		ai = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		k = calloc(1, sizeof(*k));
+		if (!k || !fi) {
+			/* without it the connection has no header deadline,
+			 * only libmicrohttpd's idle timeout */
+			free(k);
+			return;
+		}
+		k->fd = fi->connect_fd;
+		k->since_ns = sw_mono_ns();
+		client_ip(ai ? ai->client_addr : NULL, k->peer, sizeof(k->peer));
+		pthread_mutex_lock(&h->lock);
+		k->next = h->conns;
+		if (h->conns)
+			h->conns->prev = k;
+		h->conns = k;
+		pthread_mutex_unlock(&h->lock);
+		*socket_context = k;
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED || !k)
+		return;
+	pthread_mutex_lock(&h->lock);
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		h->conns = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	pthread_mutex_unlock(&h->lock);
+	free(k);
+	*socket_context = NULL;
+}
+
+static struct http_conn *conn_of(struct MHD_Connection *mc)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void set_in_request(struct sw_http *h, struct MHD_Connection *mc, bool on)
+{
+	struct http_conn *k = conn_of(mc);
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&h->lock);
+	k->in_request = on;
+	if (!on)
+		k->since_ns = sw_mono_ns(); /* the next request's headers start now */
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* A request is over (replied, or the client went): the deadline starts again. */
+static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)req_cls;
+	(void)toe;
+	set_in_request(cls, mc, false);
+}
+
+/*
+ * The raw request target, before libmicrohttpd parses its query. 0.9.75
+ * keeps a record per argument in the connection's 32 KiB pool; past ~600
+ * it runs out, queues a 431, then reads on with no buffer and never sends
+ * it: the client waits for a reply until a timeout. So a query of more than
+ * HTTP_MAX_ARGS arguments is answered here, on the socket, with a 400 (the
+ * request line is all that has been read: nothing else is being written),
+ * and the socket shut down so that the library drops the connection.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+	static const char resp[] = "HTTP/1.1 400 Bad Request\r\n"
+				   "Content-Type: text/plain; charset=utf-8\r\n"
+				   "Content-Length: 25\r\n"
+				   "Connection: close\r\n\r\n"
+				   "too many query arguments\n";
+	struct sw_http *h = cls;
+	const char *q = strchr(uri, '?');
+	struct http_conn *k;
+	size_t args = 1;
+
+	if (!q)
+		return NULL;
+	for (q++; *q && args <= HTTP_MAX_ARGS; q++)
+		args += *q == '&' || *q == ';';
+	if (args <= HTTP_MAX_ARGS)
+		return NULL;
+	k = conn_of(mc);
+	if (!k)
+		return NULL; /* no fd known: the library's own way, then */
+	/* non-blocking and tiny: it fits the empty send buffer */
+	if (send(k->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		sw_dbg("http: 400 to %s: %s", k->peer, strerror(errno));
+	pthread_mutex_lock(&h->lock);
+	shutdown(k->fd, SHUT_RDWR);
+	k->cut = true;
+	pthread_mutex_unlock(&h->lock);
+	atomic_fetch_add_explicit(&h->n_bad_requests, 1, memory_order_relaxed);
+	sw_warn("http: 400 to %s: more than %d query arguments", k->peer, HTTP_MAX_ARGS);
+	return NULL;
+}
+
+/*
+ * Has the client sent a byte since k->since_ns? The kernel knows when data
+ * last came (TCP_INFO, ms); libmicrohttpd has read it already. A client
+ * that sent nothing is idle, not slow: a scraper's keep-alive connection
+ * between scrapes. libmicrohttpd's idle timeout closes those, and the
+ * header deadline is for the ones that trickle a request.
+ */
+static bool sent_since(const struct http_conn *k, uint64_t now_ns)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	uint64_t quiet_ms, since_ms = (now_ns - k->since_ns) / 1000000;
+
+	if (getsockopt(k->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || len < sizeof(ti))
+		return true; /* cannot tell: the deadline applies */
+	quiet_ms = ti.tcpi_last_data_recv;
+	/* 50 ms for the jiffy the kernel counts in, and a request's last
+	 * bytes just before its reply */
+	return quiet_ms + 50 < since_ms;
+}
+
+void sw_http__sweep(struct sw_http *h, uint64_t now_ns)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	for (struct http_conn *k = h->conns; k; k = k->next) {
+		if (k->in_request || k->cut || now_ns - k->since_ns < h->header_ns ||
+		    !sent_since(k, now_ns))
+			continue;
+		/* libmicrohttpd sees EOF and closes it in its own thread; the
+		 * socket is still open (it is in the list), so the fd is its */
+		shutdown(k->fd, SHUT_RDWR);
+		k->cut = true;
+		atomic_fetch_add_explicit(&h->n_header_timeouts, 1, memory_order_relaxed);
+		sw_warn("http: closing connection from %s: no complete request %.0f s after it "
+			"connected or got its last reply (--http-header-timeout)", k->peer,
+			(double)h->header_ns / 1e9);
+	}
+	pthread_mutex_unlock(&h->lock);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *ctype,
@@ -66,17 +269,21 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned int status,
  * a silent "all". Returns 0, -ENOENT when absent, -EINVAL when bad. */
 static int query_u64(struct MHD_Connection *c, const char *key, uint64_t max, uint64_t *out)
 {
-	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+	const char *v = NULL;
 	unsigned long long x;
+	size_t vlen = 0;
 	char *end;
 
-	if (!v)
+	/* with its length: "?pid=1%00" decodes to "1\0", which a C string
+	 * would read as "1" */
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v, &vlen) !=
+	    MHD_YES)
 		return -ENOENT;
-	if (!*v || *v < '0' || *v > '9')
+	if (!v || !vlen || *v < '0' || *v > '9' || strnlen(v, vlen) != vlen)
 		return -EINVAL;
 	errno = 0;
 	x = strtoull(v, &end, 10);
-	if (*end || errno || x > max)
+	if ((size_t)(end - v) != vlen || errno || x > max)
 		return -EINVAL;
 	*out = x;
 	return 0;
@@ -161,7 +368,11 @@ static enum MHD_Result serve_metrics(struct sw_http *h, struct MHD_Connection *c
 
 	scraper_of(c, who, sizeof(who));
 	sw_ingest__stats(h->ingest, &st);
-	if (sw_export__scrape(h->store, h->ingest ? &st : NULL, who, &b)) {
+	st.http_header_timeouts = atomic_load_explicit(&h->n_header_timeouts, memory_order_relaxed);
+	st.http_refused = atomic_load_explicit(&h->n_refused, memory_order_relaxed);
+	st.http_too_many_args = atomic_load_explicit(&h->n_bad_requests, memory_order_relaxed);
+	st.log_suppressed = sw_log__suppressed();
+	if (sw_export__scrape(h->store, &st, who, &b)) {
 		sw_buf__free(&b);
 		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
 	}
@@ -222,6 +433,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	 * leave a request body unread; we have no bodies, but be correct. */
 	if (!*req_cls) {
 		*req_cls = &first_call;
+		set_in_request(h, c, true); /* headers complete: off the header deadline */
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -246,8 +458,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
-			     const struct sw_ingest *ingest)
+			     const struct sw_ingest *ingest, const struct sw_http_opts *opts)
 {
+	unsigned int max_conns = opts && opts->max_conns ? opts->max_conns : SW_HTTP_MAX_CONNS;
+	unsigned int per_ip = opts && opts->per_ip ? opts->per_ip : SW_HTTP_PER_IP;
+	unsigned int header_sec = opts && opts->header_timeout_sec ? opts->header_timeout_sec
+								   : SW_HTTP_HEADER_TIMEOUT_SEC;
 	struct sw_http *h;
 	int fd = -1, err = 0;
 
@@ -258,19 +474,26 @@ struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
 	}
 	h->store = store;
 	h->ingest = ingest;
-	fd = sw_net__listen(addr, 64);
+	h->header_ns = (uint64_t)header_sec * 1000000000ull;
+	pthread_mutex_init(&h->lock, NULL);
+	fd = sw_net__listen(addr, 128);
 	if (fd < 0) {
 		err = -fd;
 		goto cleanup;
 	}
 	h->port = sw_net__local_port(fd);
-	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	/* MHD_USE_AUTO: epoll, not select(), whose FD_SETSIZE (1024) would
+	 * refuse sockets past it */
+	h->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 				/* the logger first, or MHD logs the options before it
 				 * its own way */
-				on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned int)HTTP_MAX_CLIENTS, MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned int)HTTP_TIMEOUT_SEC, MHD_OPTION_END);
+				on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+				MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, max_conns,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_IDLE_TIMEOUT_SEC,
+				MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
 	if (!h->d) {
 		err = errno ? errno : EIO;
 		goto cleanup;
@@ -280,6 +503,7 @@ struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
 cleanup:
 	if (fd >= 0)
 		close(fd);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 	errno = err;
 	return NULL;
@@ -290,7 +514,8 @@ void sw_http__free(struct sw_http *h)
 	if (!h)
 		return;
 	if (h->d)
-		MHD_stop_daemon(h->d);
+		MHD_stop_daemon(h->d); /* closes every connection: the list empties */
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 

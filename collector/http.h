@@ -11,12 +11,36 @@
 #include "listener.h"
 #include "net.h"
 
+/*
+ * Who may hold the HTTP port, and for how long (docs/RELIABILITY.md,
+ * "Lockout"): a client that has sent part of a request but not all of it
+ * within header_timeout of connecting or of its previous reply is cut
+ * (libmicrohttpd's own timeout is reset by every byte, so one header line
+ * every few seconds would keep it forever); one that sends nothing is
+ * closed by that idle timeout (30 s); one address holds at most per_ip
+ * connections, so that a scraper from another one always finds a slot
+ * among max_conns.
+ */
+#define SW_HTTP_MAX_CONNS 1024
+#define SW_HTTP_PER_IP 16 /* a Prometheus pair, Grafana and a few curls per host */
+#define SW_HTTP_HEADER_TIMEOUT_SEC 10
+
+struct sw_http_opts {
+	unsigned int max_conns;		 /* 0: SW_HTTP_MAX_CONNS */
+	unsigned int per_ip;		 /* 0: SW_HTTP_PER_IP */
+	unsigned int header_timeout_sec; /* 0: SW_HTTP_HEADER_TIMEOUT_SEC */
+};
+
 struct sw_http;
 
-/* ingest may be NULL. Returns NULL with errno set (bind errors included). */
+/* ingest and opts may be NULL. Returns NULL with errno set (bind errors
+ * included). */
 struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
-			     const struct sw_ingest *ingest);
+			     const struct sw_ingest *ingest, const struct sw_http_opts *opts);
 void sw_http__free(struct sw_http *h);
 int sw_http__port(const struct sw_http *h);
+/* Cuts the connections past their header deadline; from any thread but
+ * libmicrohttpd's, about once a second. */
+void sw_http__sweep(struct sw_http *h, uint64_t now_ns);
 
 #endif

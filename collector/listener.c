@@ -6,6 +6,7 @@
 #include "utf8.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +29,9 @@ struct sw_conn {
 	struct sw_decoder *dec;
 	char agent[SW_NAME_LEN]; /* "" until the first batch names it */
 	char peer[64];
+	struct sockaddr_storage addr; /* for the per-peer cap */
+	struct sw_conn_clock clk;     /* its deadlines (conn_limits.h) */
+	size_t pending;		      /* bytes of its unfinished frame */
 };
 
 /*
@@ -47,11 +51,15 @@ struct sw_ingest {
 	size_t nconns;	       /* in use */
 	size_t free_hint;      /* where to start looking for a free slot */
 	struct epoll_event *events;
-	bool accept_paused;
+	bool accept_paused; /* accept() ran out of fds: a round without it */
+	bool at_cap;	    /* full: the listener is out of the epoll set */
+	bool listening;	    /* the listener's events in the epoll set are EPOLLIN */
+	struct sw_conn_limits lim;
 
 	/* read by the HTTP thread while the main thread counts */
 	_Atomic uint64_t n_open, n_accepted, n_refused, n_frames;
 	_Atomic uint64_t n_bad[SW_BAD__COUNT];
+	_Atomic uint64_t n_closed[SW_CLOSE__COUNT], n_paused, frame_bytes;
 };
 
 struct batch_ctx {
@@ -104,7 +112,43 @@ static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
 	sw_decoder__free(c->dec);
 	c->dec = NULL;
 	in->nconns--;
+	atomic_fetch_sub_explicit(&in->frame_bytes, c->pending, memory_order_relaxed);
+	c->pending = 0;
 	atomic_fetch_sub_explicit(&in->n_open, 1, memory_order_relaxed);
+}
+
+/* Closed by a rule of ours (conn_limits.h): counted by reason, and said at
+ * the default verbosity (log.h limits how often). */
+static void conn_close_for(struct sw_ingest *in, struct sw_conn *c, enum sw_close_reason r,
+			   uint64_t now)
+{
+	char why[128];
+
+	switch (r) {
+	case SW_CLOSE_HANDSHAKE:
+		snprintf(why, sizeof(why), "no complete frame %.0f s after connecting "
+			 "(--handshake-timeout)", (double)in->lim.handshake_ns / 1e9);
+		break;
+	case SW_CLOSE_FRAME:
+		snprintf(why, sizeof(why), "a frame unfinished for %.0f s, %zu bytes held "
+			 "(--frame-timeout)", (double)(now - c->clk.frame_start_ns) / 1e9, c->pending);
+		break;
+	case SW_CLOSE_IDLE:
+		snprintf(why, sizeof(why), "no frame for %.0f s (--idle-timeout)",
+			 (double)(now - c->clk.last_frame_ns) / 1e9);
+		break;
+	case SW_CLOSE_MEMORY:
+		snprintf(why, sizeof(why), "the largest unfinished frame (%zu bytes) over the %zu MiB "
+			 "for all (--frame-memory)", c->pending, in->lim.frame_memory >> 20);
+		break;
+	default:
+		snprintf(why, sizeof(why), "%s", sw_close_reason__name(r));
+		break;
+	}
+	atomic_fetch_add_explicit(&in->n_closed[r], 1, memory_order_relaxed);
+	sw_warn("closing connection from %s%s%s: %s", c->peer, c->agent[0] ? " agent " : "",
+		c->agent, why);
+	conn_close(in, c, sw_close_reason__name(r));
 }
 
 struct sw_ingest *sw_ingest__new(const struct sw_ingest_opts *opts, struct sw_store *store)
@@ -121,6 +165,10 @@ struct sw_ingest *sw_ingest__new(const struct sw_ingest_opts *opts, struct sw_st
 	in->epfd = -1;
 	in->store = store;
 	in->max_conns = opts->max_conns ? opts->max_conns : SW_INGEST_MAX_CONNS;
+	if (opts->limits)
+		in->lim = *opts->limits;
+	else
+		sw_conn_limits__default(&in->lim);
 	in->conns = calloc(in->max_conns, sizeof(*in->conns));
 	in->events = calloc(EVENTS_PER_WAKE, sizeof(*in->events));
 	if (!in->conns || !in->events) {
@@ -146,6 +194,7 @@ struct sw_ingest *sw_ingest__new(const struct sw_ingest_opts *opts, struct sw_st
 		err = errno;
 		goto cleanup;
 	}
+	in->listening = true;
 	return in;
 cleanup:
 	sw_ingest__free(in);
@@ -200,7 +249,9 @@ static void accept_all(struct sw_ingest *in)
 	size_t slot;
 	int fd;
 
-	for (int k = 0; k < ACCEPTS_PER_WAKE; k++) {
+	for (int k = 0; k < ACCEPTS_PER_WAKE && in->nconns < in->max_conns; k++) {
+		size_t same = 0;
+
 		sl = sizeof(ss);
 		fd = accept4(in->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -211,17 +262,23 @@ static void accept_all(struct sw_ingest *in)
 				sw_warn("cannot accept agents: %s; raise the fd limit (ulimit -n)",
 					strerror(errno));
 				in->accept_paused = true;
-				epoll_ctl(in->epfd, EPOLL_CTL_MOD, in->lfd,
-					  &(struct epoll_event){.events = 0,
-								.data.u32 = LISTENER_TAG});
 			}
 			return;
 		}
-		if (in->nconns >= in->max_conns) {
-			/* closing at once tells the agent to back off and retry;
-			 * leaving it in the backlog would look like a hang */
+		/* a walk of the slots: accepts are rare */
+		for (size_t i = 0; i < in->max_conns; i++)
+			same += in->conns[i].fd >= 0 && sw_peer__same(&in->conns[i].addr, &ss);
+		if (same >= in->lim.max_per_peer) {
+			char peer[64];
+
+			/* One address must not take every slot; its others
+			 * are closed at once, so that they retry later. */
+			peer_name(&ss, peer, sizeof(peer));
 			close(fd);
-			atomic_fetch_add_explicit(&in->n_refused, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&in->n_closed[SW_CLOSE_PER_PEER], 1,
+						  memory_order_relaxed);
+			sw_warn("closing connection from %s: %zu connections from that address "
+				"already (--max-per-peer)", peer, same);
 			continue;
 		}
 		/* below max_conns there is a free slot; the hint makes the
@@ -243,6 +300,8 @@ static void accept_all(struct sw_ingest *in)
 			continue;
 		}
 		c->fd = fd;
+		c->addr = ss;
+		sw_conn_clock__start(&c->clk, sw_mono_ns());
 		peer_name(&ss, c->peer, sizeof(c->peer));
 		in->nconns++;
 		atomic_fetch_add_explicit(&in->n_accepted, 1, memory_order_relaxed);
@@ -283,6 +342,18 @@ static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 		}
 		frames = 0; /* on_batch counts them, before applying each */
 		r = sw_decoder__commit(c->dec, (size_t)n, on_batch, &bc, &frames);
+		if (r == SW_BAD_NONE) {
+			size_t held = sw_decoder__pending(c->dec);
+
+			sw_conn_clock__read(&c->clk, sw_mono_ns(), frames, held);
+			if (held >= c->pending)
+				atomic_fetch_add_explicit(&in->frame_bytes, held - c->pending,
+							  memory_order_relaxed);
+			else
+				atomic_fetch_sub_explicit(&in->frame_bytes, c->pending - held,
+							  memory_order_relaxed);
+			c->pending = held;
+		}
 		if (r != SW_BAD_NONE) {
 			atomic_fetch_add_explicit(&in->n_bad[r], 1, memory_order_relaxed);
 			sw_warn("closing connection from %s: bad frame (%s)", c->peer,
@@ -293,17 +364,85 @@ static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 	}
 }
 
+/* Closes the connections whose deadline has passed; returns the earliest
+ * deadline still to come (UINT64_MAX: none). */
+static uint64_t close_overdue(struct sw_ingest *in, uint64_t now)
+{
+	uint64_t next = UINT64_MAX, at;
+	enum sw_close_reason r;
+
+	for (size_t i = 0; i < in->max_conns; i++) {
+		struct sw_conn *c = &in->conns[i];
+
+		if (c->fd < 0)
+			continue;
+		r = sw_conn_clock__due(&c->clk, &in->lim, now, &at);
+		if (r != SW_CLOSE__COUNT)
+			conn_close_for(in, c, r, now);
+		else if (at < next)
+			next = at;
+	}
+	return next;
+}
+
+/* Over the budget for unfinished frames: the connection that holds the
+ * most goes, which is an agent's only when everyone is honest and the
+ * budget too small for them (then raise --frame-memory). */
+static void enforce_frame_memory(struct sw_ingest *in, uint64_t now)
+{
+	while (atomic_load_explicit(&in->frame_bytes, memory_order_relaxed) > in->lim.frame_memory) {
+		struct sw_conn *big = NULL;
+
+		for (size_t i = 0; i < in->max_conns; i++)
+			if (in->conns[i].fd >= 0 && (!big || in->conns[i].pending > big->pending))
+				big = &in->conns[i];
+		if (!big || !big->pending)
+			return;
+		conn_close_for(in, big, SW_CLOSE_MEMORY, now);
+	}
+}
+
+/* The listener in the epoll set or out of it: out while at the cap (a new
+ * agent then waits in the kernel's backlog, connected, and is accepted as
+ * soon as a slot frees, instead of being accepted and closed over and
+ * over) and for one round after accept() ran out of fds. */
+static void listener_want(struct sw_ingest *in, bool want)
+{
+	if (want == in->listening)
+		return;
+	epoll_ctl(in->epfd, EPOLL_CTL_MOD, in->lfd,
+		  &(struct epoll_event){.events = want ? EPOLLIN : 0, .data.u32 = LISTENER_TAG});
+	in->listening = want;
+}
+
 int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *sigmask)
 {
 	bool accept_ready = false;
+	uint64_t now, next;
 	int n;
 
-	if (in->accept_paused) {
-		/* a round without accepting, now poll the listener again */
-		in->accept_paused = false;
-		epoll_ctl(in->epfd, EPOLL_CTL_MOD, in->lfd,
-			  &(struct epoll_event){.events = EPOLLIN, .data.u32 = LISTENER_TAG});
+	/* deadlines first: what they close frees slots for this round */
+	now = sw_mono_ns();
+	next = close_overdue(in, now);
+	/* wake up for the next deadline, rounded up to the millisecond */
+	if (next != UINT64_MAX) {
+		uint64_t ms = (next - now + 999999) / 1000000;
+
+		if (timeout_ms < 0 || ms < (uint64_t)timeout_ms)
+			timeout_ms = ms > INT_MAX ? INT_MAX : (int)ms;
 	}
+	if (in->nconns >= in->max_conns) {
+		if (!in->at_cap) {
+			atomic_fetch_add_explicit(&in->n_paused, 1, memory_order_relaxed);
+			sw_warn("%zu agent connections, the cap: not accepting more until one "
+				"closes", in->nconns);
+		}
+		in->at_cap = true;
+	} else {
+		in->at_cap = false;
+	}
+	listener_want(in, !in->accept_paused && !in->at_cap);
+	in->accept_paused = false;
 	n = epoll_pwait(in->epfd, in->events, EVENTS_PER_WAKE, timeout_ms < 0 ? -1 : timeout_ms,
 			sigmask);
 	if (n < 0)
@@ -316,8 +455,9 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 		else if (tag < in->max_conns && in->conns[tag].fd >= 0)
 			conn_read(in, &in->conns[tag]);
 	}
+	enforce_frame_memory(in, sw_mono_ns());
 	/* after reading, so that slots closed this round count as free */
-	if (accept_ready)
+	if (accept_ready && in->nconns < in->max_conns)
 		accept_all(in);
 	return 0;
 }
@@ -333,4 +473,8 @@ void sw_ingest__stats(const struct sw_ingest *in, struct sw_ingest_stats *out)
 	out->frames = atomic_load_explicit(&in->n_frames, memory_order_relaxed);
 	for (int r = 0; r < SW_BAD__COUNT; r++)
 		out->bad[r] = atomic_load_explicit(&in->n_bad[r], memory_order_relaxed);
+	for (int r = 0; r < SW_CLOSE__COUNT; r++)
+		out->closed[r] = atomic_load_explicit(&in->n_closed[r], memory_order_relaxed);
+	out->accept_paused = atomic_load_explicit(&in->n_paused, memory_order_relaxed);
+	out->frame_bytes = atomic_load_explicit(&in->frame_bytes, memory_order_relaxed);
 }

@@ -9,28 +9,38 @@
 #define SW_COLLECTOR_LISTENER_H
 
 #include "store.h"
+#include "conn_limits.h"
 #include "decoder.h"
 #include "net.h"
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* 256 agents is a large fleet for one collector; each may hold a 4 MiB
- * frame buffer while a big frame arrives, so the cap bounds memory too.
- * The default of --max-connections. */
+/* 256 agents is a large fleet for one collector; the default of
+ * --max-connections. At the cap the listener stops accepting (agents wait
+ * in the kernel's backlog) rather than accept and close; unfinished frames
+ * are bounded by --frame-memory over all of them. */
 #define SW_INGEST_MAX_CONNS 256
 
 struct sw_ingest_opts {
 	const struct sw_addr *listen;
 	size_t max_conns; /* 0: SW_INGEST_MAX_CONNS */
+	/* deadlines, per-peer cap and frame memory (conn_limits.h); NULL: the
+	 * defaults */
+	const struct sw_conn_limits *limits;
 };
 
 struct sw_ingest_stats {
 	uint64_t connections; /* open now */
 	uint64_t accepted;
-	uint64_t refused; /* over max_conns */
+	uint64_t refused; /* closed at accept: no memory for a decoder */
 	uint64_t frames;
 	uint64_t bad[SW_BAD__COUNT];
+	uint64_t closed[SW_CLOSE__COUNT]; /* by the collector's own rules */
+	uint64_t accept_paused; /* times the listener stopped accepting at the cap */
+	uint64_t frame_bytes;	/* bytes of unfinished frames held now */
+	/* not the listener's, filled in by http.c for the same section */
+	uint64_t http_header_timeouts, http_refused, http_too_many_args, log_suppressed;
 };
 
 struct sw_ingest;

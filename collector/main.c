@@ -49,6 +49,19 @@ static void usage(FILE *f)
 	    "      --max-incidents N    incidents kept for /api/incidents (default 1000)\n"
 	    "      --max-connections N  agents connected at once (default 256, at most 65536);\n"
 	    "                           raises the open-file limit to fit when it can\n"
+	    "      --handshake-timeout SEC  close an agent connection without a complete\n"
+	    "                           frame SEC s after connecting (default 30)\n"
+	    "      --frame-timeout SEC  close one whose started frame is not complete in\n"
+	    "                           SEC s (default 30)\n"
+	    "      --idle-timeout SEC   close one without a frame for SEC s (default 120;\n"
+	    "                           keep it above the agents' --interval)\n"
+	    "      --max-per-peer N     agent connections from one address (default 16)\n"
+	    "      --frame-memory MIB   unfinished frames held over all agents (default 64)\n"
+	    "      --http-max-connections N  HTTP connections in all (default 1024)\n"
+	    "      --http-max-per-ip N  HTTP connections from one address (default 16)\n"
+	    "      --http-header-timeout SEC  close an HTTP connection that sent part of a\n"
+	    "                           request but not all of it SEC s after connecting\n"
+	    "                           or after its last reply (default 10)\n"
 	    "  -v, --verbose            log connections; twice for more\n"
 	    "  -h, --help               this text\n"
 	    "\n"
@@ -63,18 +76,19 @@ static void usage(FILE *f)
 	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
 }
 
-/* Listener, HTTP server, its connections, logs: what is open besides agents. */
+/* Listener, HTTP server, logs: what is open besides agents and HTTP clients. */
 #define FD_RESERVE 64
 
 /*
- * Every agent is a socket: a soft RLIMIT_NOFILE of 1024 (systemd's and most
- * shells' default) would refuse agents long before --max-connections with
- * EMFILE. Raise the soft limit up to the hard one, which any process may;
- * past the hard limit only the admin can help, so say how.
+ * Every agent and HTTP client is a socket: a soft RLIMIT_NOFILE of 1024
+ * (systemd's and most shells' default) would refuse agents long before
+ * --max-connections with EMFILE. Raise the soft limit up to the hard one,
+ * which any process may; past the hard limit only the admin can help, so
+ * say how.
  */
-static void fit_nofile(size_t max_conns)
+static void fit_nofile(size_t agents, size_t http)
 {
-	rlim_t need = (rlim_t)max_conns + FD_RESERVE;
+	rlim_t need = (rlim_t)(agents + http) + FD_RESERVE;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
@@ -82,10 +96,10 @@ static void fit_nofile(size_t max_conns)
 	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
 	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= need)
 		return;
-	sw_warn("--max-connections %zu needs %llu open files, the hard limit is %llu: agents past "
-		"about %llu will be refused; raise it (ulimit -Hn, systemd LimitNOFILE=)",
-		max_conns, (unsigned long long)need, (unsigned long long)rl.rlim_max,
-		rl.rlim_max > FD_RESERVE ? (unsigned long long)(rl.rlim_max - FD_RESERVE) : 0ull);
+	sw_warn("--max-connections %zu and --http-max-connections %zu need %llu open files, the "
+		"hard limit is %llu: connections past it will be refused; raise it (ulimit -Hn, "
+		"systemd LimitNOFILE=) or lower them",
+		agents, http, (unsigned long long)need, (unsigned long long)rl.rlim_max);
 }
 
 /* Positive integers only: "--max-loops 0" or "10k" is a mistake to report. */
@@ -112,13 +126,33 @@ static int parse_count(const char *opt, const char *s, size_t *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_MAX_LOOPS = 256, OPT_MAX_INCIDENTS, OPT_MAX_CONNS };
+	enum {
+		OPT_MAX_LOOPS = 256,
+		OPT_MAX_INCIDENTS,
+		OPT_MAX_CONNS,
+		OPT_HANDSHAKE_TIMEOUT,
+		OPT_FRAME_TIMEOUT,
+		OPT_IDLE_TIMEOUT,
+		OPT_MAX_PER_PEER,
+		OPT_FRAME_MEMORY,
+		OPT_HTTP_MAX_CONNS,
+		OPT_HTTP_PER_IP,
+		OPT_HTTP_HEADER_TIMEOUT,
+	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
 	    {"http", required_argument, NULL, 'H'},
 	    {"max-loops", required_argument, NULL, OPT_MAX_LOOPS},
 	    {"max-incidents", required_argument, NULL, OPT_MAX_INCIDENTS},
 	    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+	    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+	    {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"max-per-peer", required_argument, NULL, OPT_MAX_PER_PEER},
+	    {"frame-memory", required_argument, NULL, OPT_FRAME_MEMORY},
+	    {"http-max-connections", required_argument, NULL, OPT_HTTP_MAX_CONNS},
+	    {"http-max-per-ip", required_argument, NULL, OPT_HTTP_PER_IP},
+	    {"http-header-timeout", required_argument, NULL, OPT_HTTP_HEADER_TIMEOUT},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -127,6 +161,9 @@ int main(int argc, char **argv)
 	struct sw_store_opts so = {.max_loops = 1024, .max_incidents = 1000};
 	struct sw_addr listen_a, http_a;
 	struct sw_ingest_opts io = {0};
+	struct sw_http_opts ho = {0};
+	struct sw_conn_limits lim;
+	size_t v;
 	struct sw_store *store = NULL;
 	struct sw_ingest *in = NULL;
 	struct sw_http *http = NULL;
@@ -135,6 +172,7 @@ int main(int argc, char **argv)
 	uint64_t last_tick = 0, now;
 	int c, err = 0, verbose = 0;
 
+	sw_conn_limits__default(&lim);
 	while ((c = getopt_long(argc, argv, "l:H:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -155,6 +193,46 @@ int main(int argc, char **argv)
 			/* 65536: each is a socket and a slot; far past one fleet */
 			if (parse_range("--max-connections", optarg, 65536, &io.max_conns))
 				return 2;
+			break;
+		/* seconds, counts and MiB: parse_count's 1..2^24 fits each */
+		case OPT_HANDSHAKE_TIMEOUT:
+			if (parse_count("--handshake-timeout", optarg, &v))
+				return 2;
+			lim.handshake_ns = (uint64_t)v * SW_NS_PER_SEC;
+			break;
+		case OPT_FRAME_TIMEOUT:
+			if (parse_count("--frame-timeout", optarg, &v))
+				return 2;
+			lim.frame_ns = (uint64_t)v * SW_NS_PER_SEC;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			if (parse_count("--idle-timeout", optarg, &v))
+				return 2;
+			lim.idle_ns = (uint64_t)v * SW_NS_PER_SEC;
+			break;
+		case OPT_MAX_PER_PEER:
+			if (parse_count("--max-per-peer", optarg, &lim.max_per_peer))
+				return 2;
+			break;
+		case OPT_FRAME_MEMORY:
+			if (parse_count("--frame-memory", optarg, &v))
+				return 2;
+			lim.frame_memory = v << 20;
+			break;
+		case OPT_HTTP_MAX_CONNS:
+			if (parse_count("--http-max-connections", optarg, &v))
+				return 2;
+			ho.max_conns = (unsigned int)v;
+			break;
+		case OPT_HTTP_PER_IP:
+			if (parse_count("--http-max-per-ip", optarg, &v))
+				return 2;
+			ho.per_ip = (unsigned int)v;
+			break;
+		case OPT_HTTP_HEADER_TIMEOUT:
+			if (parse_count("--http-header-timeout", optarg, &v))
+				return 2;
+			ho.header_timeout_sec = (unsigned int)v;
 			break;
 		case 'v':
 			verbose++;
@@ -222,8 +300,10 @@ int main(int argc, char **argv)
 			strerror(errno));
 		goto cleanup;
 	}
-	fit_nofile(io.max_conns ? io.max_conns : SW_INGEST_MAX_CONNS);
+	fit_nofile(io.max_conns ? io.max_conns : SW_INGEST_MAX_CONNS,
+		   ho.max_conns ? ho.max_conns : SW_HTTP_MAX_CONNS);
 	io.listen = &listen_a;
+	io.limits = &lim;
 	in = sw_ingest__new(&io, store);
 	if (!in) {
 		err = -errno;
@@ -233,7 +313,7 @@ int main(int argc, char **argv)
 			listen_a.text, strerror(errno));
 		goto cleanup;
 	}
-	http = sw_http__new(&http_a, store, in);
+	http = sw_http__new(&http_a, store, in, &ho);
 	if (!http) {
 		err = -errno;
 		fprintf(stderr,
@@ -254,11 +334,15 @@ int main(int argc, char **argv)
 		now = sw_mono_ns();
 		if (now - last_tick >= TICK_MS * 1000000ull) {
 			sw_store__tick(store, now);
+			sw_http__sweep(http, now);
+			/* the count of a flood that stopped, not only at its next line */
+			sw_log__flush(false);
 			last_tick = now;
 		}
 	}
 	sw_info("exiting on signal");
 cleanup:
+	sw_log__flush(true);
 	/* HTTP first: its thread reads the store and the ingest counters */
 	sw_http__free(http);
 	sw_ingest__free(in);

@@ -29,7 +29,8 @@
 	X(py_frames_failed, "Python stack reads that gave no frames (chain changed, bad memory, unsupported)") \
 	X(gil_map_full, "GIL waits not counted: the BPF GIL thread or holder map was full")  \
 	X(gil_holder_unknown, "GIL holder samples whose thread could not be named")            \
-	X(gil_samples_late, "GIL holder samples taken over a period late (the agent short of CPU: hold shares less sure)")
+	X(gil_samples_late, "GIL holder samples taken over a period late (the agent short of CPU: hold shares less sure)") \
+	X(log_suppressed, "Log lines the agent did not write: over 20 a second from one place in its code")
 
 enum sw_health_id {
 #define SW_HEALTH_ENUM(name, help) SW_HEALTH_##name,

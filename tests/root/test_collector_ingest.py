@@ -295,8 +295,9 @@ def main():
 
 
 def check_max_connections():
-    """--max-connections reaches the listener: the third agent of two allowed
-    is refused and counted, the first two stay."""
+    """--max-connections reaches the listener: of three agents with two
+    allowed, the third waits in the kernel's backlog (the listener stops
+    accepting at the cap, counted), and is accepted once a slot frees."""
     lport, hport = free_port(), free_port()
     p = subprocess.Popen([BIN, "--listen", "127.0.0.1:%d" % lport, "--http", "127.0.0.1:%d" % hport,
                           "--max-connections", "2"], stderr=subprocess.PIPE, text=True)
@@ -305,11 +306,20 @@ def check_max_connections():
         wait_for("collector up", lambda: _try(lambda: http_get(hport, "/healthz")[0] == 200))
         for _ in range(3):
             socks.append(socket.create_connection(("127.0.0.1", lport)))
-        wait_for("one refused", lambda: metric(http_get(hport, "/metrics")[1],
-                 "stallwatch_collector_connections_refused_total") == 1)
+        wait_for("the cap reached", lambda: metric(http_get(hport, "/metrics")[1],
+                 "stallwatch_collector_accept_paused_total") == 1)
         text = http_get(hport, "/metrics")[1]
         assert metric(text, "stallwatch_collector_connections") == 2, text
-        assert sum(peer_closed(s, 0.5) for s in socks) == 1
+        assert metric(text, "stallwatch_collector_connections_refused_total") == 0, text
+        # none was accepted and closed: all three are still connected
+        assert sum(peer_closed(s, 0.3) for s in socks) == 0
+        # the third's frame, sent while it waits, is read once a slot frees
+        socks[-1].sendall(frame(batch(1, "cap-host", 77)))
+        time.sleep(0.3)
+        assert metric(http_get(hport, "/metrics")[1], "stallwatch_collector_frames_total") == 0
+        socks.pop(0).close()
+        wait_for("the third accepted and read", lambda: metric(
+            http_get(hport, "/metrics")[1], "stallwatch_collector_frames_total") == 1)
     finally:
         for s in socks:
             s.close()

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -289,6 +290,15 @@ static void spin(struct sw_ingest *in, int rounds)
 		cr_assert_eq(sw_ingest__run_once(in, 20, NULL), 0);
 }
 
+/* Nothing to read within 200 ms: the collector left it open (a shorter
+ * wait than closed_by_peer's, for the many connections that must stay). */
+static int still_open(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, 200) == 0;
+}
+
 /* The peer's end is closed when recv() says EOF (or reset). */
 static int closed_by_peer(int fd)
 {
@@ -358,7 +368,10 @@ Test(listener, bad_peer_does_not_disturb_good_one)
 	sw_store__free(s);
 }
 
-Test(listener, connection_cap_refuses_and_counts)
+/* At the cap the listener stops accepting: the next agent waits in the
+ * backlog, connected, and is taken as soon as a slot frees (issue 9: an
+ * accept-and-close loop locked a real agent out for 28 s). */
+Test(listener, connection_cap_waits_in_backlog)
 {
 	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
 	struct sw_store *s = sw_store__new(&so);
@@ -368,6 +381,8 @@ Test(listener, connection_cap_refuses_and_counts)
 	struct sw_addr a;
 	const char *why;
 	int c1, c2;
+	uint8_t *f;
+	size_t n;
 
 	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
 	io = (struct sw_ingest_opts){.listen = &a, .max_conns = 1};
@@ -376,13 +391,135 @@ Test(listener, connection_cap_refuses_and_counts)
 	c1 = connect_to(sw_ingest__port(in));
 	spin(in, 2);
 	c2 = connect_to(sw_ingest__port(in));
-	spin(in, 2);
-	cr_assert(closed_by_peer(c2));
+	f = good_frame(1, 1, &n);
+	cr_assert_eq(write(c2, f, n), (ssize_t)n); /* into the backlog's socket */
+	free(f);
+	spin(in, 3);
+	cr_assert(still_open(c2));
 	sw_ingest__stats(in, &st);
 	cr_assert_eq(st.connections, 1);
-	cr_assert_eq(st.refused, 1);
+	cr_assert_eq(st.refused, 0);
+	cr_assert_eq(st.accept_paused, 1);
+	cr_assert_eq(st.frames, 0);
 	close(c1);
+	spin(in, 3);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.connections, 1);
+	cr_assert_eq(st.frames, 1, "the waiting agent's frame arrives once a slot frees");
+	cr_assert(still_open(c2));
 	close(c2);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
+Test(listener, per_peer_cap_closes_and_counts)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	struct sw_conn_limits lim;
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int c[3];
+
+	sw_conn_limits__default(&lim);
+	lim.max_per_peer = 2;
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a, .limits = &lim};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	for (int i = 0; i < 3; i++) {
+		c[i] = connect_to(sw_ingest__port(in));
+		spin(in, 2);
+	}
+	cr_assert(still_open(c[0]));
+	cr_assert(still_open(c[1]));
+	cr_assert(closed_by_peer(c[2]));
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.connections, 2);
+	cr_assert_eq(st.closed[SW_CLOSE_PER_PEER], 1);
+	for (int i = 0; i < 3; i++)
+		close(c[i]);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
+/* A silent connection is closed at the handshake deadline and counted. */
+Test(listener, silent_peer_closed_at_handshake_deadline)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	struct sw_conn_limits lim;
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int c1;
+
+	sw_conn_limits__default(&lim);
+	lim.handshake_ns = 1; /* due at the next round */
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a, .limits = &lim};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	c1 = connect_to(sw_ingest__port(in));
+	spin(in, 3);
+	cr_assert(closed_by_peer(c1));
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.connections, 0);
+	cr_assert_eq(st.closed[SW_CLOSE_HANDSHAKE], 1);
+	close(c1);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
+/* Past --frame-memory the connection holding the most unfinished bytes
+ * goes; a smaller one stays. */
+Test(listener, frame_memory_budget_closes_the_largest)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	uint8_t hdr[8] = {'S', 'W', 1, 0, 0, 1, 0, 0}; /* 64 KiB announced */
+	static uint8_t body[4096];
+	struct sw_conn_limits lim;
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int small, big;
+
+	sw_conn_limits__default(&lim);
+	lim.frame_memory = 2048;
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a, .limits = &lim};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	small = connect_to(sw_ingest__port(in));
+	big = connect_to(sw_ingest__port(in));
+	spin(in, 2);
+	cr_assert_eq(write(small, hdr, 8), 8);
+	cr_assert_eq(write(small, body, 500), 500);
+	spin(in, 2);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.frame_bytes, 508);
+	cr_assert_eq(write(big, hdr, 8), 8);
+	cr_assert_eq(write(big, body, sizeof(body)), (ssize_t)sizeof(body));
+	spin(in, 3);
+	cr_assert(closed_by_peer(big));
+	cr_assert(still_open(small));
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_MEMORY], 1);
+	cr_assert_eq(st.connections, 1);
+	cr_assert_eq(st.frame_bytes, 508, "what the closed one held is given back");
+	close(small);
+	close(big);
+	spin(in, 2);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.frame_bytes, 0);
 	sw_ingest__free(in);
 	sw_store__free(s);
 }
