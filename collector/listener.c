@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* accept4, ppoll */
 #include "listener.h"
 #include "clock.h"
+#include "frame.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include "utf8.h"
 #include <arpa/inet.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +27,13 @@ struct sw_conn {
 	struct sw_decoder *dec;
 	char agent[SW_NAME_LEN]; /* "" until the first batch names it */
 	char peer[64];
+	/* Acks (Hello.acks): the seq to acknowledge, whether it is still to
+	 * be sent, and the rest of one the socket took only part of */
+	bool acks;
+	bool ack_due;
+	uint64_t ack_seq;
+	uint8_t ack_buf[SW_ACK_FRAME_MAX];
+	uint8_t ack_len, ack_off;
 };
 
 struct sw_ingest {
@@ -53,7 +62,7 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 	struct sw_conn *c = bc->c;
 	const char *id = c->peer;
 	char name[SW_NAME_LEN];
-	uint64_t now = sw_mono_ns();
+	uint64_t now = sw_mono_ns(), ack;
 	int rc;
 
 	/* counted before it is applied: a scrape in between must not see its
@@ -74,9 +83,56 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 			return;
 		}
 		memcpy(c->agent, name, sizeof(c->agent));
+		c->acks = b->hello && b->hello->acks;
 		sw_info("agent %s connected from %s", c->agent, c->peer);
 	}
-	sw_store__apply(bc->in->store, c->agent, b, now);
+	/* acknowledged once applied: the agent may then forget the batch.
+	 * The hello batch (seq 0) is acknowledged too, with what the store
+	 * held before it, so the agent learns this collector acks. */
+	if (sw_store__apply_ack(bc->in->store, c->agent, b, now, &ack) == 0 && c->acks &&
+	    (ack > c->ack_seq || b->hello)) {
+		c->ack_seq = ack > c->ack_seq ? ack : c->ack_seq;
+		c->ack_due = true;
+	}
+}
+
+/*
+ * Send the connection's ack, coalesced: one per read of batches, whatever
+ * their number. Never waits: a socket that is full (an agent that does not
+ * read) drops it, the next one supersedes it; only the rest of an ack the
+ * socket took in part is kept, since a cut frame would corrupt the stream.
+ */
+static void conn_ack(struct sw_conn *c)
+{
+	ssize_t n;
+
+	if (c->fd < 0)
+		return;
+again:
+	if (c->ack_off == c->ack_len) {
+		if (!c->ack_due)
+			return;
+		c->ack_len = (uint8_t)sw_frame_ack_encode(c->ack_seq, c->ack_buf);
+		c->ack_off = 0;
+		c->ack_due = false;
+	}
+	while (c->ack_off < c->ack_len) {
+		n = send(c->fd, c->ack_buf + c->ack_off, c->ack_len - c->ack_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (c->ack_off == 0) {
+				/* not a byte out: no frame to finish, drop it */
+				c->ack_len = 0;
+				c->ack_due = true; /* resent with the next read */
+			}
+			return; /* errors show on the next read */
+		}
+		c->ack_off += (uint8_t)n;
+	}
+	if (c->ack_due)
+		goto again; /* a newer one came while the last was cut short */
 }
 
 static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
@@ -263,7 +319,9 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 	in->accept_paused = false;
 	for (i = 0; i < in->nconns; i++) {
 		in->pfds[i + 1].fd = in->conns[i].fd;
-		in->pfds[i + 1].events = POLLIN;
+		/* POLLOUT only to finish an ack cut short by a full socket */
+		in->pfds[i + 1].events =
+		    POLLIN | (in->conns[i].ack_off < in->conns[i].ack_len ? POLLOUT : 0);
 		in->pfds[i + 1].revents = 0;
 	}
 	n = in->nconns;
@@ -271,8 +329,10 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 	if (rc < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (i = 0; i < n; i++)
-		if (in->pfds[i + 1].revents)
+		if (in->pfds[i + 1].revents) {
 			conn_read(in, &in->conns[i]);
+			conn_ack(&in->conns[i]);
+		}
 	/* drop closed slots before accepting, so they count as free */
 	for (i = 0, j = 0; i < in->nconns; i++)
 		if (in->conns[i].fd >= 0)
