@@ -278,6 +278,7 @@ static void on_ack(struct sw_stream *s, uint64_t seq)
 	struct frame *f, *next;
 
 	s->acking = true;
+	s->legacy = false; /* late, but it acks: keep frames until acked again */
 	if (seq > s->acked)
 		s->acked = seq;
 	for (f = s->head; f; f = next) {
@@ -326,7 +327,7 @@ static void check_legacy(struct sw_stream *s, uint64_t now_ns)
 {
 	struct frame *f, *next;
 
-	if (s->acking || s->legacy || now_ns - s->conn_ns < ACK_WAIT_NS)
+	if (s->acking || s->legacy || now_ns < s->conn_ns + ACK_WAIT_NS)
 		return;
 	s->legacy = true;
 	if (!s->legacy_warned)
