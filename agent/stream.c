@@ -437,6 +437,18 @@ void sw_stream__drain(struct sw_stream *s, int timeout_ms)
 		if (pending(s))
 			usleep(10000);
 	}
+	if (pending(s)) {
+		size_t n = 0, inc = 0;
+
+		for (struct frame *f = s->head; f; f = f->next) {
+			n++;
+			inc += f->incidents;
+		}
+		/* the last health line is out already: say it here */
+		sw_warn("collector %s: %zu batches (%zu incidents) not acknowledged at exit; "
+			"those not applied already are lost",
+			s->hostport, n, inc);
+	}
 }
 
 void sw_stream__stats(const struct sw_stream *s, struct sw_stream_stats *st)

@@ -6,7 +6,8 @@ A real agent streams a real Node process that blocks its loop on command
 (tests/workloads/node_block_cmd.js) to the collector of the build dir, and
 the collector is taken away as an operator or a crash would:
 
-  kill          SIGKILL, blocks while it is down, started again
+  kill          SIGSTOP, blocks (their batches written into its socket,
+                never read), SIGKILL, blocks while it is down, started again
   kill_evict    the same with --buffer-kb 64 and a burst of blocks while
                 it is down: the agent must evict, and count it
   stop          SIGSTOP for 10 s with blocks meanwhile, then SIGCONT
@@ -101,6 +102,16 @@ class Case:
                                                  sorted(self.printed() - self.held() - self.old),
                                                  self.describe()))
 
+    def wait_written(self):
+        """The batches of every incident printed so far are written: two
+        health lines after the last incident line (the agent flushes and
+        writes once per interval, after its lines)."""
+        objs = self.agent.out.all()
+        last = max(i for i, o in enumerate(objs) if o.get("kind") == "incident")
+        ok = wait_for(lambda: sum(1 for o in self.agent.out.all()[last + 1:]
+                                  if o.get("kind") == "health") >= 2, 30)
+        self.tc.assertTrue(ok, "no health lines after the incidents\n" + self.describe())
+
     def snapshot_and(self, sig):
         """Everything applied so far is held (and so acknowledged or about
         to be: no incident can be applied after this): remember it, then
@@ -168,11 +179,32 @@ class StreamLoss(unittest.TestCase):
         return c, fig, down
 
     def test_kill(self):
-        c, fig, down = self.outage(signal.SIGKILL)
+        # Killed with batches in its socket buffer: the kernel took them
+        # (before acks, that was "sent"), the collector never read them.
+        c = self.case()
+        c.blocks(3)
+        c.snapshot_and(signal.SIGSTOP)
+        try:
+            c.blocks(3)
+            c.wait_written()
+            in_flight = c.printed() - c.old
+        finally:
+            c.col.p.send_signal(signal.SIGKILL)
+            c.col.p.wait(timeout=20)
+        c.blocks(2)  # while nobody listens
+        down = c.printed() - c.old - in_flight
+        c.restart()
+        c.blocks(2)
+        fig = c.account()
         self.assertEqual(fig["lost"], 0, fig)
         self.assertEqual(fig["evicted_batches"], 0, fig)
+        self.assertLessEqual(in_flight, c.held(), "the batches in the killed collector's "
+                             "socket must be resent to the new one")
         self.assertLessEqual(down, c.held(), "the blocks during the outage must reach the "
                              "restarted collector")
+        ok = wait_for(lambda: c.health().get("batches_resent", 0) >= len(in_flight), 30)
+        self.assertTrue(ok, "resent %s, in flight %d" % (c.health().get("batches_resent"),
+                                                         len(in_flight)))
 
     def test_kill_evict(self):
         # 64 KiB hold about 60 batches of this workload (one per incident
