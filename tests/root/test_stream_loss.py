@@ -135,6 +135,10 @@ class Case:
                     and h.get("stream_dropped_batches", -1) == self.counter(
                         "stallwatch_collector_batches_gap_total"))
         ok = wait_for(balanced, SETTLE_S, step=0.5)
+        # for the record: the agent's counters of after the reconnect (its
+        # health line lags by up to an interval; balanced() holds anyway)
+        n = len(self.agent.lines("health"))
+        wait_for(lambda: len(self.agent.lines("health")) >= n + 2, 10)
         h = self.health()
         a, new = self.printed(), self.held()
         c = new | self.old
