@@ -38,6 +38,16 @@ BLOCK_MS = 80
 SETTLE_S = 120  # generous: the agent's reconnect backoff reaches 30 s
 
 
+def hello_frame(agent_id):
+    """A frame holding a Batch with only a Hello (hand-encoded: field 2,
+    Hello.agent_id field 1), so that a filler is a handshaken agent that
+    stays idle, not a stray socket a handshake deadline would cut."""
+    aid = agent_id.encode()
+    hello = bytes([0x0A, len(aid)]) + aid
+    batch = bytes([0x12, len(hello)]) + hello
+    return b"SW\x01\x00" + len(batch).to_bytes(4, "big") + batch
+
+
 def keys(objs):
     return {(o["pid"], o["tid"], o["start_ns"]) for o in objs}
 
@@ -253,6 +263,7 @@ class StreamLoss(unittest.TestCase):
                 s = socket.socket()
                 s.bind(("127.0.%d.%d" % (1 + k // 250, 1 + k % 250), 0))
                 s.connect(("127.0.0.1", c.listen))
+                s.sendall(hello_frame("filler-%d" % k))
                 held_sockets.append(s)
             ok = wait_for(lambda: c.counter("stallwatch_collector_connections") >= 256, 30)
             self.assertTrue(ok, "the idle sockets did not fill the cap")
