@@ -454,8 +454,11 @@ static void health_extra(struct sw_stream *stream, struct lastwords *lw, struct 
 	sw_stream__stats(stream, &st);
 	h->v[SW_HEALTH_stream_dropped_batches] = st.dropped_batches;
 	h->v[SW_HEALTH_stream_dropped_bytes] = st.dropped_bytes;
+	h->v[SW_HEALTH_stream_dropped_incidents] = st.dropped_incidents;
 	h->v[SW_HEALTH_reconnects] = st.reconnects;
 	h->v[SW_HEALTH_batches_sent] = st.batches_sent;
+	h->v[SW_HEALTH_batches_resent] = st.batches_resent;
+	h->v[SW_HEALTH_batches_acked] = st.batches_acked;
 }
 
 int main(int argc, char **argv)

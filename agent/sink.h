@@ -53,10 +53,13 @@ struct sw_sink *sw_sink_json__new(FILE *out);
  * batch, re-sent first on every connection, is kept current.
  */
 struct sw_sink_frames {
-	/* both take ownership of frame */
+	/* all take ownership of frame */
 	void (*queue)(void *ctx, uint8_t *frame, size_t len);
 	void (*set_hello)(void *ctx, uint8_t *frame, size_t len);
 	void *ctx;
+	/* optional, used instead of queue: the batch's seq and its final
+	 * incidents, what the stream counts if it has to evict the batch */
+	void (*queue_seq)(void *ctx, uint64_t seq, uint32_t incidents, uint8_t *frame, size_t len);
 };
 struct sw_sink *sw_sink_proto__new(const struct sw_sink_frames *out, uint64_t threshold_ns,
 				   int64_t mono_to_unix_ns);

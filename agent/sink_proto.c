@@ -17,6 +17,10 @@ struct sink_proto {
 	uint64_t threshold_ns;
 	int64_t mono_to_unix_ns;
 	uint64_t seq;
+	/* constant for the run: the collector tells runs under one id apart */
+	uint64_t start_unix_ns;
+	uint64_t acked;		  /* the highest seq a collector acknowledged */
+	struct sw_stream *stream; /* with a stream: acks are read, hello built */
 	/* pending batch */
 	Stallwatch__V1__ProcessInfo **procs;
 	size_t n_procs;
@@ -199,7 +203,10 @@ static void update_hello(struct sink_proto *p)
 	h.agent_id = id;
 	h.hostname = host;
 	h.version = SW_VERSION;
-	h.start_unix_ns = sw_realtime_ns();
+	h.start_unix_ns = p->start_unix_ns;
+	/* the stream reads acks and resends: dedup by seq is safe for it */
+	h.acks = p->stream != NULL;
+	h.acked_seq = p->acked;
 	h.threshold_ms = (uint32_t)(p->threshold_ns / 1000000);
 	h.mono_to_unix_ns = (uint64_t)p->mono_to_unix_ns;
 	b.hello = &h;
@@ -568,6 +575,7 @@ static void proto_flush(struct sw_sink *s)
 	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
 	uint8_t *buf, *frame;
 	size_t len, flen;
+	uint32_t nfinal = 0;
 
 	if (!p->n_procs && !p->n_loops && !p->n_incs && !p->n_mems && !p->n_gils && !p->have_health)
 		return;
@@ -591,10 +599,14 @@ static void proto_flush(struct sw_sink *s)
 		goto out;
 	}
 	stallwatch__v1__batch__pack(&b, buf);
-	if (sw_frame_encode(buf, len, true, &frame, &flen) == 0)
-		p->out.queue(p->out.ctx, frame, flen);
-	else
+	for (size_t i = 0; i < p->n_incs; i++)
+		nfinal += !p->incs[i]->ongoing;
+	if (sw_frame_encode(buf, len, true, &frame, &flen) != 0)
 		p->lost++;
+	else if (p->out.queue_seq)
+		p->out.queue_seq(p->out.ctx, b.seq, nfinal, frame, flen);
+	else
+		p->out.queue(p->out.ctx, frame, flen);
 	free(buf);
 out:
 	clear_pending(p);
@@ -607,6 +619,8 @@ static void proto_free(struct sw_sink *s)
 {
 	struct sink_proto *p = (struct sink_proto *)s;
 
+	if (p->stream)
+		sw_stream__set_hello_fn(p->stream, NULL, NULL);
 	clear_pending(p);
 	free(p->procs);
 	free(p->loops);
@@ -643,6 +657,7 @@ struct sw_sink *sw_sink_proto__new(const struct sw_sink_frames *out, uint64_t th
 	p->out = *out;
 	p->threshold_ns = threshold_ns;
 	p->mono_to_unix_ns = mono_to_unix_ns;
+	p->start_unix_ns = sw_realtime_ns();
 	p->procs = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->procs));
 	p->loops = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->loops));
 	p->incs = calloc(SW_BATCH_MAX_ITEMS, sizeof(*p->incs));
@@ -665,6 +680,21 @@ static void stream_set_hello(void *ctx, uint8_t *frame, size_t len)
 	sw_stream__set_hello(ctx, frame, len);
 }
 
+static void stream_queue_seq(void *ctx, uint64_t seq, uint32_t incidents, uint8_t *frame,
+			     size_t len)
+{
+	sw_stream__queue_seq(ctx, seq, incidents, frame, len);
+}
+
+/* At each connection: the hello with what was acknowledged so far. */
+static void stream_hello(void *ctx, uint64_t acked_seq)
+{
+	struct sink_proto *p = ctx;
+
+	p->acked = acked_seq;
+	update_hello(p);
+}
+
 struct sw_sink *sw_sink_proto__new_stream(struct sw_stream *stream, uint64_t threshold_ns,
 					  int64_t mono_to_unix_ns)
 {
@@ -672,7 +702,14 @@ struct sw_sink *sw_sink_proto__new_stream(struct sw_stream *stream, uint64_t thr
 	    .queue = stream_queue,
 	    .set_hello = stream_set_hello,
 	    .ctx = stream,
+	    .queue_seq = stream_queue_seq,
 	};
+	struct sw_sink *s = sw_sink_proto__new(&out, threshold_ns, mono_to_unix_ns);
+	struct sink_proto *p = (struct sink_proto *)s;
 
-	return sw_sink_proto__new(&out, threshold_ns, mono_to_unix_ns);
+	if (!s)
+		return NULL;
+	p->stream = stream;
+	sw_stream__set_hello_fn(stream, stream_hello, p);
+	return s;
 }

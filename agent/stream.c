@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +13,32 @@
 #include <time.h>
 #include <unistd.h>
 #include "clock.h"
+#include "frame.h"
 #include "log.h"
 #include "stream.h"
 
 #define BACKOFF_MIN_NS 500000000ull    /* 0.5 s */
 #define BACKOFF_MAX_NS 30000000000ull  /* 30 s */
+/* A collector that has not acknowledged the hello by then is taken for one
+ * that never acks (an older one): its batches count as delivered once
+ * written, as they did before acks. Far above a round trip, even to a
+ * loaded collector. */
+#define ACK_WAIT_NS 10000000000ull     /* 10 s */
 
+/*
+ * The buffer, oldest first: frames written on this connection and not yet
+ * acknowledged, then `cur`, the next to write (cur_off bytes of it out),
+ * and the frames after it. A numbered frame (seq > 0) stays until an ack
+ * covers its seq; after a reconnect every one left is written again, in
+ * order. An unnumbered one is forgotten once written.
+ */
 struct frame {
-	struct frame *next;
+	struct frame *prev, *next;
 	uint8_t *data;
 	size_t len;
+	uint64_t seq;
+	uint32_t incidents;
+	bool written; /* on this connection or an earlier one */
 };
 
 struct sw_stream {
@@ -39,9 +56,18 @@ struct sw_stream {
 	size_t hello_len;
 	int hello_pending;
 	size_t hello_off;
-	struct frame *head, *tail;
-	size_t head_off; /* bytes of head already written */
+	sw_stream_hello_fn hello_fn;
+	void *hello_ctx;
+	struct frame *head, *tail, *cur;
+	size_t cur_off; /* bytes of cur already written */
 	size_t bytes, max_bytes;
+	/* acks: of this connection (acking: one came; legacy: none came in
+	 * time), and the highest of the agent's run, from any connection */
+	bool acking, legacy, legacy_warned;
+	uint64_t conn_ns;
+	uint64_t acked;
+	uint8_t rx[4 * SW_ACK_FRAME_MAX];
+	size_t rx_len;
 	struct sw_stream_stats st;
 };
 
@@ -95,7 +121,12 @@ static void disconnect(struct sw_stream *s, const char *why, int e)
 	s->warned = 1;
 	s->fd = -1;
 	s->connected = s->connecting = 0;
-	s->head_off = 0; /* a partly sent frame is resent whole on the next connection */
+	/* everything not acknowledged goes again, whole and in order, on the
+	 * next connection; the collector drops what it had applied */
+	s->cur = s->head;
+	s->cur_off = 0;
+	s->acking = s->legacy = false;
+	s->rx_len = 0;
 	s->next_try_ns = sw_mono_ns() + s->backoff_ns;
 	s->backoff_ns = s->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : s->backoff_ns * 2;
 }
@@ -111,9 +142,14 @@ static void on_connected(struct sw_stream *s)
 		s->st.reconnects++; /* the first connection is not a reconnection */
 	s->ever_connected = 1;
 	s->backoff_ns = BACKOFF_MIN_NS;
-	s->hello_pending = s->hello != NULL;
+	s->conn_ns = sw_mono_ns();
 	s->hello_off = 0;
-	s->head_off = 0;
+	/* the hello carries what was acknowledged so far: built now */
+	if (s->hello_fn)
+		s->hello_fn(s->hello_ctx, s->acked);
+	s->hello_pending = s->hello != NULL;
+	s->cur = s->head;
+	s->cur_off = 0;
 }
 
 static void try_connect(struct sw_stream *s)
@@ -146,7 +182,7 @@ static void free_frame(struct frame *f)
 void sw_stream__set_hello(struct sw_stream *s, uint8_t *frame, size_t len)
 {
 	/* replacing it mid-send would corrupt the stream: finish the old one */
-	if (s->connected && s->hello_pending && s->hello_off > 0) {
+	if (s->connected && s->hello_pending && s->hello_off > 0 && s->hello_off < s->hello_len) {
 		free(frame);
 		return;
 	}
@@ -156,43 +192,152 @@ void sw_stream__set_hello(struct sw_stream *s, uint8_t *frame, size_t len)
 	s->hello_off = 0;
 }
 
-void sw_stream__queue(struct sw_stream *s, uint8_t *data, size_t len)
+void sw_stream__set_hello_fn(struct sw_stream *s, sw_stream_hello_fn fn, void *ctx)
 {
-	struct frame *f = malloc(sizeof(*f));
+	s->hello_fn = fn;
+	s->hello_ctx = ctx;
+}
+
+static void unlink_frame(struct sw_stream *s, struct frame *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		s->head = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	else
+		s->tail = f->prev;
+	if (s->cur == f) {
+		s->cur = f->next;
+		s->cur_off = 0;
+	}
+	s->bytes -= f->len;
+	free_frame(f);
+}
+
+/*
+ * Over the bound: evict the oldest frame never written, counted. A frame
+ * already written may have been applied (its ack lost or still coming):
+ * evicting it would make the count a guess, so it stays until an ack or a
+ * resend settles it. Those were all admitted under the bound, so the
+ * buffer stays within it but for the frame just queued.
+ */
+static void evict(struct sw_stream *s)
+{
+	struct frame *f = s->head, *next;
+
+	while (s->bytes > s->max_bytes && f) {
+		next = f->next;
+		if (!f->written && !(f == s->cur && s->cur_off > 0)) {
+			s->st.dropped_batches++;
+			s->st.dropped_bytes += f->len;
+			s->st.dropped_incidents += f->incidents;
+			unlink_frame(s, f);
+		}
+		f = next;
+	}
+}
+
+void sw_stream__queue_seq(struct sw_stream *s, uint64_t seq, uint32_t incidents, uint8_t *data,
+			  size_t len)
+{
+	struct frame *f = calloc(1, sizeof(*f));
 
 	if (!f) {
 		free(data);
 		s->st.dropped_batches++;
 		s->st.dropped_bytes += len;
+		s->st.dropped_incidents += incidents;
 		return;
 	}
-	f->next = NULL;
 	f->data = data;
 	f->len = len;
+	f->seq = seq;
+	f->incidents = incidents;
+	f->prev = s->tail;
 	if (s->tail)
 		s->tail->next = f;
 	else
 		s->head = f;
 	s->tail = f;
+	if (!s->cur)
+		s->cur = f;
 	s->bytes += len;
-	/* evict oldest first, but never the frame being written */
-	while (s->bytes > s->max_bytes && s->head &&
-	       (s->head_off == 0 ? s->head != f : s->head->next != NULL)) {
-		struct frame *victim;
+	evict(s);
+}
 
-		if (s->head_off == 0) {
-			victim = s->head;
-			s->head = victim->next;
-		} else {
-			victim = s->head->next;
-			s->head->next = victim->next;
-		}
-		if (s->tail == victim)
-			s->tail = s->head;
-		s->bytes -= victim->len;
-		s->st.dropped_batches++;
-		s->st.dropped_bytes += victim->len;
-		free_frame(victim);
+void sw_stream__queue(struct sw_stream *s, uint8_t *data, size_t len)
+{
+	sw_stream__queue_seq(s, 0, 0, data, len);
+}
+
+/* The collector applied every batch up to seq (or counted it as a gap). */
+static void on_ack(struct sw_stream *s, uint64_t seq)
+{
+	struct frame *f, *next;
+
+	s->acking = true;
+	s->legacy = false; /* late, but it acks: keep frames until acked again */
+	if (seq > s->acked)
+		s->acked = seq;
+	for (f = s->head; f; f = next) {
+		next = f->next;
+		if (!f->seq)
+			continue;
+		if (f->seq > s->acked)
+			break; /* in seq order */
+		if (f == s->cur && s->cur_off > 0)
+			continue; /* part written: finished, then freed below */
+		s->st.batches_acked++;
+		unlink_frame(s, f);
+	}
+}
+
+/* Read what the collector sent: acks only. 0, or -1 when disconnected. */
+static int read_acks(struct sw_stream *s)
+{
+	uint64_t seq = 0;
+	size_t used;
+	ssize_t n;
+
+	n = recv(s->fd, s->rx + s->rx_len, sizeof(s->rx) - s->rx_len, MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		disconnect(s, "closed the connection", n == 0 ? ECONNRESET : errno);
+		return -1;
+	}
+	if (n <= 0)
+		return 0;
+	s->rx_len += (size_t)n;
+	if (sw_frame_ack_parse(s->rx, s->rx_len, &seq, &used)) {
+		disconnect(s, "sent bytes that are no acknowledgement", EPROTO);
+		return -1;
+	}
+	if (!used)
+		return 0;
+	memmove(s->rx, s->rx + used, s->rx_len - used);
+	s->rx_len -= used;
+	on_ack(s, seq);
+	return 0;
+}
+
+/* No ack since the hello: a collector that never acks. Its batches count as
+ * delivered once written (written before: forgotten now), as before acks. */
+static void check_legacy(struct sw_stream *s, uint64_t now_ns)
+{
+	struct frame *f, *next;
+
+	if (s->acking || s->legacy || now_ns < s->conn_ns + ACK_WAIT_NS)
+		return;
+	s->legacy = true;
+	if (!s->legacy_warned)
+		sw_warn("collector %s sends no acknowledgements (an older collector?): batches "
+			"count as delivered once written, and one it loses is not counted",
+			s->hostport);
+	s->legacy_warned = true;
+	for (f = s->head; f && f != s->cur; f = next) {
+		next = f->next;
+		unlink_frame(s, f);
 	}
 }
 
@@ -220,7 +365,6 @@ void sw_stream__service(struct sw_stream *s, uint64_t now_ns)
 	struct pollfd pfd;
 	int rc, soerr = 0;
 	socklen_t sl = sizeof(soerr);
-	char probe;
 
 	if (s->fd < 0) {
 		if (now_ns < s->next_try_ns)
@@ -241,44 +385,69 @@ void sw_stream__service(struct sw_stream *s, uint64_t now_ns)
 		}
 		on_connected(s);
 	}
-	/* the collector never talks back; a readable socket means EOF or reset */
-	rc = (int)recv(s->fd, &probe, 1, MSG_DONTWAIT | MSG_PEEK);
-	if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-		disconnect(s, "closed the connection", rc == 0 ? ECONNRESET : errno);
+	/* one non-blocking read per call, as the EOF probe it replaces was:
+	 * acks, or EOF and reset */
+	if (read_acks(s))
 		return;
-	}
+	check_legacy(s, now_ns);
 	if (s->hello_pending) {
 		rc = write_some(s, s->hello, s->hello_len, &s->hello_off);
 		if (rc)
 			return;
 		s->hello_pending = 0;
 	}
-	while (s->head) {
-		struct frame *f = s->head;
+	while (s->cur) {
+		struct frame *f = s->cur;
 
-		rc = write_some(s, f->data, f->len, &s->head_off);
+		rc = write_some(s, f->data, f->len, &s->cur_off);
 		if (rc)
 			return;
-		s->head = f->next;
-		if (!s->head)
-			s->tail = NULL;
-		s->bytes -= f->len;
-		s->head_off = 0;
+		s->cur = f->next;
+		s->cur_off = 0;
 		s->st.batches_sent++;
-		free_frame(f);
+		if (f->written)
+			s->st.batches_resent++;
+		f->written = true;
+		/* unnumbered, or for a collector that never acks: delivered as
+		 * far as we can know; or acknowledged while it was written */
+		if (!f->seq || s->legacy) {
+			unlink_frame(s, f);
+		} else if (f->seq <= s->acked) {
+			s->st.batches_acked++;
+			unlink_frame(s, f);
+		}
 	}
+}
+
+/* Something left to do: a frame to write, or (to a collector that acks)
+ * one to hear back about. */
+static bool pending(const struct sw_stream *s)
+{
+	return s->cur || s->hello_pending || (s->acking && s->head);
 }
 
 void sw_stream__drain(struct sw_stream *s, int timeout_ms)
 {
 	uint64_t end = sw_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 
-	while ((s->head || s->hello_pending) && sw_mono_ns() < end) {
+	while (pending(s) && sw_mono_ns() < end) {
 		if (s->fd < 0 && s->next_try_ns > end)
 			break;
 		sw_stream__service(s, sw_mono_ns());
-		if (s->head || s->hello_pending)
+		if (pending(s))
 			usleep(10000);
+	}
+	if (pending(s)) {
+		size_t n = 0, inc = 0;
+
+		for (struct frame *f = s->head; f; f = f->next) {
+			n++;
+			inc += f->incidents;
+		}
+		/* the last health line is out already: say it here */
+		sw_warn("collector %s: %zu batches (%zu incidents) not acknowledged at exit; "
+			"those not applied already are lost",
+			s->hostport, n, inc);
 	}
 }
 
@@ -286,7 +455,9 @@ void sw_stream__stats(const struct sw_stream *s, struct sw_stream_stats *st)
 {
 	*st = s->st;
 	st->connected = s->connected;
-	/* what is still queued is not dropped yet, but would be lost at exit */
+	st->acked_seq = s->acked;
+	/* what is still buffered is not dropped yet, but would be lost at exit */
+	st->buffered_bytes = s->bytes;
 }
 
 void sw_stream__free(struct sw_stream *s)

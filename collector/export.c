@@ -849,6 +849,10 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 	put_family(b, "stallwatch_collector_batches_gap_total", "counter",
 		   "Batches an agent evicted, seen as gaps in seq");
 	sw_buf__printf(b, "stallwatch_collector_batches_gap_total %" PRIu64 "\n", c.batches_gap);
+	put_family(b, "stallwatch_collector_batches_duplicate_total", "counter",
+		   "Batches an agent resent after a reconnect that were applied before: dropped");
+	sw_buf__printf(b, "stallwatch_collector_batches_duplicate_total %" PRIu64 "\n",
+		       c.batches_duplicate);
 }
 
 int sw_export__scrape(struct sw_store *s, const struct sw_ingest_stats *ingest, const char *who,

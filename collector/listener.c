@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* accept4 */
 #include "listener.h"
 #include "clock.h"
+#include "frame.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include "utf8.h"
 #include <arpa/inet.h>
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Reads per connection per wake-up: one agent with a backlog must not
@@ -32,6 +35,14 @@ struct sw_conn {
 	struct sockaddr_storage addr; /* for the per-peer cap */
 	struct sw_conn_clock clk;     /* its deadlines (conn_limits.h) */
 	size_t pending;		      /* bytes of its unfinished frame */
+	/* Acks (Hello.acks): the seq to acknowledge, whether it is still to
+	 * be sent, and the rest of one the socket took only part of */
+	bool acks;
+	bool ack_due;
+	uint64_t ack_seq;
+	uint8_t ack_buf[SW_ACK_FRAME_MAX];
+	uint8_t ack_len, ack_off;
+	bool want_out; /* EPOLLOUT in its epoll events: an ack to finish */
 };
 
 /*
@@ -73,7 +84,7 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 	struct sw_conn *c = bc->c;
 	const char *id = c->peer;
 	char name[SW_NAME_LEN];
-	uint64_t now = sw_mono_ns();
+	uint64_t now = sw_mono_ns(), ack;
 	int rc;
 
 	/* counted before it is applied: a scrape in between must not see its
@@ -94,9 +105,74 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 			return;
 		}
 		memcpy(c->agent, name, sizeof(c->agent));
+		c->acks = b->hello && b->hello->acks;
 		sw_info("agent %s connected from %s", c->agent, c->peer);
 	}
-	sw_store__apply(bc->in->store, c->agent, b, now);
+	/* acknowledged once applied: the agent may then forget the batch.
+	 * The hello batch (seq 0) is acknowledged too, with what the store
+	 * held before it, so the agent learns this collector acks. */
+	if (sw_store__apply_ack(bc->in->store, c->agent, b, now, &ack) == 0 && c->acks &&
+	    (ack > c->ack_seq || b->hello)) {
+		c->ack_seq = ack > c->ack_seq ? ack : c->ack_seq;
+		c->ack_due = true;
+	}
+}
+
+/*
+ * Send the connection's ack, coalesced: one per read of batches, whatever
+ * their number. Never waits: a socket that is full (an agent that does not
+ * read) drops it, the next one supersedes it; only the rest of an ack the
+ * socket took in part is kept, since a cut frame would corrupt the stream.
+ */
+static void conn_ack(struct sw_conn *c)
+{
+	ssize_t n;
+
+	if (c->fd < 0)
+		return;
+again:
+	if (c->ack_off == c->ack_len) {
+		if (!c->ack_due)
+			return;
+		c->ack_len = (uint8_t)sw_frame_ack_encode(c->ack_seq, c->ack_buf);
+		c->ack_off = 0;
+		c->ack_due = false;
+	}
+	while (c->ack_off < c->ack_len) {
+		n = send(c->fd, c->ack_buf + c->ack_off, c->ack_len - c->ack_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (c->ack_off == 0) {
+				/* not a byte out: no frame to finish, drop it */
+				c->ack_len = 0;
+				c->ack_due = true; /* resent with the next read */
+			}
+			return; /* errors show on the next read */
+		}
+		c->ack_off += (uint8_t)n;
+	}
+	if (c->ack_due)
+		goto again; /* a newer one came while the last was cut short */
+}
+
+/* The ack of slot k, and EPOLLOUT only while one is cut short by a full
+ * socket (one epoll_ctl when that changes, none otherwise). */
+static void conn_ack_io(struct sw_ingest *in, uint32_t k)
+{
+	struct sw_conn *c = &in->conns[k];
+	bool out;
+
+	conn_ack(c);
+	if (c->fd < 0)
+		return;
+	out = c->ack_off < c->ack_len;
+	if (out == c->want_out)
+		return;
+	epoll_ctl(in->epfd, EPOLL_CTL_MOD, c->fd,
+		  &(struct epoll_event){.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.u32 = k});
+	c->want_out = out;
 }
 
 static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
@@ -450,10 +526,12 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 	for (int i = 0; i < n; i++) {
 		uint32_t tag = in->events[i].data.u32;
 
-		if (tag == LISTENER_TAG)
+		if (tag == LISTENER_TAG) {
 			accept_ready = true;
-		else if (tag < in->max_conns && in->conns[tag].fd >= 0)
+		} else if (tag < in->max_conns && in->conns[tag].fd >= 0) {
 			conn_read(in, &in->conns[tag]);
+			conn_ack_io(in, tag);
+		}
 	}
 	enforce_frame_memory(in, sw_mono_ns());
 	/* after reading, so that slots closed this round count as free */

@@ -702,18 +702,34 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
 		    uint64_t now_ns)
 {
+	uint64_t ack;
+
+	return sw_store__apply_ack(s, id, b, now_ns, &ack);
+}
+
+int sw_store__apply_ack(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
+			uint64_t now_ns, uint64_t *ack)
+{
 	struct sw_agent *a;
 	int err = 0;
 
+	*ack = 0;
 	pthread_mutex_lock(&s->mu);
 	a = agent_find(s, id);
 	if (!a) {
 		err = -ENOENT;
 		goto cleanup;
 	}
-	s->ctr.batches++;
 	sw_agent__hello(a, b->hello);
-	/* seq 0 is proto3's "unset": an agent that does not number batches */
+	/* seq 0 is proto3's "unset": an agent that does not number batches,
+	 * or a hello batch (whose processes are meant to be applied again) */
+	if (b->seq && a->acks && a->have_seq && b->seq <= a->last_seq) {
+		/* resent after a reconnect, and applied before: its ack was lost */
+		s->ctr.batches_duplicate++;
+		*ack = a->last_seq;
+		goto cleanup;
+	}
+	s->ctr.batches++;
 	if (b->seq) {
 		if (a->have_seq && b->seq > a->last_seq + 1)
 			s->ctr.batches_gap += b->seq - a->last_seq - 1;
@@ -775,6 +791,8 @@ int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Ba
 				a->v.health[hid] = e->value;
 		}
 	}
+	if (a->acks)
+		*ack = a->last_seq;
 cleanup:
 	pthread_mutex_unlock(&s->mu);
 	return err;

@@ -253,6 +253,7 @@ struct sw_store_counters {
 	uint64_t incidents_dropped;
 	uint64_t batches_gap;
 	uint64_t batches;
+	uint64_t batches_duplicate; /* resent by an acking agent, applied before: dropped */
 };
 
 struct sw_store;
@@ -279,6 +280,15 @@ void sw_store__agent_down(struct sw_store *s, const char *id, uint64_t now_ns);
  */
 int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
 		    uint64_t now_ns);
+/*
+ * The same, for a connection that acknowledges (Hello.acks): a numbered
+ * batch at or below what this agent's run has had applied is dropped and
+ * counted (batches_duplicate), not applied twice. *ack is then the seq to
+ * acknowledge: the highest of the run known applied (or counted as a gap),
+ * 0 when the agent does not ack. Returns 0 or -ENOENT.
+ */
+int sw_store__apply_ack(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
+			uint64_t now_ns, uint64_t *ack);
 
 /* Remove the series of gone processes and agents that every scraper has
  * seen since they went, or that are stale for longer than the expiry. */

@@ -94,4 +94,18 @@ void sw_agent__hello(struct sw_agent *a, const Stallwatch__V1__Hello *h)
 		a->mono_to_unix_ns = h->mono_to_unix_ns;
 	if (h->threshold_ms)
 		a->threshold_ns = (uint64_t)h->threshold_ms * 1000000ull;
+	if (!h->acks)
+		return; /* an older agent: seq only ever counts gaps */
+	if (!a->acks || a->run_start_unix_ns != h->start_unix_ns) {
+		/* first sight of this run (a new agent, a collector restarted,
+		 * or a new run under a reused id): what a collector acked
+		 * before is handled; only the seqs above it can be gaps */
+		a->acks = true;
+		a->run_start_unix_ns = h->start_unix_ns;
+		a->last_seq = h->acked_seq;
+		a->have_seq = true;
+	} else if (h->acked_seq > a->last_seq) {
+		/* another collector applied those (one behind a balancer) */
+		a->last_seq = h->acked_seq;
+	}
 }

@@ -65,8 +65,12 @@ struct sw_agent {
 	unsigned int conns;
 	uint64_t mono_to_unix_ns; /* 0 while no Hello said */
 	uint64_t threshold_ns;	  /* the agent's blocked-loop threshold; 0 unknown */
-	uint64_t last_seq;
+	uint64_t last_seq; /* highest seq applied (or, with acks, known handled) */
 	bool have_seq;
+	/* the agent acks (Hello.acks): it resends, so a seq at or below
+	 * last_seq is a duplicate; run_start_unix_ns tells its runs apart */
+	bool acks;
+	uint64_t run_start_unix_ns;
 	uint64_t down_since_ns; /* 0 while connected */
 	uint64_t born;		/* order of first connection (store.c), to tell a newer agent */
 	uint64_t born_ns;	/* and its time */

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <zlib.h>
 #include "frame.h"
+#include "stallwatch.pb-c.h"
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -104,5 +105,47 @@ int sw_frame_payload(const struct sw_frame_hdr *h, const uint8_t *payload, const
 	*msg = raw;
 	*msg_len = raw_len;
 	*owned = true;
+	return 0;
+}
+
+size_t sw_frame_ack_encode(uint64_t seq, uint8_t out[SW_ACK_FRAME_MAX])
+{
+	Stallwatch__V1__Ack a = STALLWATCH__V1__ACK__INIT;
+	size_t len;
+
+	a.seq = seq;
+	/* 1 tag byte + up to 10 varint bytes: never more than the room */
+	len = stallwatch__v1__ack__pack(&a, out + SW_FRAME_HDR_LEN);
+	out[0] = 'S';
+	out[1] = 'W';
+	out[2] = SW_FRAME_VERSION;
+	out[3] = 0;
+	put_be32(out + 4, (uint32_t)len);
+	return SW_FRAME_HDR_LEN + len;
+}
+
+int sw_frame_ack_parse(const uint8_t *buf, size_t len, uint64_t *seq, size_t *used)
+{
+	struct sw_frame_hdr h;
+	size_t off = 0;
+
+	*used = 0;
+	while (len - off >= SW_FRAME_HDR_LEN) {
+		Stallwatch__V1__Ack *a;
+
+		if (sw_frame_parse_hdr(buf + off, &h) || h.flags ||
+		    h.len > SW_ACK_FRAME_MAX - SW_FRAME_HDR_LEN)
+			return -EBADMSG;
+		if (len - off < SW_FRAME_HDR_LEN + h.len)
+			break; /* the rest comes with the next read */
+		a = stallwatch__v1__ack__unpack(NULL, h.len, buf + off + SW_FRAME_HDR_LEN);
+		if (!a)
+			return -EBADMSG;
+		if (a->seq > *seq)
+			*seq = a->seq;
+		stallwatch__v1__ack__free_unpacked(a, NULL);
+		off += SW_FRAME_HDR_LEN + h.len;
+	}
+	*used = off;
 	return 0;
 }

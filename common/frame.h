@@ -10,6 +10,10 @@
  *                          compressed: u32 BE raw length + zlib stream
  *
  * Anything else closes the connection (the collector's bad-bytes rule).
+ *
+ * The other way, collector -> agent, the same framing carries Ack messages
+ * (never compressed, at most SW_ACK_FRAME_MAX bytes), and only to an agent
+ * whose Hello said it reads them (Hello.acks).
  */
 #ifndef SW_FRAME_H
 #define SW_FRAME_H
@@ -52,5 +56,19 @@ int sw_frame_parse_hdr(const uint8_t hdr[SW_FRAME_HDR_LEN], struct sw_frame_hdr 
  */
 int sw_frame_payload(const struct sw_frame_hdr *h, const uint8_t *payload, const uint8_t **msg,
 		     size_t *msg_len, bool *owned);
+
+/* An Ack frame: header + stallwatch.v1.Ack (a tag byte and a varint). */
+#define SW_ACK_FRAME_MAX (SW_FRAME_HDR_LEN + 11)
+
+/* Encode the Ack of seq into out; returns its length. */
+size_t sw_frame_ack_encode(uint64_t seq, uint8_t out[SW_ACK_FRAME_MAX]);
+
+/*
+ * Parse the Acks at the start of buf (len bytes): *seq gets the highest seq
+ * of the whole frames there (left alone when none), *used their bytes.
+ * Returns 0, or -EBADMSG for bytes that are no Ack frame (a peer that is
+ * not a stallwatch collector: the agent closes the connection).
+ */
+int sw_frame_ack_parse(const uint8_t *buf, size_t len, uint64_t *seq, size_t *used);
 
 #endif

@@ -20,8 +20,11 @@
 	X(lost_events, "Events lost for another reason (batch full, out of memory, unknown type)") \
 	X(stream_dropped_batches, "Batches the agent evicted while the collector was away")         \
 	X(stream_dropped_bytes, "Bytes of the batches the agent evicted")                           \
+	X(stream_dropped_incidents, "Final incidents in the batches the agent evicted")             \
 	X(reconnects, "Agent reconnections to the collector")                                       \
-	X(batches_sent, "Batches the agent handed to its socket")                                   \
+	X(batches_sent, "Batches the agent handed to its socket, resent ones again")                \
+	X(batches_resent, "Batches written again after a reconnect, their ack not received")       \
+	X(batches_acked, "Batches the collector acknowledged as applied")                           \
 	X(syscalls_dropped, "Syscalls of a busy stretch left out of its table (full: the shortest kinds give way)") \
 	X(stack_samples_lost, "Stack samples lost (ring buffer full, sleep slot reused)")           \
 	X(stack_copy_failed, "Stack samples whose registers or user stack could not be copied")     \

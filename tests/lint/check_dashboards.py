@@ -95,7 +95,8 @@ _add(EXITS, "stallwatch_process_exits_total")
 _add(AGENT, "stallwatch_agent_up")
 _add(COLLECTOR, """stallwatch_collector_connections stallwatch_collector_connections_refused_total
     stallwatch_collector_frames_total stallwatch_collector_incidents_dropped_total
-    stallwatch_collector_batches_gap_total stallwatch_collector_loops
+    stallwatch_collector_batches_gap_total stallwatch_collector_batches_duplicate_total
+    stallwatch_collector_loops
     stallwatch_collector_loops_limit stallwatch_collector_scrapers
     stallwatch_collector_duplicate_loops""")
 _add(COLLECTOR, "stallwatch_collector_bad_frames_total stallwatch_collector_series_dropped_total",

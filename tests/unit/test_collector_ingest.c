@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Frame reassembly and decoding, bad bytes by reason, the listener's caps. */
 #include "decoder.h"
+#include "frame.h"
 #include "listener.h"
 #include "test_collector_helpers.h"
 #include <arpa/inet.h>
@@ -9,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <string.h>
 #include <unistd.h>
 
 static int batches;
@@ -540,4 +542,131 @@ Test(listener, address_parsing)
 	cr_assert_eq(sw_addr__parse(":7470", &a, &why), -EINVAL);
 	cr_assert_eq(sw_addr__parse("::1:7470", &a, &why), -EINVAL);
 	cr_assert_eq(sw_addr__parse("no-such-host.invalid:7470", &a, &why), -EINVAL);
+}
+
+/* ---- acks over the connection (Hello.acks) ---- */
+
+static uint8_t *acking_frame(uint64_t seq, bool hello, bool acks, size_t *len)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__Hello h = STALLWATCH__V1__HELLO__INIT;
+	struct t_loop l;
+	Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+	uint8_t *f;
+
+	h.agent_id = "acker:1";
+	h.acks = acks;
+	h.start_unix_ns = 1234;
+	t_loop_init(&l, 1, 1, "node");
+	t_loop_add(&l, MS, 1);
+	b.seq = seq;
+	b.hello = hello ? &h : NULL;
+	b.loops = seq ? lp : NULL;
+	b.n_loops = seq ? 1 : 0;
+	f = t_frame(&b, 0, len);
+	cr_assert_not_null(f);
+	return f;
+}
+
+static void send_frames(int fd, const uint64_t *seqs, size_t n, bool acks)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		uint8_t *f = acking_frame(seqs[i], i == 0, acks, &len);
+
+		cr_assert_eq(write(fd, f, len), (ssize_t)len);
+		free(f);
+	}
+}
+
+/* Every ack that comes within the rounds; the highest, or -1 for none. */
+static int64_t read_acks(struct sw_ingest *in, int fd, int rounds)
+{
+	uint8_t buf[256];
+	size_t have = 0, used;
+	uint64_t seq = 0;
+	bool any = false;
+
+	for (int i = 0; i < rounds; i++) {
+		ssize_t r;
+
+		spin(in, 1);
+		r = recv(fd, buf + have, sizeof(buf) - have, MSG_DONTWAIT);
+		if (r <= 0)
+			continue;
+		have += (size_t)r;
+		cr_assert_eq(sw_frame_ack_parse(buf, have, &seq, &used), 0);
+		any |= used > 0;
+		memmove(buf, buf + used, have - used);
+		have -= used;
+	}
+	cr_assert_eq(have, 0, "a cut ack frame");
+	return any ? (int64_t)seq : -1;
+}
+
+Test(listener, acks_what_it_applied_and_drops_what_is_resent)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	struct sw_store_counters c;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	const uint64_t first[] = {0, 1, 2, 3}, again[] = {0, 2, 3, 4};
+	int fd;
+
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	fd = connect_to(sw_ingest__port(in));
+	spin(in, 2);
+	send_frames(fd, first, 4, true);
+	cr_assert_eq(read_acks(in, fd, 10), 3);
+	close(fd);
+	spin(in, 2);
+
+	/* the agent did not read that ack before the connection went: on the
+	 * next it resends 2 and 3, then 4 */
+	fd = connect_to(sw_ingest__port(in));
+	spin(in, 2);
+	send_frames(fd, again, 4, true);
+	cr_assert_eq(read_acks(in, fd, 10), 4);
+	sw_store__lock(s);
+	cr_assert_eq(sw_store__loop(s, 0)->iterations, 4, "2 and 3 are not applied twice");
+	sw_store__counters(s, &c);
+	sw_store__unlock(s);
+	cr_assert_eq(c.batches_duplicate, 2);
+	cr_assert_eq(c.batches_gap, 0);
+	close(fd);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
+Test(listener, an_agent_that_reads_no_acks_is_sent_none)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	const uint64_t seqs[] = {0, 1, 2};
+	int fd;
+
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	fd = connect_to(sw_ingest__port(in));
+	spin(in, 2);
+	send_frames(fd, seqs, 3, false);
+	cr_assert_eq(read_acks(in, fd, 10), -1);
+	sw_store__lock(s);
+	cr_assert_eq(sw_store__loop(s, 0)->iterations, 2);
+	sw_store__unlock(s);
+	close(fd);
+	sw_ingest__free(in);
+	sw_store__free(s);
 }

@@ -939,3 +939,129 @@ Test(store, exits_are_judged_again_and_counted_once)
 	cr_assert_eq(sw_store__nexit_rows(s), 3);
 	sw_store__unlock(s);
 }
+
+/* ---- acks: dedup by seq for an agent that resends (Hello.acks) ---- */
+
+static uint64_t apply_acked(const char *id, const Stallwatch__V1__Hello *h, uint64_t seq,
+			    uint64_t iterations)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	struct t_loop l;
+	Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+	uint64_t ack = ~0ull;
+
+	t_loop_init(&l, 7, 7, "node");
+	t_loop_add(&l, MS, iterations);
+	b.seq = seq;
+	b.hello = (Stallwatch__V1__Hello *)h;
+	b.loops = iterations ? lp : NULL;
+	b.n_loops = iterations ? 1 : 0;
+	cr_assert_eq(sw_store__apply_ack(s, id, &b, NOW, &ack), 0);
+	return ack;
+}
+
+static uint64_t iterations_of_pid7(void)
+{
+	uint64_t n = 0;
+
+	sw_store__lock(s);
+	for (size_t i = 0; i < sw_store__nloops(s); i++)
+		if (sw_store__loop(s, i)->pid == 7)
+			n += sw_store__loop(s, i)->iterations;
+	sw_store__unlock(s);
+	return n;
+}
+
+static Stallwatch__V1__Hello acking_hello(uint64_t start, uint64_t acked)
+{
+	Stallwatch__V1__Hello h = STALLWATCH__V1__HELLO__INIT;
+
+	h.agent_id = "h2:7";
+	h.hostname = "h2";
+	h.acks = true;
+	h.start_unix_ns = start;
+	h.acked_seq = acked;
+	return h;
+}
+
+Test(store, resent_batches_are_dropped_once_applied_and_acked_by_seq)
+{
+	Stallwatch__V1__Hello h = acking_hello(100, 0);
+	struct sw_store_counters c;
+
+	new_store(16, 16);
+	cr_assert_eq(sw_store__agent_up(s, "h2:7", &h, NOW), 0);
+	cr_assert_eq(apply_acked("h2:7", &h, 0, 0), 0, "the hello's ack: nothing applied yet");
+	cr_assert_eq(apply_acked("h2:7", NULL, 1, 1), 1);
+	cr_assert_eq(apply_acked("h2:7", NULL, 2, 1), 2);
+	cr_assert_eq(apply_acked("h2:7", NULL, 3, 1), 3);
+	cr_assert_eq(iterations_of_pid7(), 3);
+
+	/* the connection dropped before the ack of 2 and 3 arrived: on a new
+	 * one the agent resends them, then 4 */
+	sw_store__agent_down(s, "h2:7", NOW);
+	h = acking_hello(100, 1);
+	cr_assert_eq(sw_store__agent_up(s, "h2:7", &h, NOW), 0);
+	cr_assert_eq(apply_acked("h2:7", &h, 0, 0), 3, "the hello is acked with what was held");
+	cr_assert_eq(apply_acked("h2:7", NULL, 2, 1), 3);
+	cr_assert_eq(apply_acked("h2:7", NULL, 3, 1), 3);
+	cr_assert_eq(apply_acked("h2:7", NULL, 4, 1), 4);
+	cr_assert_eq(iterations_of_pid7(), 4, "a resent batch is not applied twice");
+	/* 5 and 6 evicted by the agent */
+	cr_assert_eq(apply_acked("h2:7", NULL, 7, 1), 7);
+	sw_store__counters(s, &c);
+	cr_assert_eq(c.batches_duplicate, 2);
+	cr_assert_eq(c.batches_gap, 2, "resends are no gaps, evictions are");
+}
+
+Test(store, a_restarted_collector_counts_gaps_above_what_the_agent_had_acked)
+{
+	Stallwatch__V1__Hello h = acking_hello(100, 7);
+	struct sw_store_counters c;
+
+	/* this collector never saw the run: 1..7 went to its previous life */
+	new_store(16, 16);
+	cr_assert_eq(sw_store__agent_up(s, "h2:7", &h, NOW), 0);
+	cr_assert_eq(apply_acked("h2:7", &h, 0, 0), 7);
+	cr_assert_eq(apply_acked("h2:7", NULL, 8, 1), 8, "resent, never applied here: applied");
+	cr_assert_eq(apply_acked("h2:7", NULL, 11, 1), 11); /* 9 and 10 evicted */
+	sw_store__counters(s, &c);
+	cr_assert_eq(c.batches_gap, 2);
+	cr_assert_eq(c.batches_duplicate, 0);
+	cr_assert_eq(iterations_of_pid7(), 2);
+}
+
+Test(store, a_new_run_under_the_same_id_starts_its_seq_afresh)
+{
+	Stallwatch__V1__Hello h = acking_hello(100, 0);
+	struct sw_store_counters c;
+
+	new_store(16, 16);
+	cr_assert_eq(sw_store__agent_up(s, "h2:7", &h, NOW), 0);
+	for (uint64_t q = 1; q <= 5; q++)
+		apply_acked("h2:7", NULL, q, 1);
+	sw_store__agent_down(s, "h2:7", NOW);
+	/* the agent restarted in its container: same pid, same id */
+	h = acking_hello(200, 0);
+	cr_assert_eq(sw_store__agent_up(s, "h2:7", &h, NOW), 0);
+	cr_assert_eq(apply_acked("h2:7", &h, 0, 0), 0);
+	cr_assert_eq(apply_acked("h2:7", NULL, 1, 1), 1);
+	sw_store__counters(s, &c);
+	cr_assert_eq(c.batches_duplicate, 0);
+	cr_assert_eq(c.batches_gap, 0);
+	cr_assert_eq(iterations_of_pid7(), 6);
+}
+
+Test(store, an_agent_without_acks_is_never_deduplicated)
+{
+	struct sw_store_counters c;
+
+	/* h1:42 said no acks (an older agent): its seq only counts gaps, and
+	 * a restart of it (seq from 1 again) must not be dropped */
+	new_store(16, 16);
+	cr_assert_eq(apply_acked("h1:42", NULL, 5, 1), 0, "no ack for an agent that reads none");
+	cr_assert_eq(apply_acked("h1:42", NULL, 1, 1), 0);
+	sw_store__counters(s, &c);
+	cr_assert_eq(c.batches_duplicate, 0);
+	cr_assert_eq(iterations_of_pid7(), 2);
+}

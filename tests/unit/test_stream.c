@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "frame.h"
 #include "stream.h"
 
 #define FRAME 1024
@@ -136,6 +137,172 @@ Test(stream, hello_first_then_the_newest_frames_in_order)
 	cr_assert_eq(st.dropped_batches, 12);
 	cr_assert_eq(st.batches_sent, 8);
 	cr_assert_eq(st.reconnects, 0, "the first connection is not a reconnection");
+	sw_stream__free(s);
+	close(cfd);
+	close(lfd);
+}
+
+/* ---- acks: what is not acknowledged is kept and resent, in order ---- */
+
+static int accept_within(int lfd, struct sw_stream *s)
+{
+	uint64_t deadline = mono_ns() + 10000000000ull; /* the backoff starts at 0.5 s */
+
+	while (mono_ns() < deadline) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+		sw_stream__service(s, mono_ns());
+		if (poll(&p, 1, 10) > 0)
+			return accept(lfd, NULL, NULL);
+	}
+	cr_assert_fail("the stream did not connect");
+	return -1;
+}
+
+/* Read n whole FRAME-sized frames, servicing the stream meanwhile; their
+ * first bytes (which say which frame each is) go to ids. */
+static void read_frames(int cfd, struct sw_stream *s, int *ids, int n)
+{
+	uint64_t deadline = mono_ns() + 5000000000ull;
+	uint8_t buf[FRAME];
+	size_t have = 0;
+	int got = 0;
+
+	while (got < n && mono_ns() < deadline) {
+		struct pollfd p = { .fd = cfd, .events = POLLIN };
+		ssize_t r;
+
+		sw_stream__service(s, mono_ns());
+		if (poll(&p, 1, 10) <= 0)
+			continue;
+		r = read(cfd, buf + have, FRAME - have);
+		cr_assert_gt(r, 0);
+		have += (size_t)r;
+		if (have < FRAME)
+			continue;
+		ids[got++] = buf[0];
+		have = 0;
+	}
+	cr_assert_eq(got, n, "received %d of %d frames", got, n);
+}
+
+static void ack(int cfd, uint64_t seq)
+{
+	uint8_t f[SW_ACK_FRAME_MAX];
+	size_t n = sw_frame_ack_encode(seq, f);
+
+	cr_assert_eq(write(cfd, f, n), (ssize_t)n);
+}
+
+/* Service until cond holds on the stats, or 5 s. */
+#define SERVICE_UNTIL(s, st, cond)                                                  \
+	do {                                                                        \
+		uint64_t end_ = mono_ns() + 5000000000ull;                          \
+		do {                                                                \
+			sw_stream__service(s, mono_ns());                           \
+			sw_stream__stats(s, &(st));                                 \
+			if (cond)                                                   \
+				break;                                              \
+			usleep(1000);                                               \
+		} while (mono_ns() < end_);                                         \
+		cr_assert(cond, "timed out waiting for " #cond);                    \
+	} while (0)
+
+Test(stream, unacknowledged_frames_are_resent_in_order_after_a_reconnect)
+{
+	char addr[64], err[256];
+	struct sw_stream_stats st;
+	struct sw_stream *s;
+	int port, lfd, cfd, ids[8];
+
+	lfd = listener(&port);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	s = sw_stream__new(addr, 64 * FRAME, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	sw_stream__set_hello(s, frame(0xee), FRAME);
+	for (int i = 1; i <= 5; i++)
+		sw_stream__queue_seq(s, (uint64_t)i, 1, frame(i), FRAME);
+	cfd = accept_within(lfd, s);
+	read_frames(cfd, s, ids, 6);
+	cr_assert_eq(ids[0], 0xee);
+	for (int i = 1; i <= 5; i++)
+		cr_assert_eq(ids[i], i);
+	ack(cfd, 3);
+	SERVICE_UNTIL(s, st, st.batches_acked == 3);
+	cr_assert_eq(st.acked_seq, 3);
+	cr_assert_eq(st.buffered_bytes, 2 * FRAME, "4 and 5 kept until acknowledged");
+
+	/* the collector goes away without acknowledging 4 and 5 */
+	close(cfd);
+	SERVICE_UNTIL(s, st, !st.connected);
+	sw_stream__queue_seq(s, 6, 1, frame(6), FRAME);
+	cfd = accept_within(lfd, s);
+	read_frames(cfd, s, ids, 4);
+	cr_assert_eq(ids[0], 0xee, "the hello first on every connection");
+	cr_assert_eq(ids[1], 4);
+	cr_assert_eq(ids[2], 5);
+	cr_assert_eq(ids[3], 6);
+	sw_stream__stats(s, &st);
+	cr_assert_eq(st.batches_resent, 2);
+	cr_assert_eq(st.dropped_batches, 0);
+	ack(cfd, 6);
+	SERVICE_UNTIL(s, st, st.buffered_bytes == 0);
+	cr_assert_eq(st.batches_acked, 6);
+	sw_stream__free(s);
+	close(cfd);
+	close(lfd);
+}
+
+Test(stream, eviction_takes_frames_never_written_and_counts_their_incidents)
+{
+	char addr[64], err[256];
+	struct sw_stream_stats st;
+	struct sw_stream *s;
+	int port, lfd, cfd, ids[8];
+
+	lfd = listener(&port);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	s = sw_stream__new(addr, 4 * FRAME, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	for (int i = 1; i <= 4; i++)
+		sw_stream__queue_seq(s, (uint64_t)i, 1, frame(i), FRAME);
+	cfd = accept_within(lfd, s);
+	read_frames(cfd, s, ids, 4);
+	ack(cfd, 0); /* the hello's ack: this collector acks, nothing applied yet */
+	SERVICE_UNTIL(s, st, st.acked_seq == 0 && st.batches_sent == 4);
+	/* 1..4 written, unacknowledged (applied, maybe): they stay, and the
+	 * new ones, never written, give way as they come */
+	for (int i = 5; i <= 8; i++)
+		sw_stream__queue_seq(s, (uint64_t)i, 2, frame(i), FRAME);
+	sw_stream__stats(s, &st);
+	cr_assert_eq(st.dropped_batches, 4);
+	cr_assert_eq(st.dropped_bytes, 4 * FRAME);
+	cr_assert_eq(st.dropped_incidents, 8);
+	ack(cfd, 4);
+	SERVICE_UNTIL(s, st, st.buffered_bytes == 0);
+	sw_stream__queue_seq(s, 9, 1, frame(9), FRAME);
+	read_frames(cfd, s, ids, 1);
+	cr_assert_eq(ids[0], 9, "after 4 comes 9: the collector sees 5..8 as a gap");
+	sw_stream__free(s);
+	close(cfd);
+	close(lfd);
+}
+
+Test(stream, bytes_that_are_no_ack_close_the_connection)
+{
+	char addr[64], err[256];
+	struct sw_stream_stats st;
+	struct sw_stream *s;
+	int port, lfd, cfd;
+
+	lfd = listener(&port);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	s = sw_stream__new(addr, 4 * FRAME, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	cfd = accept_within(lfd, s);
+	SERVICE_UNTIL(s, st, st.connected);
+	cr_assert_eq(write(cfd, "HTTP/1.1 400 Bad Request\r\n", 26), 26);
+	SERVICE_UNTIL(s, st, !st.connected);
 	sw_stream__free(s);
 	close(cfd);
 	close(lfd);
