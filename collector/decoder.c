@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "decoder.h"
+#include "budget.h" /* what a frame may cost before it is unpacked */
 #include "frame.h"
 #include "gil.h"       /* the bounds a GilSummary must keep */
 #include "histogram.h" /* the scheme sw_batch__validate checks against */
@@ -24,6 +25,9 @@ static const char *const bad_names[SW_BAD__COUNT] = {
     [SW_BAD_BUCKET] = "bad_bucket",
     [SW_BAD_NOMEM] = "no_memory",
     [SW_BAD_GIL] = "bad_gil",
+    [SW_BAD_TOO_MANY] = "too_many_elements",
+    [SW_BAD_STRING] = "string_too_long",
+    [SW_BAD_BUDGET] = "over_budget",
 };
 
 const char *sw_bad_reason__name(enum sw_bad_reason r)
@@ -132,11 +136,11 @@ static enum sw_bad_reason decode_one(const struct sw_frame_hdr *h, const uint8_t
 		return SW_BAD_NOMEM;
 	if (rc)
 		return SW_BAD_ZLIB;
-	b = stallwatch__v1__batch__unpack(NULL, mlen, msg);
+	b = sw_budget__unpack(msg, mlen, SW_BUDGET_MAX_ALLOC, NULL, &r);
 	if (owned)
 		free((void *)msg);
 	if (!b)
-		return SW_BAD_PROTOBUF;
+		return r;
 	r = sw_batch__validate(b);
 	if (r == SW_BAD_NONE && fn)
 		fn(ctx, b);
