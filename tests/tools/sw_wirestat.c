@@ -4,7 +4,7 @@
  * checking the decode budget (collector/budget.h, docs/RELIABILITY.md
  * "Hostile frames").
  *
- *   sw-wirestat FILE...
+ *   sw-wirestat [--no-budget] FILE...
  *
  * FILE holds frames back to back, as an agent sent them (a recording of
  * bench/ingest_load record, tests/root/record_agent_frames.py, or the fuzz
@@ -14,7 +14,9 @@
  * sw_store__apply (which holds the store lock for all of it) into a store
  * with the collector's default caps. Frames refused are counted by reason
  * and still walked, so a hostile frame's cost of refusal is measured too.
- * One JSON object per file on stdout.
+ * One JSON object per file on stdout. --no-budget unpacks as the collector
+ * did before the budget (protobuf-c unbounded, then sw_batch__validate):
+ * what a hostile frame cost then, lock time included.
  */
 #include "budget.h"
 #include "clock.h"
@@ -51,6 +53,8 @@ static uint8_t *slurp(const char *path, size_t *len)
 	fclose(f);
 	return buf;
 }
+
+static bool no_budget;
 
 static void stat_file(const char *path)
 {
@@ -95,7 +99,13 @@ static void stat_file(const char *path)
 		r = sw_budget__check(msg, mlen, &u);
 		t1 = sw_mono_ns();
 		check_ns = t1 - t0 > check_ns ? t1 - t0 : check_ns;
-		b = r == SW_BAD_NONE ? sw_budget__unpack(msg, mlen, SW_BUDGET_MAX_ALLOC, &u, &r) : NULL;
+		if (no_budget) {
+			b = stallwatch__v1__batch__unpack(NULL, mlen, msg);
+			r = b ? SW_BAD_NONE : SW_BAD_PROTOBUF;
+		} else {
+			b = r == SW_BAD_NONE ? sw_budget__unpack(msg, mlen, SW_BUDGET_MAX_ALLOC, &u, &r)
+					     : NULL;
+		}
 		t2 = sw_mono_ns();
 		unpack_ns = t2 - t1 > unpack_ns ? t2 - t1 : unpack_ns;
 		if (b && (r = sw_batch__validate(b)) == SW_BAD_NONE) {
@@ -145,11 +155,18 @@ static void stat_file(const char *path)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		fprintf(stderr, "usage: sw-wirestat FILE...  (frames back to back, as an agent sends them)\n");
+	int i = 1;
+
+	if (argc > 1 && !strcmp(argv[1], "--no-budget")) {
+		no_budget = true;
+		i++;
+	}
+	if (i >= argc) {
+		fprintf(stderr, "usage: sw-wirestat [--no-budget] FILE...  (frames back to back, as an "
+				"agent sends them)\n");
 		return 2;
 	}
-	for (int i = 1; i < argc; i++)
+	for (; i < argc; i++)
 		stat_file(argv[i]);
 	return 0;
 }
