@@ -222,12 +222,19 @@ static enum sw_bad_reason walk_msg(struct walk *w, const ProtobufCMessageDescrip
 			} else if (n > lim) {
 				return SW_BAD_TOO_MANY;
 			}
-		} else if (f->type == PROTOBUF_C_TYPE_MESSAGE && idx < MAX_FIELDS) {
+		} else if (idx < MAX_FIELDS && count[idx]++) {
 			/* protobuf merges a singular message given twice, and
 			 * protobuf-c merges the repeated fields inside by copying
 			 * them: quadratic in the number of copies. No encoder
 			 * sends one twice. */
-			if (count[idx]++)
+			if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+				return SW_BAD_TOO_MANY;
+			/* A scalar or string again (the last one wins): protobuf-c
+			 * holds a 32-byte scan slot for each until the message is
+			 * built, 256 MB for 16 MiB of "08 01". An element from the
+			 * second on: an encoder sends each once, a splice (bench
+			 * ingest_load's seq prefix) twice. */
+			if (++u->elements > SW_BUDGET_MAX_ELEMENTS)
 				return SW_BAD_TOO_MANY;
 		}
 

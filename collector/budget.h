@@ -17,7 +17,9 @@
  *   - every element (submessage, string, packed scalar, unknown field)
  *     against SW_BUDGET_MAX_ELEMENTS for the whole frame;
  *   - a singular submessage given more than once (protobuf merges them, and
- *     protobuf-c merges repeated fields inside by copying: quadratic);
+ *     protobuf-c merges repeated fields inside by copying: quadratic); a
+ *     singular scalar or string given again counts as an element (protobuf-c
+ *     holds a scan slot for every field it reads);
  *   - tags, wire types and lengths: a truncated varint, a length over its
  *     parent's end or a wire type the schema does not have is refused as
  *     bad_protobuf before unpack sees it.

@@ -68,6 +68,12 @@ def distinct_incidents():
     return zframe(raw), n
 
 
+def repeated_scalar():
+    """FRAME_MAX_RAW of "08 01", Batch.seq over and over: the last one wins,
+    after protobuf-c held a 32-byte scan slot for each (280 MB)."""
+    return zframe(f_uint(1, 1) * (FRAME_MAX_RAW // 2))
+
+
 def long_string():
     return zframe(f_bytes(2, f_bytes(1, "a" * (1 << 20))))
 
@@ -111,6 +117,7 @@ def frames():
         ("amplification-loops", amplification(4), "too_many_elements"),
         ("amplification-incidents", amplification(5), "too_many_elements"),
         ("distinct-incidents-%d" % n, dist, "too_many_elements"),
+        ("repeated-scalar", repeated_scalar(), "too_many_elements"),
         ("string-1mib", long_string(), "string_too_long"),
         ("unknown-300k", unknown_fields(), "too_many_elements"),
         ("worst-accepted-incidents", worst_accepted("worst-host", "incidents"), None),

@@ -193,6 +193,30 @@ Test(budget, singular_message_twice_refused)
 	free(hello.p);
 }
 
+Test(budget, singular_scalar_repeated_counts_as_elements)
+{
+	/* 16 MiB of "08 01" (Batch.seq again and again): 256 MB of protobuf-c
+	 * scan slots before the last one wins */
+	struct wbuf b = {0};
+	struct sw_budget_use u;
+
+	for (int i = 0; i < 2; i++) {
+		put_tag(&b, 1, 0);
+		put_varint(&b, 5);
+	}
+	cr_assert_eq(check(&b, &u), SW_BAD_NONE); /* a spliced seq: twice is fine */
+	cr_assert_eq(u.elements, 1);
+	for (uint32_t i = 1; i < SW_BUDGET_MAX_ELEMENTS; i++) {
+		put_tag(&b, 1, 0);
+		put_varint(&b, 5);
+	}
+	cr_assert_eq(check(&b, &u), SW_BAD_NONE);
+	put_tag(&b, 1, 0);
+	put_varint(&b, 5);
+	cr_assert_eq(check(&b, NULL), SW_BAD_TOO_MANY);
+	free(b.p);
+}
+
 Test(budget, string_limit)
 {
 	struct wbuf b = {0}, hello = {0};
