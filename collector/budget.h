@@ -6,13 +6,15 @@
  * protobuf-c's unpack allocates a C struct (100-400 bytes) for every
  * submessage, whatever its size on the wire: two bytes "22 00" (an empty
  * LoopSummary) become a ~200-byte struct, a pointer and a scan slot. 16 MiB
- * of them after zlib (16 KB on the wire) cost 1.6 GB and 3.5 s before
- * sw_batch__validate could refuse anything. So a frame's payload is first
- * walked on the wire format, against the schema of stallwatch.proto (read
- * from protobuf-c's own descriptors, so a new field is walked without a
- * change here), counting without allocating:
+ * of them after zlib (16 KB on the wire) cost 1.7 GB and 4 s (2.7 GB and
+ * 8 s as Incidents) before sw_batch__validate could refuse anything. So a
+ * frame's payload is first walked on the wire format, against the schema
+ * of stallwatch.proto (read from protobuf-c's own descriptors, so a new
+ * field is walked without a change here), counting without allocating:
  *   - each repeated field against its limit (sw_budget__limits()), per
  *     message: the agent's own bounds with a margin;
+ *   - the stack frame names of the whole frame against
+ *     SW_BUDGET_MAX_STACK_FRAMES (they cost most under the store lock);
  *   - every string and bytes field against SW_BUDGET_MAX_STRING;
  *   - every element (submessage, string, packed scalar, unknown field)
  *     against SW_BUDGET_MAX_ELEMENTS for the whole frame;
