@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "decoder.h"
+#include "budget.h" /* what a frame may cost before it is unpacked */
 #include "frame.h"
 #include "gil.h"       /* the bounds a GilSummary must keep */
 #include "histogram.h" /* the scheme sw_batch__validate checks against */
@@ -25,6 +26,9 @@ static const char *const bad_names[SW_BAD__COUNT] = {
     [SW_BAD_BUCKET] = "bad_bucket",
     [SW_BAD_NOMEM] = "no_memory",
     [SW_BAD_GIL] = "bad_gil",
+    [SW_BAD_TOO_MANY] = "too_many_elements",
+    [SW_BAD_STRING] = "string_too_long",
+    [SW_BAD_BUDGET] = "over_budget",
 };
 
 const char *sw_bad_reason__name(enum sw_bad_reason r)
@@ -149,6 +153,9 @@ struct arena_chunk {
 
 static __thread struct arena_chunk *arena;
 static __thread size_t arena_hint = ARENA_CHUNK;
+/* the decode budget's cap on what one unpack allocates (budget.h) */
+static __thread size_t arena_used;
+static __thread bool arena_over;
 
 static void *arena_alloc(void *unused, size_t size)
 {
@@ -161,6 +168,11 @@ static void *arena_alloc(void *unused, size_t size)
 	if (size > SIZE_MAX / 2)
 		return NULL;
 	size = (size + align - 1) & ~(align - 1);
+	if (arena_used + size > SW_BUDGET_MAX_ALLOC) {
+		arena_over = true;
+		return NULL;
+	}
+	arena_used += size;
 	if (!c || c->size - c->used < size) {
 		csize = size > arena_hint ? size : arena_hint;
 		n = malloc(sizeof(*n) + csize);
@@ -187,6 +199,8 @@ static void arena_reset(void)
 	struct arena_chunk *c = arena, *next;
 	size_t total = 0;
 
+	arena_used = 0;
+	arena_over = false;
 	if (c && !c->next && c->size <= ARENA_KEEP) {
 		c->used = 0;
 		return;
@@ -206,9 +220,21 @@ static ProtobufCAllocator arena_allocator = {
     .free = arena_free,
 };
 
-static Stallwatch__V1__Batch *batch_unpack(const uint8_t *msg, size_t len)
+/* The decode budget's walk first (budget.h: nothing is allocated for a
+ * frame it refuses), then the unpack, capped like sw_budget__unpack's. */
+static Stallwatch__V1__Batch *batch_unpack(const uint8_t *msg, size_t len, enum sw_bad_reason *why)
 {
-	return stallwatch__v1__batch__unpack(SW_DEC_ARENA ? &arena_allocator : NULL, len, msg);
+	Stallwatch__V1__Batch *b;
+
+	if (!SW_DEC_ARENA)
+		return sw_budget__unpack(msg, len, SW_BUDGET_MAX_ALLOC, NULL, why);
+	*why = sw_budget__check(msg, len, NULL);
+	if (*why != SW_BAD_NONE)
+		return NULL;
+	b = stallwatch__v1__batch__unpack(&arena_allocator, len, msg);
+	if (!b)
+		*why = arena_over ? SW_BAD_BUDGET : SW_BAD_PROTOBUF;
+	return b;
 }
 
 static void batch_free(Stallwatch__V1__Batch *b)
@@ -236,12 +262,12 @@ static enum sw_bad_reason decode_one(const struct sw_frame_hdr *h, const uint8_t
 		return SW_BAD_NOMEM;
 	if (rc)
 		return SW_BAD_ZLIB;
-	b = batch_unpack(msg, mlen);
+	b = batch_unpack(msg, mlen, &r);
 	if (owned)
 		free((void *)msg);
 	if (!b) {
 		batch_free(NULL); /* what it allocated before it gave up */
-		return SW_BAD_PROTOBUF;
+		return r;
 	}
 	r = sw_batch__validate(b);
 	if (r == SW_BAD_NONE && fn)

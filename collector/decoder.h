@@ -24,6 +24,10 @@ enum sw_bad_reason {
 	SW_BAD_BUCKET,	    /* histogram bucket index out of range */
 	SW_BAD_NOMEM,	    /* we could not allocate for an honest frame */
 	SW_BAD_GIL,	    /* GilSummary over the bounds of common/gil.h */
+	/* collector/budget.h: refused before unpack, by what it would cost */
+	SW_BAD_TOO_MANY,    /* a repeated field or the frame over its element limit */
+	SW_BAD_STRING,	    /* a string over SW_BUDGET_MAX_STRING */
+	SW_BAD_BUDGET,	    /* unpack would allocate over SW_BUDGET_MAX_ALLOC */
 	SW_BAD__COUNT,
 };
 

@@ -28,11 +28,14 @@ t0=$(date +%s)
 CC=clang cmake -S "$ROOT" -B "$DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSW_WERROR=ON \
 	-DSW_FUZZ=ON -DSW_SANITIZE=address,undefined >/dev/null ||
 	die "cmake configure of $DIR failed (libFuzzer needs clang and libclang-rt-14-dev: run scripts/install-deps.sh)"
-cmake --build "$DIR" -j"$JOBS" --target fuzz_collector >"$DIR.build.log" 2>&1 ||
+cmake --build "$DIR" -j"$JOBS" --target fuzz_collector gen_corpus >"$DIR.build.log" 2>&1 ||
 	die "build of fuzz_collector failed: $(grep -m1 -E 'error' "$DIR.build.log") (log: $DIR.build.log)"
 echo "fuzz: built $DIR/tests/fuzz_collector ($(($(date +%s) - t0)) s)"
 
-mkdir -p "$DIR/corpus" "$DIR/artifacts" || die "cannot create $DIR/corpus"
+mkdir -p "$DIR/corpus" "$DIR/artifacts" "$DIR/seeds-large" || die "cannot create $DIR/corpus"
+# Seeds too big to commit (the distinct-incidents frame at the frame limit,
+# the biggest frame the decode budget accepts), made here each run.
+"$DIR/tests/gen_corpus" --large "$DIR/seeds-large" || die "gen_corpus --large $DIR/seeds-large failed"
 log=$DIR/fuzz.log
 # Leaks count as findings (libFuzzer checks them per input with
 # -detect_leaks=1); the per-input timeout is generous because this machine
@@ -40,9 +43,14 @@ log=$DIR/fuzz.log
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 rc=0
+# -max_len: a whole frame at the limit (header + SW_FRAME_MAX_PAYLOAD) and
+# the two control bytes. libFuzzer's own guess is the largest seed, capped
+# at 1 MiB, which would cut the distinct-incidents seed short.
+MAX_LEN=$((8 + (4 << 20) + 2))
 "$DIR/tests/fuzz_collector" -max_total_time="$SECONDS_" -timeout=25 -rss_limit_mb=2048 \
-	-print_final_stats=1 -detect_leaks=1 -dict="$ROOT/tests/fuzz/collector.dict" \
-	-artifact_prefix="$DIR/artifacts/" "$DIR/corpus" "$ROOT/tests/fuzz/corpus" >"$log" 2>&1 || rc=$?
+	-max_len="$MAX_LEN" -print_final_stats=1 -detect_leaks=1 \
+	-dict="$ROOT/tests/fuzz/collector.dict" -artifact_prefix="$DIR/artifacts/" \
+	"$DIR/corpus" "$ROOT/tests/fuzz/corpus" "$DIR/seeds-large" >"$log" 2>&1 || rc=$?
 
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n1)

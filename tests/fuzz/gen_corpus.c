@@ -11,7 +11,17 @@
  * Each file: 2 control bytes (see fuzz_collector.c) + the stream. The two
  * agent-node-block* seeds are not from here: they are the bytes a real
  * agent sent (tests/workloads/node_block.js, --interval 1, 5 s) to a
- * listener that saved them, behind the control bytes 00 01 and 05 01.
+ * listener that saved them, behind the control bytes 00 01 and 05 01, and
+ * agent-14procs is tests/fixtures/frames/agent-14procs.swf (the biggest
+ * frames of a real agent watching 14 processes) behind 00 01.
+ *
+ *   build/fuzz/tests/gen_corpus --large DIR
+ *
+ * writes the seeds too big to commit, which scripts/fuzz.sh makes in its
+ * build directory: the two amplification frames and the distinct-incidents
+ * frame at the frame limit (SW_FRAME_MAX_RAW inflated; 70 KB, 70 KB and
+ * 2.5 MB on the wire) and the biggest frame the decode budget accepts
+ * (collector/budget.h).
  */
 #include "frame.h"
 #include "health.h"
@@ -22,7 +32,7 @@
 
 struct out {
 	uint8_t *p;
-	size_t len;
+	size_t len, cap;
 };
 
 static void die(const char *what)
@@ -33,12 +43,17 @@ static void die(const char *what)
 
 static void put(struct out *o, const void *p, size_t n)
 {
-	uint8_t *nb = realloc(o->p, o->len + n);
+	uint8_t *nb;
 
-	if (!nb)
-		die("realloc");
-	memcpy(nb + o->len, p, n);
-	o->p = nb;
+	/* doubling: the large seeds are millions of small pieces */
+	if (o->len + n > o->cap) {
+		o->cap = (o->len + n) * 2;
+		nb = realloc(o->p, o->cap);
+		if (!nb)
+			die("realloc");
+		o->p = nb;
+	}
+	memcpy(o->p + o->len, p, n);
 	o->len += n;
 }
 
@@ -64,7 +79,7 @@ static void save(const char *dir, const char *name, struct out *o)
 		die(path);
 	free(o->p);
 	o->p = NULL;
-	o->len = 0;
+	o->len = o->cap = 0;
 }
 
 static void start(struct out *o, uint8_t cut, uint8_t ctl)
@@ -72,6 +87,120 @@ static void start(struct out *o, uint8_t cut, uint8_t ctl)
 	uint8_t c[2] = {cut, ctl};
 
 	put(o, c, 2);
+}
+
+/* ---- the hostile frames of docs/RELIABILITY.md "Hostile frames", as raw
+ * protobuf bytes (protobuf-c would need a struct per element) ---- */
+
+static void put_varint(struct out *o, uint64_t v)
+{
+	uint8_t c;
+
+	do {
+		c = (v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+		put(o, &c, 1);
+		v >>= 7;
+	} while (v);
+}
+
+/* msg (a serialized Batch) as one zlib frame, the way the agent frames */
+static void put_msg(struct out *o, struct out *msg)
+{
+	uint8_t *f;
+	size_t n;
+
+	if (sw_frame_encode(msg->p, msg->len, true, &f, &n))
+		die("sw_frame_encode");
+	put(o, f, n);
+	free(f);
+	free(msg->p);
+	msg->p = NULL;
+	msg->len = msg->cap = 0;
+}
+
+/* raw bytes of empty submessages of Batch field `field`. At
+ * SW_FRAME_MAX_RAW: 16 MiB for 70 KB on the wire, 1.7 GB unpacked before
+ * the budget. Each run inflates all of it (~40 ms under ASan), so the
+ * committed seeds stop just past SW_BUDGET_BATCH_ITEMS, which takes the
+ * same path, and only --large has the 16 MiB ones. */
+static void amplification(struct out *o, unsigned field, size_t raw)
+{
+	struct out m = {0};
+	uint8_t two[2] = {(uint8_t)(field << 3 | 2), 0};
+
+	m.p = malloc(raw);
+	if (!m.p)
+		die("malloc");
+	for (size_t i = 0; i < raw; i += 2)
+		memcpy(m.p + i, two, 2);
+	m.len = m.cap = raw;
+	put_msg(o, &m);
+}
+
+/* As many distinct incidents (pid 7, tid 7, start_ns i) as SW_FRAME_MAX_RAW
+ * holds: 1.6 M, 7.5 s under the store lock before the budget. */
+static void distinct_incidents(struct out *o)
+{
+	struct out m = {0};
+
+	for (uint64_t i = 1 << 14; m.len + 10 <= SW_FRAME_MAX_RAW; i++) {
+		put(&m, "\x2a\x08\x08\x07\x10\x07\x28", 7);
+		put_varint(&m, i); /* 3 bytes below 2^21 */
+	}
+	put_msg(o, &m);
+}
+
+/* The most the budget accepts: SW_BUDGET_BATCH_ITEMS incidents of one
+ * 4-frame stack each (SW_BUDGET_MAX_STACK_FRAMES names in all). */
+static void worst_accepted(struct out *o)
+{
+	struct out m = {0}, inc = {0}, st = {0};
+	char name[64];
+
+	for (int k = 0; k < 4; k++) {
+		int n = snprintf(name, sizeof(name), "frame_%d (/srv/app/lib/m.js:%d)", k, 10 + k);
+
+		put(&st, "\x0a", 1);
+		put_varint(&st, (uint64_t)n);
+		put(&st, name, (size_t)n);
+	}
+	put(&st, "\x10\x80\xc2\xd7\x2f\x18\x0a", 7); /* weight 100 ms, 10 samples */
+	put(&m, "\x08\x01\x12\x0a\x0a\x08worst:11", 14); /* seq 1, hello agent_id */
+	for (uint32_t i = 0; i < 4096; i++) {
+		inc.len = 0;
+		put(&inc, "\x08\xa8\x46\x10\xa8\x46\x1a\x04node\x22\x04node", 18);
+		put(&inc, "\x28", 1);
+		put_varint(&inc, (uint64_t)(i + 1) * 1000000000u);
+		put(&inc, "\x30\x80\xb4\x89\x13\x42\x04main", 11); /* 40 ms, role */
+		put(&inc, "\x9a\x01", 2); /* field 19, stacks */
+		put_varint(&inc, st.len);
+		put(&inc, st.p, st.len);
+		put(&m, "\x2a", 1);
+		put_varint(&m, inc.len);
+		put(&m, inc.p, inc.len);
+	}
+	free(inc.p);
+	free(st.p);
+	put_msg(o, &m);
+}
+
+static int large(const char *dir)
+{
+	struct out o = {0};
+
+	start(&o, 0, 1);
+	amplification(&o, 4, SW_FRAME_MAX_RAW);
+	save(dir, "amplification-loops-16mib", &o);
+	start(&o, 0, 1);
+	amplification(&o, 5, SW_FRAME_MAX_RAW);
+	save(dir, "amplification-incidents-16mib", &o);
+	start(&o, 0, 1);
+	distinct_incidents(&o);
+	save(dir, "distinct-incidents", &o);
+	start(&o, 0, 1);
+	worst_accepted(&o);
+	save(dir, "worst-accepted-incidents", &o);
+	return 0;
 }
 
 /* One batch with every message and most fields set. */
@@ -220,8 +349,10 @@ int main(int argc, char **argv)
 	struct full f;
 	const char *dir;
 
+	if (argc == 3 && !strcmp(argv[1], "--large"))
+		return large(argv[2]);
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s DIR (writes the seed corpus of fuzz_collector there)\n",
+		fprintf(stderr, "usage: %s [--large] DIR (writes the seed corpus of fuzz_collector there)\n",
 			argv[0]);
 		return 2;
 	}
@@ -305,5 +436,14 @@ int main(int argc, char **argv)
 	start(&o, 0, 1);
 	put_batch(&o, &f.b, 0);
 	save(dir, "bad-gil", &o);
+
+	/* the amplification frames, cut just past the limit that refuses
+	 * them (the 16 MiB ones: --large) */
+	start(&o, 0, 1);
+	amplification(&o, 4, 2 * 4200);
+	save(dir, "amplification-loops", &o);
+	start(&o, 0, 1);
+	amplification(&o, 5, 2 * 4200);
+	save(dir, "amplification-incidents", &o);
 	return 0;
 }
