@@ -85,7 +85,10 @@ class Collector:
         self.p = subprocess.Popen([binary, "--listen", f"127.0.0.1:{self.lport}",
                                    "--http", f"127.0.0.1:{self.hport}",
                                    "--max-loops", str(MAX_LOOPS),
-                                   "--max-connections", str(max_conns)],
+                                   "--max-connections", str(max_conns),
+                                   # every replayed agent comes from 127.0.0.1:
+                                   # the per-address cap (16) must not apply
+                                   "--max-per-peer", str(max_conns)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         end = time.monotonic() + 10
         while True:
@@ -259,8 +262,7 @@ def throughput(a, tool, coll_bin, notes, mix):
                 die(f"ingest_load replay failed: {p.stderr.read().strip()[-400:]}")
             sent = json.loads(last)
             m, t1 = wait_applied(c, sent["frames"])
-            p.stdin.close()
-            _, err = p.communicate(timeout=120)
+            _, err = p.communicate(timeout=120)  # closes its stdin: the agents go
             if p.returncode:
                 die(f"ingest_load replay failed: {err.strip()[-400:]}")
             cpu = c.cpu() - cpu0
