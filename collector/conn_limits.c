@@ -100,7 +100,7 @@ static bool v4_of(const struct sockaddr_storage *ss, struct in_addr *out)
 
 bool sw_peer__same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	struct in_addr a4, b4;
+	struct in_addr a4 = {0}, b4 = {0}; /* gcc -O3 cannot see v4_of sets them */
 	bool av4 = v4_of(a, &a4), bv4 = v4_of(b, &b4);
 
 	if (av4 || bv4)
