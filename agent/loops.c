@@ -27,6 +27,15 @@
 /* While a thread looks blocked, its loop fd is re-checked this often: a
  * closed asyncio loop is not a blocked one. */
 #define LOOP_CLOSED_CHECK_NS 2000000000ull
+/*
+ * A loop thread's BPF state gone (it exited) is dropped this long after, not
+ * at once: BPF submits the THREAD_EXIT event, then deletes the state, and a
+ * tick that reads the map between the two sees the state gone while the
+ * event still waits in the ring. Dropped at once, the loop was no longer
+ * there to close the block it died in (test_process's SIGKILL-while-blocked
+ * lost its final incident so, once in two suite runs).
+ */
+#define LOOP_GONE_GRACE_NS 1000000000ull
 
 struct proc {
 	struct sw_proc_info info;
@@ -46,6 +55,7 @@ struct loop {
 	uint64_t interval_incident_max;
 	/* the block in progress, if any */
 	uint64_t ongoing_start, ongoing_last;
+	uint64_t gone_since; /* its BPF state found gone (LOOP_GONE_GRACE_NS), 0: not */
 	uint64_t fd_checked_start, fd_checked_ns;
 };
 
@@ -798,11 +808,19 @@ void sw_loops__tick(struct sw_loops *l, uint64_t now)
 		uint64_t start;
 
 		if (err == -ENOENT) {
-			/* exited: its THREAD_EXIT event, consumed before this tick,
-			 * did the rest; if that event was lost, forget it here */
+			/* exited: its THREAD_EXIT event does the rest, if not yet
+			 * read from the ring by the next ticks; if that event was
+			 * lost, forget it here after the grace */
+			if (!lp->gone_since)
+				lp->gone_since = now ? now : 1;
+			if (now - lp->gone_since < LOOP_GONE_GRACE_NS) {
+				i++;
+				continue;
+			}
 			drop_loop_at(l, i);
 			continue;
 		}
+		lp->gone_since = 0;
 		if (err) {
 			l->failed_reads++;
 			i++;
