@@ -13,18 +13,40 @@
 
 /* ---- buffer ---- */
 
-void sw_buf__printf(struct sw_buf *b, const char *fmt, ...)
+/* Room for want bytes in all (the text and its NUL); false on OOM, which
+ * sticks: an incomplete text is never served. */
+static bool buf_reserve(struct sw_buf *b, size_t want)
 {
-	size_t want, ncap;
-	va_list ap;
+	size_t ncap;
 	char *np;
-	int n;
 
 	if (b->oom)
-		return;
+		return false;
+	if (b->p && want <= b->cap)
+		return true;
+	ncap = b->cap ? b->cap : 16384;
+	while (ncap < want)
+		ncap *= 2;
+	np = realloc(b->p, ncap);
+	if (!np) {
+		b->oom = true;
+		return false;
+	}
+	b->p = np;
+	b->cap = ncap;
+	return true;
+}
+
+void sw_buf__printf(struct sw_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
 	for (;;) {
 		size_t room = b->cap - b->len;
 
+		if (b->oom)
+			return;
 		va_start(ap, fmt);
 		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
 		va_end(ap);
@@ -36,39 +58,16 @@ void sw_buf__printf(struct sw_buf *b, const char *fmt, ...)
 			b->len += n;
 			return;
 		}
-		want = b->len + n + 1;
-		ncap = b->cap ? b->cap : 16384;
-		while (ncap < want)
-			ncap *= 2;
-		np = realloc(b->p, ncap);
-		if (!np) {
-			b->oom = true;
+		if (!buf_reserve(b, b->len + n + 1))
 			return;
-		}
-		b->p = np;
-		b->cap = ncap;
 	}
 }
 
 /* n bytes of s, no format: most of an exposition is copied, not printed */
 static void sw_buf__put(struct sw_buf *b, const char *s, size_t n)
 {
-	if (b->oom)
+	if (!buf_reserve(b, b->len + n + 1))
 		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 16384;
-		char *np;
-
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		np = realloc(b->p, ncap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
