@@ -864,7 +864,7 @@ int sw_export__scrape(struct sw_store *s, const struct sw_ingest_stats *ingest, 
 	int err;
 
 	sw_store__lock(s);
-	slot = sw_store__scrape_begin(s, who, now);
+	slot = sw_store__scrape_begin(s, who);
 	err = loop_labels_build(s, &ll);
 	if (!err) {
 		export_loops(s, &ll, out);

@@ -933,15 +933,13 @@ static void promote_shadows(struct sw_store *s)
 	}
 }
 
-int sw_store__scrape_begin(struct sw_store *s, const char *who, uint64_t now_ns)
+int sw_store__scrape_begin(struct sw_store *s, const char *who)
 {
 	int k = scraper_slot(s, who && who[0] ? who : "-");
 	uint64_t prev;
 
 	promote_shadows(s);
 	prev = s->scrapers[k].last_epoch;
-
-	(void)now_ns;
 	for (size_t i = 0; i < s->series.n; i++) {
 		struct sw_loop *l = s->series.v[i];
 		struct sw_loop_scrape *c = &l->sc[k];

@@ -299,7 +299,7 @@ void sw_store__tick(struct sw_store *s, uint64_t now_ns);
  * sets every view's scrape_* fields for it. Returns its slot for
  * sw_store__scrape_end. Both need the lock held, across the export.
  */
-int sw_store__scrape_begin(struct sw_store *s, const char *who, uint64_t now_ns);
+int sw_store__scrape_begin(struct sw_store *s, const char *who);
 void sw_store__scrape_end(struct sw_store *s, int slot, uint64_t now_ns);
 size_t sw_store__nscrapers(const struct sw_store *s, uint64_t now_ns);
 /* Loop series held back because another live agent reports their thread. */
