@@ -351,15 +351,20 @@ class GilCase(swtest.Checks):
                                     "its span it did not run Python, %.3f (its own clock)"
                                     % (ph, t["name"], t["tid"], ws, own))
                 # nor less than that less its run-queue wait (preempted
-                # while holding the GIL, or before waiting for it), within
-                # the 5 points: the rest of the thread's own gap is
-                # time it held the GIL without running Python, the
-                # hypervisor's steal included (once 4.8 points on 3.11.7)
-                low = (gap - t["runq_ns"]) / span - SHARE_TOL
+                # while holding the GIL, or before waiting for it) and the
+                # hypervisor's steal measured over its span (paravirt steal
+                # is left out of a thread's CPU clock, so its own gap grows
+                # by it: 17 points once on 3.13.0 with 3 points of run
+                # queue, the agent's share right at (N-1)/N), within the
+                # issue's 5 points: the rest of the thread's own gap is time
+                # it held the GIL without running Python
+                st = min(swtest.steal.steal_ns(p["start_ns"], t["end_ns"]), gap) / span
+                low = (gap - t["runq_ns"]) / span - st - SHARE_TOL
                 if ws < low:
                     problems.append("%s %s (tid %d): GIL wait share %.3f below %.3f: its own "
-                                    "stopped share %.3f less its run-queue share %.3f"
-                                    % (ph, t["name"], t["tid"], ws, low, own, rq))
+                                    "stopped share %.3f less its run-queue share %.3f and "
+                                    "the steal %.3f" % (ph, t["name"], t["tid"], ws, low, own,
+                                                        rq, st))
                 waits.append(ws)
                 runqs.append(rq)
                 if n == 1 and hs < 0.9:
