@@ -10,6 +10,7 @@
 #include "store.h"
 #include "http.h"
 #include "listener.h"
+#include "secret.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include "net.h"
 #include <errno.h>
@@ -62,15 +63,20 @@ static void usage(FILE *f)
 	    "      --http-header-timeout SEC  close an HTTP connection that sent part of a\n"
 	    "                           request but not all of it SEC s after connecting\n"
 	    "                           or after its last reply (default 10)\n"
+	    "      --token-file FILE    agents must present this token (the file's bytes,\n"
+	    "                           16 to 4096, trailing newline trimmed); give the\n"
+	    "                           agents the same --token-file\n"
 	    "  -v, --verbose            log connections; twice for more\n"
 	    "  -h, --help               this text\n"
 	    "\n"
 	    "Both listeners are on loopback by default: agents and Prometheus on other\n"
-	    "hosts need an explicit address, and the stream is not authenticated.\n"
+	    "hosts need an explicit address. Without --token-file the agent stream is\n"
+	    "not authenticated: any process that reaches the port can send data.\n"
 	    "\n"
 	    "Examples:\n"
 	    "  stallwatch-collector\n"
-	    "  stallwatch-collector --listen 0.0.0.0:7470 --http 0.0.0.0:7471\n"
+	    "  openssl rand -hex 32 > /etc/stallwatch/token && chmod 600 /etc/stallwatch/token\n"
+	    "  stallwatch-collector --listen 0.0.0.0:7470 --token-file /etc/stallwatch/token\n"
 	    "  stallwatch-collector --listen [::]:7470 --max-loops 4096 -v\n"
 	    "  curl -s localhost:7471/metrics | grep stallwatch_eventloop_delay_p99\n"
 	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
@@ -138,6 +144,7 @@ int main(int argc, char **argv)
 		OPT_HTTP_MAX_CONNS,
 		OPT_HTTP_PER_IP,
 		OPT_HTTP_HEADER_TIMEOUT,
+		OPT_TOKEN_FILE,
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
@@ -153,11 +160,14 @@ int main(int argc, char **argv)
 	    {"http-max-connections", required_argument, NULL, OPT_HTTP_MAX_CONNS},
 	    {"http-max-per-ip", required_argument, NULL, OPT_HTTP_PER_IP},
 	    {"http-header-timeout", required_argument, NULL, OPT_HTTP_HEADER_TIMEOUT},
+	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *listen_s = DEFAULT_LISTEN, *http_s = DEFAULT_HTTP, *why, *env;
+	const char *token_path = NULL;
+	static struct sw_secret token; /* 4 KiB: not on the stack */
 	struct sw_store_opts so = {.max_loops = 1024, .max_incidents = 1000};
 	struct sw_addr listen_a, http_a;
 	struct sw_ingest_opts io = {0};
@@ -177,6 +187,9 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'l':
 			listen_s = optarg;
+			break;
+		case OPT_TOKEN_FILE:
+			token_path = optarg;
 			break;
 		case 'H':
 			http_s = optarg;
@@ -262,6 +275,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stallwatch-collector: bad --http '%s': %s\n", http_s, why);
 		return 2;
 	}
+	if (token_path) {
+		char msg[512];
+
+		if (sw_secret__load(token_path, &token, msg, sizeof(msg))) {
+			fprintf(stderr, "stallwatch-collector: bad --token-file: %s\n", msg);
+			return 2;
+		}
+		io.token = &token;
+	}
 	/* Not in --help: tests lower the 5 min expiry of stale series. */
 	env = getenv("SW_COLLECTOR_EXPIRE_SEC");
 	if (env && *env) {
@@ -324,6 +346,14 @@ int main(int argc, char **argv)
 	}
 	sw_info("agents on %s (port %d), HTTP on %s (port %d)", listen_a.text, sw_ingest__port(in),
 		http_a.text, sw_http__port(http));
+	if (!token.len)
+		sw_warn("the agent stream on %s is not authenticated: any %s can send data "
+			"as any agent; give the collector and the agents --token-file",
+			listen_a.text,
+			sw_addr__is_loopback(&listen_a) ? "local process" : "host that reaches it");
+	else if (token.world_readable)
+		sw_warn("--token-file %s is readable by every user of this host: chmod o-r it",
+			token_path);
 
 	while (!exiting) {
 		err = sw_ingest__run_once(in, TICK_MS, &waitmask);
@@ -347,5 +377,6 @@ cleanup:
 	sw_http__free(http);
 	sw_ingest__free(in);
 	sw_store__free(store);
+	memset(&token, 0, sizeof(token));
 	return err ? 1 : 0;
 }
