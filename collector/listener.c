@@ -68,6 +68,7 @@ struct sw_ingest {
 	size_t max_conns;
 	struct sw_conn *conns; /* max_conns slots */
 	size_t nconns;	       /* in use */
+	size_t npreauth;       /* of them, without a first frame yet */
 	size_t free_hint;      /* where to start looking for a free slot */
 	struct epoll_event *events;
 	bool accept_paused; /* accept() ran out of fds: a round without it */
@@ -152,6 +153,7 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 			return;
 		}
 		c->authed = true;
+		bc->in->npreauth--;
 	}
 	if (!c->agent[0]) {
 		/* Hello comes first; a peer without one is named by its address */
@@ -250,6 +252,8 @@ static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
 		sw_store__agent_down(in->store, c->agent, sw_mono_ns());
 	close(c->fd); /* leaves the epoll set with it */
 	c->fd = -1;
+	if (!c->authed)
+		in->npreauth--;
 	sw_decoder__free(c->dec);
 	c->dec = NULL;
 	in->nconns--;
@@ -285,6 +289,11 @@ static void conn_close_for(struct sw_ingest *in, struct sw_conn *c, enum sw_clos
 	case SW_CLOSE_UNAUTHENTICATED:
 		snprintf(why, sizeof(why), "its first frame has no hello with the token of "
 			 "--token-file (give the agent the same --token-file)");
+		break;
+	case SW_CLOSE_PREEMPTED:
+		snprintf(why, sizeof(why), "no token shown %.1f s after connecting, the oldest such "
+			 "at the connection cap: its slot goes to the next in line",
+			 (double)(now - c->clk.accepted_ns) / 1e9);
 		break;
 	case SW_CLOSE_IDENTITY:
 		snprintf(why, sizeof(why), "it claims agent id %.64s, which a live connection of "
@@ -393,6 +402,36 @@ static void peer_name(const struct sockaddr_storage *ss, char *buf, size_t size)
 	}
 }
 
+/*
+ * With --token-file, a connection that has not shown the token is nobody
+ * yet: at the cap the oldest of them gives its slot to the next connection
+ * in the backlog, so that peers that never authenticate cannot hold every
+ * slot until their deadlines while an agent waits. An agent sends its hello
+ * as soon as it connects: it is read within the round after its accept,
+ * long before ACCEPTS_PER_WAKE x (max_conns - 1) accepts make it the
+ * oldest. Without a token everybody's first frame passes, and the cap
+ * waits for the deadlines instead.
+ */
+static bool can_preempt(const struct sw_ingest *in)
+{
+	return in->token.len && in->npreauth > 0;
+}
+
+static void preempt_oldest(struct sw_ingest *in, uint64_t now)
+{
+	struct sw_conn *old = NULL;
+
+	for (size_t i = 0; i < in->max_conns; i++) {
+		struct sw_conn *c = &in->conns[i];
+
+		if (c->fd >= 0 && !c->authed &&
+		    (!old || c->clk.accepted_ns < old->clk.accepted_ns))
+			old = c;
+	}
+	if (old)
+		conn_close_for(in, old, SW_CLOSE_PREEMPTED, now);
+}
+
 static void accept_all(struct sw_ingest *in)
 {
 	struct sockaddr_storage ss;
@@ -401,7 +440,8 @@ static void accept_all(struct sw_ingest *in)
 	size_t slot;
 	int fd;
 
-	for (int k = 0; k < ACCEPTS_PER_WAKE && in->nconns < in->max_conns; k++) {
+	for (int k = 0; k < ACCEPTS_PER_WAKE && (in->nconns < in->max_conns || can_preempt(in));
+	     k++) {
 		size_t same = 0;
 
 		sl = sizeof(ss);
@@ -433,6 +473,8 @@ static void accept_all(struct sw_ingest *in)
 				"already (--max-per-peer)", peer, same);
 			continue;
 		}
+		if (in->nconns >= in->max_conns)
+			preempt_oldest(in, sw_mono_ns());
 		/* below max_conns there is a free slot; the hint makes the
 		 * search short when agents come and go */
 		for (slot = in->free_hint; in->conns[slot].fd >= 0;)
@@ -456,6 +498,7 @@ static void accept_all(struct sw_ingest *in)
 		sw_conn_clock__start(&c->clk, sw_mono_ns());
 		peer_name(&ss, c->peer, sizeof(c->peer));
 		in->nconns++;
+		in->npreauth++;
 		atomic_fetch_add_explicit(&in->n_accepted, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&in->n_open, 1, memory_order_relaxed);
 		sw_dbg("connection from %s", c->peer);
@@ -604,7 +647,7 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 		if (timeout_ms < 0 || ms < (uint64_t)timeout_ms)
 			timeout_ms = ms > INT_MAX ? INT_MAX : (int)ms;
 	}
-	if (in->nconns >= in->max_conns) {
+	if (in->nconns >= in->max_conns && !can_preempt(in)) {
 		if (!in->at_cap) {
 			atomic_fetch_add_explicit(&in->n_paused, 1, memory_order_relaxed);
 			sw_warn("%zu agent connections, the cap: not accepting more until one "
@@ -632,7 +675,7 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 	}
 	enforce_frame_memory(in, sw_mono_ns());
 	/* after reading, so that slots closed this round count as free */
-	if (accept_ready && in->nconns < in->max_conns)
+	if (accept_ready && (in->nconns < in->max_conns || can_preempt(in)))
 		accept_all(in);
 	return 0;
 }

@@ -850,3 +850,55 @@ Test(listener, a_live_agent_id_is_not_taken_by_another_run)
 	sw_ingest__free(in);
 	sw_store__free(s);
 }
+
+Test(listener, at_the_cap_unauthenticated_peers_give_way_to_an_agent)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	static struct sw_secret tok;
+	const char *good = "0123456789abcdef0123456789abcdef";
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int idle[4], agent, late;
+
+	memcpy(tok.b, good, strlen(good));
+	tok.len = strlen(good);
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a, .token = &tok, .max_conns = 4};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	for (int i = 0; i < 4; i++) {
+		idle[i] = connect_to(sw_ingest__port(in));
+		spin(in, 1);
+	}
+	spin(in, 2);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.connections, 4);
+
+	/* the cap is full of peers that sent nothing: the agent gets in */
+	agent = connect_to(sw_ingest__port(in));
+	send_agent(agent, "alice:1", good, "sessionsession16");
+	cr_assert_eq(read_acks(in, agent, 10), 2);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_PREEMPTED], 1);
+	cr_assert_eq(st.connections, 4);
+	cr_assert(closed_by_peer(idle[0]), "not the oldest unauthenticated one that went");
+
+	/* another silent peer takes the oldest silent slot, never the agent's */
+	late = connect_to(sw_ingest__port(in));
+	spin(in, 3);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_PREEMPTED], 2);
+	cr_assert(closed_by_peer(idle[1]));
+	cr_assert(still_open(agent));
+	cr_assert_eq(loop_iterations(s), 3);
+	for (int i = 0; i < 4; i++)
+		close(idle[i]);
+	close(agent);
+	close(late);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
