@@ -520,8 +520,9 @@ void sw_stream__drain(struct sw_stream *s, int timeout_ms)
 		}
 		/* the last health line is out already: say it here */
 		sw_warn("collector %s: %zu batches (%zu incidents) not acknowledged at exit; "
-			"those not applied already are lost",
-			s->hostport, n, inc);
+			"those not applied already are lost%s%s",
+			s->hostport, n, inc, s->refused ? "; it refused this agent: " : "",
+			s->refused ? refusal_text(s->refused) : "");
 	}
 }
 
