@@ -521,6 +521,63 @@ Test(store_slices, loop_intervals_fold_every_bucket_and_their_gauges)
 	sw_store__free(st);
 }
 
+/*
+ * A summary of a new series while the cap is full is not summarised
+ * without the lock (the cap will refuse it), unless the series of another
+ * agent of the host, gone, makes room for it: an agent restarted. Then it
+ * is summarised under the lock, and nothing of it is lost.
+ */
+Test(store_slices, a_summary_the_cap_made_room_for_is_folded_whole)
+{
+	struct sw_store_opts o = {.max_loops = 4, .max_incidents = 16};
+	struct sw_store *st = sw_store__new(&o);
+	Stallwatch__V1__Hello h = STALLWATCH__V1__HELLO__INIT;
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	static struct t_loop tl[2][4];
+	Stallwatch__V1__LoopSummary *lsp[4];
+	static struct sw_hist delta;
+
+	cr_assert_not_null(st);
+	h.hostname = (char *)HOST;
+	b.hello = &h;
+	b.loops = lsp;
+	b.n_loops = 4;
+	for (int r = 0; r < 2; r++) {
+		const char *id = r ? "new:2" : "old:1";
+
+		for (uint32_t i = 0; i < 4; i++) {
+			t_loop_init(&tl[r][i], 7, 7 + i, "node");
+			t_loop_add(&tl[r][i], (1 + i + 3 * (uint64_t)r) * MS, 10 + i);
+			t_loop_add(&tl[r][i], (40 + i) * MS, 1 + (uint64_t)r);
+			lsp[i] = &tl[r][i].ls;
+		}
+		cr_assert_eq(sw_store__agent_up(st, id, &h, NOW), 0);
+		cr_assert_eq(sw_store__apply(st, id, &b, NOW), 0);
+		if (!r)
+			sw_store__agent_down(st, id, NOW + 1);
+	}
+	sw_store__lock(st);
+	cr_assert_eq(sw_store__nloops(st), 4);
+	for (uint32_t i = 0; i < 4; i++) {
+		const Stallwatch__V1__LoopSummary *ls = &tl[1][i].ls;
+		const struct sw_loop_view *l = loop_of(st, 7, 7 + i);
+
+		cr_assert_not_null(l);
+		cr_assert_str_eq(l->agent, "new:2", "the restarted agent's series");
+		sw_hist_reset(&delta);
+		for (size_t k = 0; k < ls->n_buckets; k++)
+			sw_hist_add_bucket(&delta, ls->buckets[k]->index, ls->buckets[k]->count);
+		delta.max_ns = ls->max_busy_ns;
+		cr_assert_eq(memcmp(delta.counts, l->hist.counts, sizeof(delta.counts)), 0);
+		cr_assert_eq(l->interval_iterations, delta.total);
+		cr_assert_eq(l->p50_ns, (double)sw_hist_quantile(&delta, 0.5));
+		cr_assert_eq(l->p99_ns, (double)sw_hist_quantile(&delta, 0.99));
+		cr_assert_eq(l->max_ns, (double)ls->max_busy_ns);
+	}
+	sw_store__unlock(st);
+	sw_store__free(st);
+}
+
 /* ---- a reader during a big batch ---- */
 
 #define NBIG 4096 /* SW_BUDGET_BATCH_ITEMS: the most a frame may hold */
