@@ -26,10 +26,12 @@
 #include <string.h>
 
 /* Pure work is done without mu in steps of this many messages: 64 judged
- * incident views are 640 KB of scratch, 256 loop summaries' gauges 24 KB;
- * each step costs well under a slice (an incident is judged in ~10 us). */
+ * incident views are 640 KB of scratch, 256 loop summaries' gauges 24 KB,
+ * 16 GIL summaries 190 KB; each step costs well under a slice (an incident
+ * is judged in ~10 us). */
 #define SW_STORE_PREP_INCIDENTS 64
 #define SW_STORE_PREP_LOOPS 256
+#define SW_STORE_PREP_GIL 16 /* 12 KB each */
 /* A writer about to take mu while a reader waits for it lets the reader go
  * first, waiting at most this long for it to get there. */
 #define SW_STORE_HANDOFF_NS 5000000ull
@@ -63,6 +65,7 @@ struct sw_store {
 	struct sw_incident_prep *inc_prep; /* SW_STORE_PREP_INCIDENTS */
 	struct sw_loop_prep *loop_prep;	   /* SW_STORE_PREP_LOOPS, and one under mu */
 	struct sw_hist *prep_hist;	   /* one interval's delta, 14 KB */
+	struct sw_gil_prep *gil_prep;	   /* SW_STORE_PREP_GIL */
 	uint64_t expire_ns;
 	size_t max_loops;
 	struct sw_agents agents;
@@ -78,7 +81,8 @@ struct sw_store {
 	 * epoch e has seen the final values of everything gone at or before
 	 * e. Not a clock: tests and the listener pass their own now_ns. */
 	uint64_t epoch;
-	/* one GilSummary's threads for sw_gil_judge; 200 KB, not on the stack */
+	/* one GilSummary's threads for sw_gil_judge, used without mu (under
+	 * apply_mu); 200 KB, not on the stack */
 	struct sw_gil_thread_rec *gil_scratch;
 };
 
@@ -193,7 +197,8 @@ struct sw_store *sw_store__new(const struct sw_store_opts *opts)
 	    !(s->gil_scratch = calloc(SW_GIL_MAX_THREADS, sizeof(*s->gil_scratch))) ||
 	    !(s->inc_prep = calloc(SW_STORE_PREP_INCIDENTS, sizeof(*s->inc_prep))) ||
 	    !(s->loop_prep = calloc(SW_STORE_PREP_LOOPS + 1, sizeof(*s->loop_prep))) ||
-	    !(s->prep_hist = calloc(1, sizeof(*s->prep_hist)))) {
+	    !(s->prep_hist = calloc(1, sizeof(*s->prep_hist))) ||
+	    !(s->gil_prep = calloc(SW_STORE_PREP_GIL, sizeof(*s->gil_prep)))) {
 		err = ENOMEM;
 		goto cleanup;
 	}
@@ -218,6 +223,7 @@ void sw_store__free(struct sw_store *s)
 	free(s->inc_prep);
 	free(s->loop_prep);
 	free(s->prep_hist);
+	free(s->gil_prep);
 	pthread_mutex_destroy(&s->apply_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -845,13 +851,14 @@ static void loop_apply(struct sw_store *s, struct sw_agent *a,
 		p->rss_bytes = ls->rss_bytes;
 }
 
-static void gil_apply(struct sw_store *s, struct sw_agent *a, const Stallwatch__V1__GilSummary *g)
+static void gil_apply(struct sw_store *s, struct sw_agent *a, const Stallwatch__V1__GilSummary *g,
+		      const struct sw_gil_prep *gp)
 {
 	struct sw_proc *p = sw_procs__find(&s->procs, a, g->pid);
 
 	/* no ProcessInfo kept: refused by the cap and counted there; a
 	 * GilSummary alone must not make a process that never expires */
-	if (p && sw_gil__apply(p, g, s->gil_scratch))
+	if (p && sw_gil__apply(p, g, gp))
 		s->ctr.series_dropped++;
 }
 
@@ -942,6 +949,24 @@ static void loops_apply(struct sw_store *s, struct sw_agent *a, const Stallwatch
 	}
 }
 
+/* As loops_apply: each summary is judged without mu (sw_gil_judge, the
+ * threads' views and names). */
+static void gils_apply(struct sw_store *s, struct sw_agent *a, const Stallwatch__V1__Batch *b)
+{
+	for (size_t i = 0; i < b->n_gil; i += SW_STORE_PREP_GIL) {
+		size_t n = min_sz(b->n_gil - i, SW_STORE_PREP_GIL);
+
+		wunlock(s);
+		for (size_t k = 0; k < n; k++)
+			sw_gil__judge(&s->gil_prep[k], b->gil[i + k], s->gil_scratch);
+		wlock(s);
+		for (size_t k = 0; k < n; k++) {
+			gil_apply(s, a, b->gil[i + k], &s->gil_prep[k]);
+			wslice(s);
+		}
+	}
+}
+
 int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
 		    uint64_t now_ns)
 {
@@ -993,10 +1018,7 @@ int sw_store__apply_ack(struct sw_store *s, const char *id, const Stallwatch__V1
 		memory_apply(s, a, b->memory[i]);
 		wslice(s);
 	}
-	for (size_t i = 0; i < b->n_gil; i++) {
-		gil_apply(s, a, b->gil[i]);
-		wslice(s);
-	}
+	gils_apply(s, a, b);
 	incidents_apply(s, a, b);
 	if (b->health)
 		health_apply(a, b->health);

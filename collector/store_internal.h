@@ -2,8 +2,8 @@
 /*
  * The stores behind store.c, one file each. Only store*.c include this.
  * Nothing here locks: store.c holds the store's mutex around every call,
- * but sw_series__prep and sw_incident__judge, which touch no store and
- * are called without it.
+ * but sw_series__prep, sw_incident__judge and sw_gil__judge, which touch
+ * no store and are called without it.
  *
  * Each store is a dense vector (what the exporter walks, in no particular
  * order) plus a chained hash of the same entries (what a batch looks up:
@@ -150,11 +150,26 @@ void sw_ident__default_service(struct sw_ident *id, const char *comm);
 
 /* ---- GIL contention per process (store_gil.c) ---- */
 
-/* Fold one GilSummary into p (allocating its sw_gil_view), re-judged by
- * sw_gil_judge; scratch holds SW_GIL_MAX_THREADS records (the decoder
- * bounds the threads). 0 or -ENOMEM. */
+/*
+ * One GilSummary, in two steps as incidents are: sw_gil__judge reads the
+ * summary alone, without the store lock (the threads' names as labels
+ * hold them, the /api/gil views of the busiest, sw_gil_judge's verdict;
+ * scratch holds SW_GIL_MAX_THREADS records, the decoder bounds the
+ * threads); sw_gil__apply folds it into p (allocating its sw_gil_view)
+ * under the lock. 0 or -ENOMEM.
+ */
+struct sw_gil_prep {
+	struct sw_gil_rec rec; /* judged; its threads pointer is not kept */
+	char names[SW_GIL_MAX_THREADS][SW_SHORT_LEN];
+	uint32_t n_last;
+	struct sw_gil_thread_view last[SW_GIL_API_THREADS];
+	bool have_loop;
+};
+
+void sw_gil__judge(struct sw_gil_prep *gp, const Stallwatch__V1__GilSummary *g,
+		   struct sw_gil_thread_rec *scratch);
 int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
-		  struct sw_gil_thread_rec *scratch);
+		  const struct sw_gil_prep *gp);
 
 /* ---- loop series (store_series.c), by (agent, pid, tid) ---- */
 

@@ -578,6 +578,154 @@ Test(store_slices, a_summary_the_cap_made_room_for_is_folded_whole)
 	sw_store__free(st);
 }
 
+/* ---- GIL summaries: judged without the lock, folded under it ---- */
+
+#define GPIDS 3
+#define GINTERVALS 12 /* 36 summaries: over 2 of the store's steps (16) */
+#define GTHREADS 20   /* more names than SW_GIL_THREAD_NAMES: some are "other" */
+
+struct t_gil {
+	Stallwatch__V1__GilSummary g;
+	Stallwatch__V1__GilThread t[GTHREADS], *tp[GTHREADS];
+	char name[GTHREADS][16];
+	char fbuf[GTHREADS][40];
+	char *stack[GTHREADS][1];
+};
+
+static void build_gil(struct t_gil *x, uint32_t pid, uint32_t iv)
+{
+	stallwatch__v1__gil_summary__init(&x->g);
+	x->g.pid = pid;
+	x->g.interval_ns = 1000 * MS;
+	x->g.switch_interval_us = 5000;
+	x->g.samples = 100;
+	x->g.held_samples = 40 + 5 * iv;
+	x->g.switches = 30 + iv;
+	x->g.version = (char *)"3.11.2";
+	for (uint32_t t = 0; t < GTHREADS; t++) {
+		Stallwatch__V1__GilThread *th = &x->t[t];
+
+		stallwatch__v1__gil_thread__init(th);
+		th->tid = pid + 1 + t;
+		/* names shift with the interval: new names keep coming */
+		snprintf(x->name[t], sizeof(x->name[t]), "w%u", (t + iv) % (GTHREADS + 4));
+		th->name = t == 3 ? (char *)"" : x->name[t];
+		th->loop = t == 0;
+		th->wait_ns = (t == 0 ? 300 + 20 * (uint64_t)iv : 10 + t) * MS;
+		th->hold_ns = (t == 1 ? 500 : 5 + t) * MS;
+		th->hold_samples = t == 1 ? 50 : 1;
+		th->acquisitions = 3 + t;
+		th->drop_requests = t % 3;
+		th->forced_switches = t % 2;
+		snprintf(x->fbuf[t], sizeof(x->fbuf[t]), "crunch_%u (/srv/c.py:%u)", t, iv);
+		x->stack[t][0] = x->fbuf[t];
+		th->stack = x->stack[t];
+		th->n_stack = 1;
+		x->tp[t] = th;
+	}
+	x->g.threads = x->tp;
+	x->g.n_threads = GTHREADS;
+}
+
+Test(store_slices, gil_summaries_fold_what_their_input_says)
+{
+	static struct t_gil gs[GPIDS * GINTERVALS];
+	static Stallwatch__V1__GilSummary *gsp[GPIDS * GINTERVALS];
+	static Stallwatch__V1__ProcessInfo pi[GPIDS], *pip[GPIDS];
+	static struct sw_gil_thread_rec scratch[SW_GIL_MAX_THREADS];
+	static struct sw_gil_prep ref;
+	struct sw_store *st = new_store(16);
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	size_t n = 0;
+
+	for (uint32_t p = 0; p < GPIDS; p++) {
+		stallwatch__v1__process_info__init(&pi[p]);
+		pi[p].pid = 500 + p;
+		pi[p].runtime = (char *)"python";
+		pi[p].comm = (char *)"python3";
+		pip[p] = &pi[p];
+	}
+	/* intervals of the three processes interleaved, as an agent sends them */
+	for (uint32_t iv = 0; iv < GINTERVALS; iv++)
+		for (uint32_t p = 0; p < GPIDS; p++) {
+			build_gil(&gs[n], 500 + p, iv);
+			gsp[n] = &gs[n].g;
+			n++;
+		}
+	b.processes = pip;
+	b.n_processes = GPIDS;
+	b.gil = gsp;
+	b.n_gil = n;
+	cr_assert_eq(sw_store__apply(st, ID, &b, NOW), 0);
+
+	sw_store__lock(st);
+	for (size_t i = 0; i < sw_store__nprocs(st); i++) {
+		const struct sw_gil_view *v = sw_store__gil(st, i);
+		struct sw_proc_view pv;
+		uint64_t wait = 0, other_wait = 0, flagged[SW_GIL_NPATTERNS] = {0};
+		const struct t_gil *last = NULL;
+		char names[64][SW_SHORT_LEN];
+		uint64_t name_wait[64] = {0};
+		uint32_t nn = 0;
+
+		sw_store__proc(st, i, &pv);
+		if (pv.pid < 500)
+			continue;
+		cr_assert_not_null(v, "pid %u has its GIL figures", pv.pid);
+		for (size_t k = 0; k < n; k++) {
+			if (gs[k].g.pid != pv.pid)
+				continue;
+			last = &gs[k];
+			sw_gil__judge(&ref, &gs[k].g, scratch);
+			for (int q = 0; q < SW_GIL_NPATTERNS; q++)
+				flagged[q] += ref.rec.flagged &&
+					      !strcmp(ref.rec.verdict.pattern, sw_gil_patterns[q]);
+			for (uint32_t t = 0; t < GTHREADS; t++) {
+				const char *nm = gs[k].t[t].name[0] ? gs[k].t[t].name : "unnamed";
+				uint32_t j;
+
+				wait += gs[k].t[t].wait_ns;
+				for (j = 0; j < nn && strcmp(names[j], nm); j++)
+					;
+				if (j == nn && nn < SW_GIL_THREAD_NAMES)
+					snprintf(names[nn++], SW_SHORT_LEN, "%s", nm);
+				if (j < nn)
+					name_wait[j] += gs[k].t[t].wait_ns;
+				else
+					other_wait += gs[k].t[t].wait_ns;
+			}
+		}
+		cr_assert_eq(v->intervals, GINTERVALS);
+		cr_assert_eq(v->wait_ns, wait);
+		cr_assert_eq(v->n_names, nn);
+		for (uint32_t j = 0; j < nn; j++) {
+			cr_assert_str_eq(v->names[j].thread, names[j]);
+			cr_assert_eq(v->names[j].wait_ns, name_wait[j], "pid %u name %s", pv.pid,
+				     names[j]);
+		}
+		cr_assert_eq(v->have_other, other_wait != 0);
+		cr_assert_eq(v->other.wait_ns, other_wait);
+		for (int q = 0; q < SW_GIL_NPATTERNS; q++)
+			cr_assert_eq(v->flagged[q], flagged[q]);
+		/* the last interval's verdict and busiest threads */
+		sw_gil__judge(&ref, &last->g, scratch);
+		cr_assert_eq(v->utilization, ref.rec.utilization);
+		cr_assert_eq(v->loop_tid, ref.rec.loop_tid);
+		cr_assert_eq(v->loop_tid, pv.pid + 1, "the loop thread waited most");
+		cr_assert_eq(v->n_last, SW_GIL_API_THREADS);
+		for (uint32_t t = 0; t < SW_GIL_API_THREADS; t++) {
+			char want[64];
+
+			snprintf(want, sizeof(want), "%s\n", last->fbuf[t]);
+			cr_assert_eq(v->last[t].tid, last->t[t].tid);
+			cr_assert_str_eq(v->last[t].stack, want);
+		}
+		cr_assert(v->have_loop);
+	}
+	sw_store__unlock(st);
+	sw_store__free(st);
+}
+
 /* ---- a reader during a big batch ---- */
 
 #define NBIG 4096 /* SW_BUDGET_BATCH_ITEMS: the most a frame may hold */
