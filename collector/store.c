@@ -967,6 +967,97 @@ static void gils_apply(struct sw_store *s, struct sw_agent *a, const Stallwatch_
 	}
 }
 
+/*
+ * A batch within these (every real agent's: at most 14 processes, 13
+ * loops, 27 incidents and 2 GIL summaries measured) is judged whole before
+ * it is applied, then applied in one hold of the lock: a scrape sees all of
+ * it or none, as before the slices, and the hold is bounded by these
+ * counts (~1 ms of work at most). A bigger one is applied in slices.
+ */
+#define SW_STORE_WHOLE_PROCS 64 /* processes, and memory growths */
+#define SW_STORE_WHOLE_LOOPS 128
+
+static bool batch_whole(const Stallwatch__V1__Batch *b)
+{
+	return b->n_processes + b->n_memory <= SW_STORE_WHOLE_PROCS &&
+	       b->n_loops <= SW_STORE_WHOLE_LOOPS && b->n_incidents <= SW_STORE_PREP_INCIDENTS &&
+	       b->n_gil <= SW_STORE_PREP_GIL;
+}
+
+/* The runtime an incident of the batch will be judged with once its
+ * ProcessInfos are applied (the last that names one wins, as in
+ * sw_proc__update); incident_apply checks it. */
+static const char *incident_runtime_after(struct sw_store *s, struct sw_agent *a,
+					  const Stallwatch__V1__Batch *b,
+					  const Stallwatch__V1__Incident *pi)
+{
+	for (size_t i = b->n_processes; i-- > 0;) {
+		const Stallwatch__V1__ProcessInfo *p = b->processes[i];
+
+		if (p->pid == pi->pid && p->runtime && p->runtime[0])
+			return sw_store_norm_runtime(p->runtime);
+	}
+	return incident_runtime(s, a, pi);
+}
+
+/* A batch_whole one, judged before anything of it is applied: called with
+ * mu held, returns with it held, drops it while it judges. */
+static void batch_judge(struct sw_store *s, struct sw_agent *a, const Stallwatch__V1__Batch *b)
+{
+	uint64_t threshold_ns = b->hello && b->hello->threshold_ms
+				    ? (uint64_t)b->hello->threshold_ms * 1000000ull
+				    : a->threshold_ns;
+
+	for (size_t k = 0; k < b->n_incidents; k++) {
+		struct sw_incident_prep *pr = &s->inc_prep[k];
+
+		sw_utf8_copy_str(pr->runtime, sizeof(pr->runtime),
+				 incident_runtime_after(s, a, b, b->incidents[k]));
+		pr->threshold_ns = threshold_ns;
+	}
+	wunlock(s);
+	for (size_t k = 0; k < b->n_loops; k++)
+		sw_series__prep(&s->loop_prep[k], b->loops[k], s->prep_hist);
+	for (size_t k = 0; k < b->n_gil; k++)
+		sw_gil__judge(&s->gil_prep[k], b->gil[k], s->gil_scratch);
+	for (size_t k = 0; k < b->n_incidents; k++)
+		sw_incident__judge(&s->inc_prep[k].v, b->incidents[k], s->inc_prep[k].runtime,
+				   s->inc_prep[k].threshold_ns);
+	wlock(s);
+}
+
+/* The rest of a batch_whole one, judged: no slices. */
+static void batch_apply_whole(struct sw_store *s, struct sw_agent *a,
+			      const Stallwatch__V1__Batch *b, uint64_t now_ns)
+{
+	for (size_t i = 0; i < b->n_processes; i++)
+		process_apply(s, a, b->processes[i], now_ns);
+	for (size_t i = 0; i < b->n_loops; i++)
+		loop_apply(s, a, b->loops[i], &s->loop_prep[i]);
+	for (size_t i = 0; i < b->n_memory; i++)
+		memory_apply(s, a, b->memory[i]);
+	for (size_t i = 0; i < b->n_gil; i++)
+		gil_apply(s, a, b->gil[i], &s->gil_prep[i]);
+	for (size_t i = 0; i < b->n_incidents; i++)
+		incident_apply(s, a, b->incidents[i], &s->inc_prep[i]);
+}
+
+static void batch_apply_sliced(struct sw_store *s, struct sw_agent *a,
+			       const Stallwatch__V1__Batch *b, uint64_t now_ns)
+{
+	for (size_t i = 0; i < b->n_processes; i++) {
+		process_apply(s, a, b->processes[i], now_ns);
+		wslice(s);
+	}
+	loops_apply(s, a, b);
+	for (size_t i = 0; i < b->n_memory; i++) {
+		memory_apply(s, a, b->memory[i]);
+		wslice(s);
+	}
+	gils_apply(s, a, b);
+	incidents_apply(s, a, b);
+}
+
 int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
 		    uint64_t now_ns)
 {
@@ -979,6 +1070,7 @@ int sw_store__apply_ack(struct sw_store *s, const char *id, const Stallwatch__V1
 			uint64_t now_ns, uint64_t *ack)
 {
 	struct sw_agent *a;
+	bool whole = batch_whole(b);
 	int err = 0;
 
 	*ack = 0;
@@ -989,6 +1081,8 @@ int sw_store__apply_ack(struct sw_store *s, const char *id, const Stallwatch__V1
 		err = -ENOENT;
 		goto cleanup;
 	}
+	if (whole)
+		batch_judge(s, a, b);
 	sw_agent__hello(a, b->hello);
 	/* seq 0 is proto3's "unset": an agent that does not number batches,
 	 * or a hello batch (whose processes are meant to be applied again) */
@@ -1009,17 +1103,10 @@ int sw_store__apply_ack(struct sw_store *s, const char *id, const Stallwatch__V1
 		a->have_seq = true;
 	}
 
-	for (size_t i = 0; i < b->n_processes; i++) {
-		process_apply(s, a, b->processes[i], now_ns);
-		wslice(s);
-	}
-	loops_apply(s, a, b);
-	for (size_t i = 0; i < b->n_memory; i++) {
-		memory_apply(s, a, b->memory[i]);
-		wslice(s);
-	}
-	gils_apply(s, a, b);
-	incidents_apply(s, a, b);
+	if (whole)
+		batch_apply_whole(s, a, b, now_ns);
+	else
+		batch_apply_sliced(s, a, b, now_ns);
 	if (b->health)
 		health_apply(a, b->health);
 	if (a->acks)

@@ -726,6 +726,102 @@ Test(store_slices, gil_summaries_fold_what_their_input_says)
 	sw_store__free(st);
 }
 
+/* ---- a small batch: judged first, applied in one hold ---- */
+
+#define NSMALL 300
+
+struct small_reader {
+	struct sw_store *st;
+	atomic_bool stop;
+	size_t looks, bad;
+	char why[256];
+};
+
+/* Every loop of the batches below has its process, its incident and its
+ * count, or none of them: a batch as small as an agent's is seen whole. */
+static void *small_reader_run(void *arg)
+{
+	struct small_reader *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		size_t nl, np, ni, nloops = 0;
+
+		sw_store__lock(r->st);
+		nl = sw_store__nloops(r->st);
+		np = sw_store__nprocs(r->st);
+		ni = sw_store__nincidents(r->st);
+		for (size_t i = 0; i < nl; i++) {
+			const struct sw_loop_view *l = sw_store__loop(r->st, i);
+			uint64_t blocked = 0;
+
+			if (l->pid < 1000)
+				continue;
+			nloops++;
+			for (size_t p = 0; p < sw_store__npatterns(); p++)
+				blocked += l->blocked[p];
+			if (blocked != 1 && !r->bad++)
+				snprintf(r->why, sizeof(r->why), "loop %u: blocked %llu", l->pid,
+					 (unsigned long long)blocked);
+		}
+		np -= 2; /* new_store's two */
+		if ((np != nloops || ni != nloops) && !r->bad++)
+			snprintf(r->why, sizeof(r->why), "%zu loops, %zu processes, %zu incidents",
+				 nloops, np, ni);
+		r->looks++;
+		sw_store__unlock(r->st);
+	}
+	return NULL;
+}
+
+Test(store_slices, a_batch_as_small_as_an_agents_is_seen_whole)
+{
+	struct sw_store *st = new_store(NSMALL);
+	struct small_reader r = {.st = st};
+	struct sw_store_holds h;
+	pthread_t th;
+
+	cr_assert_eq(pthread_create(&th, NULL, small_reader_run, &r), 0);
+	for (uint32_t i = 0; i < NSMALL; i++) {
+		Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+		Stallwatch__V1__ProcessInfo pi = STALLWATCH__V1__PROCESS_INFO__INIT, *pip = &pi;
+		struct t_loop tl;
+		Stallwatch__V1__LoopSummary *lsp = &tl.ls;
+		struct t_inc *m = &msgs[0];
+		Stallwatch__V1__Incident *ip = &m->in;
+
+		pi.pid = 1000 + i;
+		pi.runtime = (char *)"python";
+		pi.comm = (char *)"python3";
+		t_loop_init(&tl, 1000 + i, 1000 + i, "python");
+		t_loop_add(&tl, 2 * MS, 10);
+		build_msg(m, i, false, 80 * MS);
+		/* the incident says node; its ProcessInfo, in the same batch,
+		 * says python, and the process's runtime is what judges it */
+		m->in.pid = m->in.tid = 1000 + i;
+		m->in.runtime = (char *)"node";
+		b.seq = 2 + i;
+		b.processes = &pip;
+		b.n_processes = 1;
+		b.loops = &lsp;
+		b.n_loops = 1;
+		b.incidents = &ip;
+		b.n_incidents = 1;
+		cr_assert_eq(sw_store__apply(st, ID, &b, NOW), 0);
+	}
+	atomic_store(&r.stop, true);
+	pthread_join(th, NULL);
+	cr_assert_eq(r.bad, 0, "%zu inconsistent looks of %zu: %s", r.bad, r.looks, r.why);
+	sw_store__lock(st);
+	sw_store__holds(st, &h);
+	cr_assert_eq(h.judged_locked, 0, "judged with its ProcessInfo's runtime, without the lock");
+	cr_assert_eq(sw_store__nincidents(st), NSMALL);
+	for (size_t i = 0; i < NSMALL; i++)
+		cr_assert_str_eq(sw_store__incident(st, i)->runtime, "python");
+	sw_store__unlock(st);
+	cr_log_info("small batches: the reader looked %zu times", r.looks);
+	sw_store__free(st);
+}
+
 /* ---- a reader during a big batch ---- */
 
 #define NBIG 4096 /* SW_BUDGET_BATCH_ITEMS: the most a frame may hold */
