@@ -4,18 +4,20 @@
  * plus a bounded list of blocked-loop incidents. Written by the listener
  * thread, read by the HTTP thread; one mutex guards all of it.
  *
- * A batch is applied message by message, in the order processes, loops,
- * memory, GIL, incidents, health, and the mutex is held for at most about
- * SW_STORE_SLICE_NS at a time: what is pure per-message work (an interval's
- * gauges, an incident's copies and the rules' verdict) is done without it,
- * and a batch that takes longer lets a waiting reader in between slices.
- * A scrape therefore sees each message applied entirely or not at all, and
- * a batch's messages applied up to some point: the store as it would be had
- * the agent sent the batch as smaller ones. Counters only grow; an
- * incident and its loop's blocked counters change in one slice; the
- * batch's seq and its batches_total count are taken in the first slice,
- * and the batch is acknowledged (sw_store__apply_ack returns) once all of
- * it is applied.
+ * What is pure per-message work (an interval's gauges, an incident's
+ * copies and the rules' verdict, a GIL summary's verdict) is done without
+ * the mutex. A batch as small as an agent's (store.c, SW_STORE_WHOLE_*) is
+ * judged whole first, then applied in one hold: a scrape sees all of it or
+ * none. A bigger one is applied message by message, in the order
+ * processes, loops, memory, GIL, incidents, health, holding the mutex for
+ * at most about SW_STORE_SLICE_NS at a time and letting a waiting reader
+ * in between slices: a scrape then sees each message applied entirely or
+ * not at all, and the batch's messages applied up to some point, the store
+ * as it would be had the agent sent the batch as smaller ones. Counters
+ * only grow; an incident and its loop's blocked counters change in one
+ * slice; the batch's seq and its batches_total count are taken in the
+ * first slice, and the batch is acknowledged (sw_store__apply_ack returns)
+ * once all of it is applied.
  *
  * This facade (store.c) holds the mutex and applies batches; the stores
  * behind it are one file each, with hashed lookups: store_agents.c (by id),
