@@ -27,7 +27,8 @@ figures must be present and agree with each other, and the final
 exposition pass `promtool check metrics`.
 
     SW_BUILD=build python3 tests/root/test_hostile_frames.py
-    python3 tests/root/test_hostile_frames.py --dump DIR   # the frames, one file each
+    python3 tests/root/test_hostile_frames.py --dump DIR   # the frames, one file each,
+                                                           # and three for sw-wirestat only
 
 Needs no root and no BPF.
 """
@@ -186,6 +187,54 @@ def hold_text(n, bound, exact):
                                      else "<= %g ms" % (bound * 1e3))
 
 
+def measured_only():
+    """Frames for sw-wirestat (docs/RELIABILITY.md, the store lock), written
+    by --dump but not sent by the test: what else costs the store's apply
+    most within the budget. Each file holds a hello batch first where the
+    store needs one."""
+    def hello(host):
+        return f_bytes(2, f_bytes(1, "%s:1" % host) + f_bytes(2, host))
+
+    def procs(n, exited=False, stderr_len=0):
+        out = []
+        for i in range(n):
+            p = (f_uint(1, 20000 + i) + f_bytes(2, "node") + f_bytes(3, "20.1.0")
+                 + f_bytes(4, "/usr/bin/node") + f_bytes(5, "node-%d" % i)
+                 + f_bytes(7, "/system.slice/docker-%064x.scope" % (i + 1))
+                 + f_bytes(20, "svc-%d" % (i % 50)))
+            if exited:
+                p += (f_uint(6, 1) + f_uint(8, 1) + f_uint(9, 1) + f_uint(14, 1)
+                      + f_bytes(16, ("Error: at handler (/srv/app.js:%d) " % i)
+                                * (stderr_len // 36)))
+            out.append(f_bytes(3, p))
+        return b"".join(out)
+
+    def gil(n, threads):
+        out = []
+        for i in range(n):
+            th = b"".join(f_bytes(8, f_uint(1, 30000 + t) + f_bytes(2, "worker-%d" % t)
+                                  + f_uint(4, 10**6 * t) + f_uint(5, 10**6) + f_uint(6, 3)
+                                  + f_uint(7, 5) + f_uint(8, 2)
+                                  + (f_bytes(12, "crunch (/srv/c.py:%d)" % t) if t < 16
+                                     else b""))
+                          for t in range(threads))
+            out.append(f_bytes(9, f_uint(1, 20000 + i) + f_uint(3, 10**9) + f_uint(4, 5000)
+                               + f_uint(5, 100) + f_uint(6, 90) + f_uint(7, 40) + th
+                               + f_bytes(15, "3.11.2")))
+        return b"".join(out)
+
+    pyprocs = b"".join(f_bytes(3, f_uint(1, 20000 + i) + f_bytes(2, "python")
+                               + f_bytes(5, "python3")) for i in range(1000))
+    return [
+        # 1024 loops first (the default cap full), then 4096 processes,
+        # each relabelling its pid's series
+        ("worst-processes", worst_accepted("p-host", "loops")
+         + zframe(f_uint(1, 2) + hello("p-host") + procs(BATCH_ITEMS))),
+        ("worst-exits", zframe(f_uint(1, 1) + hello("e-host") + procs(1500, True, 7000))),
+        ("worst-gil", zframe(f_uint(1, 1) + hello("g-host") + pyprocs + gil(1000, 60))),
+    ]
+
+
 def status_kb(pid, key):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -250,7 +299,7 @@ def send(lport, data, hello_first=True):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--dump":
         os.makedirs(sys.argv[2], exist_ok=True)
-        for name, data, _ in frames():
+        for name, data in [(n, d) for n, d, _ in frames()] + measured_only():
             with open(os.path.join(sys.argv[2], name + ".swf"), "wb") as f:
                 f.write(data)
             print("%s: %d bytes on the wire" % (name, len(data)))
