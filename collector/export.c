@@ -762,6 +762,35 @@ static void export_agents(struct sw_store *s, struct sw_buf *b)
 	}
 }
 
+/* The ingest side's holds of the store lock (store.h): what a scrape may
+ * have waited for, each at most about one slice of a batch. */
+static void export_holds(const struct sw_store *s, struct sw_buf *b)
+{
+	struct sw_store_holds h;
+
+	sw_store__holds(s, &h);
+	put_family(b, "stallwatch_collector_store_lock_hold_seconds", "histogram",
+		   "Time the ingest side (batches in slices, connections, expiry) held the "
+		   "store lock, each hold: how long a scrape may wait for it");
+	for (int i = 0; i < SW_STORE_HOLD_BUCKETS; i++)
+		sw_buf__printf(b,
+			       "stallwatch_collector_store_lock_hold_seconds_bucket{le=\"%g\"} %" PRIu64
+			       "\n",
+			       (double)sw_store_hold_le_ns[i] / 1e9, h.le[i]);
+	sw_buf__printf(b,
+		       "stallwatch_collector_store_lock_hold_seconds_bucket{le=\"+Inf\"} %" PRIu64
+		       "\n",
+		       h.count);
+	sw_buf__printf(b, "stallwatch_collector_store_lock_hold_seconds_sum ");
+	put_seconds(b, (double)h.sum_ns);
+	sw_buf__printf(b, "stallwatch_collector_store_lock_hold_seconds_count %" PRIu64 "\n",
+		       h.count);
+	put_family(b, "stallwatch_collector_store_lock_hold_max_seconds", "gauge",
+		   "Longest hold of the store lock by the ingest side since the collector started");
+	sw_buf__printf(b, "stallwatch_collector_store_lock_hold_max_seconds ");
+	put_seconds(b, (double)h.max_ns);
+}
+
 static void export_collector(struct sw_store *s, const struct sw_ingest_stats *in,
 			     uint64_t now_ns, struct sw_buf *b)
 {
@@ -852,6 +881,7 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 		   "Batches an agent resent after a reconnect that were applied before: dropped");
 	sw_buf__printf(b, "stallwatch_collector_batches_duplicate_total %" PRIu64 "\n",
 		       c.batches_duplicate);
+	export_holds(s, b);
 }
 
 int sw_export__scrape(struct sw_store *s, const struct sw_ingest_stats *ingest, const char *who,

@@ -4,6 +4,15 @@
  * (a ProcessInfo relabels the series of its pid, an incident feeds the
  * counters of its loop). Each store keeps its own entries: store_agents.c,
  * store_procs.c, store_series.c, store_incidents.c.
+ *
+ * Writers (batches, connections, ticks: the listener thread) take apply_mu
+ * for the whole call, then the mutex mu in slices (wlock/wunlock); readers
+ * (the HTTP thread) take mu alone. One writer at a time is what lets a
+ * batch drop mu between its slices: nothing else changes what it has
+ * looked up but a reader's scrape, which removes only series of other
+ * agents that are gone (promote_shadows), so a batch looks each message's
+ * entries up again under mu, and keeps only its agent across slices
+ * (agents are removed by sw_store__tick alone, a writer).
  */
 #include "clock.h"
 #include "procrules.h"
@@ -11,8 +20,33 @@
 #include "store_internal.h"
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Pure work is done without mu in steps of this many messages: 64 judged
+ * incident views are 640 KB of scratch, 256 loop summaries' gauges 24 KB,
+ * 16 GIL summaries 190 KB; each step costs well under a slice (an incident
+ * is judged in ~10 us). */
+#define SW_STORE_PREP_INCIDENTS 64
+#define SW_STORE_PREP_LOOPS 256
+#define SW_STORE_PREP_GIL 16 /* 12 KB each */
+/* A writer about to take mu while a reader waits for it lets the reader go
+ * first, waiting at most this long for it to get there. */
+#define SW_STORE_HANDOFF_NS 5000000ull
+
+const uint64_t sw_store_hold_le_ns[SW_STORE_HOLD_BUCKETS] = {
+    100000,  250000,   500000,	 1000000,   2000000,   5000000,
+    10000000, 25000000, 50000000, 100000000, 250000000, 1000000000,
+};
+
+/* An incident judged without mu, with what it was judged against. */
+struct sw_incident_prep {
+	char runtime[SW_SHORT_LEN];
+	uint64_t threshold_ns;
+	struct sw_incident_view v;
+};
 
 struct sw_scraper {
 	char who[SW_NAME_LEN * 2]; /* "" while the slot is free */
@@ -23,6 +57,15 @@ struct sw_scraper {
 
 struct sw_store {
 	pthread_mutex_t mu;
+	pthread_mutex_t apply_mu; /* one writer at a time (above) */
+	atomic_uint readers;	  /* sw_store__lock callers waiting for mu */
+	uint64_t hold_t0;	  /* when the writer took mu */
+	struct sw_store_holds holds;
+	/* the writer's scratch for what it does without mu (under apply_mu) */
+	struct sw_incident_prep *inc_prep; /* SW_STORE_PREP_INCIDENTS */
+	struct sw_loop_prep *loop_prep;	   /* SW_STORE_PREP_LOOPS, and one under mu */
+	struct sw_hist *prep_hist;	   /* one interval's delta, 14 KB */
+	struct sw_gil_prep *gil_prep;	   /* SW_STORE_PREP_GIL */
 	uint64_t expire_ns;
 	size_t max_loops;
 	struct sw_agents agents;
@@ -38,7 +81,8 @@ struct sw_store {
 	 * epoch e has seen the final values of everything gone at or before
 	 * e. Not a clock: tests and the listener pass their own now_ns. */
 	uint64_t epoch;
-	/* one GilSummary's threads for sw_gil_judge; 200 KB, not on the stack */
+	/* one GilSummary's threads for sw_gil_judge, used without mu (under
+	 * apply_mu); 200 KB, not on the stack */
 	struct sw_gil_thread_rec *gil_scratch;
 };
 
@@ -138,13 +182,23 @@ struct sw_store *sw_store__new(const struct sw_store_opts *opts)
 		errno = err;
 		return NULL;
 	}
+	if ((err = pthread_mutex_init(&s->apply_mu, NULL))) {
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		errno = err;
+		return NULL;
+	}
 	s->expire_ns = opts->expire_ns ? opts->expire_ns : SW_STORE_EXPIRE_NS;
 	s->max_loops = opts->max_loops;
 	if (!(s->exit_rows = calloc(opts->max_loops, sizeof(*s->exit_rows))) ||
 	    sw_agents__init(&s->agents) || sw_procs__init(&s->procs, opts->max_loops) ||
 	    sw_series__init(&s->series, opts->max_loops) ||
 	    sw_incidents__init(&s->incidents, opts->max_incidents) ||
-	    !(s->gil_scratch = calloc(SW_GIL_MAX_THREADS, sizeof(*s->gil_scratch)))) {
+	    !(s->gil_scratch = calloc(SW_GIL_MAX_THREADS, sizeof(*s->gil_scratch))) ||
+	    !(s->inc_prep = calloc(SW_STORE_PREP_INCIDENTS, sizeof(*s->inc_prep))) ||
+	    !(s->loop_prep = calloc(SW_STORE_PREP_LOOPS + 1, sizeof(*s->loop_prep))) ||
+	    !(s->prep_hist = calloc(1, sizeof(*s->prep_hist))) ||
+	    !(s->gil_prep = calloc(SW_STORE_PREP_GIL, sizeof(*s->gil_prep)))) {
 		err = ENOMEM;
 		goto cleanup;
 	}
@@ -166,13 +220,72 @@ void sw_store__free(struct sw_store *s)
 	sw_incidents__fini(&s->incidents);
 	free(s->exit_rows);
 	free(s->gil_scratch);
+	free(s->inc_prep);
+	free(s->loop_prep);
+	free(s->prep_hist);
+	free(s->gil_prep);
+	pthread_mutex_destroy(&s->apply_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
 
-void sw_store__lock(struct sw_store *s) { pthread_mutex_lock(&s->mu); }
+/* ---- the lock ---- */
+
+/* readers decrement once they hold mu: a count left is one still waiting */
+void sw_store__lock(struct sw_store *s)
+{
+	atomic_fetch_add_explicit(&s->readers, 1, memory_order_relaxed);
+	pthread_mutex_lock(&s->mu);
+	atomic_fetch_sub_explicit(&s->readers, 1, memory_order_release);
+}
 
 void sw_store__unlock(struct sw_store *s) { pthread_mutex_unlock(&s->mu); }
+
+/*
+ * A writer takes mu after any reader that waits for it: a mutex is not
+ * fair, and a batch that unlocked and locked again between two slices
+ * would most often take it back before the woken reader runs. The wait is
+ * bounded: a reader that never comes does not stop ingest.
+ */
+static void wlock(struct sw_store *s)
+{
+	if (atomic_load_explicit(&s->readers, memory_order_acquire)) {
+		uint64_t t0 = sw_mono_ns();
+
+		while (atomic_load_explicit(&s->readers, memory_order_acquire) &&
+		       sw_mono_ns() - t0 < SW_STORE_HANDOFF_NS)
+			sched_yield();
+	}
+	pthread_mutex_lock(&s->mu);
+	s->hold_t0 = sw_mono_ns();
+}
+
+static void hold_note(struct sw_store_holds *h, uint64_t ns)
+{
+	h->count++;
+	h->sum_ns += ns;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+	for (int i = SW_STORE_HOLD_BUCKETS; i-- > 0 && ns <= sw_store_hold_le_ns[i];)
+		h->le[i]++;
+}
+
+static void wunlock(struct sw_store *s)
+{
+	hold_note(&s->holds, sw_mono_ns() - s->hold_t0);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Between two messages of a batch: past the slice, let readers in. */
+static void wslice(struct sw_store *s)
+{
+	if (sw_mono_ns() - s->hold_t0 >= SW_STORE_SLICE_NS) {
+		wunlock(s);
+		wlock(s);
+	}
+}
+
+void sw_store__holds(const struct sw_store *s, struct sw_store_holds *h) { *h = s->holds; }
 
 /* Agents are stored and looked up by their id as a label can hold it. */
 static struct sw_agent *agent_find(struct sw_store *s, const char *id)
@@ -254,7 +367,8 @@ int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1_
 	struct sw_agent *a;
 	int err = 0;
 
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->apply_mu);
+	wlock(s);
 	a = agent_find(s, id);
 	if (!a) {
 		a = sw_agents__add(&s->agents, id);
@@ -291,7 +405,8 @@ int sw_store__agent_up(struct sw_store *s, const char *id, const Stallwatch__V1_
 			loop_set_live(l);
 	}
 cleanup:
-	pthread_mutex_unlock(&s->mu);
+	wunlock(s);
+	pthread_mutex_unlock(&s->apply_mu);
 	return err;
 }
 
@@ -302,7 +417,8 @@ void sw_store__agent_down(struct sw_store *s, const char *id, uint64_t now_ns)
 	/* 0 means "live" in stale_since_ns */
 	if (!now_ns)
 		now_ns = 1;
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->apply_mu);
+	wlock(s);
 	a = agent_find(s, id);
 	if (!a || a->conns == 0)
 		goto cleanup;
@@ -324,7 +440,8 @@ void sw_store__agent_down(struct sw_store *s, const char *id, uint64_t now_ns)
 		if (s->procs.v[i]->agent == a)
 			proc_set_gone(s, s->procs.v[i], now_ns);
 cleanup:
-	pthread_mutex_unlock(&s->mu);
+	wunlock(s);
+	pthread_mutex_unlock(&s->apply_mu);
 }
 
 /* ---- series labels: from the loop's own report and its ProcessInfo ---- */
@@ -657,11 +774,20 @@ static void process_apply(struct sw_store *s, struct sw_agent *a,
 	p->exit_counted = pi->exited;
 }
 
-static void incident_apply(struct sw_store *s, struct sw_agent *a,
-			   const Stallwatch__V1__Incident *pi)
+/* The runtime an incident of pid is judged with: its ProcessInfo's. */
+static const char *incident_runtime(struct sw_store *s, struct sw_agent *a,
+				    const Stallwatch__V1__Incident *pi)
 {
 	struct sw_proc *p = sw_procs__find(&s->procs, a, pi->pid);
-	const char *runtime = p && p->runtime[0] ? p->runtime : sw_store_norm_runtime(pi->runtime);
+
+	return p && p->runtime[0] ? p->runtime : sw_store_norm_runtime(pi->runtime);
+}
+
+/* pr: pi judged without the lock (sw_store__apply_ack) */
+static void incident_apply(struct sw_store *s, struct sw_agent *a,
+			   const Stallwatch__V1__Incident *pi, const struct sw_incident_prep *pr)
+{
+	const char *runtime = incident_runtime(s, a, pi);
 	struct sw_incident *in;
 	struct sw_loop *l;
 	size_t pat;
@@ -679,7 +805,12 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 		else
 			in->v.start_unix_ns = sw_realtime_ns() - pi->duration_ns;
 	}
-	sw_incident__update(in, pi, runtime, a->threshold_ns);
+	if (!strcmp(pr->runtime, runtime) && pr->threshold_ns == a->threshold_ns) {
+		sw_incident__set(in, &pr->v);
+	} else {
+		sw_incident__update(in, pi, runtime, a->threshold_ns);
+		s->holds.judged_locked++;
+	}
 
 	l = loop_get(s, a, pi->pid, pi->tid, runtime, pi->role, pi->thread);
 	if (!l)
@@ -699,6 +830,234 @@ static void incident_apply(struct sw_store *s, struct sw_agent *a,
 	l->v.blocked_ns[pat] += pi->duration_ns;
 }
 
+static void loop_apply(struct sw_store *s, struct sw_agent *a,
+		       const Stallwatch__V1__LoopSummary *ls, const struct sw_loop_prep *lp)
+{
+	struct sw_loop *l = loop_get(s, a, ls->pid, ls->tid, ls->runtime, ls->role, ls->thread);
+	struct sw_proc *p;
+
+	if (l) {
+		if (!lp->ready) {
+			/* skipped as refused by the cap, which a rival's series
+			 * gone since made room in: summarised under the lock */
+			sw_series__prep(&s->loop_prep[SW_STORE_PREP_LOOPS], ls, s->prep_hist);
+			lp = &s->loop_prep[SW_STORE_PREP_LOOPS];
+		}
+		loop_slots_sync(s, l);
+		sw_series__apply(l, ls, lp);
+		loop_slots_note(l, l->v.interval_iterations != 0, l->v.max_ns);
+	}
+	if (ls->rss_bytes && (p = sw_procs__find(&s->procs, a, ls->pid)))
+		p->rss_bytes = ls->rss_bytes;
+}
+
+static void gil_apply(struct sw_store *s, struct sw_agent *a, const Stallwatch__V1__GilSummary *g,
+		      const struct sw_gil_prep *gp)
+{
+	struct sw_proc *p = sw_procs__find(&s->procs, a, g->pid);
+
+	/* no ProcessInfo kept: refused by the cap and counted there; a
+	 * GilSummary alone must not make a process that never expires */
+	if (p && sw_gil__apply(p, g, gp))
+		s->ctr.series_dropped++;
+}
+
+static void memory_apply(struct sw_store *s, struct sw_agent *a,
+			 const Stallwatch__V1__MemoryGrowth *m)
+{
+	struct sw_proc *p = sw_procs__find(&s->procs, a, m->pid);
+
+	if (!p)
+		return; /* its ProcessInfo was refused by the cap: counted there */
+	p->have_growth = true;
+	p->growth_bps = m->rate_bytes_per_s;
+	p->growth_window_s = m->window_s;
+}
+
+static void health_apply(struct sw_agent *a, const Stallwatch__V1__AgentHealth *h)
+{
+	/* cumulative on the agent side: the latest is the truth */
+	a->v.have_health = true;
+	for (size_t i = 0; i < h->n_counters; i++) {
+		const Stallwatch__V1__AgentHealth__CountersEntry *e = h->counters[i];
+		int hid = e ? sw_health_id(e->key) : -1;
+
+		if (hid >= 0)
+			a->v.health[hid] = e->value;
+	}
+}
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+/* Called with mu held, returns with it held; drops it while it judges. */
+static void incidents_apply(struct sw_store *s, struct sw_agent *a,
+			    const Stallwatch__V1__Batch *b)
+{
+	for (size_t i = 0; i < b->n_incidents; i += SW_STORE_PREP_INCIDENTS) {
+		size_t n = min_sz(b->n_incidents - i, SW_STORE_PREP_INCIDENTS);
+
+		/* what the verdict depends on in the store, read under mu;
+		 * incident_apply checks it is still so */
+		for (size_t k = 0; k < n; k++) {
+			struct sw_incident_prep *pr = &s->inc_prep[k];
+
+			sw_utf8_copy_str(pr->runtime, sizeof(pr->runtime),
+					 incident_runtime(s, a, b->incidents[i + k]));
+			pr->threshold_ns = a->threshold_ns;
+		}
+		wunlock(s);
+		for (size_t k = 0; k < n; k++) {
+			struct sw_incident_prep *pr = &s->inc_prep[k];
+
+			sw_incident__judge(&pr->v, b->incidents[i + k], pr->runtime,
+					   pr->threshold_ns);
+		}
+		wlock(s);
+		for (size_t k = 0; k < n; k++) {
+			incident_apply(s, a, b->incidents[i + k], &s->inc_prep[k]);
+			wslice(s);
+		}
+	}
+}
+
+/* As incidents_apply: the interval's gauges are computed without mu, but
+ * for the summaries of new series the cap will refuse (a hostile frame's
+ * thousands), which are not worth it. */
+static void loops_apply(struct sw_store *s, struct sw_agent *a, const Stallwatch__V1__Batch *b)
+{
+	for (size_t i = 0; i < b->n_loops; i += SW_STORE_PREP_LOOPS) {
+		size_t n = min_sz(b->n_loops - i, SW_STORE_PREP_LOOPS);
+		size_t room = s->series.cap - s->series.n;
+
+		for (size_t k = 0; k < n; k++) {
+			const Stallwatch__V1__LoopSummary *ls = b->loops[i + k];
+			bool known = sw_series__find(&s->series, a, ls->pid, ls->tid);
+
+			s->loop_prep[k].ready = known || room;
+			if (!known && room)
+				room--;
+		}
+		wunlock(s);
+		for (size_t k = 0; k < n; k++)
+			if (s->loop_prep[k].ready)
+				sw_series__prep(&s->loop_prep[k], b->loops[i + k], s->prep_hist);
+		wlock(s);
+		for (size_t k = 0; k < n; k++) {
+			loop_apply(s, a, b->loops[i + k], &s->loop_prep[k]);
+			wslice(s);
+		}
+	}
+}
+
+/* As loops_apply: each summary is judged without mu (sw_gil_judge, the
+ * threads' views and names). */
+static void gils_apply(struct sw_store *s, struct sw_agent *a, const Stallwatch__V1__Batch *b)
+{
+	for (size_t i = 0; i < b->n_gil; i += SW_STORE_PREP_GIL) {
+		size_t n = min_sz(b->n_gil - i, SW_STORE_PREP_GIL);
+
+		wunlock(s);
+		for (size_t k = 0; k < n; k++)
+			sw_gil__judge(&s->gil_prep[k], b->gil[i + k], s->gil_scratch);
+		wlock(s);
+		for (size_t k = 0; k < n; k++) {
+			gil_apply(s, a, b->gil[i + k], &s->gil_prep[k]);
+			wslice(s);
+		}
+	}
+}
+
+/*
+ * A batch within these (every real agent's: at most 14 processes, 13
+ * loops, 27 incidents and 2 GIL summaries measured) is judged whole before
+ * it is applied, then applied in one hold of the lock: a scrape sees all of
+ * it or none, as before the slices, and the hold is bounded by these
+ * counts (~1 ms of work at most). A bigger one is applied in slices.
+ */
+#define SW_STORE_WHOLE_PROCS 64 /* processes, and memory growths */
+#define SW_STORE_WHOLE_LOOPS 128
+
+static bool batch_whole(const Stallwatch__V1__Batch *b)
+{
+	return b->n_processes + b->n_memory <= SW_STORE_WHOLE_PROCS &&
+	       b->n_loops <= SW_STORE_WHOLE_LOOPS && b->n_incidents <= SW_STORE_PREP_INCIDENTS &&
+	       b->n_gil <= SW_STORE_PREP_GIL;
+}
+
+/* The runtime an incident of the batch will be judged with once its
+ * ProcessInfos are applied (the last that names one wins, as in
+ * sw_proc__update); incident_apply checks it. */
+static const char *incident_runtime_after(struct sw_store *s, struct sw_agent *a,
+					  const Stallwatch__V1__Batch *b,
+					  const Stallwatch__V1__Incident *pi)
+{
+	for (size_t i = b->n_processes; i-- > 0;) {
+		const Stallwatch__V1__ProcessInfo *p = b->processes[i];
+
+		if (p->pid == pi->pid && p->runtime && p->runtime[0])
+			return sw_store_norm_runtime(p->runtime);
+	}
+	return incident_runtime(s, a, pi);
+}
+
+/* A batch_whole one, judged before anything of it is applied: called with
+ * mu held, returns with it held, drops it while it judges. */
+static void batch_judge(struct sw_store *s, struct sw_agent *a, const Stallwatch__V1__Batch *b)
+{
+	uint64_t threshold_ns = b->hello && b->hello->threshold_ms
+				    ? (uint64_t)b->hello->threshold_ms * 1000000ull
+				    : a->threshold_ns;
+
+	for (size_t k = 0; k < b->n_incidents; k++) {
+		struct sw_incident_prep *pr = &s->inc_prep[k];
+
+		sw_utf8_copy_str(pr->runtime, sizeof(pr->runtime),
+				 incident_runtime_after(s, a, b, b->incidents[k]));
+		pr->threshold_ns = threshold_ns;
+	}
+	wunlock(s);
+	for (size_t k = 0; k < b->n_loops; k++)
+		sw_series__prep(&s->loop_prep[k], b->loops[k], s->prep_hist);
+	for (size_t k = 0; k < b->n_gil; k++)
+		sw_gil__judge(&s->gil_prep[k], b->gil[k], s->gil_scratch);
+	for (size_t k = 0; k < b->n_incidents; k++)
+		sw_incident__judge(&s->inc_prep[k].v, b->incidents[k], s->inc_prep[k].runtime,
+				   s->inc_prep[k].threshold_ns);
+	wlock(s);
+}
+
+/* The rest of a batch_whole one, judged: no slices. */
+static void batch_apply_whole(struct sw_store *s, struct sw_agent *a,
+			      const Stallwatch__V1__Batch *b, uint64_t now_ns)
+{
+	for (size_t i = 0; i < b->n_processes; i++)
+		process_apply(s, a, b->processes[i], now_ns);
+	for (size_t i = 0; i < b->n_loops; i++)
+		loop_apply(s, a, b->loops[i], &s->loop_prep[i]);
+	for (size_t i = 0; i < b->n_memory; i++)
+		memory_apply(s, a, b->memory[i]);
+	for (size_t i = 0; i < b->n_gil; i++)
+		gil_apply(s, a, b->gil[i], &s->gil_prep[i]);
+	for (size_t i = 0; i < b->n_incidents; i++)
+		incident_apply(s, a, b->incidents[i], &s->inc_prep[i]);
+}
+
+static void batch_apply_sliced(struct sw_store *s, struct sw_agent *a,
+			       const Stallwatch__V1__Batch *b, uint64_t now_ns)
+{
+	for (size_t i = 0; i < b->n_processes; i++) {
+		process_apply(s, a, b->processes[i], now_ns);
+		wslice(s);
+	}
+	loops_apply(s, a, b);
+	for (size_t i = 0; i < b->n_memory; i++) {
+		memory_apply(s, a, b->memory[i]);
+		wslice(s);
+	}
+	gils_apply(s, a, b);
+	incidents_apply(s, a, b);
+}
+
 int sw_store__apply(struct sw_store *s, const char *id, const Stallwatch__V1__Batch *b,
 		    uint64_t now_ns)
 {
@@ -711,15 +1070,19 @@ int sw_store__apply_ack(struct sw_store *s, const char *id, const Stallwatch__V1
 			uint64_t now_ns, uint64_t *ack)
 {
 	struct sw_agent *a;
+	bool whole = batch_whole(b);
 	int err = 0;
 
 	*ack = 0;
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->apply_mu);
+	wlock(s);
 	a = agent_find(s, id);
 	if (!a) {
 		err = -ENOENT;
 		goto cleanup;
 	}
+	if (whole)
+		batch_judge(s, a, b);
 	sw_agent__hello(a, b->hello);
 	/* seq 0 is proto3's "unset": an agent that does not number batches,
 	 * or a hello batch (whose processes are meant to be applied again) */
@@ -729,6 +1092,9 @@ int sw_store__apply_ack(struct sw_store *s, const char *id, const Stallwatch__V1
 		*ack = a->last_seq;
 		goto cleanup;
 	}
+	/* taken before the rest is applied: no other batch of this agent is
+	 * applied meanwhile (one writer), and a scrape in between sees the
+	 * batch counted, as the listener counts its frame before */
 	s->ctr.batches++;
 	if (b->seq) {
 		if (a->have_seq && b->seq > a->last_seq + 1)
@@ -737,64 +1103,17 @@ int sw_store__apply_ack(struct sw_store *s, const char *id, const Stallwatch__V1
 		a->have_seq = true;
 	}
 
-	for (size_t i = 0; i < b->n_processes; i++)
-		process_apply(s, a, b->processes[i], now_ns);
-
-	for (size_t i = 0; i < b->n_loops; i++) {
-		const Stallwatch__V1__LoopSummary *ls = b->loops[i];
-		struct sw_loop *l =
-		    loop_get(s, a, ls->pid, ls->tid, ls->runtime, ls->role, ls->thread);
-
-		struct sw_proc *p;
-
-		if (l) {
-			loop_slots_sync(s, l);
-			sw_series__apply(&s->series, l, ls);
-			loop_slots_note(l, l->v.interval_iterations != 0, l->v.max_ns);
-		}
-		if (ls->rss_bytes && (p = sw_procs__find(&s->procs, a, ls->pid)))
-			p->rss_bytes = ls->rss_bytes;
-	}
-
-	for (size_t i = 0; i < b->n_memory; i++) {
-		const Stallwatch__V1__MemoryGrowth *m = b->memory[i];
-		struct sw_proc *p = sw_procs__find(&s->procs, a, m->pid);
-
-		if (!p)
-			continue; /* its ProcessInfo was refused by the cap: counted there */
-		p->have_growth = true;
-		p->growth_bps = m->rate_bytes_per_s;
-		p->growth_window_s = m->window_s;
-	}
-
-	for (size_t i = 0; i < b->n_gil; i++) {
-		struct sw_proc *p = sw_procs__find(&s->procs, a, b->gil[i]->pid);
-
-		/* no ProcessInfo kept: refused by the cap and counted there; a
-		 * GilSummary alone must not make a process that never expires */
-		if (p && sw_gil__apply(p, b->gil[i], s->gil_scratch))
-			s->ctr.series_dropped++;
-	}
-
-	for (size_t i = 0; i < b->n_incidents; i++)
-		incident_apply(s, a, b->incidents[i]);
-
-	if (b->health) {
-		/* cumulative on the agent side: the latest is the truth */
-		a->v.have_health = true;
-		for (size_t i = 0; i < b->health->n_counters; i++) {
-			const Stallwatch__V1__AgentHealth__CountersEntry *e =
-			    b->health->counters[i];
-			int hid = e ? sw_health_id(e->key) : -1;
-
-			if (hid >= 0)
-				a->v.health[hid] = e->value;
-		}
-	}
+	if (whole)
+		batch_apply_whole(s, a, b, now_ns);
+	else
+		batch_apply_sliced(s, a, b, now_ns);
+	if (b->health)
+		health_apply(a, b->health);
 	if (a->acks)
 		*ack = a->last_seq;
 cleanup:
-	pthread_mutex_unlock(&s->mu);
+	wunlock(s);
+	pthread_mutex_unlock(&s->apply_mu);
 	return err;
 }
 
@@ -854,7 +1173,8 @@ void sw_store__tick(struct sw_store *s, uint64_t now_ns)
 {
 	bool gone_agent = false;
 
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->apply_mu);
+	wlock(s);
 	for (size_t i = 0; i < s->series.n;) {
 		struct sw_loop *l = s->series.v[i];
 
@@ -885,7 +1205,8 @@ void sw_store__tick(struct sw_store *s, uint64_t now_ns)
 	}
 	if (gone_agent)
 		exit_rows_of_gone_hosts(s);
-	pthread_mutex_unlock(&s->mu);
+	wunlock(s);
+	pthread_mutex_unlock(&s->apply_mu);
 }
 
 /* ---- scrapes ---- */

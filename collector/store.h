@@ -2,8 +2,22 @@
 /*
  * The collector's store: what every agent told us, folded per loop thread,
  * plus a bounded list of blocked-loop incidents. Written by the listener
- * thread, read by the HTTP thread; one mutex guards all of it, because a
- * scrape must see one batch applied entirely or not at all.
+ * thread, read by the HTTP thread; one mutex guards all of it.
+ *
+ * What is pure per-message work (an interval's gauges, an incident's
+ * copies and the rules' verdict, a GIL summary's verdict) is done without
+ * the mutex. A batch as small as an agent's (store.c, SW_STORE_WHOLE_*) is
+ * judged whole first, then applied in one hold: a scrape sees all of it or
+ * none. A bigger one is applied message by message, in the order
+ * processes, loops, memory, GIL, incidents, health, holding the mutex for
+ * at most about SW_STORE_SLICE_NS at a time and letting a waiting reader
+ * in between slices: a scrape then sees each message applied entirely or
+ * not at all, and the batch's messages applied up to some point, the store
+ * as it would be had the agent sent the batch as smaller ones. Counters
+ * only grow; an incident and its loop's blocked counters change in one
+ * slice; the batch's seq and its batches_total count are taken in the
+ * first slice, and the batch is acknowledged (sw_store__apply_ack returns)
+ * once all of it is applied.
  *
  * This facade (store.c) holds the mutex and applies batches; the stores
  * behind it are one file each, with hashed lookups: store_agents.c (by id),
@@ -256,6 +270,24 @@ struct sw_store_counters {
 	uint64_t batches_duplicate; /* resent by an acking agent, applied before: dropped */
 };
 
+/*
+ * How long the ingest side (batches, connections, ticks) held the store
+ * lock, each hold: a histogram by the upper bounds sw_store_hold_le_ns
+ * (cumulative counts, as Prometheus has them), its sum and the longest.
+ */
+#define SW_STORE_SLICE_NS 1000000ull /* a batch yields the lock past this */
+#define SW_STORE_HOLD_BUCKETS 12
+extern const uint64_t sw_store_hold_le_ns[SW_STORE_HOLD_BUCKETS];
+
+struct sw_store_holds {
+	uint64_t count, sum_ns, max_ns;
+	uint64_t le[SW_STORE_HOLD_BUCKETS]; /* holds of at most sw_store_hold_le_ns[i] */
+	/* incidents judged again under the lock because their process's
+	 * runtime or the agent's threshold changed after they were judged
+	 * without it (only another writer could; there is none) */
+	uint64_t judged_locked;
+};
+
 struct sw_store;
 
 /* Returns NULL with errno set (EINVAL, ENOMEM). */
@@ -306,9 +338,12 @@ size_t sw_store__nscrapers(const struct sw_store *s, uint64_t now_ns);
 size_t sw_store__nshadow_loops(const struct sw_store *s);
 size_t sw_store__max_loops(const struct sw_store *s);
 
+/* For readers (the HTTP thread): a batch being applied lets one that waits
+ * in at its next slice. */
 void sw_store__lock(struct sw_store *s);
 void sw_store__unlock(struct sw_store *s);
 /* The rest need the lock held. */
+void sw_store__holds(const struct sw_store *s, struct sw_store_holds *h);
 size_t sw_store__nloops(const struct sw_store *s);
 const struct sw_loop_view *sw_store__loop(const struct sw_store *s, size_t i);
 size_t sw_store__nagents(const struct sw_store *s);

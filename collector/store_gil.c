@@ -31,13 +31,16 @@ static int pattern_index(const char *pattern)
  * "other". A thread really named "other" goes there too: two series with
  * one label set would be a broken exposition.
  */
-static struct sw_gil_name_view *name_slot(struct sw_gil_view *v, const char *raw)
+static void name_norm(char name[SW_SHORT_LEN], const char *raw)
 {
-	char name[SW_SHORT_LEN];
-
-	sw_utf8_copy_str(name, sizeof(name), raw);
+	sw_utf8_copy_str(name, SW_SHORT_LEN, raw);
 	if (!name[0])
-		snprintf(name, sizeof(name), "%s", SW_GIL_UNNAMED_THREAD);
+		snprintf(name, SW_SHORT_LEN, "%s", SW_GIL_UNNAMED_THREAD);
+}
+
+/* name: through name_norm */
+static struct sw_gil_name_view *name_slot(struct sw_gil_view *v, const char *name)
+{
 	if (strcmp(name, SW_GIL_OTHER_THREADS)) {
 		for (uint32_t i = 0; i < v->n_names; i++)
 			if (!strcmp(v->names[i].thread, name))
@@ -108,12 +111,50 @@ static void thread_view(struct sw_gil_thread_view *v, const Stallwatch__V1__GilT
 	}
 }
 
-int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
-		  struct sw_gil_thread_rec *scratch)
+void sw_gil__judge(struct sw_gil_prep *gp, const Stallwatch__V1__GilSummary *g,
+		   struct sw_gil_thread_rec *scratch)
 {
-	struct sw_gil_rec rec = {0};
-	struct sw_gil_view *v = p->gil;
+	struct sw_gil_rec *rec = &gp->rec;
 	size_t nt = g->n_threads;
+
+	memset(rec, 0, sizeof(*rec));
+	gp->n_last = 0;
+	gp->have_loop = false;
+	if (g->note && g->note[0])
+		return; /* not measured: sw_gil__apply keeps only the note */
+	/* the decoder refused more; kept in case a caller did not validate */
+	if (nt > SW_GIL_MAX_THREADS)
+		nt = SW_GIL_MAX_THREADS;
+	for (size_t i = 0; i < nt; i++) {
+		const Stallwatch__V1__GilThread *t = g->threads[i];
+
+		name_norm(gp->names[i], t->name);
+		thread_rec(&scratch[i], t);
+		if (i < SW_GIL_API_THREADS)
+			thread_view(&gp->last[i], t);
+		gp->have_loop |= t->loop;
+	}
+	gp->n_last = nt < SW_GIL_API_THREADS ? (uint32_t)nt : SW_GIL_API_THREADS;
+
+	rec->pid = g->pid;
+	rec->interval_ns = g->interval_ns;
+	rec->switch_interval_us = g->switch_interval_us;
+	rec->samples = g->samples;
+	rec->held_samples = g->held_samples > g->samples ? g->samples : g->held_samples;
+	rec->switches = g->switches;
+	rec->n_threads = (uint32_t)nt;
+	rec->threads = scratch;
+	rec->threads_omitted = g->threads_omitted;
+	sw_gil_judge(rec);
+	rec->threads = NULL; /* scratch: the next summary's */
+}
+
+int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
+		  const struct sw_gil_prep *gp)
+{
+	const struct sw_gil_rec *rec = &gp->rec;
+	struct sw_gil_view *v = p->gil;
+	uint32_t nt = rec->n_threads;
 	int pat;
 
 	if (!v) {
@@ -130,16 +171,13 @@ int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
 		sw_utf8_copy_str(v->note, sizeof(v->note), g->note);
 		return 0;
 	}
-	/* the decoder refused more; kept in case a caller did not validate */
-	if (nt > SW_GIL_MAX_THREADS)
-		nt = SW_GIL_MAX_THREADS;
 	v->measured = v->have_data = true;
 	v->note[0] = 0;
 	v->intervals++;
 	v->switches += g->switches;
-	for (size_t i = 0; i < nt; i++) {
+	for (uint32_t i = 0; i < nt; i++) {
 		const Stallwatch__V1__GilThread *t = g->threads[i];
-		struct sw_gil_name_view *n = name_slot(v, t->name);
+		struct sw_gil_name_view *n = name_slot(v, gp->names[i]);
 
 		v->wait_ns += t->wait_ns;
 		v->hold_ns += t->hold_ns;
@@ -148,43 +186,29 @@ int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
 		v->forced_switches += t->forced_switches;
 		n->wait_ns += t->wait_ns;
 		n->hold_ns += t->hold_ns;
-		thread_rec(&scratch[i], t);
-		if (i < SW_GIL_API_THREADS)
-			thread_view(&v->last[i], t);
 	}
-	v->n_last = nt < SW_GIL_API_THREADS ? (uint32_t)nt : SW_GIL_API_THREADS;
-
-	rec.pid = g->pid;
-	rec.interval_ns = g->interval_ns;
-	rec.switch_interval_us = g->switch_interval_us;
-	rec.samples = g->samples;
-	rec.held_samples = g->held_samples > g->samples ? g->samples : g->held_samples;
-	rec.switches = g->switches;
-	rec.n_threads = (uint32_t)nt;
-	rec.threads = scratch;
-	rec.threads_omitted = g->threads_omitted;
-	sw_gil_judge(&rec);
+	memcpy(v->last, gp->last, gp->n_last * sizeof(v->last[0]));
+	v->n_last = gp->n_last;
 
 	v->interval_ns = g->interval_ns;
 	v->switch_interval_us = g->switch_interval_us;
-	v->threads = (uint32_t)nt;
+	v->threads = nt;
 	v->threads_omitted = g->threads_omitted;
-	v->utilization = rec.utilization;
-	v->contention = rec.contention;
-	v->waiting_threads = rec.waiting_threads;
-	v->loop_tid = rec.loop_tid;
-	v->loop_wait_share = rec.loop_wait_share;
-	for (size_t i = 0; i < nt && !v->have_loop; i++)
-		v->have_loop = g->threads[i]->loop;
+	v->utilization = rec->utilization;
+	v->contention = rec->contention;
+	v->waiting_threads = rec->waiting_threads;
+	v->loop_tid = rec->loop_tid;
+	v->loop_wait_share = rec->loop_wait_share;
+	v->have_loop |= gp->have_loop;
 	v->pattern = NULL;
 	v->advice = NULL;
 	v->summary[0] = 0;
-	pat = rec.flagged ? pattern_index(rec.verdict.pattern) : -1;
+	pat = rec->flagged ? pattern_index(rec->verdict.pattern) : -1;
 	if (pat >= 0) {
 		v->flagged[pat]++;
 		v->pattern = sw_gil_patterns[pat];
-		v->advice = rec.verdict.advice; /* common/gil.c's static text */
-		sw_utf8_copy_str(v->summary, sizeof(v->summary), rec.verdict.summary);
+		v->advice = rec->verdict.advice; /* common/gil.c's static text */
+		sw_utf8_copy_str(v->summary, sizeof(v->summary), rec->verdict.summary);
 	}
 	return 0;
 }

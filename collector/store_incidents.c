@@ -185,10 +185,9 @@ static void keep_gil(struct sw_incident_view *v, const Stallwatch__V1__Incident 
 	v->have_gil = v->gil_wait_ns || v->gil_holder_tid || v->gil_holder_stack[0];
 }
 
-void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident *pi,
-			 const char *runtime, uint64_t threshold_ns)
+void sw_incident__judge(struct sw_incident_view *v, const Stallwatch__V1__Incident *pi,
+			const char *runtime, uint64_t threshold_ns)
 {
-	struct sw_incident_view *v = &in->v;
 	struct sw_incident_facts f = {0};
 	struct sw_verdict verdict;
 	struct sw_diag_stacks st;
@@ -240,4 +239,57 @@ void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident 
 	v->pattern = verdict.pattern;
 	sw_utf8_copy_str(v->summary, sizeof(v->summary), verdict.summary);
 	sw_utf8_copy_str(v->advice, sizeof(v->advice), verdict.advice);
+}
+
+/* Strings by their length: a judged view's stack buffers are mostly empty
+ * (a real incident's stack is ~1 KB of the 8 KB), and this runs under the
+ * store lock. */
+static void copy_str(char *dst, const char *src, size_t size)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
+#define COPY_STR(dst, src) copy_str((dst), (src), sizeof(dst))
+
+void sw_incident__set(struct sw_incident *in, const struct sw_incident_view *j)
+{
+	struct sw_incident_view *v = &in->v;
+
+	_Static_assert(sizeof(v->stack) == sizeof(j->stack), "same view");
+	COPY_STR(v->thread, j->thread);
+	COPY_STR(v->role, j->role);
+	COPY_STR(v->runtime, j->runtime);
+	COPY_STR(v->top_syscall, j->top_syscall);
+	v->duration_ns = j->duration_ns;
+	v->ongoing = j->ongoing;
+	v->start_unknown = j->start_unknown;
+	v->oncpu_ns = j->oncpu_ns;
+	v->offcpu_ns = j->offcpu_ns;
+	v->runq_ns = j->runq_ns;
+	v->top_syscall_ns = j->top_syscall_ns;
+	v->pattern = j->pattern;
+	COPY_STR(v->summary, j->summary);
+	COPY_STR(v->advice, j->advice);
+	COPY_STR(v->stack, j->stack);
+	COPY_STR(v->folded, j->folded);
+	COPY_STR(v->stack_note, j->stack_note);
+	v->stack_samples = j->stack_samples;
+	v->gc_share = j->gc_share;
+	v->n_sys = j->n_sys;
+	memcpy(v->sys, j->sys, j->n_sys * sizeof(v->sys[0]));
+	v->have_gil = j->have_gil;
+	v->gil_wait_ns = j->gil_wait_ns;
+	v->gil_drop_requests = j->gil_drop_requests;
+	v->gil_holder_tid = j->gil_holder_tid;
+	COPY_STR(v->gil_holder, j->gil_holder);
+	COPY_STR(v->gil_holder_stack, j->gil_holder_stack);
+}
+
+void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident *pi,
+			 const char *runtime, uint64_t threshold_ns)
+{
+	sw_incident__judge(&in->v, pi, runtime, threshold_ns);
 }

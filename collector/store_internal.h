@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The stores behind store.c, one file each. Only store*.c include this.
- * Nothing here locks: store.c holds the store's mutex around every call.
+ * Nothing here locks: store.c holds the store's mutex around every call,
+ * but sw_series__prep, sw_incident__judge and sw_gil__judge, which touch
+ * no store and are called without it.
  *
  * Each store is a dense vector (what the exporter walks, in no particular
  * order) plus a chained hash of the same entries (what a batch looks up:
@@ -148,11 +150,26 @@ void sw_ident__default_service(struct sw_ident *id, const char *comm);
 
 /* ---- GIL contention per process (store_gil.c) ---- */
 
-/* Fold one GilSummary into p (allocating its sw_gil_view), re-judged by
- * sw_gil_judge; scratch holds SW_GIL_MAX_THREADS records (the decoder
- * bounds the threads). 0 or -ENOMEM. */
+/*
+ * One GilSummary, in two steps as incidents are: sw_gil__judge reads the
+ * summary alone, without the store lock (the threads' names as labels
+ * hold them, the /api/gil views of the busiest, sw_gil_judge's verdict;
+ * scratch holds SW_GIL_MAX_THREADS records, the decoder bounds the
+ * threads); sw_gil__apply folds it into p (allocating its sw_gil_view)
+ * under the lock. 0 or -ENOMEM.
+ */
+struct sw_gil_prep {
+	struct sw_gil_rec rec; /* judged; its threads pointer is not kept */
+	char names[SW_GIL_MAX_THREADS][SW_SHORT_LEN];
+	uint32_t n_last;
+	struct sw_gil_thread_view last[SW_GIL_API_THREADS];
+	bool have_loop;
+};
+
+void sw_gil__judge(struct sw_gil_prep *gp, const Stallwatch__V1__GilSummary *g,
+		   struct sw_gil_thread_rec *scratch);
 int sw_gil__apply(struct sw_proc *p, const Stallwatch__V1__GilSummary *g,
-		  struct sw_gil_thread_rec *scratch);
+		  const struct sw_gil_prep *gp);
 
 /* ---- loop series (store_series.c), by (agent, pid, tid) ---- */
 
@@ -183,7 +200,6 @@ struct sw_series {
 	size_t n, cap;
 	struct sw_loop **htab;
 	size_t hmask;
-	struct sw_hist scratch; /* one interval's delta; 14 KB, not on the stack */
 };
 
 int sw_series__init(struct sw_series *t, size_t cap);
@@ -198,9 +214,26 @@ size_t sw_series__index(const struct sw_series *t, const struct sw_loop *l);
 /* A new series, labels empty; NULL when the cap is reached or memory is short. */
 struct sw_loop *sw_series__add(struct sw_series *t, struct sw_agent *a, uint32_t pid, uint32_t tid);
 void sw_series__remove_at(struct sw_series *t, size_t i);
-/* Fold one interval: cumulative counts and the interval's gauges. */
-void sw_series__apply(struct sw_series *t, struct sw_loop *l,
-		      const Stallwatch__V1__LoopSummary *ls);
+/*
+ * One interval, in two steps so that the store lock is held only for the
+ * second: sw_series__prep derives the interval's gauges from the summary
+ * alone (its delta histogram in d, 14 KB of scratch: three passes over the
+ * 1730 buckets and three quantiles), without the lock; sw_series__apply
+ * folds the summary's buckets and counters into the series and copies the
+ * gauges in, under it.
+ */
+struct sw_loop_prep {
+	uint64_t total;	 /* iterations in the interval's histogram */
+	uint64_t sum_ns; /* its sum of bucket middles */
+	double min_ns, max_ns, mean_ns, stddev_ns, p50_ns, p90_ns, p99_ns;
+	double utilization, cpu_share;
+	bool ready; /* computed: store.c skips what the cap would refuse */
+};
+
+void sw_series__prep(struct sw_loop_prep *lp, const Stallwatch__V1__LoopSummary *ls,
+		     struct sw_hist *d);
+void sw_series__apply(struct sw_loop *l, const Stallwatch__V1__LoopSummary *ls,
+		      const struct sw_loop_prep *lp);
 
 /* ---- incidents (store_incidents.c), by (agent id, pid, tid, start_ns) ---- */
 
@@ -229,8 +262,19 @@ struct sw_incident *sw_incidents__find(const struct sw_incidents *t, const char 
 struct sw_incident *sw_incidents__insert(struct sw_incidents *t, const char *agent, uint32_t pid,
 					 uint32_t tid, uint64_t start_ns);
 struct sw_incident *sw_incidents__at(const struct sw_incidents *t, size_t i);
-/* What the agent says of it now, runtime already resolved; re-judged by
- * common/rules.c, never by the agent's own verdict. */
+/*
+ * What the agent says of it now, runtime already resolved; re-judged by
+ * common/rules.c, never by the agent's own verdict. In two steps, so that
+ * the rules (a strstr per frame name) and the UTF-8 copies of the stacks
+ * run without the store lock: sw_incident__judge fills the fields of v
+ * that the Incident and the verdict give (not host, agent, pid, tid,
+ * start_ns, start_unix_ns) from pi alone; sw_incident__set copies those
+ * fields of a judged view into a stored incident, under the lock.
+ * sw_incident__update is the two at once.
+ */
+void sw_incident__judge(struct sw_incident_view *v, const Stallwatch__V1__Incident *pi,
+			const char *runtime, uint64_t threshold_ns);
+void sw_incident__set(struct sw_incident *in, const struct sw_incident_view *j);
 void sw_incident__update(struct sw_incident *in, const Stallwatch__V1__Incident *pi,
 			 const char *runtime, uint64_t threshold_ns);
 

@@ -110,77 +110,98 @@ static double bucket_value(uint32_t idx, uint64_t max_ns)
 	return (double)mid;
 }
 
-void sw_series__apply(struct sw_series *t, struct sw_loop *l, const Stallwatch__V1__LoopSummary *ls)
+void sw_series__prep(struct sw_loop_prep *lp, const Stallwatch__V1__LoopSummary *ls,
+		     struct sw_hist *d)
 {
-	struct sw_hist *d = &t->scratch;
 	double sum = 0, sq = 0, mean, v;
-	uint64_t total;
 	bool first = true;
 
+	memset(lp, 0, sizeof(*lp));
+	lp->ready = true;
 	sw_hist_reset(d);
 	for (size_t i = 0; i < ls->n_buckets; i++)
 		/* indexes were validated by the decoder; a bad one is skipped, not trusted */
 		(void)sw_hist_add_bucket(d, ls->buckets[i]->index, ls->buckets[i]->count);
 	d->max_ns = ls->max_busy_ns;
-	sw_hist_merge(&l->v.hist, d);
-	l->v.iterations += ls->iterations;
-	l->v.busy_ns += ls->busy_ns;
-	l->v.idle_ns += ls->idle_ns;
 
 	/* OTel nodejs.eventloop.delay.* are over the interval: from the delta */
-	total = d->total;
-	l->v.interval_iterations = total;
-	l->v.min_ns = l->v.mean_ns = l->v.stddev_ns = 0;
-	l->v.p50_ns = l->v.p90_ns = l->v.p99_ns = 0;
-	l->v.max_ns = (double)ls->max_busy_ns;
-	if (total) {
+	lp->total = d->total;
+	lp->max_ns = (double)ls->max_busy_ns;
+	if (d->total) {
 		for (uint32_t i = 0; i < SW_HIST_NBUCKETS; i++) {
 			if (!d->counts[i])
 				continue;
 			v = bucket_value(i, d->max_ns);
 			if (first) {
-				l->v.min_ns = v;
+				lp->min_ns = v;
 				first = false;
 			}
 			sum += v * (double)d->counts[i];
 		}
-		mean = sum / (double)total;
+		mean = sum / (double)d->total;
 		for (uint32_t i = 0; i < SW_HIST_NBUCKETS; i++) {
 			if (!d->counts[i])
 				continue;
 			v = bucket_value(i, d->max_ns) - mean;
 			sq += v * v * (double)d->counts[i];
 		}
-		l->v.mean_ns = mean;
-		l->v.stddev_ns = sqrt(sq / (double)total);
-		l->v.p50_ns = (double)sw_hist_quantile(d, 0.50);
-		l->v.p90_ns = (double)sw_hist_quantile(d, 0.90);
-		l->v.p99_ns = (double)sw_hist_quantile(d, 0.99);
+		lp->mean_ns = mean;
+		lp->stddev_ns = sqrt(sq / (double)d->total);
+		lp->p50_ns = (double)sw_hist_quantile(d, 0.50);
+		lp->p90_ns = (double)sw_hist_quantile(d, 0.90);
+		lp->p99_ns = (double)sw_hist_quantile(d, 0.99);
 		if (!ls->max_busy_ns) {
 			/* an agent that did not send the exact max: top bucket */
 			for (uint32_t i = SW_HIST_NBUCKETS; i-- > 0;) {
 				if (d->counts[i]) {
-					l->v.max_ns = (double)sw_hist_bucket_mid(i);
+					lp->max_ns = (double)sw_hist_bucket_mid(i);
 					break;
 				}
 			}
 		}
 		/* _sum of the exported histogram: consistent with its buckets
 		 * (each value within 0.8 % of its bucket's middle) */
-		l->v.hist_sum_ns += (uint64_t)sum;
+		lp->sum_ns = (uint64_t)sum;
 	}
+	if (ls->cpu_split) {
+		lp->cpu_share = ls->busy_ns ? (double)ls->oncpu_ns / (double)ls->busy_ns : 0;
+		if (lp->cpu_share > 1)
+			lp->cpu_share = 1;
+	}
+	/* libuv's ELU: active / (active + idle) of the interval */
+	if (ls->busy_ns + ls->idle_ns)
+		lp->utilization = (double)ls->busy_ns / (double)(ls->busy_ns + ls->idle_ns);
+}
+
+void sw_series__apply(struct sw_loop *l, const Stallwatch__V1__LoopSummary *ls,
+		      const struct sw_loop_prep *lp)
+{
+	/* the delta's buckets one by one, not sw_hist_merge of a whole
+	 * histogram: a summary has ~400 of the 1730, and this runs under the
+	 * store lock. The same sums: sw_hist_add_bucket skips what prep did. */
+	for (size_t i = 0; i < ls->n_buckets; i++)
+		(void)sw_hist_add_bucket(&l->v.hist, ls->buckets[i]->index, ls->buckets[i]->count);
+	if (ls->max_busy_ns > l->v.hist.max_ns)
+		l->v.hist.max_ns = ls->max_busy_ns;
+	l->v.iterations += ls->iterations;
+	l->v.busy_ns += ls->busy_ns;
+	l->v.idle_ns += ls->idle_ns;
+
+	l->v.interval_iterations = lp->total;
+	l->v.min_ns = lp->min_ns;
+	l->v.max_ns = lp->max_ns;
+	l->v.mean_ns = lp->mean_ns;
+	l->v.stddev_ns = lp->stddev_ns;
+	l->v.p50_ns = lp->p50_ns;
+	l->v.p90_ns = lp->p90_ns;
+	l->v.p99_ns = lp->p99_ns;
+	l->v.hist_sum_ns += lp->sum_ns;
 	if (ls->cpu_split) {
 		l->v.have_split = true;
 		l->v.oncpu_ns += ls->oncpu_ns;
 		l->v.offcpu_ns += ls->offcpu_ns;
 		l->v.runq_ns += ls->runq_ns;
-		l->v.cpu_share = ls->busy_ns ? (double)ls->oncpu_ns / (double)ls->busy_ns : 0;
-		if (l->v.cpu_share > 1)
-			l->v.cpu_share = 1;
+		l->v.cpu_share = lp->cpu_share;
 	}
-	/* libuv's ELU: active / (active + idle) of the interval */
-	if (ls->busy_ns + ls->idle_ns)
-		l->v.utilization = (double)ls->busy_ns / (double)(ls->busy_ns + ls->idle_ns);
-	else
-		l->v.utilization = 0;
+	l->v.utilization = lp->utilization;
 }

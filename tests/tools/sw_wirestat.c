@@ -11,8 +11,9 @@
  * seeds). For each file, the most any one frame had: raw bytes after zlib,
  * elements, longest string, bytes unpack allocated, each limited repeated
  * field; then the time of the budget walk, of unpack, and of
- * sw_store__apply (which holds the store lock for all of it) into a store
- * with the collector's default caps. Frames refused are counted by reason
+ * sw_store__apply into a store with the collector's default caps, and the
+ * longest time it held the store lock at once (it holds it in slices, and
+ * not while it judges incidents: collector/store.h). Frames refused are counted by reason
  * and still walked, so a hostile frame's cost of refusal is measured too.
  * One JSON object per file on stdout. --no-budget unpacks as the collector
  * did before the budget (protobuf-c unbounded, then sw_batch__validate):
@@ -61,6 +62,7 @@ static void stat_file(const char *path)
 	struct sw_store_opts so = {.max_loops = 1024, .max_incidents = 1000};
 	size_t len, off = 0, nlim, frames = 0, bad[SW_BAD__COUNT] = {0};
 	struct sw_budget_use most = {0};
+	struct sw_store_holds holds;
 	const struct sw_budget_limit *lim = sw_budget__limits(&nlim);
 	uint64_t check_ns = 0, unpack_ns = 0, apply_ns = 0, raw = 0, wire = 0;
 	uint8_t *buf = slurp(path, &len);
@@ -132,13 +134,18 @@ static void stat_file(const char *path)
 			MAX_OF(max_count[i]);
 		off += SW_FRAME_HDR_LEN + h.len;
 	}
+	sw_store__lock(s);
+	sw_store__holds(s, &holds);
+	sw_store__unlock(s);
 	printf("{\"file\":\"%s\",\"frames\":%zu,\"wire_max\":%llu,\"raw_max\":%llu,"
 	       "\"elements_max\":%zu,\"stack_frames_max\":%zu,\"unknown_max\":%zu,\"string_max\":%zu,\"alloc_max\":%zu,"
-	       "\"check_ms_max\":%.3f,\"unpack_ms_max\":%.3f,\"apply_ms_max\":%.3f,\"counts\":{",
+	       "\"check_ms_max\":%.3f,\"unpack_ms_max\":%.3f,\"apply_ms_max\":%.3f,"
+	       "\"lock_holds\":%llu,\"lock_hold_ms_max\":%.3f,\"lock_ms_sum\":%.3f,\"counts\":{",
 	       path, frames, (unsigned long long)wire, (unsigned long long)raw, most.elements,
 	       most.stack_frames,
 	       most.unknown, most.max_string, most.alloc, check_ns / 1e6, unpack_ns / 1e6,
-	       apply_ns / 1e6);
+	       apply_ns / 1e6, (unsigned long long)holds.count, holds.max_ns / 1e6,
+	       holds.sum_ns / 1e6);
 	for (size_t i = 0; i < nlim; i++)
 		printf("%s\"%s.%s\":%u", i ? "," : "", lim[i].msg->short_name, lim[i].field,
 		       most.max_count[i]);

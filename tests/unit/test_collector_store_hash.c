@@ -132,7 +132,7 @@ Test(store_hash, series_by_agent_pid_tid)
 {
 	static struct sw_agent agents[2];
 	static bool live[2][20][40];
-	struct sw_series *t = calloc(1, sizeof(*t)); /* scratch histogram: big */
+	struct sw_series *t = calloc(1, sizeof(*t));
 	const size_t cap = 300;
 
 	cr_assert_not_null(t);
