@@ -9,6 +9,7 @@ static const char *const close_names[SW_CLOSE__COUNT] = {
     [SW_CLOSE_IDLE] = "idle",
     [SW_CLOSE_PER_PEER] = "per_peer",
     [SW_CLOSE_MEMORY] = "frame_memory",
+    [SW_CLOSE_TLS_HANDSHAKE] = "tls_handshake",
 };
 
 const char *sw_close_reason__name(enum sw_close_reason r)

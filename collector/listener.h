@@ -12,6 +12,7 @@
 #include "conn_limits.h"
 #include "decoder.h"
 #include "net.h"
+#include "tls.h"
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,9 @@ struct sw_ingest_opts {
 	/* deadlines, per-peer cap and frame memory (conn_limits.h); NULL: the
 	 * defaults */
 	const struct sw_conn_limits *limits;
+	/* TLS server context (common/tls.h; --tls-cert): every connection
+	 * does its handshake first. NULL: plaintext. Not freed by the ingest. */
+	struct sw_tls_ctx *tls;
 };
 
 struct sw_ingest_stats {

@@ -8,6 +8,7 @@
 #ifndef SW_COLLECTOR_NET_H
 #define SW_COLLECTOR_NET_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 struct sw_addr {
@@ -27,5 +28,9 @@ int sw_net__listen(const struct sw_addr *a, int backlog);
 
 /* Port a listening socket is bound to (useful with port 0), or -1. */
 int sw_net__local_port(int fd);
+
+/* Only this host can reach it: 127.0.0.0/8, ::1 or a v4-mapped 127/8.
+ * 0.0.0.0 and :: are every interface, not loopback. */
+bool sw_addr__loopback(const struct sw_addr *a);
 
 #endif
