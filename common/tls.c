@@ -61,11 +61,10 @@ static const char *opt_or(const char *opt, const char *dflt)
  * The bytes of a PEM file (freed with free()), or one line in err. Read
  * here rather than by GnuTLS's *_file functions, which say "Error while
  * reading file" for a missing file, a directory and a permission alike.
- * A private key others can read is said once: it is the collector's or the
- * agent's identity.
+ * *mode (may be NULL): its permission bits.
  */
-static int load_file(const char *opt, const char *path, bool secret, gnutls_datum_t *d, char *err,
-		     size_t errlen)
+static int load_file(const char *opt, const char *path, mode_t *mode, gnutls_datum_t *d,
+		     char *err, size_t errlen)
 {
 	struct stat st;
 	ssize_t n;
@@ -96,10 +95,8 @@ static int load_file(const char *opt, const char *path, bool secret, gnutls_datu
 		close(fd);
 		return -EINVAL;
 	}
-	if (secret && (st.st_mode & 077))
-		sw_warn("%s %s can be read by other users (mode %04o): it is a private key; chmod "
-			"600 it",
-			opt, path, (unsigned int)(st.st_mode & 07777));
+	if (mode)
+		*mode = st.st_mode & 07777;
 	d->data = malloc((size_t)st.st_size + 1);
 	if (!d->data) {
 		close(fd);
@@ -205,20 +202,27 @@ static int load_pair(struct sw_tls_ctx *c, const struct sw_tls_files *f, char *e
 {
 	const char *copt = opt_or(f->cert_opt, "certificate"), *kopt = opt_or(f->key_opt, "key");
 	gnutls_datum_t cd = {0}, kd = {0};
+	mode_t mode = 0;
 	int rc;
 
-	rc = load_file(copt, f->cert, false, &cd, err, errlen);
+	rc = load_file(copt, f->cert, NULL, &cd, err, errlen);
 	if (rc)
 		goto out;
 	rc = check_certs(copt, f->cert, &cd, true, err, errlen);
 	if (rc)
 		goto out;
-	rc = load_file(kopt, f->key, true, &kd, err, errlen);
+	rc = load_file(kopt, f->key, &mode, &kd, err, errlen);
 	if (rc)
 		goto out;
 	rc = check_key(kopt, f->key, &kd, err, errlen);
 	if (rc)
 		goto out;
+	/* the collector's or the agent's identity: said, not refused (a
+	 * group-readable key is a deliberate setup in some places) */
+	if (mode & 077)
+		sw_warn("%s %s can be read by other users (mode %04o): it is a private key; chmod "
+			"600 it",
+			kopt, f->key, (unsigned int)mode);
 	rc = gnutls_certificate_set_x509_key_mem(c->cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
 	if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
 		snprintf(err, errlen,
@@ -247,7 +251,7 @@ static int load_ca(struct sw_tls_ctx *c, const char *opt, const char *path, char
 	gnutls_datum_t d = {0};
 	int rc;
 
-	rc = load_file(opt, path, false, &d, err, errlen);
+	rc = load_file(opt, path, NULL, &d, err, errlen);
 	if (!rc)
 		rc = check_certs(opt, path, &d, false, err, errlen);
 	if (!rc) {
@@ -347,8 +351,13 @@ static void status_text(unsigned int status, char *buf, size_t size)
 
 	if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) == 0 &&
 	    out.data) {
+		size_t n;
+
 		snprintf(buf, size, "%s", (const char *)out.data);
 		gnutls_free(out.data);
+		n = strlen(buf);
+		while (n && (buf[n - 1] == ' ' || buf[n - 1] == '\n'))
+			buf[--n] = '\0';
 	} else {
 		snprintf(buf, size, "verification status 0x%x", status);
 	}
@@ -496,7 +505,16 @@ static int fail(struct sw_tls *t, int rc, bool handshake)
 		break;
 	case GNUTLS_E_PULL_ERROR:
 	case GNUTLS_E_PUSH_ERROR:
-		snprintf(t->err, sizeof(t->err), "%s: %s", gnutls_strerror(rc), strerror(saved));
+		/* a peer that refuses our certificate often closes with our
+		 * next flight unread, a reset that overtakes its alert */
+		if (handshake)
+			snprintf(t->err, sizeof(t->err),
+				 "the %s ended the connection inside the TLS handshake (%s)%s",
+				 server ? "client" : "server", strerror(saved),
+				 server ? ": a client that does not trust this certificate?" : "");
+		else
+			snprintf(t->err, sizeof(t->err), "%s: %s", gnutls_strerror(rc),
+				 strerror(saved));
 		e = ECONNRESET;
 		break;
 	case GNUTLS_E_UNEXPECTED_PACKET:
