@@ -156,6 +156,11 @@ class Collector:
     def stop(self):
         kill_proc(self.p, swtest.signal.SIGTERM)
         self.err.join()
+        # a sanitizer build reports at exit (leaks) on stderr
+        bad = [m for m in swtest.CRASH_MARKERS if m in self.err.text()]
+        if bad or "LeakSanitizer" in self.err.text():
+            raise AssertionError("collector %s: %s\n%s" % (bad, self.argv,
+                                                            swtest._tail(self.err.text(), 40)))
 
 
 def hello_frame(agent_id):
