@@ -19,6 +19,8 @@ unrelated CA B. Then, with a collector on --tls-cert/--tls-key/--tls-client-ca:
   many retries, nothing delivered, the collector counts the failures;
 - an agent without a client certificate is refused by the collector: one
   warning line on the agent, counted tls_handshake on the collector;
+- an agent with --tls to a plaintext collector: one warning saying to
+  check the collector's TLS, its ClientHellos counted as bad frames there;
 - bad files are one line and exit 2 on both sides; a collector without TLS
   on a non-loopback address warns at start that the stream is unencrypted.
 
@@ -321,6 +323,27 @@ class TLS(unittest.TestCase):
     def test_agent_without_a_client_certificate_is_refused(self):
         lines = self.refused(["--tls-ca", self.pki["ca_a.pem"]], "--tls-cert")
         self.assertTrue([l for l in lines if "sent no certificate" in l], lines)
+
+    def test_tls_agent_to_a_plaintext_collector(self):
+        # the misconfiguration the other way round: the collector reads a
+        # ClientHello as a bad frame, the agent says what to check
+        plain = Collector()
+        a = swtest.Agent([self.idle.pid], threshold_ms=50, interval=1,
+                         extra=["--collector", "127.0.0.1:%d" % plain.listen,
+                                "--tls-ca", self.pki["ca_a.pem"]])
+        try:
+            a.wait_attached()
+            key = 'stallwatch_collector_bad_frames_total{reason="bad_magic"}'
+            until("2 ClientHellos refused as bad frames",
+                  lambda: plain.metrics().get(key, 0) >= 2, 60)
+            warns = agent_warnings(a)
+            log("agent said %d line(s): %s" % (len(warns), warns[0] if warns else None))
+            self.assertEqual(len(warns), 1, a.describe())
+            self.assertIn("does the collector run with --tls-cert?", warns[0])
+            self.assertEqual(plain.incidents(self.idle.pid), [])
+        finally:
+            a.stop()
+            plain.stop()
 
     def test_bad_files(self):
         p = self.pki
