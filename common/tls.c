@@ -52,10 +52,7 @@ struct sw_tls {
 static char kp_server[] = GNUTLS_KP_TLS_WWW_SERVER;
 static char kp_client[] = GNUTLS_KP_TLS_WWW_CLIENT;
 
-static const char *opt_or(const char *opt, const char *dflt)
-{
-	return opt ? opt : dflt;
-}
+static const char *opt_or(const char *opt, const char *dflt) { return opt ? opt : dflt; }
 
 /*
  * The bytes of a PEM file (freed with free()), or one line in err. Read
@@ -63,8 +60,8 @@ static const char *opt_or(const char *opt, const char *dflt)
  * reading file" for a missing file, a directory and a permission alike.
  * *mode (may be NULL): its permission bits.
  */
-static int load_file(const char *opt, const char *path, mode_t *mode, gnutls_datum_t *d,
-		     char *err, size_t errlen)
+static int load_file(const char *opt, const char *path, mode_t *mode, gnutls_datum_t *d, char *err,
+		     size_t errlen)
 {
 	struct stat st;
 	ssize_t n;
@@ -89,9 +86,10 @@ static int load_file(const char *opt, const char *path, mode_t *mode, gnutls_dat
 	if (!S_ISREG(st.st_mode) || st.st_size <= 0 ||
 	    (unsigned long long)st.st_size > SW_TLS_FILE_MAX) {
 		snprintf(err, errlen, "%s %s: not a PEM file (%s); give the PEM file itself", opt,
-			 path, !S_ISREG(st.st_mode) ? "not a regular file"
-			       : st.st_size <= 0   ? "empty"
-						   : "larger than 4 MiB");
+			 path,
+			 !S_ISREG(st.st_mode) ? "not a regular file"
+			 : st.st_size <= 0    ? "empty"
+					      : "larger than 4 MiB");
 		close(fd);
 		return -EINVAL;
 	}
@@ -129,7 +127,8 @@ static void fmt_time(time_t t, char *buf, size_t size)
 {
 	struct tm tm;
 
-	if (t == (time_t)-1 || !gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm))
+	if (t == (time_t)-1 || !gmtime_r(&t, &tm) ||
+	    !strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm))
 		snprintf(buf, size, "an unknown date");
 }
 
@@ -257,7 +256,8 @@ static int load_ca(struct sw_tls_ctx *c, const char *opt, const char *path, char
 	if (!rc) {
 		rc = gnutls_certificate_set_x509_trust_mem(c->cred, &d, GNUTLS_X509_FMT_PEM);
 		if (rc <= 0) {
-			snprintf(err, errlen, "%s %s: no CA certificate taken from it (%s); give the "
+			snprintf(err, errlen,
+				 "%s %s: no CA certificate taken from it (%s); give the "
 				 "issuing CA's certificate in PEM",
 				 opt, path, rc < 0 ? gnutls_strerror(rc) : "none");
 			rc = -EINVAL;
@@ -279,8 +279,10 @@ static struct sw_tls_ctx *ctx_new(bool server, const struct sw_tls_files *f, cha
 	int rc;
 
 	if (!f->cert != !f->key || (server && !f->cert)) {
-		snprintf(err, errlen, "%s and %s go together: give both (a PEM certificate and its "
-			 "private key)", copt, kopt);
+		snprintf(err, errlen,
+			 "%s and %s go together: give both (a PEM certificate and its "
+			 "private key)",
+			 copt, kopt);
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
@@ -312,7 +314,8 @@ static struct sw_tls_ctx *ctx_new(bool server, const struct sw_tls_files *f, cha
 	} else if (!server) {
 		rc = gnutls_certificate_set_x509_system_trust(c->cred);
 		if (rc <= 0) {
-			snprintf(err, errlen, "TLS: no system CA certificates could be loaded (%s); "
+			snprintf(err, errlen,
+				 "TLS: no system CA certificates could be loaded (%s); "
 				 "install ca-certificates, or give the collector's CA with %s FILE",
 				 rc < 0 ? gnutls_strerror(rc) : "none found", aopt);
 			goto fail;
@@ -400,8 +403,8 @@ struct sw_tls *sw_tls__new(struct sw_tls_ctx *c, int fd, const char *server_name
 	if (!t)
 		return NULL;
 	t->ctx = c;
-	rc = gnutls_init(&t->s,
-			 (c->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+	rc = gnutls_init(&t->s, (c->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK |
+				    GNUTLS_NO_SIGNAL);
 	if (rc < 0) {
 		free(t);
 		errno = rc == GNUTLS_E_MEMORY_ERROR ? ENOMEM : EPROTO;
@@ -500,7 +503,8 @@ static int fail(struct sw_tls *t, int rc, bool handshake)
 		break;
 	case GNUTLS_E_PREMATURE_TERMINATION:
 		snprintf(t->err, sizeof(t->err), "the %s closed the connection%s",
-			 server ? "client" : "server", handshake ? " inside the TLS handshake" : "");
+			 server ? "client" : "server",
+			 handshake ? " inside the TLS handshake" : "");
 		e = ECONNRESET;
 		break;
 	case GNUTLS_E_PULL_ERROR:
@@ -562,10 +566,7 @@ int sw_tls__handshake(struct sw_tls *t)
 	return -EAGAIN;
 }
 
-bool sw_tls__ready(const struct sw_tls *t)
-{
-	return t->ready;
-}
+bool sw_tls__ready(const struct sw_tls *t) { return t->ready; }
 
 ssize_t sw_tls__recv(struct sw_tls *t, void *buf, size_t len)
 {
@@ -616,10 +617,7 @@ ssize_t sw_tls__send(struct sw_tls *t, const void *buf, size_t len)
 	}
 }
 
-bool sw_tls__send_held(const struct sw_tls *t)
-{
-	return t->held;
-}
+bool sw_tls__send_held(const struct sw_tls *t) { return t->held; }
 
 size_t sw_tls__pending(const struct sw_tls *t)
 {
@@ -631,7 +629,4 @@ enum sw_tls_want sw_tls__want(const struct sw_tls *t)
 	return t->want ? t->want : SW_TLS_WANT_READ;
 }
 
-const char *sw_tls__error(const struct sw_tls *t)
-{
-	return t->err;
-}
+const char *sw_tls__error(const struct sw_tls *t) { return t->err; }

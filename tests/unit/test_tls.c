@@ -6,8 +6,9 @@
  * here with GnuTLS's own API (a CA, a server certificate for 127.0.0.1, a
  * client certificate), in a temp dir: no CLI tool, no committed key.
  */
-#include <criterion/criterion.h>
+#include "tls.h"
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -18,7 +19,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "tls.h"
 
 static char dir[64];
 
@@ -51,9 +51,9 @@ static gnutls_x509_privkey_t key_new(const char *name)
 	cr_assert_eq(gnutls_x509_privkey_generate(
 			 k, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
 		     0);
-	cr_assert_eq(gnutls_x509_privkey_export2_pkcs8(k, GNUTLS_X509_FMT_PEM, NULL,
-						       GNUTLS_PKCS_PLAIN, &d),
-		     0);
+	cr_assert_eq(
+	    gnutls_x509_privkey_export2_pkcs8(k, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &d),
+	    0);
 	put(name, d.data, d.size);
 	gnutls_free(d.data);
 	return k;
@@ -89,9 +89,8 @@ static gnutls_x509_crt_t crt_new(const char *name, const char *cn, gnutls_x509_p
 								  GNUTLS_FSAN_SET),
 			     0);
 	}
-	cr_assert_eq(gnutls_x509_crt_sign2(c, icrt ? icrt : c, icrt ? ikey : key,
-					   GNUTLS_DIG_SHA256, 0),
-		     0);
+	cr_assert_eq(
+	    gnutls_x509_crt_sign2(c, icrt ? icrt : c, icrt ? ikey : key, GNUTLS_DIG_SHA256, 0), 0);
 	cr_assert_eq(gnutls_x509_crt_export2(c, GNUTLS_X509_FMT_PEM, &d), 0);
 	put(name, d.data, d.size);
 	gnutls_free(d.data);
@@ -168,8 +167,8 @@ Test(tls, bad_files_are_one_line_naming_the_file)
 	snprintf(want, sizeof(want), "--tls-cert %s", path("missing.pem"));
 	bad(true, files("missing.pem", "server.key", NULL), want, "cannot open it");
 	snprintf(want, sizeof(want), "--tls-cert %s", dir);
-	bad(true, (struct sw_tls_files){.cert = dir, .key = path("server.key"),
-					.cert_opt = "--tls-cert"},
+	bad(true,
+	    (struct sw_tls_files){.cert = dir, .key = path("server.key"), .cert_opt = "--tls-cert"},
 	    want, "not a regular file");
 	snprintf(want, sizeof(want), "--tls-cert %s", path("empty.pem"));
 	bad(true, files("empty.pem", "server.key", NULL), want, "empty");
@@ -178,7 +177,8 @@ Test(tls, bad_files_are_one_line_naming_the_file)
 	snprintf(want, sizeof(want), "--tls-key %s", path("server.pem"));
 	bad(true, files("server.pem", "server.pem", NULL), want, "no usable private key");
 	snprintf(want, sizeof(want), "--tls-key %s", path("client.key"));
-	bad(true, files("server.pem", "client.key", NULL), want, "is not the key of the certificate");
+	bad(true, files("server.pem", "client.key", NULL), want,
+	    "is not the key of the certificate");
 	bad(true, files("server.pem", NULL, NULL), "--tls-key", "go together");
 	bad(false, files(NULL, "client.key", NULL), "--tls-cert", "go together");
 	snprintf(want, sizeof(want), "--tls-ca %s", path("garbage.pem"));
