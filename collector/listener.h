@@ -13,6 +13,7 @@
 #include "decoder.h"
 #include "net.h"
 #include "tls.h"
+#include "secret.h"
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,9 @@ struct sw_ingest_opts {
 	/* deadlines, per-peer cap and frame memory (conn_limits.h); NULL: the
 	 * defaults */
 	const struct sw_conn_limits *limits;
+	/* --token-file: the token every agent's hello must carry (NULL: any
+	 * peer is taken at its word; docs/DESIGN.md "Authentication") */
+	const struct sw_secret *token;
 	/* TLS server context (common/tls.h; --tls-cert): every connection
 	 * does its handshake first. NULL: plaintext. Not freed by the ingest. */
 	struct sw_tls_ctx *tls;

@@ -10,6 +10,7 @@
 #include "store.h"
 #include "http.h"
 #include "listener.h"
+#include "secret.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include "net.h"
 #include "tls.h" /* common/tls.h */
@@ -68,16 +69,21 @@ static void usage(FILE *f)
 	    "      --tls-key FILE       the certificate's private key (PEM, unencrypted)\n"
 	    "      --tls-client-ca FILE require agents to present a client certificate\n"
 	    "                           signed by this CA (PEM)\n"
+	    "      --token-file FILE    agents must present this token (the file's bytes,\n"
+	    "                           16 to 4096, trailing newline trimmed); give the\n"
+	    "                           agents the same --token-file\n"
 	    "  -v, --verbose            log connections; twice for more\n"
 	    "  -h, --help               this text\n"
 	    "\n"
 	    "Both listeners are on loopback by default: agents and Prometheus on other\n"
-	    "hosts need an explicit address, and the stream is not authenticated.\n"
-	    "Beyond loopback, give the agent port TLS (--tls-cert, --tls-key).\n"
+	    "hosts need an explicit address. Without --token-file the agent stream is\n"
+	    "not authenticated: any process that reaches the port can send data.\n"
+	    "Beyond loopback, give the agent port TLS too (--tls-cert, --tls-key).\n"
 	    "\n"
 	    "Examples:\n"
 	    "  stallwatch-collector\n"
-	    "  stallwatch-collector --listen 0.0.0.0:7470 --http 0.0.0.0:7471\n"
+	    "  openssl rand -hex 32 > /etc/stallwatch/token && chmod 600 /etc/stallwatch/token\n"
+	    "  stallwatch-collector --listen 0.0.0.0:7470 --token-file /etc/stallwatch/token\n"
 	    "  stallwatch-collector --listen [::]:7470 --max-loops 4096 -v\n"
 	    "  stallwatch-collector --listen 0.0.0.0:7470 --tls-cert /etc/stallwatch/collector.pem \\\n"
 	    "      --tls-key /etc/stallwatch/collector.key --tls-client-ca /etc/stallwatch/agents-ca.pem\n"
@@ -150,6 +156,7 @@ int main(int argc, char **argv)
 		OPT_TLS_CERT,
 		OPT_TLS_KEY,
 		OPT_TLS_CLIENT_CA,
+		OPT_TOKEN_FILE,
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
@@ -168,11 +175,14 @@ int main(int argc, char **argv)
 	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
+	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *listen_s = DEFAULT_LISTEN, *http_s = DEFAULT_HTTP, *why, *env;
+	const char *token_path = NULL;
+	static struct sw_secret token; /* 4 KiB: not on the stack */
 	struct sw_store_opts so = {.max_loops = 1024, .max_incidents = 1000};
 	struct sw_addr listen_a, http_a;
 	struct sw_ingest_opts io = {0};
@@ -196,6 +206,9 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'l':
 			listen_s = optarg;
+			break;
+		case OPT_TOKEN_FILE:
+			token_path = optarg;
 			break;
 		case 'H':
 			http_s = optarg;
@@ -290,6 +303,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stallwatch-collector: bad --http '%s': %s\n", http_s, why);
 		return 2;
 	}
+	if (token_path) {
+		char msg[512];
+
+		if (sw_secret__load(token_path, &token, msg, sizeof(msg))) {
+			fprintf(stderr, "stallwatch-collector: bad --token-file: %s\n", msg);
+			return 2;
+		}
+		io.token = &token;
+	}
 	if (tf.ca && !tf.cert) {
 		fprintf(stderr, "stallwatch-collector: --tls-client-ca needs TLS: give --tls-cert "
 				"and --tls-key too\n");
@@ -369,12 +391,21 @@ int main(int argc, char **argv)
 	sw_info("agents on %s (port %d%s%s), HTTP on %s (port %d)", listen_a.text,
 		sw_ingest__port(in), tls ? ", TLS" : "", tf.ca ? " with client certificates" : "",
 		http_a.text, sw_http__port(http));
+	if (!token.len)
+		sw_warn("the agent stream on %s is not authenticated: any %s can send data "
+			"as any agent; give the collector and the agents --token-file",
+			listen_a.text,
+			sw_addr__is_loopback(&listen_a) ? "local process" : "host that reaches it");
+	else if (token.world_readable)
+		sw_warn("--token-file %s is readable by every user of this host: chmod o-r it",
+			token_path);
 	/* Said once, at the default verbosity: beyond loopback anyone on the
 	 * path reads and alters the measurements. */
-	if (!tls && !sw_addr__loopback(&listen_a))
+	if (!tls && !sw_addr__is_loopback(&listen_a))
 		sw_warn("agents on %s: the stream is not encrypted (plain TCP) on an address other "
-			"hosts can reach; give --tls-cert and --tls-key (agents: --tls)",
-			listen_a.text);
+			"hosts can reach%s; give --tls-cert and --tls-key (agents: --tls)",
+			listen_a.text,
+			token.len ? ": the token and the measurements cross the network in clear" : "");
 
 	while (!exiting) {
 		err = sw_ingest__run_once(in, TICK_MS, &waitmask);
@@ -399,5 +430,6 @@ cleanup:
 	sw_ingest__free(in);
 	sw_tls_ctx__free(tls);
 	sw_store__free(store);
+	memset(&token, 0, sizeof(token));
 	return err ? 1 : 0;
 }

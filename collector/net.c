@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "net.h"
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -80,6 +79,21 @@ int sw_addr__parse(const char *s, struct sw_addr *a, const char **why)
 	return 0;
 }
 
+bool sw_addr__is_loopback(const struct sw_addr *a)
+{
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a->ss;
+
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		const struct in6_addr *x = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(x) || (IN6_IS_ADDR_V4MAPPED(x) && x->s6_addr[12] == 127);
+	}
+	return false;
+}
+
 int sw_net__listen(const struct sw_addr *a, int backlog)
 {
 	int fd, one = 1, err;
@@ -114,16 +128,4 @@ int sw_net__local_port(int fd)
 	if (ss.ss_family == AF_INET6)
 		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	return -1;
-}
-
-bool sw_addr__loopback(const struct sw_addr *a)
-{
-	const struct in6_addr *v6;
-
-	if (a->ss.ss_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
-	if (a->ss.ss_family != AF_INET6)
-		return false;
-	v6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
-	return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
 }

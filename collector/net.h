@@ -23,14 +23,13 @@ struct sw_addr {
  */
 int sw_addr__parse(const char *s, struct sw_addr *a, const char **why);
 
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104: only this host reaches it. */
+bool sw_addr__is_loopback(const struct sw_addr *a);
+
 /* Non-blocking, close-on-exec listening TCP socket. Returns fd or -errno. */
 int sw_net__listen(const struct sw_addr *a, int backlog);
 
 /* Port a listening socket is bound to (useful with port 0), or -1. */
 int sw_net__local_port(int fd);
-
-/* Only this host can reach it: 127.0.0.0/8, ::1 or a v4-mapped 127/8.
- * 0.0.0.0 and :: are every interface, not loopback. */
-bool sw_addr__loopback(const struct sw_addr *a);
 
 #endif
