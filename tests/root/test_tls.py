@@ -104,6 +104,14 @@ class PKI:
             ossl("x509", "-req", "-in", name + ".csr", "-CA", "ca_a.pem", "-CAkey", "ca_a.key",
                  "-CAcreateserial", "-out", name + ".pem", "-days", "2",
                  "-extfile", name + ".ext", cwd=d)
+        # the agents' shared token (--token-file), and a wrong one
+        for name, tok in (("token", "stallwatch-tls-test-token-0123456789"),
+                          ("wrong_token", "stallwatch-tls-test-token-012345678X")):
+            with open(os.path.join(d, name), "w") as f:
+                f.write(tok + "\n")
+        for f in os.listdir(d):
+            if f.endswith("token"):
+                os.chmod(os.path.join(d, f), 0o600)
         for f in os.listdir(d):
             if f.endswith(".key"):
                 os.chmod(os.path.join(d, f), 0o600)
@@ -183,8 +191,11 @@ class TLS(unittest.TestCase):
     def setUpClass(cls):
         cls.pki = PKI()
         p = cls.pki
+        # TLS with client certificates and the token, as a fleet beyond
+        # loopback would run it
         cls.c = Collector("--tls-cert", p["server.pem"], "--tls-key", p["server.key"],
-                          "--tls-client-ca", p["ca_a.pem"], "--handshake-timeout", "10")
+                          "--tls-client-ca", p["ca_a.pem"], "--handshake-timeout", "10",
+                          "--token-file", p["token"])
         # one idle Node process for the refused agents to watch
         cls.idle = swtest.Workload([NODE, workload("node_block_cmd.js")])
 
@@ -194,9 +205,10 @@ class TLS(unittest.TestCase):
         cls.c.stop()
         cls.pki.remove()
 
-    def agent(self, pid, *tls, interval=1):
+    def agent(self, pid, *tls, interval=1, token="token"):
         return swtest.Agent([pid], threshold_ms=50, interval=interval,
-                            extra=["--collector", "127.0.0.1:%d" % self.c.listen] + list(tls))
+                            extra=["--collector", "127.0.0.1:%d" % self.c.listen,
+                                   "--token-file", self.pki[token]] + list(tls))
 
     def test_agent_streams_over_tls(self):
         p, c = self.pki, self.c
@@ -323,6 +335,25 @@ class TLS(unittest.TestCase):
     def test_agent_without_a_client_certificate_is_refused(self):
         lines = self.refused(["--tls-ca", self.pki["ca_a.pem"]], "--tls-cert")
         self.assertTrue([l for l in lines if "sent no certificate" in l], lines)
+
+    def test_wrong_token_is_refused_through_tls(self):
+        # the collector's refusal (Ack.refused) is an ack like any: it must
+        # reach the agent through TLS, or the agent could not say why
+        p, c = self.pki, self.c
+        before = c.closed("unauthenticated")
+        a = self.agent(self.idle.pid, "--tls-ca", p["ca_a.pem"], "--tls-cert", p["client.pem"],
+                       "--tls-key", p["client.key"], token="wrong_token")
+        try:
+            a.wait_attached()
+            until("the agent says why it was refused",
+                  lambda: "token is missing or wrong" in a.err.text(), 60)
+            until("unauthenticated counted",
+                  lambda: c.closed("unauthenticated") >= before + 1, 20)
+            self.assertEqual(c.incidents(self.idle.pid), [])
+            self.assertNotIn("TLS", a.err.text(), a.describe())
+            log("agent: %s" % [l for l in a.err.text().splitlines() if "refused" in l][0])
+        finally:
+            a.stop()
 
     def test_tls_agent_to_a_plaintext_collector(self):
         # the misconfiguration the other way round: the collector reads a
