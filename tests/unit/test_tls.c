@@ -6,6 +6,7 @@
  * here with GnuTLS's own API (a CA, a server certificate for 127.0.0.1, a
  * client certificate), in a temp dir: no CLI tool, no committed key.
  */
+#include "test_tls_pki.h"
 #include "tls.h"
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -20,127 +21,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static char dir[64];
-
-static const char *path(const char *name)
-{
-	static char buf[8][128];
-	static int k;
-
-	k = (k + 1) % 8;
-	snprintf(buf[k], sizeof(buf[k]), "%s/%s", dir, name);
-	return buf[k];
-}
-
-static void put(const char *name, const void *data, size_t len)
-{
-	FILE *f = fopen(path(name), "w");
-
-	cr_assert_not_null(f);
-	cr_assert_eq(fwrite(data, 1, len, f), len);
-	fclose(f);
-	chmod(path(name), 0600);
-}
-
-static gnutls_x509_privkey_t key_new(const char *name)
-{
-	gnutls_x509_privkey_t k;
-	gnutls_datum_t d;
-
-	cr_assert_eq(gnutls_x509_privkey_init(&k), 0);
-	cr_assert_eq(gnutls_x509_privkey_generate(
-			 k, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
-		     0);
-	cr_assert_eq(
-	    gnutls_x509_privkey_export2_pkcs8(k, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &d),
-	    0);
-	put(name, d.data, d.size);
-	gnutls_free(d.data);
-	return k;
-}
-
-/* A certificate for key, signed by (icrt, ikey), or self-signed. */
-static gnutls_x509_crt_t crt_new(const char *name, const char *cn, gnutls_x509_privkey_t key,
-				 gnutls_x509_crt_t icrt, gnutls_x509_privkey_t ikey, bool ca,
-				 const char *ip)
-{
-	static unsigned char serial = 1;
-	gnutls_x509_crt_t c;
-	gnutls_datum_t d;
-	unsigned char a[4];
-	time_t now = time(NULL);
-
-	cr_assert_eq(gnutls_x509_crt_init(&c), 0);
-	gnutls_x509_crt_set_version(c, 3);
-	serial++;
-	gnutls_x509_crt_set_serial(c, &serial, 1);
-	gnutls_x509_crt_set_activation_time(c, now - 3600);
-	gnutls_x509_crt_set_expiration_time(c, now + 86400);
-	cr_assert_eq(gnutls_x509_crt_set_dn_by_oid(c, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
-						   (unsigned int)strlen(cn)),
-		     0);
-	cr_assert_eq(gnutls_x509_crt_set_key(c, key), 0);
-	gnutls_x509_crt_set_basic_constraints(c, ca, -1);
-	gnutls_x509_crt_set_key_usage(c, ca ? GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN
-					    : GNUTLS_KEY_DIGITAL_SIGNATURE);
-	if (ip) {
-		cr_assert_eq(inet_pton(AF_INET, ip, a), 1);
-		cr_assert_eq(gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_IPADDRESS, a, 4,
-								  GNUTLS_FSAN_SET),
-			     0);
-	}
-	cr_assert_eq(
-	    gnutls_x509_crt_sign2(c, icrt ? icrt : c, icrt ? ikey : key, GNUTLS_DIG_SHA256, 0), 0);
-	cr_assert_eq(gnutls_x509_crt_export2(c, GNUTLS_X509_FMT_PEM, &d), 0);
-	put(name, d.data, d.size);
-	gnutls_free(d.data);
-	return c;
-}
-
-static void setup(void)
-{
-	gnutls_x509_privkey_t cak, sk, ck, ok;
-	gnutls_x509_crt_t ca, s, c, o;
-
-	snprintf(dir, sizeof(dir), "/tmp/sw-test-tls-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	cak = key_new("ca.key");
-	ca = crt_new("ca.pem", "test CA", cak, NULL, NULL, true, NULL);
-	sk = key_new("server.key");
-	s = crt_new("server.pem", "test collector", sk, ca, cak, false, "127.0.0.1");
-	ck = key_new("client.key");
-	c = crt_new("client.pem", "test agent", ck, ca, cak, false, NULL);
-	ok = key_new("other.key");
-	o = crt_new("other.pem", "other CA", ok, NULL, NULL, true, NULL);
-	gnutls_x509_crt_deinit(ca);
-	gnutls_x509_crt_deinit(s);
-	gnutls_x509_crt_deinit(c);
-	gnutls_x509_crt_deinit(o);
-	gnutls_x509_privkey_deinit(cak);
-	gnutls_x509_privkey_deinit(sk);
-	gnutls_x509_privkey_deinit(ck);
-	gnutls_x509_privkey_deinit(ok);
-	put("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
-	    62);
-	put("empty.pem", "", 0);
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(tls, .init = setup, .fini = teardown);
+TestSuite(tls, .init = pki_make, .fini = pki_remove);
 
 static struct sw_tls_files files(const char *cert, const char *key, const char *ca)
 {
 	return (struct sw_tls_files){
-	    .cert = cert ? path(cert) : NULL,
-	    .key = key ? path(key) : NULL,
-	    .ca = ca ? path(ca) : NULL,
+	    .cert = cert ? pki_path(cert) : NULL,
+	    .key = key ? pki_path(key) : NULL,
+	    .ca = ca ? pki_path(ca) : NULL,
 	    .cert_opt = "--tls-cert",
 	    .key_opt = "--tls-key",
 	    .ca_opt = "--tls-ca",
@@ -164,24 +52,25 @@ Test(tls, bad_files_are_one_line_naming_the_file)
 {
 	char want[256];
 
-	snprintf(want, sizeof(want), "--tls-cert %s", path("missing.pem"));
+	snprintf(want, sizeof(want), "--tls-cert %s", pki_path("missing.pem"));
 	bad(true, files("missing.pem", "server.key", NULL), want, "cannot open it");
-	snprintf(want, sizeof(want), "--tls-cert %s", dir);
+	snprintf(want, sizeof(want), "--tls-cert %s", pki_dir);
 	bad(true,
-	    (struct sw_tls_files){.cert = dir, .key = path("server.key"), .cert_opt = "--tls-cert"},
+	    (struct sw_tls_files){
+		.cert = pki_dir, .key = pki_path("server.key"), .cert_opt = "--tls-cert"},
 	    want, "not a regular file");
-	snprintf(want, sizeof(want), "--tls-cert %s", path("empty.pem"));
+	snprintf(want, sizeof(want), "--tls-cert %s", pki_path("empty.pem"));
 	bad(true, files("empty.pem", "server.key", NULL), want, "empty");
-	snprintf(want, sizeof(want), "--tls-cert %s", path("garbage.pem"));
+	snprintf(want, sizeof(want), "--tls-cert %s", pki_path("garbage.pem"));
 	bad(true, files("garbage.pem", "server.key", NULL), want, "no PEM certificate");
-	snprintf(want, sizeof(want), "--tls-key %s", path("server.pem"));
+	snprintf(want, sizeof(want), "--tls-key %s", pki_path("server.pem"));
 	bad(true, files("server.pem", "server.pem", NULL), want, "no usable private key");
-	snprintf(want, sizeof(want), "--tls-key %s", path("client.key"));
+	snprintf(want, sizeof(want), "--tls-key %s", pki_path("client.key"));
 	bad(true, files("server.pem", "client.key", NULL), want,
 	    "is not the key of the certificate");
 	bad(true, files("server.pem", NULL, NULL), "--tls-key", "go together");
 	bad(false, files(NULL, "client.key", NULL), "--tls-cert", "go together");
-	snprintf(want, sizeof(want), "--tls-ca %s", path("garbage.pem"));
+	snprintf(want, sizeof(want), "--tls-ca %s", pki_path("garbage.pem"));
 	bad(false, files(NULL, NULL, "garbage.pem"), want, "no PEM certificate");
 }
 
