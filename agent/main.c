@@ -28,6 +28,7 @@
 #include "sysio.h"
 #include "gilmon.h"
 #include "target_io.h"
+#include "tls.h"
 
 #define MAX_PIDS 256
 #define TICK_MS 100
@@ -59,6 +60,9 @@ static struct env {
 	/* --service PID=NAME pids, each checked against --pid at the end */
 	pid_t service_pids[SW_SERVICE_MAX];
 	int n_service_pids;
+	/* --tls and its files (common/tls.h); any of them turns TLS on */
+	bool tls;
+	const char *tls_ca, *tls_server_name, *tls_cert, *tls_key;
 	int verbose;
 } env = {
 	.threshold_ms = 50,
@@ -85,7 +89,8 @@ static const char doc[] =
 	"  stallwatch-agent --pid 1234 --pid 5678 --json  # two processes, JSON lines\n"
 	"  stallwatch-agent --pid $(pgrep -f server.js) --threshold-ms 20 --duration 60\n"
 	"  stallwatch-agent --pid 1234 --collector 127.0.0.1:7470   # stream to a collector\n"
-	"  stallwatch-agent --pid 1234 --pid 5678 --service 5678=billing   # name a service\n";
+	"  stallwatch-agent --pid 1234 --pid 5678 --service 5678=billing   # name a service\n"
+	"  stallwatch-agent --pid 1234 --collector collector.example:7470 --tls-ca ca.pem\n";
 
 enum {
 	OPT_INTERVAL = 1000,
@@ -104,6 +109,11 @@ enum {
 	OPT_NO_GIL,
 	OPT_GIL_HZ,
 	OPT_SERVICE,
+	OPT_TLS,
+	OPT_TLS_CA,
+	OPT_TLS_SERVER_NAME,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
 };
 
 static const struct argp_option opts[] = {
@@ -117,6 +127,17 @@ static const struct argp_option opts[] = {
 	  "Present the token in FILE to the collector (its own --token-file)", 0 },
 	{ "buffer-kb", OPT_BUFFER, "KB", 0,
 	  "Unsent data kept while the collector is away (default 4096)", 0 },
+	{ "tls", OPT_TLS, NULL, 0,
+	  "Stream over TLS, the collector's certificate verified against the system's CAs "
+	  "(any --tls-* option implies it)", 0 },
+	{ "tls-ca", OPT_TLS_CA, "FILE", 0,
+	  "Verify the collector's certificate against these CAs (PEM) instead", 0 },
+	{ "tls-server-name", OPT_TLS_SERVER_NAME, "NAME", 0,
+	  "Name (or IP address) the collector's certificate must carry (default: the host of "
+	  "--collector)", 0 },
+	{ "tls-cert", OPT_TLS_CERT, "FILE", 0,
+	  "Client certificate (PEM) for a collector with --tls-client-ca; with --tls-key", 0 },
+	{ "tls-key", OPT_TLS_KEY, "FILE", 0, "The client certificate's private key (PEM)", 0 },
 	{ "no-diag", OPT_NO_DIAG, NULL, 0, "Do not split blocks into on/off-CPU (no sched_switch)",
 	  0 },
 	{ "no-stacks", OPT_NO_STACKS, NULL, 0,
@@ -271,6 +292,25 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_NO_DIAG:
 		env.no_diag = true;
 		break;
+	case OPT_TLS:
+		env.tls = true;
+		break;
+	case OPT_TLS_CA:
+		env.tls = true;
+		env.tls_ca = arg;
+		break;
+	case OPT_TLS_SERVER_NAME:
+		env.tls = true;
+		env.tls_server_name = arg;
+		break;
+	case OPT_TLS_CERT:
+		env.tls = true;
+		env.tls_cert = arg;
+		break;
+	case OPT_TLS_KEY:
+		env.tls = true;
+		env.tls_key = arg;
+		break;
 	case OPT_NO_SYSCALLS:
 		env.no_syscalls = true;
 		break;
@@ -326,6 +366,15 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (!env.n_pids) {
 			sw_err("no process given: pass --pid PID (see --help)");
+			bad_usage(state);
+		}
+		if (env.tls && !env.collector) {
+			sw_err("--tls and --tls-* are for the stream: give --collector HOST:PORT too");
+			bad_usage(state);
+		}
+		if (!env.tls_cert != !env.tls_key) {
+			sw_err("--tls-cert and --tls-key go together: give both (a PEM client "
+			       "certificate and its private key)");
 			bad_usage(state);
 		}
 		for (int i = 0; i < env.n_service_pids; i++) {
@@ -489,7 +538,7 @@ int main(int argc, char **argv)
 	struct event_ctx ec = {};
 	struct sw_health h;
 	uint64_t start, last_summary, now;
-	char msg[512];
+	char msg[1024];
 	int err = 0, n_ok = 0;
 
 	sw_log_prog = "stallwatch-agent";
@@ -525,6 +574,19 @@ int main(int argc, char **argv)
 			sw_err("%s", msg);
 			err = -EINVAL;
 			goto cleanup;
+		}
+		if (env.tls) {
+			const struct sw_tls_files tf = {
+				.cert = env.tls_cert, .key = env.tls_key, .ca = env.tls_ca,
+				.cert_opt = "--tls-cert", .key_opt = "--tls-key", .ca_opt = "--tls-ca",
+			};
+
+			/* a bad file is bad input: one line, exit 2 */
+			if (sw_stream__set_tls(stream, &tf, env.tls_server_name, msg, sizeof(msg))) {
+				sw_err("%s", msg);
+				sw_stream__free(stream);
+				return 2;
+			}
 		}
 	}
 	if (env.token_file) {

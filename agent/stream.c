@@ -18,6 +18,7 @@
 #include "log.h"
 #include "secret.h"
 #include "stream.h"
+#include "tls.h"
 
 #define BACKOFF_MIN_NS 500000000ull    /* 0.5 s */
 #define BACKOFF_MAX_NS 30000000000ull  /* 30 s */
@@ -26,6 +27,10 @@
  * written, as they did before acks. Far above a round trip, even to a
  * loaded collector. */
 #define ACK_WAIT_NS 10000000000ull     /* 10 s */
+/* A TLS handshake not done by then is given up (and retried with backoff):
+ * a collector without TLS answers a ClientHello by closing at once, one
+ * that is stopped never answers. Two round trips take milliseconds. */
+#define TLS_HANDSHAKE_NS 10000000000ull /* 10 s */
 
 /*
  * The buffer, oldest first: frames written on this connection and not yet
@@ -45,6 +50,7 @@ struct frame {
 
 struct sw_stream {
 	char hostport[300];
+	char host[256]; /* of hostport: the default TLS server name */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int fd;
@@ -77,6 +83,22 @@ struct sw_stream {
 	uint8_t session[SW_SESSION_LEN];
 	uint32_t refused;
 	struct sw_stream_stats st;
+	/*
+	 * TLS (--tls): the client context, the name the collector's
+	 * certificate must carry, the session of this connection. handshaking:
+	 * TCP is up, TLS not yet. trusted: the collector has accepted this
+	 * connection, which over TLS is known only once it has sent something:
+	 * with TLS 1.3 a server refuses a client certificate after the
+	 * client's handshake is done. Until then a failure is part of the
+	 * outage (one warning, backoff growing), not a new one. tls_err: why
+	 * the last TLS call failed, for disconnect()'s line.
+	 */
+	struct sw_tls_ctx *tls_ctx;
+	char tls_name[256];
+	struct sw_tls *tls;
+	bool handshaking, trusted;
+	uint64_t hs_start_ns;
+	char tls_err[640];
 };
 
 struct sw_stream *sw_stream__new(const char *hostport, size_t max_bytes, char *err, size_t errlen)
@@ -110,6 +132,7 @@ struct sw_stream *sw_stream__new(const char *hostport, size_t max_bytes, char *e
 		return NULL;
 	}
 	snprintf(s->hostport, sizeof(s->hostport), "%s", hostport);
+	snprintf(s->host, sizeof(s->host), "%s", host);
 	memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
 	s->addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
@@ -126,6 +149,36 @@ struct sw_stream *sw_stream__new(const char *hostport, size_t max_bytes, char *e
 		memcpy(s->session + sizeof(t), &r, sizeof(r));
 	}
 	return s;
+}
+
+int sw_stream__set_tls(struct sw_stream *s, const struct sw_tls_files *files,
+		       const char *server_name, char *err, size_t errlen)
+{
+	s->tls_ctx = sw_tls_ctx__client(files, err, errlen);
+	if (!s->tls_ctx)
+		return -EINVAL;
+	snprintf(s->tls_name, sizeof(s->tls_name), "%s",
+		 server_name && server_name[0] ? server_name : s->host);
+	return 0;
+}
+
+/* Why a TLS call failed, with what to do, for disconnect()'s line. */
+static void tls_reason(struct sw_stream *s, int rc)
+{
+	char hint[400] = "";
+
+	if (rc == -EKEYREJECTED)
+		snprintf(hint, sizeof(hint), "; check --tls-ca (the CA that signed the collector's "
+			 "certificate) and --tls-server-name (now %s)", s->tls_name);
+	else if (rc == -ECONNREFUSED)
+		snprintf(hint, sizeof(hint), "; a collector with --tls-client-ca needs --tls-cert "
+			 "and --tls-key signed by that CA");
+	else if (rc == -ECONNRESET && s->handshaking)
+		snprintf(hint, sizeof(hint), " (does the collector run with --tls-cert?)");
+	else if (rc == -ECONNRESET && !s->trusted)
+		snprintf(hint, sizeof(hint), " before accepting the agent (does it need a client "
+			 "certificate, --tls-cert and --tls-key?)");
+	snprintf(s->tls_err, sizeof(s->tls_err), "%s%s", sw_tls__error(s->tls), hint);
 }
 
 void sw_stream__set_token(struct sw_stream *s, const uint8_t *token, size_t len)
@@ -159,14 +212,21 @@ static const char *refusal_text(uint32_t r)
 
 static void disconnect(struct sw_stream *s, const char *why, int e)
 {
+	/* close_notify first, when the session is sound (not after a failure) */
+	sw_tls__free(s->tls);
+	s->tls = NULL;
 	if (s->fd >= 0)
 		close(s->fd);
-	if (s->connected || !s->warned)
+	/* once per outage; an untrusted TLS connection is still the outage */
+	if ((s->connected && s->trusted) || !s->warned)
 		sw_warn("collector %s %s: %s; measuring on, buffering up to %zu KiB and retrying",
-			s->hostport, why, strerror(e), s->max_bytes / 1024);
+			s->hostport, why, s->tls_err[0] ? s->tls_err : strerror(e),
+			s->max_bytes / 1024);
+	s->tls_err[0] = '\0';
 	s->warned = 1;
 	s->fd = -1;
 	s->connected = s->connecting = 0;
+	s->handshaking = s->trusted = false;
 	/* everything not acknowledged goes again, whole and in order, on the
 	 * next connection; the collector drops what it had applied */
 	s->cur = s->head;
@@ -177,19 +237,27 @@ static void disconnect(struct sw_stream *s, const char *why, int e)
 	s->backoff_ns = s->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : s->backoff_ns * 2;
 }
 
-static void on_connected(struct sw_stream *s)
+/* The collector accepted this connection: the outage is over. */
+static void on_trusted(struct sw_stream *s)
 {
-	if (!s->connected && s->warned)
+	if (s->warned)
 		sw_info("collector %s reachable again", s->hostport);
-	s->connected = 1;
-	s->connecting = 0;
 	s->warned = 0;
+	s->trusted = true;
 	if (s->ever_connected)
 		s->st.reconnects++; /* the first connection is not a reconnection */
 	s->ever_connected = 1;
 	/* a refused agent retries slowly until one accepts it */
 	if (!s->refused)
 		s->backoff_ns = BACKOFF_MIN_NS;
+}
+
+static void on_connected(struct sw_stream *s)
+{
+	s->connected = 1;
+	s->connecting = 0;
+	if (!s->tls)
+		on_trusted(s); /* over TLS: at its first bytes (stream_recv) */
 	s->conn_ns = sw_mono_ns();
 	s->hello_off = 0;
 	/* the hello carries what was acknowledged so far: built now */
@@ -198,6 +266,103 @@ static void on_connected(struct sw_stream *s)
 	s->hello_pending = s->hello != NULL;
 	s->cur = s->head;
 	s->cur_off = 0;
+}
+
+/* TCP is up: the hello goes now, or after the TLS handshake (tls_step). */
+static void tcp_connected(struct sw_stream *s)
+{
+	s->connecting = 0;
+	if (!s->tls_ctx) {
+		on_connected(s);
+		return;
+	}
+	s->tls = sw_tls__new(s->tls_ctx, s->fd, s->tls_name);
+	if (!s->tls) {
+		disconnect(s, "TLS setup failed", errno);
+		return;
+	}
+	s->handshaking = true;
+	s->hs_start_ns = sw_mono_ns();
+}
+
+/* One step of the TLS handshake: 0 done (on_connected has run), 1 not
+ * yet or failed (then disconnected, retried with backoff). */
+static int tls_step(struct sw_stream *s, uint64_t now_ns)
+{
+	int rc = sw_tls__handshake(s->tls);
+
+	if (rc == -EAGAIN) {
+		if (now_ns < s->hs_start_ns + TLS_HANDSHAKE_NS)
+			return 1;
+		snprintf(s->tls_err, sizeof(s->tls_err), "no TLS handshake within %llu s (does "
+			 "the collector run with --tls-cert?)", TLS_HANDSHAKE_NS / 1000000000ull);
+		disconnect(s, "failed the TLS handshake", ETIMEDOUT);
+		return 1;
+	}
+	if (rc) {
+		tls_reason(s, rc);
+		disconnect(s, "failed the TLS handshake", -rc);
+		return 1;
+	}
+	s->handshaking = false;
+	sw_dbg("collector %s: TLS handshake done, %s verified", s->hostport, s->tls_name);
+	on_connected(s);
+	return 0;
+}
+
+/* recv() and send() of the connection, through TLS when it has it: -1 with
+ * errno as the plain calls do (tls_err says why for disconnect()). */
+static ssize_t stream_recv(struct sw_stream *s, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!s->tls)
+		return recv(s->fd, buf, len, MSG_DONTWAIT);
+	n = sw_tls__recv(s->tls, buf, len);
+	if (n < 0) {
+		if (n != -EAGAIN)
+			tls_reason(s, (int)n);
+		errno = (int)-n;
+		return -1;
+	}
+	if (n > 0 && !s->trusted)
+		on_trusted(s);
+	else if (n == 0 && !s->trusted)
+		snprintf(s->tls_err, sizeof(s->tls_err), "the collector ended the connection before "
+			 "accepting the agent (does it need a client certificate, --tls-cert and "
+			 "--tls-key?)");
+	return n;
+}
+
+static ssize_t stream_send(struct sw_stream *s, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!s->tls)
+		return send(s->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = sw_tls__send(s->tls, buf, len);
+	if (n < 0) {
+		if (n != -EAGAIN)
+			tls_reason(s, (int)n);
+		errno = (int)-n;
+		return -1;
+	}
+	return n;
+}
+
+/*
+ * Over TLS a send the socket did not take leaves a record of its first
+ * bytes in GnuTLS, which must go out as it is (common/tls.h): the frame
+ * being written counts as started, as with bytes out.
+ */
+static bool tls_held(const struct sw_stream *s)
+{
+	return s->tls && sw_tls__send_held(s->tls);
+}
+
+static bool cur_started(const struct sw_stream *s)
+{
+	return s->cur_off > 0 || (!s->hello_pending && tls_held(s));
 }
 
 static void try_connect(struct sw_stream *s)
@@ -211,7 +376,7 @@ static void try_connect(struct sw_stream *s)
 	}
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(s->fd, (struct sockaddr *)&s->addr, s->addrlen) == 0) {
-		on_connected(s);
+		tcp_connected(s);
 		return;
 	}
 	if (errno == EINPROGRESS) {
@@ -230,7 +395,8 @@ static void free_frame(struct frame *f)
 void sw_stream__set_hello(struct sw_stream *s, uint8_t *frame, size_t len)
 {
 	/* replacing it mid-send would corrupt the stream: finish the old one */
-	if (s->connected && s->hello_pending && s->hello_off > 0 && s->hello_off < s->hello_len) {
+	if (s->connected && s->hello_pending && s->hello_off < s->hello_len &&
+	    (s->hello_off > 0 || tls_held(s))) {
 		free(frame);
 		return;
 	}
@@ -277,7 +443,7 @@ static void evict(struct sw_stream *s)
 
 	while (s->bytes > s->max_bytes && f) {
 		next = f->next;
-		if (!f->written && !(f == s->cur && s->cur_off > 0)) {
+		if (!f->written && !(f == s->cur && cur_started(s))) {
 			s->st.dropped_batches++;
 			s->st.dropped_bytes += f->len;
 			s->st.dropped_incidents += f->incidents;
@@ -335,7 +501,7 @@ static void on_ack(struct sw_stream *s, uint64_t seq)
 			continue;
 		if (f->seq > s->acked)
 			break; /* in seq order */
-		if (f == s->cur && s->cur_off > 0)
+		if (f == s->cur && cur_started(s))
 			continue; /* part written: finished, then freed below */
 		s->st.batches_acked++;
 		unlink_frame(s, f);
@@ -368,7 +534,7 @@ static int read_acks(struct sw_stream *s)
 	size_t used;
 	ssize_t n;
 
-	n = recv(s->fd, s->rx + s->rx_len, sizeof(s->rx) - s->rx_len, MSG_DONTWAIT);
+	n = stream_recv(s, s->rx + s->rx_len, sizeof(s->rx) - s->rx_len);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 		disconnect(s, "closed the connection", n == 0 ? ECONNRESET : errno);
 		return -1;
@@ -420,7 +586,7 @@ static int write_some(struct sw_stream *s, const uint8_t *p, size_t len, size_t 
 	ssize_t n;
 
 	while (*off < len) {
-		n = send(s->fd, p + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = stream_send(s, p + *off, len - *off);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 1; /* later */
@@ -457,12 +623,20 @@ void sw_stream__service(struct sw_stream *s, uint64_t now_ns)
 			disconnect(s, "unreachable", soerr);
 			return;
 		}
-		on_connected(s);
+		tcp_connected(s);
+		if (s->fd < 0)
+			return;
 	}
+	if (s->handshaking && tls_step(s, now_ns))
+		return;
 	/* one non-blocking read per call, as the EOF probe it replaces was:
 	 * acks, or EOF and reset */
 	if (read_acks(s))
 		return;
+	/* records GnuTLS decrypted and holds: the socket will not show them */
+	for (int k = 0; k < 8 && s->tls && sw_tls__pending(s->tls); k++)
+		if (read_acks(s))
+			return;
 	check_legacy(s, now_ns);
 	if (s->hello_pending) {
 		rc = write_some(s, s->hello, s->hello_len, &s->hello_off);
@@ -546,7 +720,9 @@ void sw_stream__free(struct sw_stream *s)
 		free_frame(f);
 	}
 	free(s->hello);
+	sw_tls__free(s->tls);
 	if (s->fd >= 0)
 		close(s->fd);
+	sw_tls_ctx__free(s->tls_ctx);
 	free(s);
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Stream: frames to the collector over TCP. Never blocks the agent's loop
- * (and the target never waits on the agent at all): a non-blocking socket,
- * a bounded queue, and reconnection with exponential backoff.
+ * Stream: frames to the collector over TCP, or TLS (sw_stream__set_tls).
+ * Never blocks the agent's loop (and the target never waits on the agent at
+ * all): a non-blocking socket, a TLS handshake stepped at each service, a
+ * bounded queue, and reconnection with exponential backoff.
  *
  * A numbered frame (sw_stream__queue_seq) stays in the queue until the
  * collector acknowledges its seq (an Ack frame back on the connection,
@@ -37,6 +38,16 @@ typedef void (*sw_stream_hello_fn)(void *ctx, uint64_t acked_seq);
 struct sw_stream *sw_stream__new(const char *hostport, size_t max_bytes, char *err, size_t errlen);
 void sw_stream__free(struct sw_stream *s);
 
+/*
+ * TLS on every connection (--tls): the collector's certificate is verified
+ * against files->ca (NULL: the system's CAs) and must name server_name
+ * (NULL: the host of hostport); files->cert and ->key: a client
+ * certificate. The hello goes once the handshake is done. -EINVAL with one
+ * line in err for a bad file (common/tls.h).
+ */
+struct sw_tls_files;
+int sw_stream__set_tls(struct sw_stream *s, const struct sw_tls_files *files,
+		       const char *server_name, char *err, size_t errlen);
 /* The token of --token-file, copied (len <= SW_SECRET_MAX), presented in
  * every hello. */
 void sw_stream__set_token(struct sw_stream *s, const uint8_t *token, size_t len);

@@ -12,6 +12,7 @@ static const char *const close_names[SW_CLOSE__COUNT] = {
     [SW_CLOSE_UNAUTHENTICATED] = "unauthenticated",
     [SW_CLOSE_IDENTITY] = "identity_in_use",
     [SW_CLOSE_PREEMPTED] = "preempted",
+    [SW_CLOSE_TLS_HANDSHAKE] = "tls_handshake",
 };
 
 const char *sw_close_reason__name(enum sw_close_reason r)

@@ -47,6 +47,7 @@ enum sw_close_reason {
 	SW_CLOSE_IDENTITY,	/* agent id held by a live connection of another run */
 	SW_CLOSE_PREEMPTED,	/* unauthenticated, the oldest such at the cap: a
 				 * slot for the next in the backlog (--token-file) */
+	SW_CLOSE_TLS_HANDSHAKE, /* its TLS handshake failed (--tls-cert) */
 	SW_CLOSE__COUNT,
 };
 

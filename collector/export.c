@@ -803,13 +803,14 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 	put_family(b, "stallwatch_collector_connections", "gauge", "Open agent connections");
 	sw_buf__printf(b, "stallwatch_collector_connections %" PRIu64 "\n", in->connections);
 	put_family(b, "stallwatch_collector_connections_refused_total", "counter",
-		   "Agent connections closed at accept: no memory for their decoder (at the "
+		   "Agent connections closed at accept: no memory for their decoder or TLS session (at the "
 		   "cap the listener stops accepting instead)");
 	sw_buf__printf(b, "stallwatch_collector_connections_refused_total %" PRIu64 "\n",
 		       in->refused);
 	put_family(b, "stallwatch_collector_connections_closed_total", "counter",
 		   "Agent connections the collector closed by its own rules, by reason "
-		   "(deadlines, per-peer cap, frame memory, authentication, identity)");
+		   "(deadlines, per-peer cap, frame memory, authentication, identity, failed TLS "
+		   "handshakes)");
 	for (int r = 0; r < SW_CLOSE__COUNT; r++)
 		sw_buf__printf(b,
 			       "stallwatch_collector_connections_closed_total{reason=\"%s\"} %" PRIu64

@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "frame.h"
 #include "log.h" /* common/log.h, shared with the agent */
+#include "tls.h" /* common/tls.h */
 #include "utf8.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,7 +43,15 @@ struct sw_conn {
 	uint64_t ack_seq;
 	uint8_t ack_buf[SW_ACK_FRAME_MAX];
 	uint8_t ack_len, ack_off;
-	bool want_out; /* EPOLLOUT in its epoll events: an ack to finish */
+	uint32_t ev; /* its events in the epoll set */
+	/* TLS (--tls-cert): NULL for plaintext. `peeked`: a byte came before
+	 * the handshake (a peer that connects and closes at once, a port
+	 * probe, is an EOF like any, not a failed handshake). `more`: GnuTLS
+	 * holds decrypted bytes the socket no longer shows, so epoll will not
+	 * report them; `round`: the run_once that last served it. */
+	struct sw_tls *tls;
+	bool peeked, more;
+	uint32_t round;
 	/* Authentication: its hello carried the token (or none is asked);
 	 * the agent run it claims (Hello.session); why it is to be closed,
 	 * decided inside on_batch and carried out once the decoder is done */
@@ -75,6 +84,9 @@ struct sw_ingest {
 	bool at_cap;	    /* full: the listener is out of the epoll set */
 	bool listening;	    /* the listener's events in the epoll set are EPOLLIN */
 	struct sw_conn_limits lim;
+	struct sw_tls_ctx *tls; /* not ours; NULL: plaintext */
+	size_t n_more;		/* connections with `more` set */
+	uint32_t round;
 	struct sw_secret token; /* len 0: no --token-file */
 
 	/* read by the HTTP thread while the main thread counts */
@@ -185,6 +197,54 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 	}
 }
 
+/* send() and read() of a connection, through TLS when it has it; -1 with
+ * errno as the plain calls do. */
+static ssize_t conn_send(struct sw_conn *c, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!c->tls)
+		return send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = sw_tls__send(c->tls, buf, len);
+	if (n < 0) {
+		errno = (int)-n;
+		return -1;
+	}
+	return n;
+}
+
+static ssize_t conn_recv(struct sw_conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!c->tls)
+		return read(c->fd, buf, len);
+	n = sw_tls__recv(c->tls, buf, len);
+	if (n < 0) {
+		errno = (int)-n;
+		return -1;
+	}
+	return n;
+}
+
+/* Why a read failed, for the close line: GnuTLS's reason over TLS. */
+static const char *conn_strerror(const struct sw_conn *c, int e)
+{
+	return c->tls && sw_tls__error(c->tls)[0] ? sw_tls__error(c->tls) : strerror(e);
+}
+
+/* The epoll events of slot k (one epoll_ctl when they change, none
+ * otherwise). */
+static void conn_want(struct sw_ingest *in, uint32_t k, uint32_t ev)
+{
+	struct sw_conn *c = &in->conns[k];
+
+	if (c->ev == ev)
+		return;
+	epoll_ctl(in->epfd, EPOLL_CTL_MOD, c->fd, &(struct epoll_event){.events = ev, .data.u32 = k});
+	c->ev = ev;
+}
+
 /*
  * Send the connection's ack, coalesced: one per read of batches, whatever
  * their number. Never waits: a socket that is full (an agent that does not
@@ -206,12 +266,13 @@ again:
 		c->ack_due = false;
 	}
 	while (c->ack_off < c->ack_len) {
-		n = send(c->fd, c->ack_buf + c->ack_off, c->ack_len - c->ack_off,
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = conn_send(c, c->ack_buf + c->ack_off, c->ack_len - c->ack_off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			if (c->ack_off == 0) {
+			/* over TLS an ack the socket did not take is in a record
+			 * GnuTLS holds: it must go as it is (tls.h) */
+			if (c->ack_off == 0 && !(c->tls && sw_tls__send_held(c->tls))) {
 				/* not a byte out: no frame to finish, drop it */
 				c->ack_len = 0;
 				c->ack_due = true; /* resent with the next read */
@@ -229,17 +290,11 @@ again:
 static void conn_ack_io(struct sw_ingest *in, uint32_t k)
 {
 	struct sw_conn *c = &in->conns[k];
-	bool out;
 
 	conn_ack(c);
 	if (c->fd < 0)
 		return;
-	out = c->ack_off < c->ack_len;
-	if (out == c->want_out)
-		return;
-	epoll_ctl(in->epfd, EPOLL_CTL_MOD, c->fd,
-		  &(struct epoll_event){.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.u32 = k});
-	c->want_out = out;
+	conn_want(in, k, EPOLLIN | (c->ack_off < c->ack_len ? EPOLLOUT : 0));
 }
 
 static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
@@ -250,6 +305,11 @@ static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
 		c->agent, why);
 	if (c->agent[0])
 		sw_store__agent_down(in->store, c->agent, sw_mono_ns());
+	sw_tls__free(c->tls); /* a close_notify if it goes at once */
+	c->tls = NULL;
+	if (c->more)
+		in->n_more--;
+	c->more = false;
 	close(c->fd); /* leaves the epoll set with it */
 	c->fd = -1;
 	if (!c->authed)
@@ -267,7 +327,7 @@ static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
 static void conn_close_for(struct sw_ingest *in, struct sw_conn *c, enum sw_close_reason r,
 			   uint64_t now)
 {
-	char why[256];
+	char why[600]; /* a TLS failure quotes GnuTLS's verification status */
 
 	switch (r) {
 	case SW_CLOSE_HANDSHAKE:
@@ -285,6 +345,10 @@ static void conn_close_for(struct sw_ingest *in, struct sw_conn *c, enum sw_clos
 	case SW_CLOSE_MEMORY:
 		snprintf(why, sizeof(why), "the largest unfinished frame (%zu bytes) over the %zu MiB "
 			 "for all (--frame-memory)", c->pending, in->lim.frame_memory >> 20);
+		break;
+	case SW_CLOSE_TLS_HANDSHAKE:
+		snprintf(why, sizeof(why), "TLS handshake failed: %s",
+			 c->tls ? sw_tls__error(c->tls) : "?");
 		break;
 	case SW_CLOSE_UNAUTHENTICATED:
 		snprintf(why, sizeof(why), "its first frame has no hello with the token of "
@@ -322,6 +386,7 @@ struct sw_ingest *sw_ingest__new(const struct sw_ingest_opts *opts, struct sw_st
 	in->lfd = -1;
 	in->epfd = -1;
 	in->store = store;
+	in->tls = opts->tls;
 	in->max_conns = opts->max_conns ? opts->max_conns : SW_INGEST_MAX_CONNS;
 	if (opts->limits)
 		in->lim = *opts->limits;
@@ -484,16 +549,22 @@ static void accept_all(struct sw_ingest *in)
 		memset(c, 0, sizeof(*c));
 		c->fd = -1;
 		c->dec = sw_decoder__new();
-		if (!c->dec ||
+		/* over TLS the server speaks after the ClientHello: EPOLLIN */
+		if (in->tls && c->dec)
+			c->tls = sw_tls__new(in->tls, fd, NULL);
+		if (!c->dec || (in->tls && !c->tls) ||
 		    epoll_ctl(in->epfd, EPOLL_CTL_ADD, fd,
 			      &(struct epoll_event){.events = EPOLLIN, .data.u32 = (uint32_t)slot})) {
 			sw_decoder__free(c->dec);
 			c->dec = NULL;
+			sw_tls__free(c->tls);
+			c->tls = NULL;
 			close(fd);
 			atomic_fetch_add_explicit(&in->n_refused, 1, memory_order_relaxed);
 			continue;
 		}
 		c->fd = fd;
+		c->ev = EPOLLIN;
 		c->addr = ss;
 		sw_conn_clock__start(&c->clk, sw_mono_ns());
 		peer_name(&ss, c->peer, sizeof(c->peer));
@@ -512,10 +583,11 @@ static void conn_refuse(struct sw_ingest *in, struct sw_conn *c)
 	uint8_t f[SW_ACK_FRAME_MAX], sink[4096];
 	size_t n = sw_frame_ack_encode(0, c->refuse, f);
 
-	(void)!send(c->fd, f, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* through TLS when the connection has it (conn_send, conn_recv) */
+	(void)!conn_send(c, f, n);
 	/* what the agent sent after its hello, read and dropped: a close with
 	 * unread bytes is a reset, which may overtake the refusal */
-	for (int k = 0; k < 16 && read(c->fd, sink, sizeof(sink)) > 0; k++)
+	for (int k = 0; k < 16 && conn_recv(c, sink, sizeof(sink)) > 0; k++)
 		;
 	conn_close_for(in, c,
 		       c->refuse == SW_REFUSED_TOKEN ? SW_CLOSE_UNAUTHENTICATED : SW_CLOSE_IDENTITY,
@@ -539,12 +611,12 @@ static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 			conn_close(in, c, "out of memory for its frame");
 			return;
 		}
-		n = read(c->fd, dst, room);
+		n = conn_recv(c, dst, room);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				conn_close(in, c, strerror(errno));
+				conn_close(in, c, conn_strerror(c, errno));
 			return;
 		}
 		if (n == 0) {
@@ -578,6 +650,69 @@ static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 			return;
 		}
 	}
+}
+
+/*
+ * The TLS handshake of slot k, driven by its epoll events: 0 done, 1 under
+ * way, -1 closed. Its deadline is --handshake-timeout's (no frame can
+ * complete before it); a failure is counted as tls_handshake.
+ */
+static int conn_handshake(struct sw_ingest *in, uint32_t k)
+{
+	struct sw_conn *c = &in->conns[k];
+	ssize_t n;
+	char b;
+	int rc;
+
+	if (!c->peeked) {
+		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			conn_close(in, c, n == 0 ? "EOF before a byte" : strerror(errno));
+			return -1;
+		}
+		if (n < 0)
+			return 1;
+		c->peeked = true;
+	}
+	rc = sw_tls__handshake(c->tls);
+	if (rc == -EAGAIN) {
+		conn_want(in, k, sw_tls__want(c->tls) == SW_TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN);
+		return 1;
+	}
+	if (rc) {
+		conn_close_for(in, c, SW_CLOSE_TLS_HANDSHAKE, sw_mono_ns());
+		return -1;
+	}
+	conn_want(in, k, EPOLLIN);
+	sw_dbg("connection from %s: TLS handshake done", c->peer);
+	return 0;
+}
+
+/* What GnuTLS holds for c that epoll cannot show: served next round
+ * without waiting (run_once), since the socket may stay quiet. */
+static void conn_more(struct sw_ingest *in, struct sw_conn *c)
+{
+	bool more = c->fd >= 0 && c->tls && sw_tls__pending(c->tls) > 0;
+
+	if (more && !c->more)
+		in->n_more++;
+	else if (!more && c->more)
+		in->n_more--;
+	c->more = more;
+}
+
+/* Slot k is ready (an epoll event, or TLS bytes held): handshake, frames,
+ * its ack. */
+static void conn_io(struct sw_ingest *in, uint32_t k)
+{
+	struct sw_conn *c = &in->conns[k];
+
+	c->round = in->round;
+	if (c->tls && !sw_tls__ready(c->tls) && conn_handshake(in, k))
+		return;
+	conn_read(in, c);
+	conn_ack_io(in, k);
+	conn_more(in, c);
 }
 
 /* Closes the connections whose deadline has passed; returns the earliest
@@ -637,6 +772,7 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 	uint64_t now, next;
 	int n;
 
+	in->round++;
 	/* deadlines first: what they close frees slots for this round */
 	now = sw_mono_ns();
 	next = close_overdue(in, now);
@@ -659,6 +795,8 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 	}
 	listener_want(in, !in->accept_paused && !in->at_cap);
 	in->accept_paused = false;
+	if (in->n_more)
+		timeout_ms = 0; /* TLS holds bytes for someone: no sleep */
 	n = epoll_pwait(in->epfd, in->events, EVENTS_PER_WAKE, timeout_ms < 0 ? -1 : timeout_ms,
 			sigmask);
 	if (n < 0)
@@ -669,10 +807,14 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 		if (tag == LISTENER_TAG) {
 			accept_ready = true;
 		} else if (tag < in->max_conns && in->conns[tag].fd >= 0) {
-			conn_read(in, &in->conns[tag]);
-			conn_ack_io(in, tag);
+			conn_io(in, tag);
 		}
 	}
+	/* rare (a record larger than a read, a backlog over READS_PER_WAKE):
+	 * a walk of the slots is fine */
+	for (uint32_t k = 0; in->n_more && k < in->max_conns; k++)
+		if (in->conns[k].fd >= 0 && in->conns[k].more && in->conns[k].round != in->round)
+			conn_io(in, k);
 	enforce_frame_memory(in, sw_mono_ns());
 	/* after reading, so that slots closed this round count as free */
 	if (accept_ready && (in->nconns < in->max_conns || can_preempt(in)))

@@ -12,6 +12,7 @@
 #include "conn_limits.h"
 #include "decoder.h"
 #include "net.h"
+#include "tls.h"
 #include "secret.h"
 #include <signal.h>
 #include <stddef.h>
@@ -32,6 +33,9 @@ struct sw_ingest_opts {
 	/* --token-file: the token every agent's hello must carry (NULL: any
 	 * peer is taken at its word; docs/DESIGN.md "Authentication") */
 	const struct sw_secret *token;
+	/* TLS server context (common/tls.h; --tls-cert): every connection
+	 * does its handshake first. NULL: plaintext. Not freed by the ingest. */
+	struct sw_tls_ctx *tls;
 };
 
 struct sw_ingest_stats {

@@ -13,6 +13,7 @@
 #include "secret.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include "net.h"
+#include "tls.h" /* common/tls.h */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -63,6 +64,11 @@ static void usage(FILE *f)
 	    "      --http-header-timeout SEC  close an HTTP connection that sent part of a\n"
 	    "                           request but not all of it SEC s after connecting\n"
 	    "                           or after its last reply (default 10)\n"
+	    "      --tls-cert FILE      TLS on the agent port: this certificate (PEM, chain\n"
+	    "                           first to last), with --tls-key; agents need --tls\n"
+	    "      --tls-key FILE       the certificate's private key (PEM, unencrypted)\n"
+	    "      --tls-client-ca FILE require agents to present a client certificate\n"
+	    "                           signed by this CA (PEM)\n"
 	    "      --token-file FILE    agents must present this token (the file's bytes,\n"
 	    "                           16 to 4096, trailing newline trimmed); give the\n"
 	    "                           agents the same --token-file\n"
@@ -72,12 +78,15 @@ static void usage(FILE *f)
 	    "Both listeners are on loopback by default: agents and Prometheus on other\n"
 	    "hosts need an explicit address. Without --token-file the agent stream is\n"
 	    "not authenticated: any process that reaches the port can send data.\n"
+	    "Beyond loopback, give the agent port TLS too (--tls-cert, --tls-key).\n"
 	    "\n"
 	    "Examples:\n"
 	    "  stallwatch-collector\n"
 	    "  openssl rand -hex 32 > /etc/stallwatch/token && chmod 600 /etc/stallwatch/token\n"
 	    "  stallwatch-collector --listen 0.0.0.0:7470 --token-file /etc/stallwatch/token\n"
 	    "  stallwatch-collector --listen [::]:7470 --max-loops 4096 -v\n"
+	    "  stallwatch-collector --listen 0.0.0.0:7470 --tls-cert /etc/stallwatch/collector.pem \\\n"
+	    "      --tls-key /etc/stallwatch/collector.key --tls-client-ca /etc/stallwatch/agents-ca.pem\n"
 	    "  curl -s localhost:7471/metrics | grep stallwatch_eventloop_delay_p99\n"
 	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
 }
@@ -144,6 +153,9 @@ int main(int argc, char **argv)
 		OPT_HTTP_MAX_CONNS,
 		OPT_HTTP_PER_IP,
 		OPT_HTTP_HEADER_TIMEOUT,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+		OPT_TLS_CLIENT_CA,
 		OPT_TOKEN_FILE,
 	};
 	static const struct option opts[] = {
@@ -160,6 +172,9 @@ int main(int argc, char **argv)
 	    {"http-max-connections", required_argument, NULL, OPT_HTTP_MAX_CONNS},
 	    {"http-max-per-ip", required_argument, NULL, OPT_HTTP_PER_IP},
 	    {"http-header-timeout", required_argument, NULL, OPT_HTTP_HEADER_TIMEOUT},
+	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	    {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
 	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
@@ -173,6 +188,10 @@ int main(int argc, char **argv)
 	struct sw_ingest_opts io = {0};
 	struct sw_http_opts ho = {0};
 	struct sw_conn_limits lim;
+	struct sw_tls_files tf = {
+	    .cert_opt = "--tls-cert", .key_opt = "--tls-key", .ca_opt = "--tls-client-ca"};
+	struct sw_tls_ctx *tls = NULL;
+	char msg[1024];
 	size_t v;
 	struct sw_store *store = NULL;
 	struct sw_ingest *in = NULL;
@@ -247,6 +266,15 @@ int main(int argc, char **argv)
 				return 2;
 			ho.header_timeout_sec = (unsigned int)v;
 			break;
+		case OPT_TLS_CERT:
+			tf.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			tf.key = optarg;
+			break;
+		case OPT_TLS_CLIENT_CA:
+			tf.ca = optarg;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -284,13 +312,28 @@ int main(int argc, char **argv)
 		}
 		io.token = &token;
 	}
+	if (tf.ca && !tf.cert) {
+		fprintf(stderr, "stallwatch-collector: --tls-client-ca needs TLS: give --tls-cert "
+				"and --tls-key too\n");
+		return 2;
+	}
+	/* Before anything listens: a bad file is one line and exit 2. */
+	if (tf.cert || tf.key) {
+		tls = sw_tls_ctx__server(&tf, msg, sizeof(msg));
+		if (!tls) {
+			fprintf(stderr, "stallwatch-collector: %s\n", msg);
+			return 2;
+		}
+	}
 	/* Not in --help: tests lower the 5 min expiry of stale series. */
 	env = getenv("SW_COLLECTOR_EXPIRE_SEC");
 	if (env && *env) {
 		size_t sec;
 
-		if (parse_count("SW_COLLECTOR_EXPIRE_SEC", env, &sec))
+		if (parse_count("SW_COLLECTOR_EXPIRE_SEC", env, &sec)) {
+			sw_tls_ctx__free(tls);
 			return 2;
+		}
 		so.expire_ns = (uint64_t)sec * 1000000000ull;
 	}
 
@@ -326,6 +369,7 @@ int main(int argc, char **argv)
 		   ho.max_conns ? ho.max_conns : SW_HTTP_MAX_CONNS);
 	io.listen = &listen_a;
 	io.limits = &lim;
+	io.tls = tls;
 	in = sw_ingest__new(&io, store);
 	if (!in) {
 		err = -errno;
@@ -344,7 +388,8 @@ int main(int argc, char **argv)
 			http_a.text, strerror(errno));
 		goto cleanup;
 	}
-	sw_info("agents on %s (port %d), HTTP on %s (port %d)", listen_a.text, sw_ingest__port(in),
+	sw_info("agents on %s (port %d%s%s), HTTP on %s (port %d)", listen_a.text,
+		sw_ingest__port(in), tls ? ", TLS" : "", tf.ca ? " with client certificates" : "",
 		http_a.text, sw_http__port(http));
 	if (!token.len)
 		sw_warn("the agent stream on %s is not authenticated: any %s can send data "
@@ -354,6 +399,13 @@ int main(int argc, char **argv)
 	else if (token.world_readable)
 		sw_warn("--token-file %s is readable by every user of this host: chmod o-r it",
 			token_path);
+	/* Said once, at the default verbosity: beyond loopback anyone on the
+	 * path reads and alters the measurements. */
+	if (!tls && !sw_addr__is_loopback(&listen_a))
+		sw_warn("agents on %s: the stream is not encrypted (plain TCP) on an address other "
+			"hosts can reach%s; give --tls-cert and --tls-key (agents: --tls)",
+			listen_a.text,
+			token.len ? ": the token and the measurements cross the network in clear" : "");
 
 	while (!exiting) {
 		err = sw_ingest__run_once(in, TICK_MS, &waitmask);
@@ -376,6 +428,7 @@ cleanup:
 	/* HTTP first: its thread reads the store and the ingest counters */
 	sw_http__free(http);
 	sw_ingest__free(in);
+	sw_tls_ctx__free(tls);
 	sw_store__free(store);
 	memset(&token, 0, sizeof(token));
 	return err ? 1 : 0;

@@ -19,12 +19,16 @@ PKGS=(
 	libbpf-dev libelf-dev zlib1g-dev
 	libprotobuf-c-dev protobuf-c-compiler
 	libmicrohttpd-dev libjson-c-dev
+	# TLS on the agent stream: GnuTLS, the library libmicrohttpd is built on
+	libgnutls28-dev
 	# CFI unwinding of the stacks copied by bpf/stacks.bpf.c (elfutils libdw)
 	libdw-dev
 	# tests: unit tier; the CPython layout table checked against the DWARF of
 	# the pyenv builds (gdb); Prometheus's own parser of /metrics (promtool)
 	# and a real Prometheus for tests/root/test_prometheus.py
 	libcriterion-dev gdb prometheus
+	# tests/root/test_tls.py makes its throwaway CA with the openssl CLI
+	openssl
 	# tests/lint/check_dashboards.py reads the alert rules (YAML)
 	python3-yaml
 	# tests/lint/check_deploy.sh verifies deploy/systemd units (systemd-analyze)

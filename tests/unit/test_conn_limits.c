@@ -33,6 +33,7 @@ Test(conn_limits, defaults_are_the_documented_ones)
 	cr_assert_str_eq(sw_close_reason__name(SW_CLOSE_IDLE), "idle");
 	cr_assert_str_eq(sw_close_reason__name(SW_CLOSE_PER_PEER), "per_peer");
 	cr_assert_str_eq(sw_close_reason__name(SW_CLOSE_MEMORY), "frame_memory");
+	cr_assert_str_eq(sw_close_reason__name(SW_CLOSE_TLS_HANDSHAKE), "tls_handshake");
 }
 
 Test(conn_limits, silent_peer_hits_the_handshake_deadline)
