@@ -9,11 +9,14 @@
 #include "clock.h"
 #include "store.h"
 #include "http.h"
+#include "http_auth.h"
 #include "listener.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include "net.h"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,18 +65,29 @@ static void usage(FILE *f)
 	    "      --http-header-timeout SEC  close an HTTP connection that sent part of a\n"
 	    "                           request but not all of it SEC s after connecting\n"
 	    "                           or after its last reply (default 10)\n"
+	    "      --http-token-file PATH  every path but /healthz needs the header\n"
+	    "                           'Authorization: Bearer TOKEN', TOKEN the file's\n"
+	    "                           contents (16 to 4096 printable bytes; trailing\n"
+	    "                           whitespace is cut)\n"
+	    "      --http-tls-cert FILE --http-tls-key FILE  serve HTTPS with this PEM\n"
+	    "                           certificate (chain) and its unencrypted key\n"
 	    "  -v, --verbose            log connections; twice for more\n"
 	    "  -h, --help               this text\n"
 	    "\n"
 	    "Both listeners are on loopback by default: agents and Prometheus on other\n"
 	    "hosts need an explicit address, and the stream is not authenticated.\n"
+	    "Serving /metrics beyond loopback, give it a token and TLS.\n"
 	    "\n"
 	    "Examples:\n"
 	    "  stallwatch-collector\n"
 	    "  stallwatch-collector --listen 0.0.0.0:7470 --http 0.0.0.0:7471\n"
 	    "  stallwatch-collector --listen [::]:7470 --max-loops 4096 -v\n"
 	    "  curl -s localhost:7471/metrics | grep stallwatch_eventloop_delay_p99\n"
-	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
+	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n"
+	    "  stallwatch-collector --http 0.0.0.0:7471 --http-token-file http-token \\\n"
+	    "      --http-tls-cert http.pem --http-tls-key http.key\n"
+	    "  curl -s --cacert ca.pem -H \"Authorization: Bearer $(cat http-token)\" \\\n"
+	    "      https://collector:7471/metrics\n");
 }
 
 /* Listener, HTTP server, logs: what is open besides agents and HTTP clients. */
@@ -124,6 +138,122 @@ static int parse_count(const char *opt, const char *s, size_t *out)
 	return parse_range(opt, s, 1ull << 24, out);
 }
 
+/* What --http-token-file, --http-tls-cert and --http-tls-key hold, read
+ * before anything listens: a bad file is one line naming it, exit 2. */
+struct http_secrets {
+	char *token, *cert, *key;
+	size_t token_len;
+};
+
+static void loose_warning(const char *opt, const char *path, const char *what)
+{
+	sw_warn("%s %s: group or others may read it; %s: chmod 600 it (a Kubernetes secret "
+		"mounts 0644 unless its defaultMode says 0400)",
+		opt, path, what);
+}
+
+static int load_http_secrets(const char *token_path, const char *cert_path, const char *key_path,
+			     struct http_secrets *hs, struct sw_http_opts *ho)
+{
+	char why[256];
+	bool loose;
+
+	if (!cert_path != !key_path) {
+		fprintf(stderr, "stallwatch-collector: %s without %s: HTTPS needs both the "
+				"certificate and its key\n",
+			cert_path ? "--http-tls-cert" : "--http-tls-key",
+			cert_path ? "--http-tls-key" : "--http-tls-cert");
+		return -EINVAL;
+	}
+	if (token_path) {
+		if (sw_http_auth__read_token(token_path, &hs->token, &hs->token_len, &loose, why,
+					     sizeof(why))) {
+			fprintf(stderr, "stallwatch-collector: --http-token-file %s: %s\n",
+				token_path, why);
+			return -EINVAL;
+		}
+		if (loose)
+			loose_warning("--http-token-file", token_path,
+				      "whoever can read it can read /metrics and /api/*");
+		ho->token = hs->token;
+		ho->token_len = hs->token_len;
+	}
+	if (cert_path) {
+		if (sw_http_auth__read_pem(cert_path, false, &hs->cert, &loose, why,
+					   sizeof(why))) {
+			fprintf(stderr, "stallwatch-collector: --http-tls-cert %s: %s\n", cert_path,
+				why);
+			return -EINVAL;
+		}
+		if (sw_http_auth__read_pem(key_path, true, &hs->key, &loose, why, sizeof(why))) {
+			fprintf(stderr, "stallwatch-collector: --http-tls-key %s: %s\n", key_path,
+				why);
+			return -EINVAL;
+		}
+		if (loose)
+			loose_warning("--http-tls-key", key_path,
+				      "whoever can read it can pose as this collector");
+		ho->tls_cert_pem = hs->cert;
+		ho->tls_key_pem = hs->key;
+	}
+	return 0;
+}
+
+static void free_http_secrets(struct http_secrets *hs)
+{
+	sw_http_auth__free_secret(hs->token, hs->token_len);
+	if (hs->cert)
+		free(hs->cert); /* public */
+	if (hs->key)
+		sw_http_auth__free_secret(hs->key, strlen(hs->key));
+}
+
+static bool is_loopback(const struct sw_addr *a)
+{
+	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a->ss;
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&a->ss;
+
+	if (a->ss.ss_family == AF_INET)
+		return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+	return a->ss.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+}
+
+/*
+ * One line at start, at the default verbosity: who can read /metrics and
+ * the APIs, and whether it is encrypted. A warning when the port is beyond
+ * loopback and anyone who reaches it reads them, or sees the token pass.
+ */
+static void say_http_access(const struct sw_addr *a, int port, const struct sw_http_opts *ho)
+{
+	bool lo = is_loopback(a), tls = ho->tls_cert_pem != NULL;
+
+	if (ho->token && tls)
+		sw_log(SW_LOG_WARN,
+		       "HTTP on %s (port %d): HTTPS; /metrics and /api/* need the bearer token of "
+		       "--http-token-file, /healthz is open",
+		       a->text, port);
+	else if (ho->token && lo)
+		sw_log(SW_LOG_WARN,
+		       "HTTP on %s (port %d): plain HTTP on loopback; /metrics and /api/* need the "
+		       "bearer token of --http-token-file, /healthz is open",
+		       a->text, port);
+	else if (ho->token)
+		sw_warn("HTTP on %s (port %d): /metrics and /api/* need the bearer token of "
+			"--http-token-file, but it travels in plain HTTP: add --http-tls-cert and "
+			"--http-tls-key",
+			a->text, port);
+	else if (lo)
+		sw_log(SW_LOG_WARN,
+		       "HTTP on %s (port %d): %s, unauthenticated: any local user reads /metrics "
+		       "and /api/* (--http-token-file to require a token)",
+		       a->text, port, tls ? "HTTPS" : "plain HTTP on loopback");
+	else
+		sw_warn("HTTP on %s (port %d): %s and unauthenticated: whoever reaches the port "
+			"reads /metrics and /api/*; add --http-token-file%s",
+			a->text, port, tls ? "HTTPS" : "plain HTTP",
+			tls ? "" : ", --http-tls-cert and --http-tls-key");
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -138,6 +268,9 @@ int main(int argc, char **argv)
 		OPT_HTTP_MAX_CONNS,
 		OPT_HTTP_PER_IP,
 		OPT_HTTP_HEADER_TIMEOUT,
+		OPT_HTTP_TOKEN_FILE,
+		OPT_HTTP_TLS_CERT,
+		OPT_HTTP_TLS_KEY,
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
@@ -153,11 +286,16 @@ int main(int argc, char **argv)
 	    {"http-max-connections", required_argument, NULL, OPT_HTTP_MAX_CONNS},
 	    {"http-max-per-ip", required_argument, NULL, OPT_HTTP_PER_IP},
 	    {"http-header-timeout", required_argument, NULL, OPT_HTTP_HEADER_TIMEOUT},
+	    {"http-token-file", required_argument, NULL, OPT_HTTP_TOKEN_FILE},
+	    {"http-tls-cert", required_argument, NULL, OPT_HTTP_TLS_CERT},
+	    {"http-tls-key", required_argument, NULL, OPT_HTTP_TLS_KEY},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *listen_s = DEFAULT_LISTEN, *http_s = DEFAULT_HTTP, *why, *env;
+	const char *http_token_path = NULL, *http_cert_path = NULL, *http_key_path = NULL;
+	struct http_secrets hs = {0};
 	struct sw_store_opts so = {.max_loops = 1024, .max_incidents = 1000};
 	struct sw_addr listen_a, http_a;
 	struct sw_ingest_opts io = {0};
@@ -170,6 +308,8 @@ int main(int argc, char **argv)
 	struct sigaction sa = {0};
 	sigset_t block, waitmask;
 	uint64_t last_tick = 0, now;
+	char http_why[256] = "";
+	bool bad_input = false;
 	int c, err = 0, verbose = 0;
 
 	sw_conn_limits__default(&lim);
@@ -234,6 +374,15 @@ int main(int argc, char **argv)
 				return 2;
 			ho.header_timeout_sec = (unsigned int)v;
 			break;
+		case OPT_HTTP_TOKEN_FILE:
+			http_token_path = optarg;
+			break;
+		case OPT_HTTP_TLS_CERT:
+			http_cert_path = optarg;
+			break;
+		case OPT_HTTP_TLS_KEY:
+			http_key_path = optarg;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -260,6 +409,10 @@ int main(int argc, char **argv)
 	}
 	if (sw_addr__parse(http_s, &http_a, &why)) {
 		fprintf(stderr, "stallwatch-collector: bad --http '%s': %s\n", http_s, why);
+		return 2;
+	}
+	if (load_http_secrets(http_token_path, http_cert_path, http_key_path, &hs, &ho)) {
+		free_http_secrets(&hs);
 		return 2;
 	}
 	/* Not in --help: tests lower the 5 min expiry of stale series. */
@@ -313,17 +466,34 @@ int main(int argc, char **argv)
 			listen_a.text, strerror(errno));
 		goto cleanup;
 	}
-	http = sw_http__new(&http_a, store, in, &ho);
+	http = sw_http__new(&http_a, store, in, &ho, http_why, sizeof(http_why));
+	if (!http && errno == ENOTSUP) {
+		fprintf(stderr, "stallwatch-collector: --http-tls-cert: %s\n", http_why);
+		err = -ENOTSUP;
+		goto cleanup;
+	}
+	if (!http && errno == EPROTO) {
+		/* the files passed our checks; GnuTLS parses them for real */
+		fprintf(stderr,
+			"stallwatch-collector: --http-tls-cert %s and --http-tls-key %s refused: %s; "
+			"check that both are PEM and that the key is the certificate's (openssl x509 "
+			"-noout -pubkey -in CERT; openssl pkey -pubout -in KEY)\n",
+			http_cert_path, http_key_path, http_why);
+		err = -EINVAL;
+		bad_input = true;
+		goto cleanup;
+	}
 	if (!http) {
 		err = -errno;
 		fprintf(stderr,
 			"stallwatch-collector: cannot listen on %s: %s; pick another port with "
 			"--http\n",
-			http_a.text, strerror(errno));
+			http_a.text, http_why);
 		goto cleanup;
 	}
 	sw_info("agents on %s (port %d), HTTP on %s (port %d)", listen_a.text, sw_ingest__port(in),
 		http_a.text, sw_http__port(http));
+	say_http_access(&http_a, sw_http__port(http), &ho);
 
 	while (!exiting) {
 		err = sw_ingest__run_once(in, TICK_MS, &waitmask);
@@ -347,5 +517,6 @@ cleanup:
 	sw_http__free(http);
 	sw_ingest__free(in);
 	sw_store__free(store);
-	return err ? 1 : 0;
+	free_http_secrets(&hs);
+	return bad_input ? 2 : err ? 1 : 0;
 }

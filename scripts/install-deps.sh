@@ -25,6 +25,9 @@ PKGS=(
 	# the pyenv builds (gdb); Prometheus's own parser of /metrics (promtool)
 	# and a real Prometheus for tests/root/test_prometheus.py
 	libcriterion-dev gdb prometheus
+	# the throwaway CA and server certificate of the HTTPS tests
+	# (tests/root/swtls.py: test_http_auth, test_lockout, test_prometheus)
+	openssl
 	# tests/lint/check_dashboards.py reads the alert rules (YAML)
 	python3-yaml
 	# tests/lint/check_deploy.sh verifies deploy/systemd units (systemd-analyze)
