@@ -177,6 +177,19 @@ static void set_in_request(struct sw_http *h, struct MHD_Connection *mc, bool on
 	pthread_mutex_unlock(&h->lock);
 }
 
+static bool was_cut(struct sw_http *h, struct MHD_Connection *mc)
+{
+	struct http_conn *k = conn_of(mc);
+	bool cut;
+
+	if (!k)
+		return false;
+	pthread_mutex_lock(&h->lock);
+	cut = k->cut;
+	pthread_mutex_unlock(&h->lock);
+	return cut;
+}
+
 /* A request is over (replied, or the client went): the deadline starts again. */
 static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 			 enum MHD_RequestTerminationCode toe)
@@ -531,6 +544,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	 * leave a request body unread; we have no bodies, but be correct. */
 	if (!*req_cls) {
 		*req_cls = &first_call;
+		/* cut by on_uri (too many arguments): nothing to answer, and
+		 * nothing to count twice (a 401 as well) */
+		if (was_cut(h, c))
+			return MHD_NO;
 		set_in_request(h, c, true); /* headers complete: off the header deadline */
 		/* before the path is looked at: without the token a client
 		 * cannot tell which paths exist */

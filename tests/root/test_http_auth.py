@@ -120,7 +120,11 @@ class TokenPlainHttp(unittest.TestCase):
         self.assertEqual(c.get("/nope")[0], 404)
         self.assertEqual(c.get("/healthz", token=None)[:3:2], (200, "ok\n"))
         self.assertEqual(c.get("/healthz", token=None, auth="Bearer wrong")[0], 200)
+        # the query-argument cut comes first, and is not a 401 as well
+        st, _, body = c.get("/metrics?" + "&" * 200, token=None)
+        self.assertEqual(st, 400, body)
         m1 = c.metrics()
+        self.assertEqual(m1[CLOSED % "too_many_args"] - m0[CLOSED % "too_many_args"], 1)
         self.assertEqual(m1[UNAUTHORIZED] - m0[UNAUTHORIZED], refused)
         log("%d requests refused, %d counted" % (refused, m1[UNAUTHORIZED] - m0[UNAUTHORIZED]))
 
@@ -215,11 +219,13 @@ class TokenOverHttps(unittest.TestCase):
     def test_too_many_args_closes_without_a_plaintext_reply(self):
         c = self.c
         m0 = c.metrics()
-        with self.assertRaises((http.client.HTTPException, OSError)):
-            c.get("/metrics?" + "&" * 200)
+        for token in ("", None):  # with the token, and without: not a 401 too
+            with self.assertRaises((http.client.HTTPException, OSError)):
+                c.get("/metrics?" + "&" * 200, token=token)
         m1 = c.metrics()
-        self.assertEqual(m1[CLOSED % "too_many_args"] - m0[CLOSED % "too_many_args"], 1)
+        self.assertEqual(m1[CLOSED % "too_many_args"] - m0[CLOSED % "too_many_args"], 2)
         self.assertEqual(m1[TLS_FAILED], m0[TLS_FAILED])
+        self.assertEqual(m1[UNAUTHORIZED], m0[UNAUTHORIZED], "counted once, as too_many_args")
 
     def test_header_deadline_holds_over_tls(self):
         c = self.c
