@@ -23,6 +23,7 @@
 #include "recording.h"
 #include "report.h"
 #include "stacks.h"
+#include "secret.h"
 #include "stream.h"
 #include "sysio.h"
 #include "gilmon.h"
@@ -41,6 +42,7 @@ static struct env {
 	uint64_t interval_s;
 	bool json;
 	const char *collector;
+	const char *token_file;
 	uint64_t buffer_kb;
 	bool no_diag;
 	bool no_stacks;
@@ -88,6 +90,7 @@ static const char doc[] =
 enum {
 	OPT_INTERVAL = 1000,
 	OPT_BUFFER,
+	OPT_TOKEN_FILE,
 	OPT_NO_DIAG,
 	OPT_RAW_SYSCALLS,
 	OPT_RECORD,
@@ -110,6 +113,8 @@ static const struct argp_option opts[] = {
 	{ "interval", OPT_INTERVAL, "SEC", 0, "Loop summary interval (default 10)", 0 },
 	{ "json", 'j', NULL, 0, "One JSON object per line on stdout", 0 },
 	{ "collector", 'c', "HOST:PORT", 0, "Stream to a stallwatch-collector", 0 },
+	{ "token-file", OPT_TOKEN_FILE, "FILE", 0,
+	  "Present the token in FILE to the collector (its own --token-file)", 0 },
 	{ "buffer-kb", OPT_BUFFER, "KB", 0,
 	  "Unsent data kept while the collector is away (default 4096)", 0 },
 	{ "no-diag", OPT_NO_DIAG, NULL, 0, "Do not split blocks into on/off-CPU (no sched_switch)",
@@ -259,6 +264,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case 'c':
 		env.collector = arg;
+		break;
+	case OPT_TOKEN_FILE:
+		env.token_file = arg;
 		break;
 	case OPT_NO_DIAG:
 		env.no_diag = true;
@@ -504,6 +512,13 @@ int main(int argc, char **argv)
 
 	/* Arguments first, then discovery: a typo should fail before any BPF
 	 * is loaded. */
+	if (env.token_file && !env.collector) {
+		sw_err("--token-file %s without --collector: the token is for the collector; add "
+		       "--collector HOST:PORT",
+		       env.token_file);
+		err = -EINVAL;
+		goto cleanup;
+	}
 	if (env.collector) {
 		stream = sw_stream__new(env.collector, env.buffer_kb * 1024, msg, sizeof(msg));
 		if (!stream) {
@@ -511,6 +526,20 @@ int main(int argc, char **argv)
 			err = -EINVAL;
 			goto cleanup;
 		}
+	}
+	if (env.token_file) {
+		static struct sw_secret token; /* 4 KiB: not on the stack */
+
+		if (sw_secret__load(env.token_file, &token, msg, sizeof(msg))) {
+			sw_err("bad --token-file: %s", msg);
+			err = -EINVAL;
+			goto cleanup;
+		}
+		if (token.world_readable)
+			sw_warn("--token-file %s is readable by every user of this host: chmod o-r it",
+				env.token_file);
+		sw_stream__set_token(stream, token.b, token.len);
+		memset(&token, 0, sizeof(token));
 	}
 
 	if (env.folded) {

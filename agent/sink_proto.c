@@ -209,6 +209,16 @@ static void update_hello(struct sink_proto *p)
 	h.acked_seq = p->acked;
 	h.threshold_ms = (uint32_t)(p->threshold_ns / 1000000);
 	h.mono_to_unix_ns = (uint64_t)p->mono_to_unix_ns;
+	if (p->stream) {
+		const uint8_t *tok, *session;
+		size_t toklen;
+
+		sw_stream__credentials(p->stream, &tok, &toklen, &session);
+		h.token.data = (uint8_t *)tok;
+		h.token.len = toklen;
+		h.session.data = (uint8_t *)session;
+		h.session.len = SW_SESSION_LEN;
+	}
 	b.hello = &h;
 	ps = calloc(p->n_known + 1, sizeof(*ps));
 	if (!ps)

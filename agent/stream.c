@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include "clock.h"
 #include "frame.h"
 #include "log.h"
+#include "secret.h"
 #include "stream.h"
 
 #define BACKOFF_MIN_NS 500000000ull    /* 0.5 s */
@@ -68,6 +70,12 @@ struct sw_stream {
 	uint64_t acked;
 	uint8_t rx[4 * SW_ACK_FRAME_MAX];
 	size_t rx_len;
+	/* authentication: the hello's token and session; the last refusal
+	 * (Ack.refused), until an ack that is none */
+	uint8_t token[SW_SECRET_MAX];
+	size_t token_len;
+	uint8_t session[SW_SESSION_LEN];
+	uint32_t refused;
 	struct sw_stream_stats st;
 };
 
@@ -108,7 +116,45 @@ struct sw_stream *sw_stream__new(const char *hostport, size_t max_bytes, char *e
 	s->fd = -1;
 	s->max_bytes = max_bytes;
 	s->backoff_ns = BACKOFF_MIN_NS;
+	/* Tells this run's reconnections from another agent claiming its id
+	 * (collector/listener.c): unguessable, not secret beyond the stream.
+	 * getrandom() of 16 bytes does not block once the pool is ready. */
+	if (getrandom(s->session, sizeof(s->session), 0) != (ssize_t)sizeof(s->session)) {
+		uint64_t t = sw_mono_ns() ^ ((uint64_t)getpid() << 32), r = sw_realtime_ns();
+
+		memcpy(s->session, &t, sizeof(t));
+		memcpy(s->session + sizeof(t), &r, sizeof(r));
+	}
 	return s;
+}
+
+void sw_stream__set_token(struct sw_stream *s, const uint8_t *token, size_t len)
+{
+	if (len > sizeof(s->token))
+		len = sizeof(s->token);
+	memcpy(s->token, token, len);
+	s->token_len = len;
+}
+
+void sw_stream__credentials(const struct sw_stream *s, const uint8_t **token, size_t *token_len,
+			    const uint8_t **session)
+{
+	*token = s->token;
+	*token_len = s->token_len;
+	*session = s->session;
+}
+
+static const char *refusal_text(uint32_t r)
+{
+	switch (r) {
+	case SW_REFUSED_TOKEN:
+		return "the token is missing or wrong: give the agent the collector's --token-file";
+	case SW_REFUSED_IDENTITY:
+		return "another live agent run holds this agent's id (hostname:pid): is a second "
+		       "agent in this pid namespace under the same host name?";
+	default:
+		return "for a reason this agent does not know (a newer collector?)";
+	}
 }
 
 static void disconnect(struct sw_stream *s, const char *why, int e)
@@ -141,7 +187,9 @@ static void on_connected(struct sw_stream *s)
 	if (s->ever_connected)
 		s->st.reconnects++; /* the first connection is not a reconnection */
 	s->ever_connected = 1;
-	s->backoff_ns = BACKOFF_MIN_NS;
+	/* a refused agent retries slowly until one accepts it */
+	if (!s->refused)
+		s->backoff_ns = BACKOFF_MIN_NS;
 	s->conn_ns = sw_mono_ns();
 	s->hello_off = 0;
 	/* the hello carries what was acknowledged so far: built now */
@@ -294,10 +342,29 @@ static void on_ack(struct sw_stream *s, uint64_t seq)
 	}
 }
 
+/* The collector closes this connection, and says why: once per refusal
+ * reason, then a retry every BACKOFF_MAX_NS (the token may be rotated, the
+ * rival agent may go). Nothing queued is forgotten. */
+static void on_refused(struct sw_stream *s, uint32_t why)
+{
+	s->st.refusals++;
+	if (why != s->refused)
+		sw_warn("collector %s refused this agent: %s; measuring on, buffering up to %zu KiB "
+			"and retrying every %llu s",
+			s->hostport, refusal_text(why), s->max_bytes / 1024,
+			(unsigned long long)(BACKOFF_MAX_NS / 1000000000ull));
+	s->refused = why;
+	s->connected = 0; /* said above: disconnect() says nothing more */
+	s->warned = 1;
+	s->backoff_ns = BACKOFF_MAX_NS;
+	disconnect(s, "refused this agent", EACCES);
+}
+
 /* Read what the collector sent: acks only. 0, or -1 when disconnected. */
 static int read_acks(struct sw_stream *s)
 {
 	uint64_t seq = 0;
+	uint32_t refused = 0;
 	size_t used;
 	ssize_t n;
 
@@ -309,7 +376,7 @@ static int read_acks(struct sw_stream *s)
 	if (n <= 0)
 		return 0;
 	s->rx_len += (size_t)n;
-	if (sw_frame_ack_parse(s->rx, s->rx_len, &seq, &used)) {
+	if (sw_frame_ack_parse(s->rx, s->rx_len, &seq, &refused, &used)) {
 		disconnect(s, "sent bytes that are no acknowledgement", EPROTO);
 		return -1;
 	}
@@ -317,6 +384,13 @@ static int read_acks(struct sw_stream *s)
 		return 0;
 	memmove(s->rx, s->rx + used, s->rx_len - used);
 	s->rx_len -= used;
+	if (refused) {
+		on_refused(s, refused);
+		return -1;
+	}
+	if (s->refused)
+		sw_info("collector %s accepts this agent again", s->hostport);
+	s->refused = 0;
 	on_ack(s, seq);
 	return 0;
 }
@@ -446,8 +520,9 @@ void sw_stream__drain(struct sw_stream *s, int timeout_ms)
 		}
 		/* the last health line is out already: say it here */
 		sw_warn("collector %s: %zu batches (%zu incidents) not acknowledged at exit; "
-			"those not applied already are lost",
-			s->hostport, n, inc);
+			"those not applied already are lost%s%s",
+			s->hostport, n, inc, s->refused ? "; it refused this agent: " : "",
+			s->refused ? refusal_text(s->refused) : "");
 	}
 }
 

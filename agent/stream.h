@@ -24,6 +24,7 @@ struct sw_stream_stats {
 	uint64_t dropped_batches, dropped_bytes, dropped_incidents, reconnects, batches_sent;
 	uint64_t batches_resent, batches_acked;
 	uint64_t acked_seq;	/* the highest seq acknowledged */
+	uint64_t refusals;	/* connections the collector refused (Ack.refused) */
 	size_t buffered_bytes;	/* held, unsent or unacknowledged */
 	int connected;
 };
@@ -35,6 +36,14 @@ typedef void (*sw_stream_hello_fn)(void *ctx, uint64_t acked_seq);
 /* hostport "HOST:PORT". NULL with a message in err on a bad address. */
 struct sw_stream *sw_stream__new(const char *hostport, size_t max_bytes, char *err, size_t errlen);
 void sw_stream__free(struct sw_stream *s);
+
+/* The token of --token-file, copied (len <= SW_SECRET_MAX), presented in
+ * every hello. */
+void sw_stream__set_token(struct sw_stream *s, const uint8_t *token, size_t len);
+/* What the hello carries to authenticate: the token (len 0: none) and the
+ * run's session (SW_SESSION_LEN random bytes drawn at sw_stream__new). */
+void sw_stream__credentials(const struct sw_stream *s, const uint8_t **token, size_t *token_len,
+			    const uint8_t **session);
 
 /* Frame sent first on every new connection (ownership passes). */
 void sw_stream__set_hello(struct sw_stream *s, uint8_t *frame, size_t len);

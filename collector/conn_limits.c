@@ -9,6 +9,9 @@ static const char *const close_names[SW_CLOSE__COUNT] = {
     [SW_CLOSE_IDLE] = "idle",
     [SW_CLOSE_PER_PEER] = "per_peer",
     [SW_CLOSE_MEMORY] = "frame_memory",
+    [SW_CLOSE_UNAUTHENTICATED] = "unauthenticated",
+    [SW_CLOSE_IDENTITY] = "identity_in_use",
+    [SW_CLOSE_PREEMPTED] = "preempted",
 };
 
 const char *sw_close_reason__name(enum sw_close_reason r)

@@ -43,6 +43,10 @@ enum sw_close_reason {
 	SW_CLOSE_IDLE,		/* no frame for idle_ns */
 	SW_CLOSE_PER_PEER,	/* over max_per_peer connections from its address */
 	SW_CLOSE_MEMORY,	/* the largest unfinished frame when over the budget */
+	SW_CLOSE_UNAUTHENTICATED, /* first frame without the --token-file token */
+	SW_CLOSE_IDENTITY,	/* agent id held by a live connection of another run */
+	SW_CLOSE_PREEMPTED,	/* unauthenticated, the oldest such at the cap: a
+				 * slot for the next in the backlog (--token-file) */
 	SW_CLOSE__COUNT,
 };
 

@@ -780,7 +780,7 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 		       in->refused);
 	put_family(b, "stallwatch_collector_connections_closed_total", "counter",
 		   "Agent connections the collector closed by its own rules, by reason "
-		   "(deadlines, per-peer cap, frame memory)");
+		   "(deadlines, per-peer cap, frame memory, authentication, identity)");
 	for (int r = 0; r < SW_CLOSE__COUNT; r++)
 		sw_buf__printf(b,
 			       "stallwatch_collector_connections_closed_total{reason=\"%s\"} %" PRIu64

@@ -51,8 +51,7 @@ struct sw_http {
 	struct http_conn *conns;
 	_Atomic uint64_t n_header_timeouts, n_refused, n_bad_requests;
 	_Atomic uint64_t n_unauthorized, n_tls_failed;
-	const char *token; /* NULL: no --http-token-file */
-	size_t token_len;
+	const struct sw_secret *token; /* NULL: no --http-token-file */
 	bool tls;
 	/* MHD_start_daemon's complaints are kept for the caller's one line
 	 * instead of being logged */
@@ -490,7 +489,7 @@ static bool authorized(const struct sw_http *h, struct MHD_Connection *c, const 
 	    !v)
 		return false;
 	*sent = true;
-	return sw_http_auth__bearer_ok(h->token, h->token_len, v, vlen);
+	return sw_http_auth__bearer_ok(h->token, v, vlen);
 }
 
 /* 401 with the challenge of RFC 6750 §3: error="invalid_token" only when a
@@ -598,10 +597,8 @@ struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
 	h->store = store;
 	h->ingest = ingest;
 	h->header_ns = (uint64_t)header_sec * 1000000000ull;
-	if (opts && opts->token) {
+	if (opts && opts->token && opts->token->len)
 		h->token = opts->token;
-		h->token_len = opts->token_len;
-	}
 	h->tls = opts && opts->tls_cert_pem && opts->tls_key_pem;
 	pthread_mutex_init(&h->lock, NULL);
 	if (h->tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {

@@ -32,8 +32,7 @@ struct sw_http_opts {
 	/* --http-token-file (http_auth.h): every path but /healthz needs
 	 * "Authorization: Bearer <token>". NULL: open to whoever reaches the
 	 * port. Kept, not copied: it outlives the server. */
-	const char *token;
-	size_t token_len;
+	const struct sw_secret *token;
 	/* --http-tls-cert/--http-tls-key as PEM text (http_auth.h): HTTPS
 	 * when both are set; libmicrohttpd loads them at start. */
 	const char *tls_cert_pem, *tls_key_pem;

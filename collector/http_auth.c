@@ -85,44 +85,23 @@ void sw_http_auth__free_secret(char *s, size_t len)
 	free(s);
 }
 
-int sw_http_auth__read_token(const char *path, char **out, size_t *len, bool *loose, char *why,
-			     size_t why_size)
+int sw_http_auth__read_token(const char *path, struct sw_secret *s, char *why, size_t why_size)
 {
-	size_t n, size;
-	char *t;
-	int err;
+	int err = sw_secret__load(path, s, why, why_size);
 
-	/* room for trailing whitespace past the longest token */
-	err = read_small(path, SW_HTTP_TOKEN_MAX + 256, &t, &size, loose, why, why_size);
 	if (err)
 		return err;
-	n = size;
-	while (n && strchr(" \t\r\n\v\f", t[n - 1]) && t[n - 1])
-		n--;
-	t[n] = '\0';
-	if (n < SW_HTTP_TOKEN_MIN || n > SW_HTTP_TOKEN_MAX) {
-		snprintf(why, why_size,
-			 "the token is %zu bytes (trailing whitespace cut), not %d to %d: put a "
-			 "random one in it, e.g. openssl rand -hex 32",
-			 n, SW_HTTP_TOKEN_MIN, SW_HTTP_TOKEN_MAX);
-		sw_http_auth__free_secret(t, size);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)t[i];
-
-		if (c > 0x20 && c < 0x7f)
+	for (size_t i = 0; i < s->len; i++) {
+		if (s->b[i] > 0x20 && s->b[i] < 0x7f)
 			continue;
 		snprintf(why, why_size,
-			 "byte %zu of the token is 0x%02x, a space, a control character or not "
-			 "ASCII: it travels in an HTTP header, use printable ASCII (openssl rand "
+			 "byte %zu of the token in %s is 0x%02x, a space, a control character or "
+			 "not ASCII: it travels in an HTTP header, use printable ASCII (openssl rand "
 			 "-hex 32)",
-			 i, c);
-		sw_http_auth__free_secret(t, size);
+			 i, path, s->b[i]);
+		explicit_bzero(s, sizeof(*s));
 		return -EINVAL;
 	}
-	*out = t;
-	*len = n;
 	return 0;
 }
 
@@ -216,8 +195,8 @@ int sw_http_auth__read_pem(const char *path, bool key, char **out, bool *loose, 
 	struct pem_scan s = {0};
 	const char *bad;
 	unsigned int line;
-	size_t len;
-	char *t;
+	size_t len = 0;
+	char *t = NULL;
 	int err;
 
 	err = read_small(path, SW_HTTP_PEM_MAX, &t, &len, loose, why, why_size);
@@ -270,25 +249,15 @@ fail:
 	return err;
 }
 
-bool sw_http_auth__bearer_ok(const char *token, size_t token_len, const char *hdr,
-			     size_t hdr_len)
+bool sw_http_auth__bearer_ok(const struct sw_secret *token, const char *hdr, size_t hdr_len)
 {
 	static const char scheme[] = "Bearer";
 	const size_t sl = sizeof(scheme) - 1;
-	volatile unsigned char diff;
-	size_t i = sl, plen;
-	const char *p;
+	size_t i = sl;
 
 	if (hdr_len <= sl || strncasecmp(hdr, scheme, sl) || hdr[sl] != ' ')
 		return false;
 	while (i < hdr_len && hdr[i] == ' ')
 		i++;
-	p = hdr + i;
-	plen = hdr_len - i;
-	/* over the token's length whatever was sent: no early exit at the
-	 * first wrong byte, and no read past what was sent */
-	diff = plen != token_len;
-	for (i = 0; i < token_len; i++)
-		diff |= (unsigned char)token[i] ^ (unsigned char)(i < plen ? p[i] : 0);
-	return diff == 0;
+	return sw_secret__equal(token->b, token->len, (const uint8_t *)hdr + i, hdr_len - i);
 }

@@ -10,15 +10,9 @@
 #ifndef SW_COLLECTOR_HTTP_AUTH_H
 #define SW_COLLECTOR_HTTP_AUTH_H
 
+#include "secret.h" /* common/secret.h: the token files of both ports */
 #include <stdbool.h>
 #include <stddef.h>
-
-/* The token's length after its trailing whitespace is cut, as the agent
- * stream's --token-file (AUTH_DESIGN.md): 16 bytes is the least a person
- * should trust (128 bits of a random hex string is 32); 4096 keeps it in
- * one request header line, far under libmicrohttpd's 32 KiB pool. */
-#define SW_HTTP_TOKEN_MIN 16
-#define SW_HTTP_TOKEN_MAX 4096
 /* A PEM certificate chain of a few certificates is a few KiB, an RSA 8192
  * key 6 KiB: past 1 MiB the file is not what was meant. */
 #define SW_HTTP_PEM_MAX (1u << 20)
@@ -27,16 +21,13 @@
 #define SW_HTTP_REALM "stallwatch"
 
 /*
- * Reads a token file. Returns 0 with *out (malloc'd, NUL-terminated, *len
- * bytes; free with sw_http_auth__free_secret) and *loose set when group or
- * others may read the file (a warning, not a refusal: Kubernetes mounts
- * secrets 0644 unless told defaultMode), or -errno with `why` the reason,
- * for a line "--http-token-file PATH: why".
- * The token must be printable ASCII without spaces: it travels in an HTTP
- * header (RFC 6750's b64token is stricter still; we do not need that).
+ * Reads a token file as the agent port's --token-file (sw_secret__load:
+ * 16..4096 bytes, trailing whitespace cut, world_readable flagged for a
+ * warning), and then asks more: printable ASCII without spaces, since it
+ * travels in an HTTP header (RFC 6750's b64token is stricter still; we do
+ * not need that). 0, or -errno with `why` the reason (the path in it).
  */
-int sw_http_auth__read_token(const char *path, char **out, size_t *len, bool *loose, char *why,
-			     size_t why_size);
+int sw_http_auth__read_token(const char *path, struct sw_secret *s, char *why, size_t why_size);
 
 /*
  * Reads a PEM file for libmicrohttpd's HTTPS_MEM_CERT (key false) or
@@ -48,18 +39,16 @@ int sw_http_auth__read_token(const char *path, char **out, size_t *len, bool *lo
 int sw_http_auth__read_pem(const char *path, bool key, char **out, bool *loose, char *why,
 			   size_t why_size);
 
-/* Zeroes then frees what the two above returned (NULL is fine). */
+/* Zeroes then frees what sw_http_auth__read_pem returned (NULL is fine). */
 void sw_http_auth__free_secret(char *s, size_t len);
 
 /*
  * Does an Authorization header value (hdr, hdr_len bytes, possibly not
  * NUL-terminated and possibly holding a NUL) carry the token? "Bearer"
  * in any case, one or more spaces, then exactly the token (RFC 7235 §2.1,
- * RFC 6750 §2.1). The comparison takes the same time for every value of
- * the same token (it loops over the token's length whatever was sent), so
- * that the time of a 401 does not tell how many leading bytes were right.
+ * RFC 6750 §2.1), compared by sw_secret__equal: its time depends on the
+ * lengths, never on how many leading bytes were right.
  */
-bool sw_http_auth__bearer_ok(const char *token, size_t token_len, const char *hdr,
-			     size_t hdr_len);
+bool sw_http_auth__bearer_ok(const struct sw_secret *token, const char *hdr, size_t hdr_len);
 
 #endif

@@ -43,6 +43,14 @@ struct sw_conn {
 	uint8_t ack_buf[SW_ACK_FRAME_MAX];
 	uint8_t ack_len, ack_off;
 	bool want_out; /* EPOLLOUT in its epoll events: an ack to finish */
+	/* Authentication: its hello carried the token (or none is asked);
+	 * the agent run it claims (Hello.session); why it is to be closed,
+	 * decided inside on_batch and carried out once the decoder is done */
+	bool authed;
+	bool has_session;
+	uint8_t session[SW_SESSION_LEN];
+	enum sw_ack_refusal refuse;
+	char claimed[SW_NAME_LEN]; /* the agent id it was refused for */
 };
 
 /*
@@ -60,12 +68,14 @@ struct sw_ingest {
 	size_t max_conns;
 	struct sw_conn *conns; /* max_conns slots */
 	size_t nconns;	       /* in use */
+	size_t npreauth;       /* of them, without a first frame yet */
 	size_t free_hint;      /* where to start looking for a free slot */
 	struct epoll_event *events;
 	bool accept_paused; /* accept() ran out of fds: a round without it */
 	bool at_cap;	    /* full: the listener is out of the epoll set */
 	bool listening;	    /* the listener's events in the epoll set are EPOLLIN */
 	struct sw_conn_limits lim;
+	struct sw_secret token; /* len 0: no --token-file */
 
 	/* read by the HTTP thread while the main thread counts */
 	_Atomic uint64_t n_open, n_accepted, n_refused, n_frames;
@@ -77,6 +87,51 @@ struct batch_ctx {
 	struct sw_ingest *in;
 	struct sw_conn *c;
 };
+
+static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why);
+
+/* With --token-file, the first frame's hello must carry the token. */
+static bool token_ok(const struct sw_ingest *in, const Stallwatch__V1__Hello *h)
+{
+	if (!in->token.len)
+		return true;
+	return h && h->token.len &&
+	       sw_secret__equal(h->token.data, h->token.len, in->token.b, in->token.len);
+}
+
+/*
+ * The collector owns agent identities: an id held by a live connection is
+ * not handed to a second one, which would merge two streams into one
+ * agent's series, seqs and incidents. The same run reconnecting (its old
+ * connection not yet seen closed: a network cut, a fast reconnect) shows
+ * the same Hello.session and takes over; anyone else is refused. False:
+ * c->refuse is set.
+ */
+static bool claim_identity(struct sw_ingest *in, struct sw_conn *c, const char *name,
+			   const Stallwatch__V1__Hello *h)
+{
+	bool has = h && h->session.len == SW_SESSION_LEN;
+
+	/* a walk of the slots: hellos are rare */
+	for (size_t i = 0; i < in->max_conns; i++) {
+		struct sw_conn *o = &in->conns[i];
+
+		if (o == c || o->fd < 0 || strcmp(o->agent, name))
+			continue;
+		if (has && o->has_session && !memcmp(o->session, h->session.data, SW_SESSION_LEN)) {
+			conn_close(in, o, "superseded by a new connection of the same agent run");
+			continue;
+		}
+		c->refuse = SW_REFUSED_IDENTITY;
+		memcpy(c->claimed, name, sizeof(c->claimed));
+		return false;
+	}
+	if (has) {
+		memcpy(c->session, h->session.data, SW_SESSION_LEN);
+		c->has_session = true;
+	}
+	return true;
+}
 
 static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 {
@@ -90,6 +145,16 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 	/* counted before it is applied: a scrape in between must not see its
 	 * data with frames_total not counting it yet */
 	atomic_fetch_add_explicit(&bc->in->n_frames, 1, memory_order_relaxed);
+	if (c->refuse)
+		return; /* closed once the decoder is done: nothing more applied */
+	if (!c->authed) {
+		if (!token_ok(bc->in, b->hello)) {
+			c->refuse = SW_REFUSED_TOKEN;
+			return;
+		}
+		c->authed = true;
+		bc->in->npreauth--;
+	}
 	if (!c->agent[0]) {
 		/* Hello comes first; a peer without one is named by its address */
 		if (b->hello && b->hello->agent_id && b->hello->agent_id[0])
@@ -99,6 +164,8 @@ static void on_batch(void *ctx, const Stallwatch__V1__Batch *b)
 		/* as the store keeps it, so that later lookups by c->agent match,
 		 * and so that the log line is UTF-8 of bounded length */
 		sw_utf8_copy_str(name, sizeof(name), id);
+		if (!claim_identity(bc->in, c, name, b->hello))
+			return;
 		rc = sw_store__agent_up(bc->in->store, name, b->hello, now);
 		if (rc) {
 			sw_warn("agent %s from %s: not tracked: %s", name, c->peer, strerror(-rc));
@@ -134,7 +201,7 @@ again:
 	if (c->ack_off == c->ack_len) {
 		if (!c->ack_due)
 			return;
-		c->ack_len = (uint8_t)sw_frame_ack_encode(c->ack_seq, c->ack_buf);
+		c->ack_len = (uint8_t)sw_frame_ack_encode(c->ack_seq, SW_REFUSED_NONE, c->ack_buf);
 		c->ack_off = 0;
 		c->ack_due = false;
 	}
@@ -185,6 +252,8 @@ static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
 		sw_store__agent_down(in->store, c->agent, sw_mono_ns());
 	close(c->fd); /* leaves the epoll set with it */
 	c->fd = -1;
+	if (!c->authed)
+		in->npreauth--;
 	sw_decoder__free(c->dec);
 	c->dec = NULL;
 	in->nconns--;
@@ -198,7 +267,7 @@ static void conn_close(struct sw_ingest *in, struct sw_conn *c, const char *why)
 static void conn_close_for(struct sw_ingest *in, struct sw_conn *c, enum sw_close_reason r,
 			   uint64_t now)
 {
-	char why[128];
+	char why[256];
 
 	switch (r) {
 	case SW_CLOSE_HANDSHAKE:
@@ -216,6 +285,19 @@ static void conn_close_for(struct sw_ingest *in, struct sw_conn *c, enum sw_clos
 	case SW_CLOSE_MEMORY:
 		snprintf(why, sizeof(why), "the largest unfinished frame (%zu bytes) over the %zu MiB "
 			 "for all (--frame-memory)", c->pending, in->lim.frame_memory >> 20);
+		break;
+	case SW_CLOSE_UNAUTHENTICATED:
+		snprintf(why, sizeof(why), "its first frame has no hello with the token of "
+			 "--token-file (give the agent the same --token-file)");
+		break;
+	case SW_CLOSE_PREEMPTED:
+		snprintf(why, sizeof(why), "no token shown %.1f s after connecting, the oldest such "
+			 "at the connection cap: its slot goes to the next in line",
+			 (double)(now - c->clk.accepted_ns) / 1e9);
+		break;
+	case SW_CLOSE_IDENTITY:
+		snprintf(why, sizeof(why), "it claims agent id %.64s, which a live connection of "
+			 "another agent run holds", c->claimed);
 		break;
 	default:
 		snprintf(why, sizeof(why), "%s", sw_close_reason__name(r));
@@ -245,6 +327,8 @@ struct sw_ingest *sw_ingest__new(const struct sw_ingest_opts *opts, struct sw_st
 		in->lim = *opts->limits;
 	else
 		sw_conn_limits__default(&in->lim);
+	if (opts->token)
+		in->token = *opts->token;
 	in->conns = calloc(in->max_conns, sizeof(*in->conns));
 	in->events = calloc(EVENTS_PER_WAKE, sizeof(*in->events));
 	if (!in->conns || !in->events) {
@@ -290,6 +374,7 @@ void sw_ingest__free(struct sw_ingest *in)
 		close(in->epfd);
 	free(in->conns);
 	free(in->events);
+	memset(&in->token, 0, sizeof(in->token));
 	free(in);
 }
 
@@ -317,6 +402,36 @@ static void peer_name(const struct sockaddr_storage *ss, char *buf, size_t size)
 	}
 }
 
+/*
+ * With --token-file, a connection that has not shown the token is nobody
+ * yet: at the cap the oldest of them gives its slot to the next connection
+ * in the backlog, so that peers that never authenticate cannot hold every
+ * slot until their deadlines while an agent waits. An agent sends its hello
+ * as soon as it connects: it is read within the round after its accept,
+ * long before ACCEPTS_PER_WAKE x (max_conns - 1) accepts make it the
+ * oldest. Without a token everybody's first frame passes, and the cap
+ * waits for the deadlines instead.
+ */
+static bool can_preempt(const struct sw_ingest *in)
+{
+	return in->token.len && in->npreauth > 0;
+}
+
+static void preempt_oldest(struct sw_ingest *in, uint64_t now)
+{
+	struct sw_conn *old = NULL;
+
+	for (size_t i = 0; i < in->max_conns; i++) {
+		struct sw_conn *c = &in->conns[i];
+
+		if (c->fd >= 0 && !c->authed &&
+		    (!old || c->clk.accepted_ns < old->clk.accepted_ns))
+			old = c;
+	}
+	if (old)
+		conn_close_for(in, old, SW_CLOSE_PREEMPTED, now);
+}
+
 static void accept_all(struct sw_ingest *in)
 {
 	struct sockaddr_storage ss;
@@ -325,7 +440,8 @@ static void accept_all(struct sw_ingest *in)
 	size_t slot;
 	int fd;
 
-	for (int k = 0; k < ACCEPTS_PER_WAKE && in->nconns < in->max_conns; k++) {
+	for (int k = 0; k < ACCEPTS_PER_WAKE && (in->nconns < in->max_conns || can_preempt(in));
+	     k++) {
 		size_t same = 0;
 
 		sl = sizeof(ss);
@@ -357,6 +473,8 @@ static void accept_all(struct sw_ingest *in)
 				"already (--max-per-peer)", peer, same);
 			continue;
 		}
+		if (in->nconns >= in->max_conns)
+			preempt_oldest(in, sw_mono_ns());
 		/* below max_conns there is a free slot; the hint makes the
 		 * search short when agents come and go */
 		for (slot = in->free_hint; in->conns[slot].fd >= 0;)
@@ -380,10 +498,28 @@ static void accept_all(struct sw_ingest *in)
 		sw_conn_clock__start(&c->clk, sw_mono_ns());
 		peer_name(&ss, c->peer, sizeof(c->peer));
 		in->nconns++;
+		in->npreauth++;
 		atomic_fetch_add_explicit(&in->n_accepted, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&in->n_open, 1, memory_order_relaxed);
 		sw_dbg("connection from %s", c->peer);
 	}
+}
+
+/* Refused by on_batch: say why (best effort, one small frame the socket
+ * takes at once or never) and close. */
+static void conn_refuse(struct sw_ingest *in, struct sw_conn *c)
+{
+	uint8_t f[SW_ACK_FRAME_MAX], sink[4096];
+	size_t n = sw_frame_ack_encode(0, c->refuse, f);
+
+	(void)!send(c->fd, f, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* what the agent sent after its hello, read and dropped: a close with
+	 * unread bytes is a reset, which may overtake the refusal */
+	for (int k = 0; k < 16 && read(c->fd, sink, sizeof(sink)) > 0; k++)
+		;
+	conn_close_for(in, c,
+		       c->refuse == SW_REFUSED_TOKEN ? SW_CLOSE_UNAUTHENTICATED : SW_CLOSE_IDENTITY,
+		       sw_mono_ns());
 }
 
 static void conn_read(struct sw_ingest *in, struct sw_conn *c)
@@ -418,6 +554,10 @@ static void conn_read(struct sw_ingest *in, struct sw_conn *c)
 		}
 		frames = 0; /* on_batch counts them, before applying each */
 		r = sw_decoder__commit(c->dec, (size_t)n, on_batch, &bc, &frames);
+		if (c->refuse) {
+			conn_refuse(in, c);
+			return;
+		}
 		if (r == SW_BAD_NONE) {
 			size_t held = sw_decoder__pending(c->dec);
 
@@ -507,7 +647,7 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 		if (timeout_ms < 0 || ms < (uint64_t)timeout_ms)
 			timeout_ms = ms > INT_MAX ? INT_MAX : (int)ms;
 	}
-	if (in->nconns >= in->max_conns) {
+	if (in->nconns >= in->max_conns && !can_preempt(in)) {
 		if (!in->at_cap) {
 			atomic_fetch_add_explicit(&in->n_paused, 1, memory_order_relaxed);
 			sw_warn("%zu agent connections, the cap: not accepting more until one "
@@ -535,7 +675,7 @@ int sw_ingest__run_once(struct sw_ingest *in, int timeout_ms, const sigset_t *si
 	}
 	enforce_frame_memory(in, sw_mono_ns());
 	/* after reading, so that slots closed this round count as free */
-	if (accept_ready && in->nconns < in->max_conns)
+	if (accept_ready && (in->nconns < in->max_conns || can_preempt(in)))
 		accept_all(in);
 	return 0;
 }

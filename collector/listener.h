@@ -12,6 +12,7 @@
 #include "conn_limits.h"
 #include "decoder.h"
 #include "net.h"
+#include "secret.h"
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,9 @@ struct sw_ingest_opts {
 	/* deadlines, per-peer cap and frame memory (conn_limits.h); NULL: the
 	 * defaults */
 	const struct sw_conn_limits *limits;
+	/* --token-file: the token every agent's hello must carry (NULL: any
+	 * peer is taken at its word; docs/DESIGN.md "Authentication") */
+	const struct sw_secret *token;
 };
 
 struct sw_ingest_stats {

@@ -11,12 +11,11 @@
 #include "http.h"
 #include "http_auth.h"
 #include "listener.h"
+#include "secret.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include "net.h"
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +59,9 @@ static void usage(FILE *f)
 	    "                           keep it above the agents' --interval)\n"
 	    "      --max-per-peer N     agent connections from one address (default 16)\n"
 	    "      --frame-memory MIB   unfinished frames held over all agents (default 64)\n"
+	    "      --token-file FILE    agents must present this token (the file's bytes,\n"
+	    "                           16 to 4096, trailing newline trimmed); give the\n"
+	    "                           agents the same --token-file\n"
 	    "      --http-max-connections N  HTTP connections in all (default 1024)\n"
 	    "      --http-max-per-ip N  HTTP connections from one address (default 16)\n"
 	    "      --http-header-timeout SEC  close an HTTP connection that sent part of a\n"
@@ -75,12 +77,14 @@ static void usage(FILE *f)
 	    "  -h, --help               this text\n"
 	    "\n"
 	    "Both listeners are on loopback by default: agents and Prometheus on other\n"
-	    "hosts need an explicit address, and the stream is not authenticated.\n"
-	    "Serving /metrics beyond loopback, give it a token and TLS.\n"
+	    "hosts need an explicit address. Without --token-file the agent stream is\n"
+	    "not authenticated: any process that reaches the port can send data.\n"
+	    "Serving /metrics beyond loopback, give it --http-token-file and TLS.\n"
 	    "\n"
 	    "Examples:\n"
 	    "  stallwatch-collector\n"
-	    "  stallwatch-collector --listen 0.0.0.0:7470 --http 0.0.0.0:7471\n"
+	    "  openssl rand -hex 32 > /etc/stallwatch/token && chmod 600 /etc/stallwatch/token\n"
+	    "  stallwatch-collector --listen 0.0.0.0:7470 --token-file /etc/stallwatch/token\n"
 	    "  stallwatch-collector --listen [::]:7470 --max-loops 4096 -v\n"
 	    "  curl -s localhost:7471/metrics | grep stallwatch_eventloop_delay_p99\n"
 	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n"
@@ -141,15 +145,15 @@ static int parse_count(const char *opt, const char *s, size_t *out)
 /* What --http-token-file, --http-tls-cert and --http-tls-key hold, read
  * before anything listens: a bad file is one line naming it, exit 2. */
 struct http_secrets {
-	char *token, *cert, *key;
-	size_t token_len;
+	struct sw_secret token; /* 4 KiB: the struct is static in main */
+	char *cert, *key;
 };
 
-static void loose_warning(const char *opt, const char *path, const char *what)
+static void loose_warning(const char *opt, const char *path, const char *who, const char *what)
 {
-	sw_warn("%s %s: group or others may read it; %s: chmod 600 it (a Kubernetes secret "
-		"mounts 0644 unless its defaultMode says 0400)",
-		opt, path, what);
+	sw_warn("%s %s is readable by %s: %s; chmod 600 it (a Kubernetes secret mounts 0644 "
+		"unless its defaultMode says 0400)",
+		opt, path, who, what);
 }
 
 static int load_http_secrets(const char *token_path, const char *cert_path, const char *key_path,
@@ -166,17 +170,14 @@ static int load_http_secrets(const char *token_path, const char *cert_path, cons
 		return -EINVAL;
 	}
 	if (token_path) {
-		if (sw_http_auth__read_token(token_path, &hs->token, &hs->token_len, &loose, why,
-					     sizeof(why))) {
-			fprintf(stderr, "stallwatch-collector: --http-token-file %s: %s\n",
-				token_path, why);
+		if (sw_http_auth__read_token(token_path, &hs->token, why, sizeof(why))) {
+			fprintf(stderr, "stallwatch-collector: bad --http-token-file: %s\n", why);
 			return -EINVAL;
 		}
-		if (loose)
-			loose_warning("--http-token-file", token_path,
-				      "whoever can read it can read /metrics and /api/*");
-		ho->token = hs->token;
-		ho->token_len = hs->token_len;
+		if (hs->token.world_readable)
+			loose_warning("--http-token-file", token_path, "every user of this host",
+				      "whoever reads it reads /metrics and /api/*");
+		ho->token = &hs->token;
 	}
 	if (cert_path) {
 		if (sw_http_auth__read_pem(cert_path, false, &hs->cert, &loose, why,
@@ -191,8 +192,8 @@ static int load_http_secrets(const char *token_path, const char *cert_path, cons
 			return -EINVAL;
 		}
 		if (loose)
-			loose_warning("--http-tls-key", key_path,
-				      "whoever can read it can pose as this collector");
+			loose_warning("--http-tls-key", key_path, "group or others",
+				      "whoever reads it can pose as this collector");
 		ho->tls_cert_pem = hs->cert;
 		ho->tls_key_pem = hs->key;
 	}
@@ -201,21 +202,11 @@ static int load_http_secrets(const char *token_path, const char *cert_path, cons
 
 static void free_http_secrets(struct http_secrets *hs)
 {
-	sw_http_auth__free_secret(hs->token, hs->token_len);
+	explicit_bzero(&hs->token, sizeof(hs->token));
 	if (hs->cert)
 		free(hs->cert); /* public */
 	if (hs->key)
 		sw_http_auth__free_secret(hs->key, strlen(hs->key));
-}
-
-static bool is_loopback(const struct sw_addr *a)
-{
-	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a->ss;
-	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&a->ss;
-
-	if (a->ss.ss_family == AF_INET)
-		return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-	return a->ss.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
 }
 
 /*
@@ -225,7 +216,7 @@ static bool is_loopback(const struct sw_addr *a)
  */
 static void say_http_access(const struct sw_addr *a, int port, const struct sw_http_opts *ho)
 {
-	bool lo = is_loopback(a), tls = ho->tls_cert_pem != NULL;
+	bool lo = sw_addr__is_loopback(a), tls = ho->tls_cert_pem != NULL;
 
 	if (ho->token && tls)
 		sw_log(SW_LOG_WARN,
@@ -271,6 +262,7 @@ int main(int argc, char **argv)
 		OPT_HTTP_TOKEN_FILE,
 		OPT_HTTP_TLS_CERT,
 		OPT_HTTP_TLS_KEY,
+		OPT_TOKEN_FILE,
 	};
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
@@ -289,13 +281,16 @@ int main(int argc, char **argv)
 	    {"http-token-file", required_argument, NULL, OPT_HTTP_TOKEN_FILE},
 	    {"http-tls-cert", required_argument, NULL, OPT_HTTP_TLS_CERT},
 	    {"http-tls-key", required_argument, NULL, OPT_HTTP_TLS_KEY},
+	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *listen_s = DEFAULT_LISTEN, *http_s = DEFAULT_HTTP, *why, *env;
 	const char *http_token_path = NULL, *http_cert_path = NULL, *http_key_path = NULL;
-	struct http_secrets hs = {0};
+	static struct http_secrets hs;
+	const char *token_path = NULL;
+	static struct sw_secret token; /* 4 KiB: not on the stack */
 	struct sw_store_opts so = {.max_loops = 1024, .max_incidents = 1000};
 	struct sw_addr listen_a, http_a;
 	struct sw_ingest_opts io = {0};
@@ -317,6 +312,9 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'l':
 			listen_s = optarg;
+			break;
+		case OPT_TOKEN_FILE:
+			token_path = optarg;
 			break;
 		case 'H':
 			http_s = optarg;
@@ -411,6 +409,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stallwatch-collector: bad --http '%s': %s\n", http_s, why);
 		return 2;
 	}
+	if (token_path) {
+		char msg[512];
+
+		if (sw_secret__load(token_path, &token, msg, sizeof(msg))) {
+			fprintf(stderr, "stallwatch-collector: bad --token-file: %s\n", msg);
+			return 2;
+		}
+		io.token = &token;
+	}
 	if (load_http_secrets(http_token_path, http_cert_path, http_key_path, &hs, &ho)) {
 		free_http_secrets(&hs);
 		return 2;
@@ -494,6 +501,14 @@ int main(int argc, char **argv)
 	sw_info("agents on %s (port %d), HTTP on %s (port %d)", listen_a.text, sw_ingest__port(in),
 		http_a.text, sw_http__port(http));
 	say_http_access(&http_a, sw_http__port(http), &ho);
+	if (!token.len)
+		sw_warn("the agent stream on %s is not authenticated: any %s can send data "
+			"as any agent; give the collector and the agents --token-file",
+			listen_a.text,
+			sw_addr__is_loopback(&listen_a) ? "local process" : "host that reaches it");
+	else if (token.world_readable)
+		sw_warn("--token-file %s is readable by every user of this host: chmod o-r it",
+			token_path);
 
 	while (!exiting) {
 		err = sw_ingest__run_once(in, TICK_MS, &waitmask);
@@ -518,5 +533,6 @@ cleanup:
 	sw_ingest__free(in);
 	sw_store__free(store);
 	free_http_secrets(&hs);
+	memset(&token, 0, sizeof(token));
 	return bad_input ? 2 : err ? 1 : 0;
 }

@@ -79,6 +79,21 @@ int sw_addr__parse(const char *s, struct sw_addr *a, const char **why)
 	return 0;
 }
 
+bool sw_addr__is_loopback(const struct sw_addr *a)
+{
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a->ss;
+
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		const struct in6_addr *x = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(x) || (IN6_IS_ADDR_V4MAPPED(x) && x->s6_addr[12] == 127);
+	}
+	return false;
+}
+
 int sw_net__listen(const struct sw_addr *a, int backlog)
 {
 	int fd, one = 1, err;

@@ -8,6 +8,7 @@
 #ifndef SW_COLLECTOR_NET_H
 #define SW_COLLECTOR_NET_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 struct sw_addr {
@@ -21,6 +22,9 @@ struct sw_addr {
  * Returns 0, or -EINVAL with *why set to a static reason for people.
  */
 int sw_addr__parse(const char *s, struct sw_addr *a, const char **why);
+
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104: only this host reaches it. */
+bool sw_addr__is_loopback(const struct sw_addr *a);
 
 /* Non-blocking, close-on-exec listening TCP socket. Returns fd or -errno. */
 int sw_net__listen(const struct sw_addr *a, int backlog);

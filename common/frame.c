@@ -108,13 +108,16 @@ int sw_frame_payload(const struct sw_frame_hdr *h, const uint8_t *payload, const
 	return 0;
 }
 
-size_t sw_frame_ack_encode(uint64_t seq, uint8_t out[SW_ACK_FRAME_MAX])
+size_t sw_frame_ack_encode(uint64_t seq, enum sw_ack_refusal refused,
+			   uint8_t out[SW_ACK_FRAME_MAX])
 {
 	Stallwatch__V1__Ack a = STALLWATCH__V1__ACK__INIT;
 	size_t len;
 
 	a.seq = seq;
-	/* 1 tag byte + up to 10 varint bytes: never more than the room */
+	a.refused = refused <= SW_REFUSED__MAX ? (uint32_t)refused : SW_REFUSED__MAX;
+	/* 1 tag byte + up to 10 varint bytes, and 2 for a refusal: never more
+	 * than the room */
 	len = stallwatch__v1__ack__pack(&a, out + SW_FRAME_HDR_LEN);
 	out[0] = 'S';
 	out[1] = 'W';
@@ -124,7 +127,8 @@ size_t sw_frame_ack_encode(uint64_t seq, uint8_t out[SW_ACK_FRAME_MAX])
 	return SW_FRAME_HDR_LEN + len;
 }
 
-int sw_frame_ack_parse(const uint8_t *buf, size_t len, uint64_t *seq, size_t *used)
+int sw_frame_ack_parse(const uint8_t *buf, size_t len, uint64_t *seq, uint32_t *refused,
+		       size_t *used)
 {
 	struct sw_frame_hdr h;
 	size_t off = 0;
@@ -143,6 +147,8 @@ int sw_frame_ack_parse(const uint8_t *buf, size_t len, uint64_t *seq, size_t *us
 			return -EBADMSG;
 		if (a->seq > *seq)
 			*seq = a->seq;
+		if (a->refused)
+			*refused = a->refused;
 		stallwatch__v1__ack__free_unpacked(a, NULL);
 		off += SW_FRAME_HDR_LEN + h.len;
 	}

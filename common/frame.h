@@ -57,18 +57,34 @@ int sw_frame_parse_hdr(const uint8_t hdr[SW_FRAME_HDR_LEN], struct sw_frame_hdr 
 int sw_frame_payload(const struct sw_frame_hdr *h, const uint8_t *payload, const uint8_t **msg,
 		     size_t *msg_len, bool *owned);
 
-/* An Ack frame: header + stallwatch.v1.Ack (a tag byte and a varint). */
-#define SW_ACK_FRAME_MAX (SW_FRAME_HDR_LEN + 11)
+/* An Ack frame: header + stallwatch.v1.Ack (seq: a tag byte and a varint;
+ * refused: a tag byte and a one-byte varint). */
+#define SW_ACK_FRAME_MAX (SW_FRAME_HDR_LEN + 11 + 2)
 
-/* Encode the Ack of seq into out; returns its length. */
-size_t sw_frame_ack_encode(uint64_t seq, uint8_t out[SW_ACK_FRAME_MAX]);
+/* Hello.session: random bytes per agent run */
+#define SW_SESSION_LEN 16
+
+/* Ack.refused: why the collector closes the connection (proto). */
+enum sw_ack_refusal {
+	SW_REFUSED_NONE = 0,
+	SW_REFUSED_TOKEN = 1,	 /* token missing or wrong */
+	SW_REFUSED_IDENTITY = 2, /* agent_id held by another live agent run */
+	SW_REFUSED__MAX = 127,	 /* fits the one-byte varint of SW_ACK_FRAME_MAX */
+};
+
+/* Encode the Ack of seq (and refusal, SW_REFUSED_NONE for a plain ack) into
+ * out; returns its length. */
+size_t sw_frame_ack_encode(uint64_t seq, enum sw_ack_refusal refused,
+			   uint8_t out[SW_ACK_FRAME_MAX]);
 
 /*
  * Parse the Acks at the start of buf (len bytes): *seq gets the highest seq
- * of the whole frames there (left alone when none), *used their bytes.
+ * of the whole frames there (left alone when none), *refused the last
+ * refusal among them (left alone when none), *used their bytes.
  * Returns 0, or -EBADMSG for bytes that are no Ack frame (a peer that is
  * not a stallwatch collector: the agent closes the connection).
  */
-int sw_frame_ack_parse(const uint8_t *buf, size_t len, uint64_t *seq, size_t *used);
+int sw_frame_ack_parse(const uint8_t *buf, size_t len, uint64_t *seq, uint32_t *refused,
+		       size_t *used);
 
 #endif

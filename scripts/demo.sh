@@ -65,8 +65,11 @@ wait_for() {
 	exit 1
 }
 
-say "start the collector ($LISTEN, HTTP on $HTTP)"
-"$BUILD/stallwatch-collector" --listen "$LISTEN" --http "$HTTP" >"$WORK/collector.log" 2>&1 &
+# the agents' shared secret: nothing of a connection without it is applied
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/token")
+say "start the collector ($LISTEN, HTTP on $HTTP): stallwatch-collector --token-file $WORK/token"
+"$BUILD/stallwatch-collector" --listen "$LISTEN" --http "$HTTP" --token-file "$WORK/token" \
+	>"$WORK/collector.log" 2>&1 &
 PIDS+=($!)
 for i in $(seq 50); do
 	curl -fs "http://$HTTP/metrics" >/dev/null && break
@@ -90,9 +93,9 @@ PY_PORT=$(field "$WORK/python.log" port)
 echo "node   pid $NODE_PID  http://127.0.0.1:$NODE_PORT"
 echo "python pid $PY_PID  http://127.0.0.1:$PY_PORT"
 
-say "attach one agent to both: stallwatch-agent --pid $NODE_PID --pid $PY_PID --threshold-ms 50 --interval 2 --collector $LISTEN"
+say "attach one agent to both: stallwatch-agent --pid $NODE_PID --pid $PY_PID --threshold-ms 50 --interval 2 --collector $LISTEN --token-file $WORK/token"
 "$BUILD/stallwatch-agent" --pid "$NODE_PID" --pid "$PY_PID" --threshold-ms 50 --interval 2 \
-	--collector "$LISTEN" >"$WORK/agent.log" 2>&1 &
+	--collector "$LISTEN" --token-file "$WORK/token" >"$WORK/agent.log" 2>&1 &
 PIDS+=($!)
 AGENT_PID=$!
 # the agent's own lines, live, while the demo drives requests

@@ -99,8 +99,8 @@ _add(COLLECTOR, """stallwatch_collector_connections stallwatch_collector_connect
     stallwatch_collector_loops
     stallwatch_collector_loops_limit stallwatch_collector_scrapers
     stallwatch_collector_duplicate_loops""")
-_add(COLLECTOR, "stallwatch_collector_bad_frames_total stallwatch_collector_series_dropped_total",
-     ["reason"])
+_add(COLLECTOR, """stallwatch_collector_bad_frames_total stallwatch_collector_series_dropped_total
+    stallwatch_collector_connections_closed_total""", ["reason"])
 _add(PROM, "up")
 
 

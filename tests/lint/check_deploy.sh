@@ -25,6 +25,9 @@ done
 # The collector's arguments from its unit, loopback ports swapped for free ones
 args=$(sed -n 's|^ExecStart=/usr/local/bin/stallwatch-collector ||p' "$src/deploy/systemd/stallwatch-collector.service")
 args=$(echo "$args" | sed 's|--listen [^ ]*|--listen 127.0.0.1:0|; s|--http [^ ]*|--http 127.0.0.1:0|')
+# %d is systemd's credentials directory (LoadCredential=): a token made here
+mkdir -p "$tmp/cred" && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/cred/token"
+args=$(echo "$args" | sed "s|%d/|$tmp/cred/|g")
 # shellcheck disable=SC2086
 "$build/stallwatch-collector" $args 2>"$tmp/err" &
 pid=$!

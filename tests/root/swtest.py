@@ -849,10 +849,10 @@ def http_get(port, path, timeout=5):
 
 
 class Collector:
-    def __init__(self, listen, http):
+    def __init__(self, listen, http, extra=()):
         self.listen, self.http = listen, http
         self.p = spawn([COLLECTOR, "--listen", "127.0.0.1:%d" % listen,
-                               "--http", "127.0.0.1:%d" % http], stdin=subprocess.DEVNULL)
+                        "--http", "127.0.0.1:%d" % http] + list(extra), stdin=subprocess.DEVNULL)
         self.err = Lines(self.p.stderr, "collector:stderr")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -119,37 +119,12 @@ static void scrape(const char *who)
 /* Lines starting with name{ that contain needle. */
 static int count_lines(const char *name, const char *needle)
 {
-	int c = 0;
-
-	for (const char *p = text.p; p && *p;) {
-		const char *e = strchr(p, '\n');
-
-		if (!e)
-			break;
-		if (!strncmp(p, name, strlen(name)) && p[strlen(name)] == '{' &&
-		    (!needle || memmem(p, (size_t)(e - p), needle, strlen(needle))))
-			c++;
-		p = e + 1;
-	}
-	return c;
+	return t_count_lines(text.p, name, needle);
 }
 
 static double value_of(const char *name, const char *needle)
 {
-	for (const char *p = text.p; p && *p;) {
-		const char *e = strchr(p, '\n');
-
-		if (!e)
-			break;
-		/* a name with its labels' start is a prefix */
-		if (!strncmp(p, name, strlen(name)) &&
-		    (strchr(name, '{') || p[strlen(name)] == '{' || p[strlen(name)] == ' ') &&
-		    (!needle || memmem(p, (size_t)(e - p), needle, strlen(needle))))
-			return strtod(memrchr(p, ' ', (size_t)(e - p)) + 1, NULL);
-		p = e + 1;
-	}
-	cr_assert_fail("no line %s ... %s in:\n%s", name, needle ? needle : "", text.p);
-	return 0;
+	return t_value_of(text.p, name, needle);
 }
 
 #define ITER "stallwatch_eventloop_iterations_total"

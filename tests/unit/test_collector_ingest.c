@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#define _GNU_SOURCE /* memmem, memrchr: test_collector_helpers.h */
 /* Frame reassembly and decoding, bad bytes by reason, the listener's caps. */
 #include "decoder.h"
 #include "frame.h"
@@ -585,6 +586,7 @@ static int64_t read_acks(struct sw_ingest *in, int fd, int rounds)
 	uint8_t buf[256];
 	size_t have = 0, used;
 	uint64_t seq = 0;
+	uint32_t refused = 0;
 	bool any = false;
 
 	for (int i = 0; i < rounds; i++) {
@@ -595,12 +597,13 @@ static int64_t read_acks(struct sw_ingest *in, int fd, int rounds)
 		if (r <= 0)
 			continue;
 		have += (size_t)r;
-		cr_assert_eq(sw_frame_ack_parse(buf, have, &seq, &used), 0);
+		cr_assert_eq(sw_frame_ack_parse(buf, have, &seq, &refused, &used), 0);
 		any |= used > 0;
 		memmove(buf, buf + used, have - used);
 		have -= used;
 	}
 	cr_assert_eq(have, 0, "a cut ack frame");
+	cr_assert_eq(refused, 0, "an honest agent refused (%u)", refused);
 	return any ? (int64_t)seq : -1;
 }
 
@@ -667,6 +670,236 @@ Test(listener, an_agent_that_reads_no_acks_is_sent_none)
 	cr_assert_eq(sw_store__loop(s, 0)->iterations, 2);
 	sw_store__unlock(s);
 	close(fd);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
+/* ---- authentication (--token-file) and identity (Hello.session) ---- */
+
+static uint8_t *auth_frame(uint64_t seq, const char *id, const char *token, const char *session,
+			   size_t *len)
+{
+	Stallwatch__V1__Batch b = STALLWATCH__V1__BATCH__INIT;
+	Stallwatch__V1__Hello h = STALLWATCH__V1__HELLO__INIT;
+	struct t_loop l;
+	Stallwatch__V1__LoopSummary *lp[1] = {&l.ls};
+	uint8_t *f;
+
+	h.agent_id = (char *)id;
+	h.acks = true;
+	h.start_unix_ns = 1234;
+	if (token) {
+		h.token.data = (uint8_t *)token;
+		h.token.len = strlen(token);
+	}
+	if (session) {
+		h.session.data = (uint8_t *)session;
+		h.session.len = SW_SESSION_LEN;
+	}
+	t_loop_init(&l, 1, 1, "node");
+	t_loop_add(&l, MS, 1);
+	b.seq = seq;
+	b.hello = seq == 0 ? &h : NULL;
+	b.loops = lp;
+	b.n_loops = 1;
+	f = t_frame(&b, 0, len);
+	cr_assert_not_null(f);
+	return f;
+}
+
+/* A hello (seq 0) and two batches, as an agent sends them on connecting. */
+static void send_agent(int fd, const char *id, const char *token, const char *session)
+{
+	for (uint64_t seq = 0; seq < 3; seq++) {
+		size_t len;
+		uint8_t *f = auth_frame(seq, id, token, session, &len);
+
+		cr_assert_eq(write(fd, f, len), (ssize_t)len);
+		free(f);
+	}
+}
+
+/* Serve until the collector closes fd; the refusal its last ack carried
+ * (0: none), or -1 if it never closed. */
+static int refusal_of(struct sw_ingest *in, int fd)
+{
+	uint8_t buf[256];
+	size_t have = 0, used;
+	uint64_t seq = 0;
+	uint32_t refused = 0;
+
+	for (int i = 0; i < 100; i++) {
+		ssize_t r;
+
+		spin(in, 1);
+		r = recv(fd, buf + have, sizeof(buf) - have, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+			return (int)refused;
+		if (r < 0)
+			continue;
+		have += (size_t)r;
+		cr_assert_eq(sw_frame_ack_parse(buf, have, &seq, &refused, &used), 0);
+		memmove(buf, buf + used, have - used);
+		have -= used;
+	}
+	return -1;
+}
+
+static uint64_t loop_iterations(struct sw_store *s)
+{
+	uint64_t n = 0;
+
+	sw_store__lock(s);
+	for (size_t i = 0; sw_store__loop(s, i); i++)
+		n += sw_store__loop(s, i)->iterations;
+	sw_store__unlock(s);
+	return n;
+}
+
+Test(listener, nothing_applied_without_the_token)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	static struct sw_secret tok;
+	const char *good = "0123456789abcdef0123456789abcdef";
+	const char *bad = "0123456789abcdef0123456789abcdeF"; /* the last byte */
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int fd;
+
+	memcpy(tok.b, good, strlen(good));
+	tok.len = strlen(good);
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a, .token = &tok};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+
+	/* no token, then a wrong one, then a prefix of the right one */
+	const char *tries[] = {NULL, bad, "0123456789abcdef"};
+	for (size_t i = 0; i < 3; i++) {
+		fd = connect_to(sw_ingest__port(in));
+		send_agent(fd, "mallory:1", tries[i], "sessionsession16");
+		cr_assert_eq(refusal_of(in, fd), SW_REFUSED_TOKEN, "try %zu", i);
+		close(fd);
+		cr_assert_eq(loop_iterations(s), 0, "applied from an unauthenticated peer (try %zu)",
+			     i);
+	}
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_UNAUTHENTICATED], 3);
+
+	fd = connect_to(sw_ingest__port(in));
+	send_agent(fd, "alice:1", good, "sessionsession16");
+	cr_assert_eq(read_acks(in, fd, 10), 2);
+	cr_assert_eq(loop_iterations(s), 3);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_UNAUTHENTICATED], 3);
+	close(fd);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
+Test(listener, a_live_agent_id_is_not_taken_by_another_run)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int real, rival, again;
+
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	real = connect_to(sw_ingest__port(in));
+	send_agent(real, "node-7:42", NULL, "run-one-run-one!");
+	cr_assert_eq(read_acks(in, real, 10), 2);
+
+	/* another run claiming the id while the first is connected */
+	rival = connect_to(sw_ingest__port(in));
+	send_agent(rival, "node-7:42", NULL, "run-two-run-two!");
+	cr_assert_eq(refusal_of(in, rival), SW_REFUSED_IDENTITY);
+	close(rival);
+	cr_assert_eq(loop_iterations(s), 3, "the rival's batches were merged");
+	cr_assert(still_open(real));
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_IDENTITY], 1);
+
+	/* one without a session is somebody else too */
+	rival = connect_to(sw_ingest__port(in));
+	send_agent(rival, "node-7:42", NULL, NULL);
+	cr_assert_eq(refusal_of(in, rival), SW_REFUSED_IDENTITY);
+	close(rival);
+
+	/* the same run reconnecting before its old connection is seen closed
+	 * takes over: the old one is closed, the new one applied */
+	again = connect_to(sw_ingest__port(in));
+	send_agent(again, "node-7:42", NULL, "run-one-run-one!");
+	spin(in, 3);
+	cr_assert(closed_by_peer(real), "the superseded connection is left open");
+	cr_assert_eq(read_acks(in, again, 10), 2);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_IDENTITY], 2);
+	cr_assert_eq(st.connections, 1);
+	close(real);
+	close(again);
+	sw_ingest__free(in);
+	sw_store__free(s);
+}
+
+Test(listener, at_the_cap_unauthenticated_peers_give_way_to_an_agent)
+{
+	struct sw_store_opts so = {.max_loops = 8, .max_incidents = 8};
+	struct sw_store *s = sw_store__new(&so);
+	static struct sw_secret tok;
+	const char *good = "0123456789abcdef0123456789abcdef";
+	struct sw_ingest_stats st;
+	struct sw_ingest_opts io;
+	struct sw_ingest *in;
+	struct sw_addr a;
+	const char *why;
+	int idle[4], agent, late;
+
+	memcpy(tok.b, good, strlen(good));
+	tok.len = strlen(good);
+	cr_assert_eq(sw_addr__parse("127.0.0.1:0", &a, &why), 0);
+	io = (struct sw_ingest_opts){.listen = &a, .token = &tok, .max_conns = 4};
+	in = sw_ingest__new(&io, s);
+	cr_assert_not_null(in);
+	for (int i = 0; i < 4; i++) {
+		idle[i] = connect_to(sw_ingest__port(in));
+		spin(in, 1);
+	}
+	spin(in, 2);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.connections, 4);
+
+	/* the cap is full of peers that sent nothing: the agent gets in */
+	agent = connect_to(sw_ingest__port(in));
+	send_agent(agent, "alice:1", good, "sessionsession16");
+	cr_assert_eq(read_acks(in, agent, 10), 2);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_PREEMPTED], 1);
+	cr_assert_eq(st.connections, 4);
+	cr_assert(closed_by_peer(idle[0]), "not the oldest unauthenticated one that went");
+
+	/* another silent peer takes the oldest silent slot, never the agent's */
+	late = connect_to(sw_ingest__port(in));
+	spin(in, 3);
+	sw_ingest__stats(in, &st);
+	cr_assert_eq(st.closed[SW_CLOSE_PREEMPTED], 2);
+	cr_assert(closed_by_peer(idle[1]));
+	cr_assert(still_open(agent));
+	cr_assert_eq(loop_iterations(s), 3);
+	for (int i = 0; i < 4; i++)
+		close(idle[i]);
+	close(agent);
+	close(late);
 	sw_ingest__free(in);
 	sw_store__free(s);
 }

@@ -3,7 +3,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "frame.h"
+#include "secret.h"
 #include "stallwatch.pb-c.h"
 
 static uint8_t *pack_batch(size_t n_loops, size_t *len)
@@ -118,4 +122,88 @@ Test(frame, corrupt_zlib_is_rejected)
 	cr_assert_eq(sw_frame_payload(&h, payload, &out, &mlen, &owned), -EBADMSG);
 	payload[0] = 0xff; /* claims 4 GiB raw: refused before allocating */
 	cr_assert_eq(sw_frame_payload(&h, payload, &out, &mlen, &owned), -EMSGSIZE);
+}
+
+/* ---- Ack.refused, and the token files of --token-file ---- */
+
+Test(ack, refusal_round_trip_fits_the_frame)
+{
+	uint8_t f[SW_ACK_FRAME_MAX * 2];
+	uint64_t seq = 0;
+	uint32_t refused = 0;
+	size_t n, m, used;
+
+	n = sw_frame_ack_encode(UINT64_MAX, SW_REFUSED_NONE, f);
+	m = sw_frame_ack_encode(0, SW_REFUSED_IDENTITY, f + n);
+	cr_assert_leq(n, SW_ACK_FRAME_MAX);
+	cr_assert_leq(m, SW_ACK_FRAME_MAX);
+	cr_assert_eq(sw_frame_ack_parse(f, n + m, &seq, &refused, &used), 0);
+	cr_assert_eq(used, n + m);
+	cr_assert_eq(seq, UINT64_MAX);
+	cr_assert_eq(refused, SW_REFUSED_IDENTITY);
+	/* the largest refusal and seq together still fit */
+	cr_assert_leq(sw_frame_ack_encode(UINT64_MAX, SW_REFUSED__MAX, f), SW_ACK_FRAME_MAX);
+}
+
+static const char *write_tmp(const char *body, mode_t mode)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/sw-secret-XXXXXX");
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+	fchmod(fd, mode);
+	close(fd);
+	return path;
+}
+
+Test(secret, trims_and_bounds)
+{
+	static struct sw_secret s;
+	char why[256], big[SW_SECRET_MAX + 8];
+	const char *p;
+
+	p = write_tmp("0123456789abcdef \r\n\n", 0600);
+	cr_assert_eq(sw_secret__load(p, &s, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(s.len, 16);
+	cr_assert_eq(memcmp(s.b, "0123456789abcdef", 16), 0);
+	cr_assert_not(s.world_readable);
+	unlink(p);
+
+	p = write_tmp("0123456789abcdef", 0644);
+	cr_assert_eq(sw_secret__load(p, &s, why, sizeof(why)), 0, "%s", why);
+	cr_assert(s.world_readable);
+	unlink(p);
+
+	p = write_tmp("0123456789abcde\n", 0600); /* 15 */
+	cr_assert_eq(sw_secret__load(p, &s, why, sizeof(why)), -EINVAL);
+	cr_assert_not_null(strstr(why, "15 bytes"), "%s", why);
+	cr_assert_eq(s.len, 0);
+	unlink(p);
+
+	memset(big, 'x', SW_SECRET_MAX + 1);
+	big[SW_SECRET_MAX + 1] = '\0';
+	p = write_tmp(big, 0600);
+	cr_assert_eq(sw_secret__load(p, &s, why, sizeof(why)), -EINVAL);
+	cr_assert_not_null(strstr(why, "over"), "%s", why);
+	unlink(p);
+	big[SW_SECRET_MAX] = '\0';
+	p = write_tmp(big, 0600);
+	cr_assert_eq(sw_secret__load(p, &s, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(s.len, SW_SECRET_MAX);
+	unlink(p);
+
+	cr_assert_eq(sw_secret__load("/nonexistent/token", &s, why, sizeof(why)), -ENOENT);
+	cr_assert_eq(sw_secret__load("/tmp", &s, why, sizeof(why)), -EINVAL);
+}
+
+Test(secret, equal_compares_every_byte_and_the_length)
+{
+	cr_assert(sw_secret__equal((const uint8_t *)"abcd", 4, (const uint8_t *)"abcd", 4));
+	cr_assert_not(sw_secret__equal((const uint8_t *)"abcd", 4, (const uint8_t *)"abce", 4));
+	cr_assert_not(sw_secret__equal((const uint8_t *)"abcd", 4, (const uint8_t *)"Abcd", 4));
+	cr_assert_not(sw_secret__equal((const uint8_t *)"abcd", 4, (const uint8_t *)"abc", 3));
+	cr_assert_not(sw_secret__equal((const uint8_t *)"", 0, (const uint8_t *)"a", 1));
 }

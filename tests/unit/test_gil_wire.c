@@ -292,33 +292,12 @@ static void teardown(void)
 
 static double value_of(const char *name, const char *needle)
 {
-	for (char *p = text.p; p && *p;) {
-		char *e = strchr(p, '\n');
-
-		if (!e)
-			break;
-		if (!strncmp(p, name, strlen(name)) && p[strlen(name)] == '{' &&
-		    (!needle || memmem(p, (size_t)(e - p), needle, strlen(needle))))
-			return strtod(memrchr(p, ' ', (size_t)(e - p)) + 1, NULL);
-		p = e + 1;
-	}
-	cr_assert_fail("no line %s ... %s in:\n%s", name, needle ? needle : "", text.p);
-	return 0;
+	return t_value_of(text.p, name, needle);
 }
 
 static bool has_line(const char *name, const char *needle)
 {
-	for (char *p = text.p; p && *p;) {
-		char *e = strchr(p, '\n');
-
-		if (!e)
-			break;
-		if (!strncmp(p, name, strlen(name)) && p[strlen(name)] == '{' &&
-		    (!needle || memmem(p, (size_t)(e - p), needle, strlen(needle))))
-			return true;
-		p = e + 1;
-	}
-	return false;
+	return t_count_lines(text.p, name, needle) > 0;
 }
 
 static void apply(const Stallwatch__V1__Batch *b)

@@ -189,7 +189,7 @@ static void read_frames(int cfd, struct sw_stream *s, int *ids, int n)
 static void ack(int cfd, uint64_t seq)
 {
 	uint8_t f[SW_ACK_FRAME_MAX];
-	size_t n = sw_frame_ack_encode(seq, f);
+	size_t n = sw_frame_ack_encode(seq, SW_REFUSED_NONE, f);
 
 	cr_assert_eq(write(cfd, f, n), (ssize_t)n);
 }
