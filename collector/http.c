@@ -59,19 +59,31 @@ struct sw_http {
 	char start_err[256];
 };
 
+/*
+ * Set in libmicrohttpd's thread just before on_request returns MHD_NO for a
+ * connection we cut ourselves: the "Application reported internal error"
+ * the library logs at once after it is no news, and no error.
+ */
+static _Thread_local bool quiet_close;
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	static const char limit[] = "Server reached connection limit";
 	/* connection_https.c says this whatever gnutls_handshake() failed on */
 	static const char handshake[] = "Error: received handshake message out of context";
+	static const char app_err[] = "Application reported internal error";
 	struct sw_http *h = cls;
+	bool quiet = quiet_close;
 	char line[512];
 	size_t n;
 
+	quiet_close = false;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && line[n - 1] == '\n')
 		line[--n] = '\0';
+	if (quiet && !strncmp(line, app_err, sizeof(app_err) - 1))
+		return;
 	if (atomic_load(&h->starting)) {
 		/* the first is the cause ("GnuTLS failed to setup x509
 		 * certificate/key: ..."), the rest its consequences */
@@ -545,8 +557,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*req_cls = &first_call;
 		/* cut by on_uri (too many arguments): nothing to answer, and
 		 * nothing to count twice (a 401 as well) */
-		if (was_cut(h, c))
+		if (was_cut(h, c)) {
+			quiet_close = true;
 			return MHD_NO;
+		}
 		set_in_request(h, c, true); /* headers complete: off the header deadline */
 		/* before the path is looked at: without the token a client
 		 * cannot tell which paths exist */

@@ -226,6 +226,8 @@ class TokenOverHttps(unittest.TestCase):
         self.assertEqual(m1[CLOSED % "too_many_args"] - m0[CLOSED % "too_many_args"], 2)
         self.assertEqual(m1[TLS_FAILED], m0[TLS_FAILED])
         self.assertEqual(m1[UNAUTHORIZED], m0[UNAUTHORIZED], "counted once, as too_many_args")
+        # the cut connection is not answered again (nor logged as an error)
+        self.assertNotIn("internal error", c.err.text())
 
     def test_header_deadline_holds_over_tls(self):
         c = self.c
