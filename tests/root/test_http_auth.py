@@ -260,6 +260,32 @@ class TokenOverHttps(unittest.TestCase):
         log("a TLS client trickling headers cut after %.1f s (deadline %d s)"
             % (gone, HEADER_TIMEOUT))
 
+    def test_idle_keepalive_over_tls_is_not_cut(self):
+        # Prometheus keeps its connection between scrapes (15 s, past the
+        # 10 s deadline): quiet after a reply, it is left to the idle
+        # timeout, over TLS as in plain HTTP
+        c = self.c
+        m0 = c.metrics()
+        k = http.client.HTTPSConnection("127.0.0.1", c.http, context=Fixture.pki.context(),
+                                        timeout=10)
+        try:
+            hdr = {"Authorization": "Bearer " + self.token}
+            k.request("GET", "/metrics", headers=hdr)
+            r = k.getresponse()
+            self.assertEqual(r.status, 200)
+            r.read()
+            sock = k.sock
+            time.sleep(HEADER_TIMEOUT + 3)  # past the deadline and two sweeps
+            k.request("GET", "/metrics", headers=hdr)
+            r = k.getresponse()
+            self.assertEqual(r.status, 200)
+            r.read()
+            self.assertIs(k.sock, sock, "the same TLS connection served both")
+        finally:
+            k.close()
+        m1 = c.metrics()
+        self.assertEqual(m1[CLOSED % "header_timeout"], m0[CLOSED % "header_timeout"])
+
     def test_startup_line(self):
         said = [l for l in self.c.err.text().splitlines()
                 if "HTTP on 127.0.0.1:%d" % self.c.http in l]
