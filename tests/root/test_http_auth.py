@@ -160,7 +160,8 @@ class TokenPlainHttp(unittest.TestCase):
             printed = [l for l in lines if "401 to 127.0.0.1 for /metrics" in l]
             log("%d 401s in %.2f s: %d logged, %d suppressed" % (n, secs, len(printed), sup))
             self.assertEqual(len(printed) + sup, n)
-            self.assertLess(len(printed), n)
+            # 20 a second from one site (common/log.h), whatever the pace
+            self.assertLessEqual(len(printed), 20 * (secs + 2))
         finally:
             c.stop()
 
@@ -233,9 +234,9 @@ class TokenOverHttps(unittest.TestCase):
         c = self.c
         m0 = c.metrics()
         ctx = Fixture.pki.context()
+        t0 = time.monotonic()  # before connect: the server's clock starts after it
         s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", c.http), 10),
                             server_hostname="127.0.0.1")
-        t0 = time.monotonic()
         s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
         s.settimeout(0.5)
         gone = None
@@ -254,7 +255,7 @@ class TokenOverHttps(unittest.TestCase):
                 break
         s.close()
         self.assertIsNotNone(gone, "a trickling TLS client was never cut")
-        self.assertGreaterEqual(gone, HEADER_TIMEOUT - 0.1)
+        self.assertGreaterEqual(gone, HEADER_TIMEOUT - 0.05)  # not before its deadline
         m1 = c.metrics()
         self.assertEqual(m1[CLOSED % "header_timeout"] - m0[CLOSED % "header_timeout"], 1)
         log("a TLS client trickling headers cut after %.1f s (deadline %d s)"
