@@ -838,6 +838,19 @@ static void export_collector(struct sw_store *s, const struct sw_ingest_stats *i
 		       "stallwatch_collector_http_closed_total{reason=\"too_many_args\"} %" PRIu64
 		       "\n",
 		       in->http_too_many_args);
+	put_family(b, "stallwatch_collector_http_requests_refused_total", "counter",
+		   "HTTP requests refused, by reason: unauthorized (answered 401: no bearer token "
+		   "or a wrong one, with --http-token-file)");
+	sw_buf__printf(b,
+		       "stallwatch_collector_http_requests_refused_total{reason=\"unauthorized\"} "
+		       "%" PRIu64 "\n",
+		       in->http_unauthorized);
+	put_family(b, "stallwatch_collector_http_tls_handshake_failures_total", "counter",
+		   "TLS handshakes on the HTTP port that failed (with --http-tls-cert): a plaintext "
+		   "request, a client that did not trust the certificate, or one that hung up or "
+		   "was cut by the header deadline before finishing");
+	sw_buf__printf(b, "stallwatch_collector_http_tls_handshake_failures_total %" PRIu64 "\n",
+		       in->http_tls_failed);
 	put_family(b, "stallwatch_collector_log_suppressed_total", "counter",
 		   "Log lines not written by the per-site rate limit");
 	sw_buf__printf(b, "stallwatch_collector_log_suppressed_total %" PRIu64 "\n",

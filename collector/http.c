@@ -2,6 +2,7 @@
 #include "http.h"
 #include "clock.h"
 #include "export.h"
+#include "http_auth.h"
 #include "log.h" /* common/log.h, shared with the agent */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +25,10 @@
 /* ?a&b&c...: past this many query arguments a request is a 400 (we read
  * three at most) */
 #define HTTP_MAX_ARGS 32
+/* GnuTLS priorities: TLS 1.2 and 1.3 only. NORMAL alone still offers 1.0
+ * and 1.1 in GnuTLS 3.7 (Debian 12), which a security review would flag;
+ * every client that matters (Prometheus, curl, Grafana) speaks 1.2. */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /* One open connection, for the header deadline. */
 struct http_conn {
@@ -45,19 +50,56 @@ struct sw_http {
 	pthread_mutex_t lock;
 	struct http_conn *conns;
 	_Atomic uint64_t n_header_timeouts, n_refused, n_bad_requests;
+	_Atomic uint64_t n_unauthorized, n_tls_failed;
+	const struct sw_secret *token; /* NULL: no --http-token-file */
+	bool tls;
+	/* MHD_start_daemon's complaints are kept for the caller's one line
+	 * instead of being logged */
+	_Atomic bool starting;
+	char start_err[256];
 };
+
+/*
+ * Set in libmicrohttpd's thread just before on_request returns MHD_NO for a
+ * connection we cut ourselves: the "Application reported internal error"
+ * the library logs at once after it is no news, and no error.
+ */
+static _Thread_local bool quiet_close;
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	static const char limit[] = "Server reached connection limit";
+	/* connection_https.c says this whatever gnutls_handshake() failed on */
+	static const char handshake[] = "Error: received handshake message out of context";
+	static const char app_err[] = "Application reported internal error";
 	struct sw_http *h = cls;
+	bool quiet = quiet_close;
 	char line[512];
 	size_t n;
 
+	quiet_close = false;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && line[n - 1] == '\n')
 		line[--n] = '\0';
+	if (quiet && !strncmp(line, app_err, sizeof(app_err) - 1))
+		return;
+	if (atomic_load(&h->starting)) {
+		/* the first is the cause ("GnuTLS failed to setup x509
+		 * certificate/key: ..."), the rest its consequences */
+		while (n && line[n - 1] == '.')
+			line[--n] = '\0'; /* the caller's line goes on after it */
+		if (!h->start_err[0])
+			snprintf(h->start_err, sizeof(h->start_err), "%s", line);
+		return;
+	}
+	if (!strncmp(line, handshake, sizeof(handshake) - 1)) {
+		atomic_fetch_add_explicit(&h->n_tls_failed, 1, memory_order_relaxed);
+		sw_warn("http: a TLS handshake failed: a client sent something else than TLS (an "
+			"http:// URL for this https:// port?), did not trust our certificate, or "
+			"hung up or was cut (--http-header-timeout) before finishing");
+		return;
+	}
 	/* 0.9.75 says the same for its total and its per-IP limit; at the
 	 * total it stops accepting, so what is refused is almost always an
 	 * address over --http-max-per-ip */
@@ -146,6 +188,19 @@ static void set_in_request(struct sw_http *h, struct MHD_Connection *mc, bool on
 	pthread_mutex_unlock(&h->lock);
 }
 
+static bool was_cut(struct sw_http *h, struct MHD_Connection *mc)
+{
+	struct http_conn *k = conn_of(mc);
+	bool cut;
+
+	if (!k)
+		return false;
+	pthread_mutex_lock(&h->lock);
+	cut = k->cut;
+	pthread_mutex_unlock(&h->lock);
+	return cut;
+}
+
 /* A request is over (replied, or the client went): the deadline starts again. */
 static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
 			 enum MHD_RequestTerminationCode toe)
@@ -185,15 +240,18 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 	k = conn_of(mc);
 	if (!k)
 		return NULL; /* no fd known: the library's own way, then */
-	/* non-blocking and tiny: it fits the empty send buffer */
-	if (send(k->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	/* non-blocking and tiny: it fits the empty send buffer. Over TLS the
+	 * socket carries records that only GnuTLS may write: no reply then,
+	 * the client sees the connection close. */
+	if (!h->tls && send(k->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		sw_dbg("http: 400 to %s: %s", k->peer, strerror(errno));
 	pthread_mutex_lock(&h->lock);
 	shutdown(k->fd, SHUT_RDWR);
 	k->cut = true;
 	pthread_mutex_unlock(&h->lock);
 	atomic_fetch_add_explicit(&h->n_bad_requests, 1, memory_order_relaxed);
-	sw_warn("http: 400 to %s: more than %d query arguments", k->peer, HTTP_MAX_ARGS);
+	sw_warn("http: %s %s: more than %d query arguments", h->tls ? "closed the connection of"
+		: "400 to", k->peer, HTTP_MAX_ARGS);
 	return NULL;
 }
 
@@ -371,6 +429,8 @@ static enum MHD_Result serve_metrics(struct sw_http *h, struct MHD_Connection *c
 	st.http_header_timeouts = atomic_load_explicit(&h->n_header_timeouts, memory_order_relaxed);
 	st.http_refused = atomic_load_explicit(&h->n_refused, memory_order_relaxed);
 	st.http_too_many_args = atomic_load_explicit(&h->n_bad_requests, memory_order_relaxed);
+	st.http_unauthorized = atomic_load_explicit(&h->n_unauthorized, memory_order_relaxed);
+	st.http_tls_failed = atomic_load_explicit(&h->n_tls_failed, memory_order_relaxed);
 	st.log_suppressed = sw_log__suppressed();
 	if (sw_export__scrape(h->store, &st, who, &b)) {
 		sw_buf__free(&b);
@@ -419,13 +479,75 @@ static enum MHD_Result serve_gil(struct sw_http *h, struct MHD_Connection *c)
 	return reply(c, MHD_HTTP_OK, "application/json", json, len, true);
 }
 
+/*
+ * Does the request carry the token? Asked as soon as its headers are in
+ * (the first call), so that the body of a client without it is never read.
+ * /healthz stays open: a load balancer's or the kubelet's probe has no
+ * token, and it tells nothing but "ok". *sent: an Authorization header came.
+ */
+static bool authorized(const struct sw_http *h, struct MHD_Connection *c, const char *url,
+		       bool *sent)
+{
+	const char *v = NULL;
+	size_t vlen = 0;
+
+	*sent = false;
+	if (!h->token || !strcmp(url, "/healthz"))
+		return true;
+	/* with its length: a NUL inside must not end the comparison early */
+	if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,
+					  sizeof(MHD_HTTP_HEADER_AUTHORIZATION) - 1, &v,
+					  &vlen) != MHD_YES ||
+	    !v)
+		return false;
+	*sent = true;
+	return sw_http_auth__bearer_ok(h->token, v, vlen);
+}
+
+/* 401 with the challenge of RFC 6750 §3: error="invalid_token" only when a
+ * credential was sent, as that section asks. Counted, and logged (rate
+ * limited per site, common/log.h) with the client's address and the path,
+ * its bytes outside printable ASCII shown as '?' (libmicrohttpd has
+ * unescaped it: %0a would start a line of the attacker's in our log). */
+static enum MHD_Result refuse(struct sw_http *h, struct MHD_Connection *c, const char *url,
+			      bool sent)
+{
+	static const char body[] = "unauthorized: send Authorization: Bearer <the token of the "
+				   "collector's --http-token-file>\n";
+	const union MHD_ConnectionInfo *ai =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char peer[INET6_ADDRSTRLEN], path[65];
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	size_t i;
+
+	atomic_fetch_add_explicit(&h->n_unauthorized, 1, memory_order_relaxed);
+	client_ip(ai ? ai->client_addr : NULL, peer, sizeof(peer));
+	for (i = 0; url[i] && i < sizeof(path) - 1; i++)
+		path[i] = url[i] > 0x20 && url[i] < 0x7f ? url[i] : '?';
+	path[i] = '\0';
+	sw_warn("http: 401 to %s for %s%s: %s", peer, path, url[i] ? "..." : "",
+		sent ? "wrong token (or not \"Bearer <token>\")" : "no Authorization header");
+	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+					    MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+				sent ? "Bearer realm=\"" SW_HTTP_REALM "\", error=\"invalid_token\""
+				     : "Bearer realm=\"" SW_HTTP_REALM "\"");
+	ret = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **req_cls)
 {
 	struct sw_http *h = cls;
 	static int first_call;
-	bool known;
+	bool known, sent;
 
 	(void)version;
 	(void)upload;
@@ -433,7 +555,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	 * leave a request body unread; we have no bodies, but be correct. */
 	if (!*req_cls) {
 		*req_cls = &first_call;
+		/* cut by on_uri (too many arguments): nothing to answer, and
+		 * nothing to count twice (a 401 as well) */
+		if (was_cut(h, c)) {
+			quiet_close = true;
+			return MHD_NO;
+		}
 		set_in_request(h, c, true); /* headers complete: off the header deadline */
+		/* before the path is looked at: without the token a client
+		 * cannot tell which paths exist */
+		if (!authorized(h, c, url, &sent))
+			return refuse(h, c, url, sent);
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -458,12 +590,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
-			     const struct sw_ingest *ingest, const struct sw_http_opts *opts)
+			     const struct sw_ingest *ingest, const struct sw_http_opts *opts,
+			     char *why, size_t why_size)
 {
 	unsigned int max_conns = opts && opts->max_conns ? opts->max_conns : SW_HTTP_MAX_CONNS;
 	unsigned int per_ip = opts && opts->per_ip ? opts->per_ip : SW_HTTP_PER_IP;
 	unsigned int header_sec = opts && opts->header_timeout_sec ? opts->header_timeout_sec
 								   : SW_HTTP_HEADER_TIMEOUT_SEC;
+	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	/* HTTPS options, or none: the rest of the list is the same */
+	struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
 	struct sw_http *h;
 	int fd = -1, err = 0;
 
@@ -475,16 +611,38 @@ struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
 	h->store = store;
 	h->ingest = ingest;
 	h->header_ns = (uint64_t)header_sec * 1000000000ull;
+	if (opts && opts->token && opts->token->len)
+		h->token = opts->token;
+	h->tls = opts && opts->tls_cert_pem && opts->tls_key_pem;
 	pthread_mutex_init(&h->lock, NULL);
+	if (h->tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		err = ENOTSUP;
+		snprintf(h->start_err, sizeof(h->start_err),
+			 "this libmicrohttpd was built without TLS (MHD_FEATURE_TLS): install one "
+			 "built with GnuTLS, as Debian's libmicrohttpd12 is");
+		goto cleanup;
+	}
+	if (h->tls) {
+		flags |= MHD_USE_TLS;
+		tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+						      (void *)opts->tls_key_pem};
+		tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+						      (void *)opts->tls_cert_pem};
+		tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+						      (void *)HTTP_TLS_PRIORITIES};
+	}
 	fd = sw_net__listen(addr, 128);
 	if (fd < 0) {
 		err = -fd;
 		goto cleanup;
 	}
 	h->port = sw_net__local_port(fd);
+	atomic_store(&h->starting, true);
 	/* MHD_USE_AUTO: epoll, not select(), whose FD_SETSIZE (1024) would
-	 * refuse sockets past it */
-	h->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	 * refuse sockets past it. With TLS the header deadline and the
+	 * per-IP limit work the same: both act on the TCP socket (its fd,
+	 * TCP_INFO, the peer's address), under GnuTLS's records. */
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL,
 				/* the logger first, or MHD logs the options before it
 				 * its own way */
 				on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
@@ -493,14 +651,22 @@ struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_IDLE_TIMEOUT_SEC,
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
 				MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_ARRAY,
+				tls_opts, MHD_OPTION_END);
+	atomic_store(&h->starting, false);
 	if (!h->d) {
-		err = errno ? errno : EIO;
+		/* GnuTLS refusing the certificate or key is the one failure
+		 * MHD explains with a line; say it is theirs */
+		err = h->tls && h->start_err[0] ? EPROTO : errno ? errno : EIO;
 		goto cleanup;
 	}
 	/* the daemon owns the socket now and closes it at stop */
 	return h;
 cleanup:
+	if (why && why_size)
+		snprintf(why, why_size, "%s", h->start_err[0] ? h->start_err : strerror(err));
+	/* MHD closes it itself on some of its failures (TLS setup): EBADF
+	 * then, harmless here, before any other thread opens files */
 	if (fd >= 0)
 		close(fd);
 	pthread_mutex_destroy(&h->lock);

@@ -29,14 +29,27 @@ struct sw_http_opts {
 	unsigned int max_conns;		 /* 0: SW_HTTP_MAX_CONNS */
 	unsigned int per_ip;		 /* 0: SW_HTTP_PER_IP */
 	unsigned int header_timeout_sec; /* 0: SW_HTTP_HEADER_TIMEOUT_SEC */
+	/* --http-token-file (http_auth.h): every path but /healthz needs
+	 * "Authorization: Bearer <token>". NULL: open to whoever reaches the
+	 * port. Kept, not copied: it outlives the server. */
+	const struct sw_secret *token;
+	/* --http-tls-cert/--http-tls-key as PEM text (http_auth.h): HTTPS
+	 * when both are set; libmicrohttpd loads them at start. */
+	const char *tls_cert_pem, *tls_key_pem;
 };
 
 struct sw_http;
 
-/* ingest and opts may be NULL. Returns NULL with errno set (bind errors
- * included). */
+/*
+ * ingest and opts may be NULL. Returns NULL with errno set (bind errors
+ * included) and, if why is not NULL, a line saying why: libmicrohttpd's own
+ * when it logged one (GnuTLS's reason a certificate or key was refused), else
+ * strerror. errno EPROTO: the TLS certificate and key were refused;
+ * ENOTSUP: this libmicrohttpd has no TLS.
+ */
 struct sw_http *sw_http__new(const struct sw_addr *addr, struct sw_store *store,
-			     const struct sw_ingest *ingest, const struct sw_http_opts *opts);
+			     const struct sw_ingest *ingest, const struct sw_http_opts *opts,
+			     char *why, size_t why_size);
 void sw_http__free(struct sw_http *h);
 int sw_http__port(const struct sw_http *h);
 /* Cuts the connections past their header deadline; from any thread but

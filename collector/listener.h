@@ -49,6 +49,8 @@ struct sw_ingest_stats {
 	uint64_t frame_bytes;	/* bytes of unfinished frames held now */
 	/* not the listener's, filled in by http.c for the same section */
 	uint64_t http_header_timeouts, http_refused, http_too_many_args, log_suppressed;
+	/* requests answered 401 (--http-token-file); failed TLS handshakes */
+	uint64_t http_unauthorized, http_tls_failed;
 };
 
 struct sw_ingest;

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "store.h"
 #include "http.h"
+#include "http_auth.h"
 #include "listener.h"
 #include "secret.h"
 #include "log.h" /* common/log.h, shared with the agent */
@@ -59,6 +60,9 @@ static void usage(FILE *f)
 	    "                           keep it above the agents' --interval)\n"
 	    "      --max-per-peer N     agent connections from one address (default 16)\n"
 	    "      --frame-memory MIB   unfinished frames held over all agents (default 64)\n"
+	    "      --token-file FILE    agents must present this token (the file's bytes,\n"
+	    "                           16 to 4096, trailing newline trimmed); give the\n"
+	    "                           agents the same --token-file\n"
 	    "      --http-max-connections N  HTTP connections in all (default 1024)\n"
 	    "      --http-max-per-ip N  HTTP connections from one address (default 16)\n"
 	    "      --http-header-timeout SEC  close an HTTP connection that sent part of a\n"
@@ -72,6 +76,12 @@ static void usage(FILE *f)
 	    "      --token-file FILE    agents must present this token (the file's bytes,\n"
 	    "                           16 to 4096, trailing newline trimmed); give the\n"
 	    "                           agents the same --token-file\n"
+	    "      --http-token-file PATH  every path but /healthz needs the header\n"
+	    "                           'Authorization: Bearer TOKEN', TOKEN the file's\n"
+	    "                           contents (16 to 4096 printable bytes; trailing\n"
+	    "                           whitespace is cut)\n"
+	    "      --http-tls-cert FILE --http-tls-key FILE  serve HTTPS with this PEM\n"
+	    "                           certificate (chain) and its unencrypted key\n"
 	    "  -v, --verbose            log connections; twice for more\n"
 	    "  -h, --help               this text\n"
 	    "\n"
@@ -79,6 +89,7 @@ static void usage(FILE *f)
 	    "hosts need an explicit address. Without --token-file the agent stream is\n"
 	    "not authenticated: any process that reaches the port can send data.\n"
 	    "Beyond loopback, give the agent port TLS too (--tls-cert, --tls-key).\n"
+	    "Serving /metrics beyond loopback, give it --http-token-file and TLS.\n"
 	    "\n"
 	    "Examples:\n"
 	    "  stallwatch-collector\n"
@@ -88,7 +99,11 @@ static void usage(FILE *f)
 	    "  stallwatch-collector --listen 0.0.0.0:7470 --tls-cert /etc/stallwatch/collector.pem \\\n"
 	    "      --tls-key /etc/stallwatch/collector.key --tls-client-ca /etc/stallwatch/agents-ca.pem\n"
 	    "  curl -s localhost:7471/metrics | grep stallwatch_eventloop_delay_p99\n"
-	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n");
+	    "  curl -s 'localhost:7471/api/incidents?limit=10&pid=1234'\n"
+	    "  stallwatch-collector --http 0.0.0.0:7471 --http-token-file http-token \\\n"
+	    "      --http-tls-cert http.pem --http-tls-key http.key\n"
+	    "  curl -s --cacert ca.pem -H \"Authorization: Bearer $(cat http-token)\" \\\n"
+	    "      https://collector:7471/metrics\n");
 }
 
 /* Listener, HTTP server, logs: what is open besides agents and HTTP clients. */
@@ -139,6 +154,109 @@ static int parse_count(const char *opt, const char *s, size_t *out)
 	return parse_range(opt, s, 1ull << 24, out);
 }
 
+/* What --http-token-file, --http-tls-cert and --http-tls-key hold, read
+ * before anything listens: a bad file is one line naming it, exit 2. */
+struct http_secrets {
+	struct sw_secret token; /* 4 KiB: the struct is static in main */
+	char *cert, *key;
+};
+
+static void loose_warning(const char *opt, const char *path, const char *who, const char *what)
+{
+	sw_warn("%s %s is readable by %s: %s; chmod 600 it (a Kubernetes secret mounts 0644 "
+		"unless its defaultMode says 0400)",
+		opt, path, who, what);
+}
+
+static int load_http_secrets(const char *token_path, const char *cert_path, const char *key_path,
+			     struct http_secrets *hs, struct sw_http_opts *ho)
+{
+	char why[256];
+	bool loose;
+
+	if (!cert_path != !key_path) {
+		fprintf(stderr, "stallwatch-collector: %s without %s: HTTPS needs both the "
+				"certificate and its key\n",
+			cert_path ? "--http-tls-cert" : "--http-tls-key",
+			cert_path ? "--http-tls-key" : "--http-tls-cert");
+		return -EINVAL;
+	}
+	if (token_path) {
+		if (sw_http_auth__read_token(token_path, &hs->token, why, sizeof(why))) {
+			fprintf(stderr, "stallwatch-collector: bad --http-token-file: %s\n", why);
+			return -EINVAL;
+		}
+		if (hs->token.world_readable)
+			loose_warning("--http-token-file", token_path, "every user of this host",
+				      "whoever reads it reads /metrics and /api/*");
+		ho->token = &hs->token;
+	}
+	if (cert_path) {
+		if (sw_http_auth__read_pem(cert_path, false, &hs->cert, &loose, why,
+					   sizeof(why))) {
+			fprintf(stderr, "stallwatch-collector: --http-tls-cert %s: %s\n", cert_path,
+				why);
+			return -EINVAL;
+		}
+		if (sw_http_auth__read_pem(key_path, true, &hs->key, &loose, why, sizeof(why))) {
+			fprintf(stderr, "stallwatch-collector: --http-tls-key %s: %s\n", key_path,
+				why);
+			return -EINVAL;
+		}
+		if (loose)
+			loose_warning("--http-tls-key", key_path, "group or others",
+				      "whoever reads it can pose as this collector");
+		ho->tls_cert_pem = hs->cert;
+		ho->tls_key_pem = hs->key;
+	}
+	return 0;
+}
+
+static void free_http_secrets(struct http_secrets *hs)
+{
+	explicit_bzero(&hs->token, sizeof(hs->token));
+	if (hs->cert)
+		free(hs->cert); /* public */
+	if (hs->key)
+		sw_http_auth__free_secret(hs->key, strlen(hs->key));
+}
+
+/*
+ * One line at start, at the default verbosity: who can read /metrics and
+ * the APIs, and whether it is encrypted. A warning when the port is beyond
+ * loopback and anyone who reaches it reads them, or sees the token pass.
+ */
+static void say_http_access(const struct sw_addr *a, int port, const struct sw_http_opts *ho)
+{
+	bool lo = sw_addr__is_loopback(a), tls = ho->tls_cert_pem != NULL;
+
+	if (ho->token && tls)
+		sw_log(SW_LOG_WARN,
+		       "HTTP on %s (port %d): HTTPS; /metrics and /api/* need the bearer token of "
+		       "--http-token-file, /healthz is open",
+		       a->text, port);
+	else if (ho->token && lo)
+		sw_log(SW_LOG_WARN,
+		       "HTTP on %s (port %d): plain HTTP on loopback; /metrics and /api/* need the "
+		       "bearer token of --http-token-file, /healthz is open",
+		       a->text, port);
+	else if (ho->token)
+		sw_warn("HTTP on %s (port %d): /metrics and /api/* need the bearer token of "
+			"--http-token-file, but it travels in plain HTTP: add --http-tls-cert and "
+			"--http-tls-key",
+			a->text, port);
+	else if (lo)
+		sw_log(SW_LOG_WARN,
+		       "HTTP on %s (port %d): %s, unauthenticated: any local user reads /metrics "
+		       "and /api/* (--http-token-file to require a token)",
+		       a->text, port, tls ? "HTTPS" : "plain HTTP on loopback");
+	else
+		sw_warn("HTTP on %s (port %d): %s and unauthenticated: whoever reaches the port "
+			"reads /metrics and /api/*; add --http-token-file%s",
+			a->text, port, tls ? "HTTPS" : "plain HTTP",
+			tls ? "" : ", --http-tls-cert and --http-tls-key");
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -156,6 +274,9 @@ int main(int argc, char **argv)
 		OPT_TLS_CERT,
 		OPT_TLS_KEY,
 		OPT_TLS_CLIENT_CA,
+		OPT_HTTP_TOKEN_FILE,
+		OPT_HTTP_TLS_CERT,
+		OPT_HTTP_TLS_KEY,
 		OPT_TOKEN_FILE,
 	};
 	static const struct option opts[] = {
@@ -175,12 +296,17 @@ int main(int argc, char **argv)
 	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
+	    {"http-token-file", required_argument, NULL, OPT_HTTP_TOKEN_FILE},
+	    {"http-tls-cert", required_argument, NULL, OPT_HTTP_TLS_CERT},
+	    {"http-tls-key", required_argument, NULL, OPT_HTTP_TLS_KEY},
 	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *listen_s = DEFAULT_LISTEN, *http_s = DEFAULT_HTTP, *why, *env;
+	const char *http_token_path = NULL, *http_cert_path = NULL, *http_key_path = NULL;
+	static struct http_secrets hs;
 	const char *token_path = NULL;
 	static struct sw_secret token; /* 4 KiB: not on the stack */
 	struct sw_store_opts so = {.max_loops = 1024, .max_incidents = 1000};
@@ -199,6 +325,8 @@ int main(int argc, char **argv)
 	struct sigaction sa = {0};
 	sigset_t block, waitmask;
 	uint64_t last_tick = 0, now;
+	char http_why[256] = "";
+	bool bad_input = false;
 	int c, err = 0, verbose = 0;
 
 	sw_conn_limits__default(&lim);
@@ -275,6 +403,15 @@ int main(int argc, char **argv)
 		case OPT_TLS_CLIENT_CA:
 			tf.ca = optarg;
 			break;
+		case OPT_HTTP_TOKEN_FILE:
+			http_token_path = optarg;
+			break;
+		case OPT_HTTP_TLS_CERT:
+			http_cert_path = optarg;
+			break;
+		case OPT_HTTP_TLS_KEY:
+			http_key_path = optarg;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -324,6 +461,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "stallwatch-collector: %s\n", msg);
 			return 2;
 		}
+	}
+	if (load_http_secrets(http_token_path, http_cert_path, http_key_path, &hs, &ho)) {
+		free_http_secrets(&hs);
+		return 2;
 	}
 	/* Not in --help: tests lower the 5 min expiry of stale series. */
 	env = getenv("SW_COLLECTOR_EXPIRE_SEC");
@@ -379,18 +520,35 @@ int main(int argc, char **argv)
 			listen_a.text, strerror(errno));
 		goto cleanup;
 	}
-	http = sw_http__new(&http_a, store, in, &ho);
+	http = sw_http__new(&http_a, store, in, &ho, http_why, sizeof(http_why));
+	if (!http && errno == ENOTSUP) {
+		fprintf(stderr, "stallwatch-collector: --http-tls-cert: %s\n", http_why);
+		err = -ENOTSUP;
+		goto cleanup;
+	}
+	if (!http && errno == EPROTO) {
+		/* the files passed our checks; GnuTLS parses them for real */
+		fprintf(stderr,
+			"stallwatch-collector: --http-tls-cert %s and --http-tls-key %s refused: %s; "
+			"check that both are PEM and that the key is the certificate's (openssl x509 "
+			"-noout -pubkey -in CERT; openssl pkey -pubout -in KEY)\n",
+			http_cert_path, http_key_path, http_why);
+		err = -EINVAL;
+		bad_input = true;
+		goto cleanup;
+	}
 	if (!http) {
 		err = -errno;
 		fprintf(stderr,
 			"stallwatch-collector: cannot listen on %s: %s; pick another port with "
 			"--http\n",
-			http_a.text, strerror(errno));
+			http_a.text, http_why);
 		goto cleanup;
 	}
 	sw_info("agents on %s (port %d%s%s), HTTP on %s (port %d)", listen_a.text,
 		sw_ingest__port(in), tls ? ", TLS" : "", tf.ca ? " with client certificates" : "",
 		http_a.text, sw_http__port(http));
+	say_http_access(&http_a, sw_http__port(http), &ho);
 	if (!token.len)
 		sw_warn("the agent stream on %s is not authenticated: any %s can send data "
 			"as any agent; give the collector and the agents --token-file",
@@ -430,6 +588,7 @@ cleanup:
 	sw_ingest__free(in);
 	sw_tls_ctx__free(tls);
 	sw_store__free(store);
+	free_http_secrets(&hs);
 	memset(&token, 0, sizeof(token));
-	return err ? 1 : 0;
+	return bad_input ? 2 : err ? 1 : 0;
 }

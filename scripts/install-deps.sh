@@ -27,7 +27,9 @@ PKGS=(
 	# the pyenv builds (gdb); Prometheus's own parser of /metrics (promtool)
 	# and a real Prometheus for tests/root/test_prometheus.py
 	libcriterion-dev gdb prometheus
-	# tests/root/test_tls.py makes its throwaway CA with the openssl CLI
+	# the openssl CLI makes the throwaway CAs and certificates of the TLS tests
+	# (tests/root/test_tls.py; tests/root/swtls.py: test_http_auth, test_lockout,
+	# test_prometheus)
 	openssl
 	# tests/lint/check_dashboards.py reads the alert rules (YAML)
 	python3-yaml
