@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The identity of a watched process for a fleet's series (FLEET_DESIGN.md,
+ * The identity of a watched process for a fleet's series (docs/METRICS.md,
  * docs/METRICS.md "Labels"): service, container, pod and start time. Read
  * once per process by sw_discover_process, read-only, through target_io.h:
  * the target's environ and /etc/hostname, and the container runtime's own

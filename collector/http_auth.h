@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Who may read the HTTP port (issue 9 part 4, /work/AUTH_DESIGN.md "HTTP
+ * Who may read the HTTP port (issue 9 part 4; README, "Who may read the HTTP
  * port"): the bearer token of --http-token-file and the PEM files of
  * --http-tls-cert/--http-tls-key, read and checked before the server starts
  * so that a bad file is one line naming it, and the token compared in time

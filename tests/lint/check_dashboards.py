@@ -13,7 +13,7 @@ Prometheus reload would show too late:
   includeAll and allValue ".*", unique panel ids, links that carry the
   variables;
 - each query: every metric name is one of the collector's (the contract of
-  issue 8, FLEET_DESIGN.md, kept in CONTRACT below; agent counters from
+  issue 8, docs/METRICS.md, kept in CONTRACT below; agent counters from
   common/health.h), selectors of per-process series filter on the
   dashboard's variables with =~, and the legend names every label of the
   outermost aggregation's grouping and no label the query cannot have, so
@@ -43,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 
 # ---------------------------------------------------------------- contract
-# What the collector exports after issue 8 (FLEET_DESIGN.md). Kinds say
+# What the collector exports after issue 8 (docs/METRICS.md). Kinds say
 # which identity labels a series has, hence which variables filter it.
 LOOP, PROC, EXITS, AGENT, COLLECTOR, PROM = "loop", "proc", "exits", "agent", "collector", "prom"
 IDENTITY = ["host", "service", "runtime", "runtime_version", "container_id", "container",
@@ -437,7 +437,7 @@ class Checker:
             for n in names:
                 if n not in CONTRACT:
                     self.bad(where, "metric %s is not one the collector exports "
-                             "(FLEET_DESIGN.md contract)" % n)
+                             "(the docs/METRICS.md contract)" % n)
                     continue
                 kind = CONTRACT[n][0]
                 if dash_vars is None or not filters:

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """The collector's HTTP port with --http-token-file and --http-tls-cert/
---http-tls-key (issue 9 part 4, AUTH_DESIGN.md "HTTP port"). Fast: no agent,
+--http-tls-key (issue 9 part 4, README "Who may read the HTTP port"). Fast: no agent,
 no Prometheus (test_prometheus scrapes the same setup with a real one).
 
 - Token, plain HTTP: every path but /healthz is 401 without the token, with

@@ -95,7 +95,7 @@ BLOCKS_AFTER_MS = (350, 280)         # after it
 # Between blocks: more than the agent's interval and two scrapes, so that
 # the samples that follow a block within that window are its alone
 GAP_S = AGENT_INTERVAL_S + 2 * SCRAPE_S + 1.5
-# the "stuck" alert's threshold if no rule names one (FLEET_DESIGN's 5 s)
+# the "stuck" alert's threshold if no rule names one (5 s, docs/METRICS.md)
 DEFAULT_STUCK_S = 5.0
 
 SERVICES = {"node": "promtest_node", "python": "promtest_py", "exit": "promtest_exit",
@@ -105,7 +105,7 @@ SERVICES = {"node": "promtest_node", "python": "promtest_py", "exit": "promtest_
 MEMORY_WINDOW_S = 10
 
 # Labels that describe a process rather than tell its series apart
-# (FLEET_DESIGN.md): an agent restart must not change them, else one loop's
+# (docs/METRICS.md): an agent restart must not change them, else one loop's
 # measurement becomes two series and rate() breaks at the restart.
 ATTRIBUTE_LABELS = ("service", "runtime", "runtime_version", "container_id", "container",
                     "pod_uid", "pod", "role", "agent", "instance", "job")
@@ -1435,7 +1435,7 @@ class PrometheusScenario(swtest.Checks):
                                   for s in r}, counted))
 
     def test_13_identity_labels(self):
-        """The Node loop's series carry the identity of FLEET_DESIGN.md."""
+        """The Node loop's series carry the identity of docs/METRICS.md."""
         r = result_of(self.prom.query("stallwatch_eventloop_iterations_total{pid=\"%d\"}"
                                       % self.node.pid, self.t_end))
         self.assertEqual(len(r), 1, r)
