@@ -53,6 +53,11 @@ STACK_FRAMES = 16384
 # (16 MiB) and what unpack may allocate (SW_BUDGET_MAX_ALLOC, 64 MiB),
 # with the store at its default caps.
 VMHWM_BOUND_KB = 128 * 1024
+# Under AddressSanitizer (scripts/sanitize.sh sets ASAN_OPTIONS) every
+# allocation carries redzones and freed memory sits in quarantine: the
+# collector's peak is ASan's, not ours. The bound is checked in the plain
+# build; the sanitized run checks the rest (refusals, scrapes, reports).
+SANITIZED = bool(os.environ.get("ASAN_OPTIONS"))
 SCRAPE_SANITY_S = 2.0
 
 
@@ -357,16 +362,17 @@ def main():
                   "VmHWM %d MiB; store lock: %s" % (name, len(data), reason or "accepted", dt,
                                                     cpu, hwm // 1024,
                                                     hold_text(n_holds, bound, exact)))
-            if hwm > VMHWM_BOUND_KB:
+            if hwm > VMHWM_BOUND_KB and not SANITIZED:
                 failures.append("%s: VmHWM %d KiB over the documented %d KiB"
                                 % (name, hwm, VMHWM_BOUND_KB))
             s.close()
         scraper.stop = True
         scraper.join(10)
         hwm = status_kb(proc.pid, "VmHWM")
-        print("VmHWM %d MiB (at start %d MiB, bound %d MiB); /metrics answered %d times "
+        print("VmHWM %d MiB (at start %d MiB, bound %d MiB%s); /metrics answered %d times "
               "during the attacks, slowest %.0f ms"
-              % (hwm // 1024, base_kb // 1024, VMHWM_BOUND_KB // 1024, scraper.n,
+              % (hwm // 1024, base_kb // 1024, VMHWM_BOUND_KB // 1024,
+                 ", not checked under ASan" if SANITIZED else "", scraper.n,
                  scraper.worst * 1000))
         _, text = http_get(hport, "/metrics")
         _, n, total, top = holds(text)
