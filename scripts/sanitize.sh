@@ -21,10 +21,13 @@ JOBS=${SW_JOBS:-2}
 LOGS=$DIR/sanitizer-logs
 # The root tests run under the sanitizer: tests/root/test_collector_ingest.py
 # drives the collector with crafted frames, test_e2e.py runs agent +
-# collector + node, test_utf8.py feeds both names cut inside a character.
+# collector + node, test_utf8.py feeds both names cut inside a character,
+# test_hostile_frames.py sends the amplification and worst accepted frames,
+# test_auth.py wrong tokens and a stolen agent id (issue 9).
 # They find the binaries through SW_BUILD (set by ctest).
-TESTS='^(unit\..*|root\.test_collector_ingest|root\.test_e2e|root\.test_utf8)$'
-ROOT_TESTS=(root.test_collector_ingest root.test_e2e root.test_utf8)
+TESTS='^(unit\..*|root\.test_collector_ingest|root\.test_e2e|root\.test_utf8|root\.test_hostile_frames|root\.test_auth)$'
+ROOT_TESTS=(root.test_collector_ingest root.test_e2e root.test_utf8 root.test_hostile_frames
+	root.test_auth)
 
 command -v clang >/dev/null || die "clang not found: run scripts/install-deps.sh"
 # A fresh configure when the directory holds another compiler: CMake would
