@@ -903,6 +903,19 @@ def wait_for(pred, timeout, step=0.2):
     return pred()
 
 
+def until(what, pred, timeout):
+    """pred()'s first true value; an AssertionError naming `what` when it
+    stays false for timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(0.1)
+
+
 def pyenv_pythons(lo=(3, 9), hi=(3, 13)):
     """[(label, path)] for every pyenv CPython lo..hi found."""
     out = []

@@ -32,6 +32,7 @@ import unittest
 
 import swtest
 import swtls
+from swtest import until
 from swtls import TLS_FAILED, UNAUTHORIZED, HttpCollector
 
 HEADER_TIMEOUT = 2
@@ -57,17 +58,6 @@ def setUpModule():
 def tearDownModule():
     if Fixture.work:
         shutil.rmtree(Fixture.work, ignore_errors=True)
-
-
-def until(what, pred, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(0.1)
 
 
 class TokenPlainHttp(unittest.TestCase):

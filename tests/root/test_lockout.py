@@ -42,7 +42,7 @@ import unittest
 
 import swtest
 import swtls
-from swtest import NODE, Lines, free_port, spawn, kill_proc, workload
+from swtest import NODE, Lines, free_port, spawn, kill_proc, until, workload
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_collector_ingest import batch, frame  # noqa: E402  (hand-built frames)
@@ -74,27 +74,11 @@ def scrape(port):
     """{name{labels}: value} of /metrics, as text keys."""
     st, text = get(port, "/metrics")
     assert st == 200, st
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
+    return swtls.parse_metrics(text)
 
 
 def closed(m, reason):
     return m.get('stallwatch_collector_connections_closed_total{reason="%s"}' % reason, 0)
-
-
-def until(what, pred, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(0.1)
 
 
 class Collector:

@@ -38,7 +38,7 @@ import unittest
 import urllib.request
 
 import swtest
-from swtest import NODE, Lines, kill_proc, spawn, workload, overlap_incident
+from swtest import NODE, Lines, kill_proc, spawn, until, workload, overlap_incident
 
 COLLECTOR = os.path.join(swtest.BUILD, "stallwatch-collector")
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -62,17 +62,6 @@ def port():
         finally:
             s.close()
     raise RuntimeError("no free port left in 47100-47199")
-
-
-def until(what, pred, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(0.1)
 
 
 def ossl(*args, cwd):
