@@ -90,7 +90,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 		while (n && line[n - 1] == '.')
 			line[--n] = '\0'; /* the caller's line goes on after it */
 		if (!h->start_err[0])
-			snprintf(h->start_err, sizeof(h->start_err), "%s", line);
+			snprintf(h->start_err, sizeof(h->start_err), "%.*s",
+				 (int)sizeof(h->start_err) - 1, line);
 		return;
 	}
 	if (!strncmp(line, handshake, sizeof(handshake) - 1)) {

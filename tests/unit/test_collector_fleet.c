@@ -11,6 +11,7 @@
 #include "export.h"
 #include "store.h"
 #include "test_collector_helpers.h"
+#include "test_exposition.h"
 #include <criterion/criterion.h>
 #include <stdio.h>
 

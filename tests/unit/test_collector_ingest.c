@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#define _GNU_SOURCE /* memmem, memrchr: test_collector_helpers.h */
 /* Frame reassembly and decoding, bad bytes by reason, the listener's caps. */
 #include "decoder.h"
 #include "frame.h"

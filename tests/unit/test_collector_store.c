@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#define _GNU_SOURCE /* memmem, memrchr: test_collector_helpers.h */
 /* The collector's store: merging deltas, interval gauges, incidents, caps,
  * the Hello rule, and the hashed lookups of every store under churn. */
 #include "procrules.h"

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#define _GNU_SOURCE /* memmem, memrchr: test_collector_helpers.h */
 /*
  * The store applies a batch in slices, judging incidents and summarising
  * loop intervals without its lock (collector/store.h). What a batch leaves

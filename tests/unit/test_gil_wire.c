@@ -13,6 +13,7 @@
 #include "sink.h"
 #include "store.h"
 #include "test_collector_helpers.h"
+#include "test_exposition.h"
 #include "utf8.h"
 #include <criterion/criterion.h>
 #include <json-c/json.h>
