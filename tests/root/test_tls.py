@@ -38,6 +38,7 @@ import unittest
 import urllib.request
 
 import swtest
+import swtls
 from swtest import NODE, Lines, kill_proc, spawn, until, workload, overlap_incident
 
 COLLECTOR = os.path.join(swtest.BUILD, "stallwatch-collector")
@@ -411,4 +412,5 @@ class TLS(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    swtls.need_openssl("test_tls.py")  # skip, or fail under SW_CI=1, without it
     swtest.main()
