@@ -1118,10 +1118,12 @@ class PatternChecks(Checks):
 
     def assertPattern(self, b, i, want, also=()):
         if not (pattern_matches(want, i) or i.get("pattern") in also):
-            self.fail("%s block at %d: pattern %r, expected %r%s; summary %r; advice %r\n%s"
+            self.fail("%s block at %d: pattern %r, expected %r%s; summary %r; advice %r\n%s\n"
+                      "judged from: %d stack samples, gc_share %s, top frames %s"
                       % (b["kind"], b["start_ns"], i.get("pattern"), want,
                          " (or %s)" % ", ".join(also) if also else "", i.get("summary"),
-                         i.get("advice"), incident_str(i)))
+                         i.get("advice"), incident_str(i), i.get("stack_samples", 0),
+                         i.get("gc_share"), (i.get("stack_share") or [])[:12]))
 
     def assertStackHas(self, b, i, pat, what, all_stacks=False):
         frames = stack_frames(i, all_stacks)
