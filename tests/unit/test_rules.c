@@ -114,6 +114,49 @@ Test(rules, node_minor_frames_do_not_dominate)
 	cr_assert_str_eq(classify_f(&f), "node.cpu_bound_callback");
 }
 
+/*
+ * Suite run 4 and 5 (test_patterns, LargeJson): a cold 50 MB JSON.parse
+ * spread its samples over more distinct stacks than the SW_DIAG_STACKS the
+ * agent keeps; the kept ones held under DOMINATES of the weight while the
+ * parser's frames were in 85 % of all samples (the agent's top frames).
+ * The verdict goes by every sample, not by the stacks that travel.
+ */
+Test(rules, node_frames_spread_over_more_stacks_than_kept)
+{
+	static struct sw_diag_stacks st;
+	static char leaf[SW_DIAG_STACKS][32];
+	struct sw_incident_facts f = { .runtime = "node", .duration_ns = 300 * MS,
+				       .oncpu_ns = 300 * MS };
+
+	memset(&st, 0, sizeof(st));
+	st.gc_share = -1;
+	st.samples = 100;
+	st.weight_ns = 300 * MS;
+	st.n_stacks = SW_DIAG_STACKS;
+	for (int k = 0; k < SW_DIAG_STACKS; k++) {
+		snprintf(leaf[k], sizeof(leaf[k]), "v8::internal::Leaf%d", k);
+		st.stacks[k].weight_ns = 9 * MS; /* 8 x 3 % = 24 % of the weight */
+		st.stacks[k].samples = 3;
+		st.stacks[k].frames[0] = leaf[k];
+		st.stacks[k].frames[1] = "v8::internal::JsonParser<unsigned char>::ParseJson";
+		st.stacks[k].frames[2] = "v8::internal::Builtin_JsonParse";
+		st.stacks[k].n_frames = 3;
+	}
+	f.stacks = &st;
+	/* the kept stacks alone: not enough to say JSON */
+	cr_assert_str_eq(classify_f(&f), "node.cpu_bound_callback");
+	/* what the agent counted over every sample */
+	st.n_top = 2;
+	st.top[0] = (struct sw_diag_share){ "v8::internal::JsonParser<unsigned char>::ParseJson",
+					    0.846 };
+	st.top[1] = (struct sw_diag_share){ "v8::internal::Builtin_JsonParse", 0.846 };
+	cr_assert_str_eq(classify_f(&f), "node.large_json");
+	cr_assert(strstr(v.summary, "85%"), "%s", v.summary);
+	/* a frame in few samples does not dominate by the top frames either */
+	st.top[0].share = st.top[1].share = 0.2;
+	cr_assert_str_eq(classify_f(&f), "node.cpu_bound_callback");
+}
+
 static struct sw_diag_syscalls one_sys(const char *name, uint64_t ns, enum sw_fd_kind kind,
 				       uint16_t port, const char *target)
 {
