@@ -246,6 +246,7 @@ static void sample_proc(struct sw_gil *g, struct gproc *p, uint64_t now, bool st
 	uint8_t buf[64];
 	uint64_t holder = 0;
 	int32_t locked = 0;
+	bool changed;
 	uint32_t tid;
 	size_t len = (size_t)G->switch_number + 8;
 	struct gthr *t;
@@ -266,6 +267,12 @@ static void sample_proc(struct sw_gil *g, struct gproc *p, uint64_t now, bool st
 	if (locked != 1 || !holder)
 		return;
 	p->held++;
+	/* a thread that ended may have left its tstate's address to a new
+	 * one: the cache holds from one change of the thread list to the next
+	 * (one 8-byte read a sample; suite run 5 credited a new thread's two
+	 * seconds of GIL to the thread before it at the same address) */
+	if (sw_pyframes__sync_threads(g->spf, p->pid, &changed) == 0 && changed)
+		p->n_ts = p->ts_next = 0;
 	tid = known_tstate(p, holder);
 	if (!tid) {
 		if (sw_pyframes__tid_of(g->spf, p->pid, holder, &tid)) {
@@ -870,6 +877,7 @@ int sw_gil__blame(struct sw_gil *g, uint32_t pid, uint64_t wait_ns, uint32_t dro
 {
 	struct gproc *p = g ? find(g, pid) : NULL;
 	uint32_t tid = 0;
+	bool changed;
 
 	memset(out, 0, offsetof(struct sw_gil_blame, frames));
 	if (!p || !wait_ns)
@@ -882,7 +890,8 @@ int sw_gil__blame(struct sw_gil *g, uint32_t pid, uint64_t wait_ns, uint32_t dro
 	pthread_mutex_lock(&g->mu);
 	tid = known_tstate(p, holder_tstate);
 	pthread_mutex_unlock(&g->mu);
-	if (!tid && sw_pyframes__tid_of(g->mpf, pid, holder_tstate, &tid))
+	if (!tid && (sw_pyframes__sync_threads(g->mpf, pid, &changed) ||
+		     sw_pyframes__tid_of(g->mpf, pid, holder_tstate, &tid)))
 		return 0;
 	out->holder_tid = tid;
 	sw_thread_comm((pid_t)pid, (pid_t)tid, out->holder, sizeof(out->holder));

@@ -716,6 +716,25 @@ int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, ui
 	return 0;
 }
 
+int sw_pyframes__sync_threads(struct sw_pyframes *r, uint32_t pid, bool *changed)
+{
+	struct pf_proc *p;
+	uint64_t head;
+	int err;
+
+	*changed = false;
+	p = ready(r, pid, &err);
+	if (!p)
+		return err;
+	err = sw_tio__read_u64(r->t, (pid_t)p->pid, p->interp + (uint64_t)p->L->interp.threads_head,
+			       &head);
+	if (err || head == p->th_head)
+		return err;
+	err = refresh_threads(r, p);
+	*changed = !err;
+	return err;
+}
+
 int sw_pyframes__tids(struct sw_pyframes *r, uint32_t pid, uint32_t *tids, size_t max, size_t *n)
 {
 	struct pf_proc *p;

@@ -81,6 +81,15 @@ int sw_pyframes__read(struct sw_pyframes *r, uint32_t pid, uint32_t tid, struct 
  * last_holder): 0; -ENOENT when no thread of the list has it (its list is
  * walked again only when it changed); -ESRCH: pid not added. */
 int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, uint32_t *tid);
+/*
+ * Walk pid's thread list again if its head moved since the last walk, and
+ * say whether it did (*changed). A thread's PyThreadState is freed when it
+ * ends, and the next thread's may be allocated at the same address: a
+ * cached tstate -> tid is stale from then on. A new thread state always
+ * goes at the head of the list, so the head moves whenever that can happen.
+ * 0, or the errors of sw_pyframes__tid_of.
+ */
+int sw_pyframes__sync_threads(struct sw_pyframes *r, uint32_t pid, bool *changed);
 /* The tids of pid's Python threads, the list walked now. */
 int sw_pyframes__tids(struct sw_pyframes *r, uint32_t pid, uint32_t *tids, size_t max, size_t *n);
 
