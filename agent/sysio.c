@@ -486,10 +486,20 @@ int sw_sysio_classify_proc(struct sw_tio *t, pid_t pid, int fd, struct sw_diag_s
 		c->kind = SW_FD_FILE;
 		sw_utf8_copy(c->target, sizeof(c->target), link, (size_t)n + 1);
 	} else if (sscanf(link, "socket:[%llu]", &ino) == 1) {
-		if (!net_lookup(t, pid, "tcp", ino, c, SW_FD_TCP) &&
-		    !net_lookup(t, pid, "tcp6", ino, c, SW_FD_TCP) &&
-		    !net_lookup(t, pid, "udp", ino, c, SW_FD_UDP) &&
-		    !net_lookup(t, pid, "udp6", ino, c, SW_FD_UDP) && !unix_lookup(t, pid, ino, c)) {
+		bool found = false;
+
+		/* /proc/net/tcp is no snapshot: read in chunks, it resumes by
+		 * position, and sockets that leave the table meanwhile (a host
+		 * with thousands of TIME_WAIT expiring) shift a live one past
+		 * the reader (suite run 6: a loopback recv named "other
+		 * socket"). Another pass finds it. */
+		for (int pass = 0; pass < 3 && !found; pass++)
+			found = net_lookup(t, pid, "tcp", ino, c, SW_FD_TCP) ||
+				net_lookup(t, pid, "tcp6", ino, c, SW_FD_TCP) ||
+				net_lookup(t, pid, "udp", ino, c, SW_FD_UDP) ||
+				net_lookup(t, pid, "udp6", ino, c, SW_FD_UDP) ||
+				unix_lookup(t, pid, ino, c);
+		if (!found) {
 			c->kind = SW_FD_OTHER;
 			snprintf(c->target, sizeof(c->target), "socket");
 		}
