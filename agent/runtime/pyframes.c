@@ -686,11 +686,27 @@ static struct pf_proc *ready(struct sw_pyframes *r, uint32_t pid, int *err)
 	return *err ? NULL : p;
 }
 
+/* Walk p's thread list again if its head moved since the last walk. */
+static int sync_proc(struct sw_pyframes *r, struct pf_proc *p, bool *changed)
+{
+	uint64_t head;
+	int err;
+
+	*changed = false;
+	err = sw_tio__read_u64(r->t, (pid_t)p->pid, p->interp + (uint64_t)p->L->interp.threads_head,
+			       &head);
+	if (err || head == p->th_head)
+		return err;
+	err = refresh_threads(r, p);
+	*changed = !err;
+	return err;
+}
+
 int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, uint32_t *tid)
 {
 	const struct pf_thread *th;
 	struct pf_proc *p;
-	uint64_t head;
+	bool changed;
 	int err;
 
 	p = ready(r, pid, &err);
@@ -699,16 +715,10 @@ int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, ui
 	th = lookup_tstate(p, tstate);
 	if (!th) {
 		/* a new thread: walk the list again, once per change of it */
-		err = sw_tio__read_u64(r->t, (pid_t)p->pid,
-				       p->interp + (uint64_t)p->L->interp.threads_head, &head);
+		err = sync_proc(r, p, &changed);
 		if (err)
 			return err;
-		if (head == p->th_head)
-			return -ENOENT;
-		err = refresh_threads(r, p);
-		if (err)
-			return err;
-		th = lookup_tstate(p, tstate);
+		th = changed ? lookup_tstate(p, tstate) : NULL;
 		if (!th)
 			return -ENOENT;
 	}
@@ -719,20 +729,13 @@ int sw_pyframes__tid_of(struct sw_pyframes *r, uint32_t pid, uint64_t tstate, ui
 int sw_pyframes__sync_threads(struct sw_pyframes *r, uint32_t pid, bool *changed)
 {
 	struct pf_proc *p;
-	uint64_t head;
 	int err;
 
 	*changed = false;
 	p = ready(r, pid, &err);
 	if (!p)
 		return err;
-	err = sw_tio__read_u64(r->t, (pid_t)p->pid, p->interp + (uint64_t)p->L->interp.threads_head,
-			       &head);
-	if (err || head == p->th_head)
-		return err;
-	err = refresh_threads(r, p);
-	*changed = !err;
-	return err;
+	return sync_proc(r, p, changed);
 }
 
 int sw_pyframes__tids(struct sw_pyframes *r, uint32_t pid, uint32_t *tids, size_t max, size_t *n)
